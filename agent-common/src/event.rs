@@ -1,0 +1,170 @@
+//! Records written to the ring buffer. Every record starts with [`RecordHeader`].
+
+/// Bytes of payload carried by one data record; larger SSL calls are split into several records.
+pub const DATA_CHUNK_BYTES: usize = 16 * 1024;
+/// Hard upper bound of bytes captured from a single SSL call (the runtime cap may be lower).
+pub const MAX_CHUNKS_PER_CALL: usize = 16;
+pub const CAPTURE_LIMIT_BYTES: usize = DATA_CHUNK_BYTES * MAX_CHUNKS_PER_CALL;
+pub const EXEC_FILENAME_BYTES: usize = 256;
+pub const COMM_BYTES: usize = 16;
+
+pub const KIND_DATA: u32 = 1;
+pub const KIND_SOCKET: u32 = 2;
+pub const KIND_CLOSE: u32 = 3;
+pub const KIND_EXEC: u32 = 4;
+pub const KIND_EXIT: u32 = 5;
+
+/// Payload written by the process (SSL_write): for a client the request, for a server the response.
+pub const DIRECTION_EGRESS: u32 = 0;
+/// Payload read by the process (SSL_read).
+pub const DIRECTION_INGRESS: u32 = 1;
+
+pub const ROLE_UNKNOWN: u32 = 0;
+pub const ROLE_CLIENT: u32 = 1;
+pub const ROLE_SERVER: u32 = 2;
+
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
+
+/// `SocketRecord::flags`: the addresses were read from the kernel socket.
+pub const SOCKET_ADDRESSES_KNOWN: u32 = 1;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordHeader {
+    pub kind: u32,
+    pub _pad: u32,
+    /// CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns).
+    pub timestamp_ns: u64,
+    /// tgid << 32 | tid, as bpf_get_current_pid_tgid returns it.
+    pub pid_tgid: u64,
+}
+
+/// Plaintext moved by one SSL call (or one chunk of it). `payload_len` bytes follow the struct.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataRecord {
+    pub header: RecordHeader,
+    /// The `SSL *` of the call: with the tgid it names one TLS stream.
+    pub ssl: u64,
+    /// Offset of the first payload byte within this direction of the stream. Offsets advance by
+    /// the whole call length even when bytes were not captured, so userspace can see gaps.
+    pub stream_offset: u64,
+    /// Bytes the SSL call moved in total.
+    pub call_len: u32,
+    /// Bytes of payload in this record.
+    pub payload_len: u32,
+    pub direction: u32,
+    /// Socket fd if the kernel has already tied this stream to one, else -1.
+    pub fd: i32,
+    /// Attach cookie of the probe: identifies the library file in userspace.
+    pub library_id: u32,
+    pub _pad: u32,
+    pub comm: [u8; COMM_BYTES],
+}
+
+/// The kernel tied a TLS stream to a socket fd (the first syscall nested in an SSL call).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketRecord {
+    pub header: RecordHeader,
+    pub ssl: u64,
+    pub fd: i32,
+    pub role: u32,
+    pub flags: u32,
+    pub family: u16,
+    /// Host byte order.
+    pub local_port: u16,
+    /// Host byte order.
+    pub remote_port: u16,
+    pub _pad: [u8; 6],
+    /// IPv4 in the first four bytes, network order; IPv6 all sixteen.
+    pub local_addr: [u8; 16],
+    pub remote_addr: [u8; 16],
+}
+
+/// A socket that carried a TLS stream was closed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseRecord {
+    pub header: RecordHeader,
+    pub ssl: u64,
+    pub fd: i32,
+    pub _pad: u32,
+}
+
+/// A process called execve; lets userspace find new libraries and name short-lived processes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecRecord {
+    pub header: RecordHeader,
+    pub comm: [u8; COMM_BYTES],
+    pub filename: [u8; EXEC_FILENAME_BYTES],
+}
+
+/// A whole process (thread group) exited.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitRecord {
+    pub header: RecordHeader,
+}
+
+/// Per-CPU counters in the COUNTERS array, indexed by these constants.
+pub mod counter {
+    /// Records lost because the ring buffer was full.
+    pub const RINGBUF_FULL_RECORDS: u32 = 0;
+    /// Payload bytes lost because the ring buffer was full.
+    pub const RINGBUF_FULL_BYTES: u32 = 1;
+    /// Bytes of SSL calls beyond the per-call capture cap.
+    pub const TRUNCATED_BYTES: u32 = 2;
+    /// Payload reads from process memory that failed (bytes not captured).
+    pub const READ_FAULT_BYTES: u32 = 3;
+    /// In-flight SSL calls not tracked because the call table was full.
+    pub const CALL_TABLE_FULL: u32 = 4;
+    /// Stream or socket table insertions that failed.
+    pub const STREAM_TABLE_FULL: u32 = 5;
+    /// SSL entry probe hits.
+    pub const SSL_ENTRY_HITS: u32 = 6;
+    /// SSL return probe hits.
+    pub const SSL_RETURN_HITS: u32 = 7;
+    /// Data records submitted.
+    pub const DATA_RECORDS: u32 = 8;
+    /// Forced ring-buffer wakeups.
+    pub const WAKEUPS: u32 = 9;
+    /// Non-data records lost because the ring buffer was full.
+    pub const RINGBUF_FULL_CONTROL: u32 = 10;
+    pub const COUNT: u32 = 11;
+}
+
+/// Kernel struct member offsets (bytes) resolved from BTF in userspace. `valid == 1` once filled.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub valid: u32,
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdtable_max_fds: u32,
+    pub fdtable_fd: u32,
+    pub file_private_data: u32,
+    pub socket_file: u32,
+    pub socket_sk: u32,
+    pub skc_family: u32,
+    pub skc_daddr: u32,
+    pub skc_rcv_saddr: u32,
+    pub skc_dport: u32,
+    pub skc_num: u32,
+    pub skc_v6_daddr: u32,
+    pub skc_v6_rcv_saddr: u32,
+    pub _pad: u32,
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<RecordHeader>() == 24);
+    assert!(core::mem::size_of::<DataRecord>() == 80);
+    assert!(core::mem::size_of::<SocketRecord>() == 88);
+    assert!(core::mem::size_of::<CloseRecord>() == 40);
+    assert!(core::mem::size_of::<ExecRecord>() == 296);
+    assert!(core::mem::size_of::<ExitRecord>() == 24);
+    assert!(core::mem::size_of::<KernelOffsets>() == 64);
+    assert!(DATA_CHUNK_BYTES.is_power_of_two());
+};

@@ -1,0 +1,38 @@
+//! Names of maps, programs and globals, used by both halves so a rename cannot split them.
+
+pub const MAP_EVENTS: &str = "EVENTS";
+pub const MAP_COUNTERS: &str = "COUNTERS";
+
+pub const PROG_SSL_READ_ENTRY: &str = "ssl_read_entry";
+pub const PROG_SSL_READ_EX_ENTRY: &str = "ssl_read_ex_entry";
+pub const PROG_SSL_WRITE_ENTRY: &str = "ssl_write_entry";
+pub const PROG_SSL_WRITE_EX_ENTRY: &str = "ssl_write_ex_entry";
+pub const PROG_SSL_RETURN: &str = "ssl_return";
+
+/// Syscall tracepoints that may run nested inside an SSL call and reveal its socket fd.
+pub const SOCKET_IO_SYSCALLS: [(&str, &str); 8] = [
+    ("sys_enter_read", "sys_enter_read"),
+    ("sys_enter_write", "sys_enter_write"),
+    ("sys_enter_readv", "sys_enter_readv"),
+    ("sys_enter_writev", "sys_enter_writev"),
+    ("sys_enter_recvfrom", "sys_enter_recvfrom"),
+    ("sys_enter_sendto", "sys_enter_sendto"),
+    ("sys_enter_recvmsg", "sys_enter_recvmsg"),
+    ("sys_enter_sendmsg", "sys_enter_sendmsg"),
+];
+/// (program, category, tracepoint) for connection lifetime and process tracking.
+pub const LIFETIME_TRACEPOINTS: [(&str, &str, &str); 7] = [
+    ("sys_enter_connect", "syscalls", "sys_enter_connect"),
+    ("sys_exit_connect", "syscalls", "sys_exit_connect"),
+    ("sys_exit_accept", "syscalls", "sys_exit_accept"),
+    ("sys_exit_accept4", "syscalls", "sys_exit_accept4"),
+    ("sys_enter_close", "syscalls", "sys_enter_close"),
+    ("sched_process_exec", "sched", "sched_process_exec"),
+    ("sched_process_exit", "sched", "sched_process_exit"),
+];
+
+pub const GLOBAL_CAPTURE_MAX_BYTES: &str = "CAPTURE_MAX_BYTES";
+pub const GLOBAL_WAKEUP_BYTES: &str = "WAKEUP_BYTES";
+pub const GLOBAL_AGENT_TGID: &str = "AGENT_TGID";
+/// Kernel struct offsets resolved from BTF by userspace; zero means unknown.
+pub const GLOBAL_KERNEL_OFFSETS: &str = "KERNEL_OFFSETS";

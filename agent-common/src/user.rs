@@ -1,0 +1,44 @@
+//! Userspace-only helpers: aya `Pod` impls are in the agent (orphan rules); here, safe decoding.
+
+use crate::event::{
+    CloseRecord, DataRecord, ExecRecord, ExitRecord, KIND_CLOSE, KIND_DATA, KIND_EXEC, KIND_EXIT,
+    KIND_SOCKET, RecordHeader, SocketRecord,
+};
+
+/// Marker for record structs made only of integers and byte arrays: every bit pattern is valid.
+///
+/// # Safety
+/// Implementors must be `#[repr(C)]`, contain no padding the compiler may rely on, no references,
+/// bools, enums or floats.
+pub unsafe trait PlainRecord: Copy {}
+unsafe impl PlainRecord for RecordHeader {}
+unsafe impl PlainRecord for DataRecord {}
+unsafe impl PlainRecord for SocketRecord {}
+unsafe impl PlainRecord for CloseRecord {}
+unsafe impl PlainRecord for ExecRecord {}
+unsafe impl PlainRecord for ExitRecord {}
+
+/// Reads a `T` from the start of `bytes`, or `None` when too short. Never panics.
+pub fn read_record<T: PlainRecord>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < core::mem::size_of::<T>() {
+        return None;
+    }
+    // SAFETY: length checked above; T is plain data (PlainRecord) so any bytes form a valid T;
+    // read_unaligned copes with the ring buffer's 8-byte alignment.
+    Some(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// Name of a record kind, for diagnostics.
+pub fn kind_name(kind: u32) -> &'static str {
+    match kind {
+        KIND_DATA => "data",
+        KIND_SOCKET => "socket",
+        KIND_CLOSE => "close",
+        KIND_EXEC => "exec",
+        KIND_EXIT => "exit",
+        _ => "unknown",
+    }
+}
+
+// SAFETY: plain repr(C) integers, no implicit padding (asserted in event.rs).
+unsafe impl aya::Pod for crate::event::KernelOffsets {}

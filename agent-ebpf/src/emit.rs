@@ -1,0 +1,142 @@
+//! Writing to the ring buffer: counters, wakeup batching, and bounded payload chunking.
+
+use agent_common::event::{
+    DATA_CHUNK_BYTES, DataRecord, KIND_DATA, MAX_CHUNKS_PER_CALL, RecordHeader, counter,
+};
+use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+        generated::bpf_probe_read_user, generated::bpf_ringbuf_output,
+    },
+};
+
+use crate::maps::{COUNTERS, DATA_SCRATCH, EVENTS, capture_max_bytes, wakeup_bytes};
+
+#[inline(always)]
+pub fn bump(index: u32, by: u64) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(index) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU while we run.
+        unsafe { *slot += by };
+    }
+}
+
+#[inline(always)]
+pub fn header(kind: u32) -> RecordHeader {
+    RecordHeader {
+        kind,
+        _pad: 0,
+        // SAFETY: helper without preconditions.
+        timestamp_ns: unsafe { bpf_ktime_get_ns() },
+        pid_tgid: bpf_get_current_pid_tgid(),
+    }
+}
+
+/// Submit without waking the consumer (it polls on a short interval) unless enough data is
+/// pending that it should start draining now: a wakeup per record would cost ~4.6 µs each.
+#[inline(always)]
+fn submit_flags() -> u64 {
+    if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= wakeup_bytes() {
+        bump(counter::WAKEUPS, 1);
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    }
+}
+
+/// Emits a small fixed-size control record, counting it if the ring is full.
+#[inline(always)]
+pub fn emit_control<T>(record: &T) {
+    if EVENTS.output::<T>(record, submit_flags()).is_err() {
+        bump(counter::RINGBUF_FULL_CONTROL, 1);
+    }
+}
+
+pub struct Payload {
+    pub ssl: u64,
+    pub buf: u64,
+    pub len: u64,
+    pub stream_offset: u64,
+    pub direction: u32,
+    pub fd: i32,
+    pub library_id: u32,
+}
+
+/// Copies up to the capture cap of a call's payload into as many records as it needs. Each
+/// record carries its offset in the stream; bytes that are not captured only advance offsets.
+#[inline(always)]
+pub fn emit_payload(payload: &Payload) {
+    let Some(scratch) = DATA_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    let cap = if payload.len < capture_max_bytes() {
+        payload.len
+    } else {
+        capture_max_bytes()
+    };
+    if payload.len > cap {
+        bump(counter::TRUNCATED_BYTES, payload.len - cap);
+    }
+    // SAFETY: scratch points to this CPU's DataScratch slot.
+    let scratch = unsafe { &mut *scratch };
+    scratch.record = DataRecord {
+        header: header(KIND_DATA),
+        ssl: payload.ssl,
+        stream_offset: payload.stream_offset,
+        call_len: if payload.len > u32::MAX as u64 {
+            u32::MAX
+        } else {
+            payload.len as u32
+        },
+        payload_len: 0,
+        direction: payload.direction,
+        fd: payload.fd,
+        library_id: payload.library_id,
+        _pad: 0,
+        comm: bpf_get_current_comm().unwrap_or([0u8; 16]),
+    };
+    for chunk in 0..MAX_CHUNKS_PER_CALL {
+        let done = (chunk * DATA_CHUNK_BYTES) as u64;
+        if done >= cap {
+            break;
+        }
+        let remaining = cap - done;
+        // Keep the length provably within [1, DATA_CHUNK_BYTES] for the verifier.
+        let len = if remaining > DATA_CHUNK_BYTES as u64 {
+            DATA_CHUNK_BYTES as u64
+        } else {
+            remaining
+        };
+        let len = ((len - 1) & (DATA_CHUNK_BYTES as u64 - 1)) + 1;
+        // SAFETY: destination is the scratch payload (DATA_CHUNK_BYTES long), len is bounded.
+        let read = unsafe {
+            bpf_probe_read_user(
+                scratch.payload.as_mut_ptr().cast(),
+                len as u32,
+                (payload.buf + done) as *const _,
+            )
+        };
+        if read != 0 {
+            bump(counter::READ_FAULT_BYTES, len);
+            continue;
+        }
+        scratch.record.stream_offset = payload.stream_offset + done;
+        scratch.record.payload_len = len as u32;
+        let total = core::mem::size_of::<DataRecord>() as u64 + len;
+        // SAFETY: the scratch slot holds header + DATA_CHUNK_BYTES; total never exceeds it.
+        let ret = unsafe {
+            bpf_ringbuf_output(
+                (&raw const EVENTS).cast_mut().cast(),
+                (scratch as *mut crate::maps::DataScratch).cast(),
+                total,
+                submit_flags(),
+            )
+        };
+        if ret != 0 {
+            bump(counter::RINGBUF_FULL_RECORDS, 1);
+            bump(counter::RINGBUF_FULL_BYTES, len);
+        } else {
+            bump(counter::DATA_RECORDS, 1);
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Maps and globals. Sizes here are defaults; the loader may resize EVENTS.
+
+use agent_common::event::{
+    CAPTURE_LIMIT_BYTES, DATA_CHUNK_BYTES, DataRecord, ExecRecord, KernelOffsets, counter,
+};
+use aya_ebpf::{
+    macros::map,
+    maps::{LruHashMap, PerCpuArray, RingBuf},
+};
+
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
+
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+/// In-flight SSL call per thread (pid_tgid): set at entry, consumed at return.
+#[map]
+pub static CALLS: LruHashMap<u64, SslCall> = LruHashMap::with_max_entries(16384, 0);
+
+/// Per TLS stream (tgid, SSL*): socket fd and byte offsets of both directions.
+#[map]
+pub static STREAMS: LruHashMap<StreamKey, StreamState> = LruHashMap::with_max_entries(65536, 0);
+
+/// Per socket (tgid << 32 | fd): role from connect/accept and the SSL* bound to it.
+#[map]
+pub static SOCKETS: LruHashMap<u64, SocketState> = LruHashMap::with_max_entries(65536, 0);
+
+/// connect() in progress per thread: the fd, until sys_exit_connect tells whether it worked.
+#[map]
+pub static CONNECTING: LruHashMap<u64, u64> = LruHashMap::with_max_entries(8192, 0);
+
+/// Per-CPU staging area for one data record (too big for the 512-byte eBPF stack).
+#[map]
+pub static DATA_SCRATCH: PerCpuArray<DataScratch> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+pub static EXEC_SCRATCH: PerCpuArray<ExecRecord> = PerCpuArray::with_max_entries(1, 0);
+
+/// Bytes captured from one SSL call at most (set by the loader; clamped to CAPTURE_LIMIT_BYTES).
+#[unsafe(no_mangle)]
+pub static CAPTURE_MAX_BYTES: u32 = CAPTURE_LIMIT_BYTES as u32;
+
+/// Force a consumer wakeup once this many bytes are pending; below it submits do not wake.
+#[unsafe(no_mangle)]
+pub static WAKEUP_BYTES: u64 = 256 * 1024;
+
+#[unsafe(no_mangle)]
+pub static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
+    valid: 0,
+    task_files: 0,
+    files_fdt: 0,
+    fdtable_max_fds: 0,
+    fdtable_fd: 0,
+    file_private_data: 0,
+    socket_file: 0,
+    socket_sk: 0,
+    skc_family: 0,
+    skc_daddr: 0,
+    skc_rcv_saddr: 0,
+    skc_dport: 0,
+    skc_num: 0,
+    skc_v6_daddr: 0,
+    skc_v6_rcv_saddr: 0,
+    _pad: 0,
+};
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SslCall {
+    pub ssl: u64,
+    pub buf: u64,
+    /// `size_t *` out-argument of the `_ex` functions.
+    pub len_out: u64,
+    pub direction: u32,
+    pub is_ex: u32,
+    pub library_id: u32,
+    /// Set once a nested syscall has reported the fd, so later syscalls in the call skip work.
+    pub fd_seen: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct StreamKey {
+    pub tgid: u64,
+    pub ssl: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct StreamState {
+    pub fd: i64,
+    pub egress_offset: u64,
+    pub ingress_offset: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SocketState {
+    pub ssl: u64,
+    pub role: u32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+pub struct DataScratch {
+    pub record: DataRecord,
+    pub payload: [u8; DATA_CHUNK_BYTES],
+}
+
+#[inline(always)]
+pub fn capture_max_bytes() -> u64 {
+    // SAFETY: a global the loader may rewrite before load; volatile keeps it from being folded.
+    let configured = unsafe { core::ptr::read_volatile(&CAPTURE_MAX_BYTES) } as u64;
+    if configured > CAPTURE_LIMIT_BYTES as u64 {
+        CAPTURE_LIMIT_BYTES as u64
+    } else {
+        configured
+    }
+}
+
+#[inline(always)]
+pub fn wakeup_bytes() -> u64 {
+    // SAFETY: as above.
+    unsafe { core::ptr::read_volatile(&WAKEUP_BYTES) }
+}
+
+#[inline(always)]
+pub fn kernel_offsets() -> KernelOffsets {
+    // SAFETY: as above.
+    unsafe { core::ptr::read_volatile(&KERNEL_OFFSETS) }
+}

@@ -1,0 +1,146 @@
+//! Uprobes on OpenSSL's SSL_read / SSL_read_ex / SSL_write / SSL_write_ex.
+//!
+//! Entry records the arguments per thread; the shared return probe learns how many bytes the
+//! call really moved and copies exactly those. Capturing writes at entry would be one probe hit
+//! cheaper but wrong: a non-blocking SSL_write that returns WANT_WRITE is retried with the same
+//! buffer, and partial writes move fewer bytes than asked; only the return value says.
+
+use agent_common::event::{DIRECTION_EGRESS, DIRECTION_INGRESS, counter};
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user, generated::bpf_get_attach_cookie},
+    macros::{uprobe, uretprobe},
+    programs::{ProbeContext, RetProbeContext},
+};
+
+use crate::{
+    emit::{Payload, bump, emit_payload},
+    maps::{CALLS, STREAMS, SslCall, StreamKey, StreamState},
+};
+
+#[uprobe]
+pub fn ssl_read_entry(ctx: ProbeContext) -> u32 {
+    enter(&ctx, DIRECTION_INGRESS, false);
+    0
+}
+
+#[uprobe]
+pub fn ssl_read_ex_entry(ctx: ProbeContext) -> u32 {
+    enter(&ctx, DIRECTION_INGRESS, true);
+    0
+}
+
+#[uprobe]
+pub fn ssl_write_entry(ctx: ProbeContext) -> u32 {
+    enter(&ctx, DIRECTION_EGRESS, false);
+    0
+}
+
+#[uprobe]
+pub fn ssl_write_ex_entry(ctx: ProbeContext) -> u32 {
+    enter(&ctx, DIRECTION_EGRESS, true);
+    0
+}
+
+#[inline(always)]
+fn enter(ctx: &ProbeContext, direction: u32, is_ex: bool) {
+    bump(counter::SSL_ENTRY_HITS, 1);
+    let (Some(ssl), Some(buf)) = (ctx.arg::<u64>(0), ctx.arg::<u64>(1)) else {
+        return;
+    };
+    let len_out = if is_ex {
+        ctx.arg::<u64>(3).unwrap_or(0)
+    } else {
+        0
+    };
+    let call = SslCall {
+        ssl,
+        buf,
+        len_out,
+        direction,
+        is_ex: is_ex as u32,
+        // SAFETY: helper valid in uprobe context; 0 when no cookie was set.
+        library_id: unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32,
+        fd_seen: 0,
+    };
+    if CALLS.insert(&bpf_get_current_pid_tgid(), &call, 0).is_err() {
+        bump(counter::CALL_TABLE_FULL, 1);
+    }
+}
+
+#[uretprobe]
+pub fn ssl_return(ctx: RetProbeContext) -> u32 {
+    bump(counter::SSL_RETURN_HITS, 1);
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // SAFETY: the value is copied out before the entry is removed.
+    let Some(call) = (unsafe { CALLS.get(&pid_tgid) }).copied() else {
+        return 0;
+    };
+    let _ = CALLS.remove(&pid_tgid);
+    // All four functions return int.
+    let ret = ctx.ret::<u64>() as i32;
+    let len = if call.is_ex != 0 {
+        if ret != 1 || call.len_out == 0 {
+            return 0;
+        }
+        // SAFETY: reading a size_t from the caller's memory; failure means nothing to capture.
+        match unsafe { bpf_probe_read_user(call.len_out as *const u64) } {
+            Ok(n) => n,
+            Err(_) => return 0,
+        }
+    } else if ret > 0 {
+        ret as u64
+    } else {
+        return 0;
+    };
+    if len == 0 {
+        return 0;
+    }
+    let key = StreamKey {
+        tgid: pid_tgid >> 32,
+        ssl: call.ssl,
+    };
+    let (fd, stream_offset) = match STREAMS.get_ptr_mut(&key) {
+        Some(state) => {
+            // SAFETY: map value pointer; concurrent updates from another thread of the same
+            // process on the same SSL* are already a bug in the application.
+            let state = unsafe { &mut *state };
+            let offset = if call.direction == DIRECTION_EGRESS {
+                let o = state.egress_offset;
+                state.egress_offset = o + len;
+                o
+            } else {
+                let o = state.ingress_offset;
+                state.ingress_offset = o + len;
+                o
+            };
+            (state.fd as i32, offset)
+        }
+        None => {
+            let mut state = StreamState {
+                fd: -1,
+                egress_offset: 0,
+                ingress_offset: 0,
+            };
+            if call.direction == DIRECTION_EGRESS {
+                state.egress_offset = len;
+            } else {
+                state.ingress_offset = len;
+            }
+            if STREAMS.insert(&key, &state, 0).is_err() {
+                bump(counter::STREAM_TABLE_FULL, 1);
+            }
+            (-1, 0)
+        }
+    };
+    emit_payload(&Payload {
+        ssl: call.ssl,
+        buf: call.buf,
+        len,
+        stream_offset,
+        direction: call.direction,
+        fd,
+        library_id: call.library_id,
+    });
+    0
+}

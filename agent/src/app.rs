@@ -1,0 +1,133 @@
+//! Start-up: checks, kernel offsets, eBPF load and attach, library discovery, then the loop.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+use crate::{
+    config::Config,
+    conn::{ConnTable, TableLimits},
+    http::h1::Limits,
+    kernel_offsets,
+    loader::{self, LoadOptions},
+    pipeline::Pipeline,
+    probes::{Attacher, discovery},
+    reader::{Loop, monotonic_now_ns},
+};
+
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+fn ensure_tracefs() {
+    if std::path::Path::new(TRACEFS).join("events").exists() {
+        return;
+    }
+    log::info!("tracefs not mounted; mounting it at {TRACEFS}");
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tracefs", "nodev", TRACEFS])
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        log::warn!("could not mount tracefs at {TRACEFS}; tracepoint attach may fail");
+    }
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: buffer and its length are valid.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    crate::decode::c_string(&buf)
+}
+
+fn monotonic_to_unix_ns() -> i128 {
+    let mono = monotonic_now_ns() as i128;
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0);
+    unix - mono
+}
+
+pub fn run(config: Config) -> anyhow::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "cleartap must run as root: loading eBPF programs and uprobes needs CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE (or CAP_SYS_ADMIN)"
+        );
+    }
+    ensure_tracefs();
+    let offsets = match kernel_offsets::resolve(kernel_offsets::VMLINUX_BTF) {
+        Ok(o) => o,
+        Err(e) => {
+            log::warn!("{e}; local/remote addresses will be reported as null");
+            Default::default()
+        }
+    };
+    let mut ebpf = loader::load(&LoadOptions {
+        capture_max_bytes: config.capture_max_bytes,
+        wakeup_bytes: config.wakeup_bytes,
+        ring_buffer_bytes: config.ring_buffer_mib * 1024 * 1024,
+        offsets,
+    })?;
+    let tracepoints = loader::attach_tracepoints(&mut ebpf)?;
+    Attacher::load_programs(&mut ebpf)?;
+
+    let mut attacher = Attacher::default();
+    let mut candidates: Vec<(std::path::PathBuf, Option<u32>)> = Vec::new();
+    candidates.extend(config.libraries.iter().map(|p| (p.clone(), None)));
+    candidates.extend(
+        discovery::libssl_in_linker_cache()
+            .into_iter()
+            .map(|p| (p, None)),
+    );
+    for pid in discovery::all_pids() {
+        candidates.extend(
+            discovery::libssl_of_process(pid)
+                .into_iter()
+                .map(|p| (p, Some(pid))),
+        );
+    }
+    for (path, pid) in candidates {
+        if let Err(e) = attacher.attach(&mut ebpf, &path, pid) {
+            if config.libraries.contains(&path) {
+                return Err(e).context("attaching to a library given with --library");
+            }
+            log::warn!("{e}");
+        }
+    }
+    if attacher.libraries().is_empty() {
+        log::warn!(
+            "no OpenSSL libssl found yet; new processes are watched and attached when they map one"
+        );
+    }
+    log::info!(
+        "probes live: {tracepoints} tracepoints, {} TLS libraries; capture cap {} bytes per call, ring buffer {} MiB",
+        attacher.libraries().len(),
+        config.capture_max_bytes,
+        config.ring_buffer_mib
+    );
+
+    let limits = TableLimits {
+        max_streams: config.max_streams as usize,
+        idle_timeout_ns: config.idle_timeout_secs.saturating_mul(1_000_000_000),
+        http: Limits {
+            body_prefix_bytes: config.body_prefix_bytes as usize,
+            ..Limits::default()
+        },
+    };
+    let pipeline = Pipeline::new(ConnTable::new(limits), hostname(), monotonic_to_unix_ns());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(
+        Loop {
+            ebpf,
+            attacher,
+            pipeline,
+            poll_interval: Duration::from_millis(config.poll_interval_ms),
+        }
+        .run(),
+    )
+}

@@ -1,0 +1,77 @@
+//! Agent configuration (command-line flags and their environment variables).
+
+use clap::Parser;
+
+use agent_common::event::CAPTURE_LIMIT_BYTES;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "cleartap",
+    version,
+    about = "See the HTTP traffic of every process on this host in clear text, TLS included.",
+    long_about = "cleartap loads eBPF programs that read plaintext at OpenSSL's SSL_read/SSL_write \
+(before encryption, after decryption), ties it to sockets with syscall tracepoints, rebuilds \
+HTTP/1.x exchanges and prints one JSON object per exchange on stdout. Diagnostics go to stderr. \
+Needs root (CAP_BPF + CAP_PERFMON + CAP_SYS_PTRACE, or CAP_SYS_ADMIN). Stop with Ctrl-C or \
+SIGTERM: probes are detached and an exit summary with every drop counter is logged.",
+    after_help = "Log verbosity: RUST_LOG=debug|info|warn (default info)."
+)]
+pub struct Config {
+    /// Bytes of each request/response body to include in events (0 = none). Bodies may hold
+    /// secrets; enable only where needed.
+    #[arg(long, env = "CLEARTAP_BODY_PREFIX_BYTES", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=65536))]
+    pub body_prefix_bytes: u32,
+
+    /// Bytes captured from one SSL_read/SSL_write call at most; the rest is counted as truncated.
+    #[arg(long, env = "CLEARTAP_CAPTURE_MAX_BYTES", default_value_t = CAPTURE_LIMIT_BYTES as u32,
+          value_parser = clap::value_parser!(u32).range(1..=CAPTURE_LIMIT_BYTES as i64))]
+    pub capture_max_bytes: u32,
+
+    /// Size of the kernel→agent ring buffer in MiB (power of two).
+    #[arg(long, env = "CLEARTAP_RING_BUFFER_MIB", default_value_t = 16, value_parser = parse_ring_mib)]
+    pub ring_buffer_mib: u32,
+
+    /// How often the agent drains the ring buffer when not woken by a full batch, in ms.
+    #[arg(long, env = "CLEARTAP_POLL_INTERVAL_MS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub poll_interval_ms: u64,
+
+    /// Pending bytes in the ring buffer that make the kernel wake the agent early.
+    #[arg(long, env = "CLEARTAP_WAKEUP_BYTES", default_value_t = 256 * 1024)]
+    pub wakeup_bytes: u64,
+
+    /// Concurrent TLS streams tracked at most; the longest idle is evicted (and counted).
+    #[arg(long, env = "CLEARTAP_MAX_STREAMS", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_streams: u64,
+
+    /// Seconds without traffic after which a stream is dropped and its pending requests reported.
+    #[arg(long, env = "CLEARTAP_IDLE_TIMEOUT_SECS", default_value_t = 300)]
+    pub idle_timeout_secs: u64,
+
+    /// Extra OpenSSL libssl file to attach to (besides those discovered). Repeatable.
+    #[arg(long = "library", value_name = "PATH")]
+    pub libraries: Vec<std::path::PathBuf>,
+}
+
+fn parse_ring_mib(s: &str) -> Result<u32, String> {
+    let n: u32 = s.parse().map_err(|e| format!("{e}"))?;
+    if !(1..=1024).contains(&n) || !n.is_power_of_two() {
+        return Err("must be a power of two between 1 and 1024".into());
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_validation() {
+        let c = Config::try_parse_from(["cleartap"]).expect("defaults parse");
+        assert_eq!(c.body_prefix_bytes, 0);
+        assert_eq!(c.ring_buffer_mib, 16);
+        let err =
+            Config::try_parse_from(["cleartap", "--ring-buffer-mib", "3"]).expect_err("rejected");
+        assert!(err.to_string().contains("power of two"), "{err}");
+        assert!(Config::try_parse_from(["cleartap", "--capture-max-bytes", "0"]).is_err());
+    }
+}

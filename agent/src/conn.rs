@@ -1,0 +1,369 @@
+//! Connection table: one entry per TLS stream (tgid, SSL*), reassembling each direction by byte
+//! offset and feeding the HTTP parsers. Bounded in entries and idle time; every eviction, gap and
+//! parse error is counted.
+
+use std::collections::HashMap;
+
+use agent_common::event::{
+    DIRECTION_EGRESS, DIRECTION_INGRESS, DataRecord, ROLE_CLIENT, ROLE_SERVER, ROLE_UNKNOWN,
+    SOCKET_ADDRESSES_KNOWN, SocketRecord,
+};
+
+use crate::http::{
+    exchange::{Exchange, Pairing},
+    h1::{Limits, StreamKind, StreamParser},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StreamId {
+    pub tgid: u32,
+    pub ssl: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Server,
+    Unknown,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Client => "client",
+            Role::Server => "server",
+            Role::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoints {
+    pub local: std::net::SocketAddr,
+    pub remote: std::net::SocketAddr,
+}
+
+/// What is known of the connection when an exchange is reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnInfo {
+    pub tgid: u32,
+    pub tid: u32,
+    pub comm: String,
+    pub fd: Option<i32>,
+    pub role: Role,
+    pub endpoints: Option<Endpoints>,
+    pub library_id: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnExchange {
+    pub conn: ConnInfo,
+    pub exchange: Exchange,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ConnStats {
+    pub streams_opened: u64,
+    pub streams_evicted: u64,
+    pub streams_idle_expired: u64,
+    pub gap_events: u64,
+    pub gap_bytes: u64,
+    pub duplicate_bytes: u64,
+    pub parse_errors: u64,
+    pub desyncs: u64,
+    pub exchanges: u64,
+    pub requests_without_response: u64,
+    pub responses_without_request: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TableLimits {
+    pub max_streams: usize,
+    pub idle_timeout_ns: u64,
+    pub http: Limits,
+}
+
+impl Default for TableLimits {
+    fn default() -> Self {
+        Self {
+            max_streams: 16_384,
+            idle_timeout_ns: 300 * 1_000_000_000,
+            http: Limits::default(),
+        }
+    }
+}
+
+struct Direction {
+    next_offset: u64,
+    parser: StreamParser,
+}
+
+struct Conn {
+    info: ConnInfo,
+    dirs: [Direction; 2],
+    pairing: Pairing,
+    last_seen_ns: u64,
+}
+
+impl Conn {
+    fn new(id: StreamId, limits: &TableLimits) -> Self {
+        let dir = || Direction {
+            next_offset: 0,
+            parser: StreamParser::new(limits.http),
+        };
+        Self {
+            info: ConnInfo {
+                tgid: id.tgid,
+                tid: id.tgid,
+                comm: String::new(),
+                fd: None,
+                role: Role::Unknown,
+                endpoints: None,
+                library_id: 0,
+            },
+            dirs: [dir(), dir()],
+            pairing: Pairing::default(),
+            last_seen_ns: 0,
+        }
+    }
+}
+
+pub struct ConnTable {
+    conns: HashMap<StreamId, Conn>,
+    limits: TableLimits,
+    pub stats: ConnStats,
+}
+
+fn direction_index(direction: u32) -> Option<usize> {
+    match direction {
+        DIRECTION_EGRESS => Some(0),
+        DIRECTION_INGRESS => Some(1),
+        _ => None,
+    }
+}
+
+impl ConnTable {
+    pub fn new(limits: TableLimits) -> Self {
+        Self {
+            conns: HashMap::new(),
+            limits,
+            stats: ConnStats::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    fn entry(&mut self, id: StreamId, now_ns: u64, out: &mut Vec<ConnExchange>) -> &mut Conn {
+        if !self.conns.contains_key(&id) && self.conns.len() >= self.limits.max_streams {
+            // Evict the stream idle the longest; its pending requests are reported.
+            if let Some(oldest) = self
+                .conns
+                .iter()
+                .min_by_key(|(_, c)| c.last_seen_ns)
+                .map(|(k, _)| *k)
+            {
+                self.stats.streams_evicted += 1;
+                self.close(oldest, out);
+            }
+        }
+        let limits = self.limits;
+        let stats = &mut self.stats;
+        let conn = self.conns.entry(id).or_insert_with(|| {
+            stats.streams_opened += 1;
+            Conn::new(id, &limits)
+        });
+        conn.last_seen_ns = conn.last_seen_ns.max(now_ns);
+        conn
+    }
+
+    pub fn on_socket(&mut self, record: &SocketRecord, out: &mut Vec<ConnExchange>) {
+        let id = StreamId {
+            tgid: (record.header.pid_tgid >> 32) as u32,
+            ssl: record.ssl,
+        };
+        if self
+            .conns
+            .get(&id)
+            .is_some_and(|c| c.info.fd.is_some_and(|fd| fd != record.fd))
+        {
+            // Same SSL* on another socket without a close seen: a new connection.
+            self.close(id, out);
+        }
+        let conn = self.entry(id, record.header.timestamp_ns, out);
+        conn.info.fd = Some(record.fd);
+        conn.info.role = match record.role {
+            ROLE_CLIENT => Role::Client,
+            ROLE_SERVER => Role::Server,
+            ROLE_UNKNOWN | _ => conn.info.role,
+        };
+        if record.flags & SOCKET_ADDRESSES_KNOWN != 0 {
+            conn.info.endpoints = endpoints(record);
+        }
+    }
+
+    pub fn on_data(
+        &mut self,
+        record: &DataRecord,
+        payload: &[u8],
+        comm: &str,
+        out: &mut Vec<ConnExchange>,
+    ) {
+        let Some(index) = direction_index(record.direction) else {
+            self.stats.parse_errors += 1;
+            return;
+        };
+        let id = StreamId {
+            tgid: (record.header.pid_tgid >> 32) as u32,
+            ssl: record.ssl,
+        };
+        let ts = record.header.timestamp_ns;
+        let mut stats = self.stats;
+        let conn = self.entry(id, ts, out);
+        if conn.info.comm.is_empty() {
+            conn.info.comm = comm.to_owned();
+            conn.info.tid = record.header.pid_tgid as u32;
+            conn.info.library_id = record.library_id;
+        }
+        if conn.info.fd.is_none() && record.fd >= 0 {
+            conn.info.fd = Some(record.fd);
+        }
+        let dir = &mut conn.dirs[index];
+        let mut payload = payload;
+        let mut offset = record.stream_offset;
+        if offset < dir.next_offset {
+            // Overlap with bytes already seen: keep only the new tail.
+            let overlap = (dir.next_offset - offset).min(payload.len() as u64) as usize;
+            stats.duplicate_bytes += overlap as u64;
+            payload = &payload[overlap..];
+            offset += overlap as u64;
+        }
+        if payload.is_empty() {
+            self.stats.duplicate_bytes = stats.duplicate_bytes;
+            return;
+        }
+        if offset > dir.next_offset {
+            let missing = offset - dir.next_offset;
+            stats.gap_events += 1;
+            stats.gap_bytes += missing;
+            if !dir.parser.gap(missing) {
+                stats.desyncs += 1;
+            }
+        }
+        dir.next_offset = offset + payload.len() as u64;
+        dir.parser.push(payload, ts);
+        let mut exchanges = Vec::new();
+        if conn.pairing.drive(&mut dir.parser, &mut exchanges).is_err() {
+            stats.parse_errors += 1;
+        }
+        // A role learned from the traffic when connect/accept was not seen (older connections).
+        if conn.info.role == Role::Unknown {
+            conn.info.role = match (index, dir.parser.kind()) {
+                (0, StreamKind::Requests) | (1, StreamKind::Responses) => Role::Client,
+                (0, StreamKind::Responses) | (1, StreamKind::Requests) => Role::Server,
+                _ => Role::Unknown,
+            };
+        }
+        let info = conn.info.clone();
+        // `entry` may have evicted (and counted) another stream meanwhile: merge, not overwrite.
+        self.stats.duplicate_bytes = stats.duplicate_bytes;
+        self.stats.gap_events = stats.gap_events;
+        self.stats.gap_bytes = stats.gap_bytes;
+        self.stats.desyncs = stats.desyncs;
+        self.stats.parse_errors = stats.parse_errors;
+        self.emit(info, exchanges, out);
+    }
+
+    fn emit(&mut self, info: ConnInfo, exchanges: Vec<Exchange>, out: &mut Vec<ConnExchange>) {
+        for exchange in exchanges {
+            self.stats.exchanges += 1;
+            if exchange.response.is_none() {
+                self.stats.requests_without_response += 1;
+            }
+            if exchange.request.is_none() {
+                self.stats.responses_without_request += 1;
+            }
+            out.push(ConnExchange {
+                conn: info.clone(),
+                exchange,
+            });
+        }
+    }
+
+    /// The socket closed or the stream is dropped: finish what can be finished.
+    pub fn close(&mut self, id: StreamId, out: &mut Vec<ConnExchange>) {
+        let Some(mut conn) = self.conns.remove(&id) else {
+            return;
+        };
+        let response_dir = conn
+            .dirs
+            .iter_mut()
+            .find(|d| d.parser.kind() == StreamKind::Responses);
+        let mut exchanges = Vec::new();
+        conn.pairing
+            .close(response_dir.map(|d| &mut d.parser), &mut exchanges);
+        self.emit(conn.info, exchanges, out);
+    }
+
+    pub fn close_process(&mut self, tgid: u32, out: &mut Vec<ConnExchange>) {
+        let ids: Vec<StreamId> = self
+            .conns
+            .keys()
+            .filter(|k| k.tgid == tgid)
+            .copied()
+            .collect();
+        for id in ids {
+            self.close(id, out);
+        }
+    }
+
+    pub fn expire_idle(&mut self, now_ns: u64, out: &mut Vec<ConnExchange>) {
+        let timeout = self.limits.idle_timeout_ns;
+        let idle: Vec<StreamId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| now_ns.saturating_sub(c.last_seen_ns) > timeout)
+            .map(|(k, _)| *k)
+            .collect();
+        for id in idle {
+            self.stats.streams_idle_expired += 1;
+            self.close(id, out);
+        }
+    }
+
+    pub fn close_all(&mut self, out: &mut Vec<ConnExchange>) {
+        let ids: Vec<StreamId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.close(id, out);
+        }
+    }
+}
+
+fn endpoints(record: &SocketRecord) -> Option<Endpoints> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    let ip = |bytes: &[u8; 16]| -> Option<IpAddr> {
+        match record.family {
+            agent_common::event::AF_INET => Some(IpAddr::V4(Ipv4Addr::new(
+                bytes[0], bytes[1], bytes[2], bytes[3],
+            ))),
+            agent_common::event::AF_INET6 => {
+                let v6 = Ipv6Addr::from(*bytes);
+                Some(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4))
+            }
+            _ => None,
+        }
+    };
+    Some(Endpoints {
+        local: SocketAddr::new(ip(&record.local_addr)?, record.local_port),
+        remote: SocketAddr::new(ip(&record.remote_addr)?, record.remote_port),
+    })
+}
+
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod tests;

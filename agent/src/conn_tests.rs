@@ -1,0 +1,166 @@
+use super::*;
+use agent_common::event::{AF_INET, COMM_BYTES, KIND_DATA, KIND_SOCKET, RecordHeader};
+
+const PID_TGID: u64 = (42 << 32) | 43;
+
+fn data(direction: u32, offset: u64, payload: &[u8], ts: u64) -> DataRecord {
+    DataRecord {
+        header: RecordHeader {
+            kind: KIND_DATA,
+            _pad: 0,
+            timestamp_ns: ts,
+            pid_tgid: PID_TGID,
+        },
+        ssl: 0x1000,
+        stream_offset: offset,
+        call_len: payload.len() as u32,
+        payload_len: payload.len() as u32,
+        direction,
+        fd: 5,
+        library_id: 2,
+        _pad: 0,
+        comm: [0; COMM_BYTES],
+    }
+}
+
+fn socket(role: u32) -> SocketRecord {
+    SocketRecord {
+        header: RecordHeader {
+            kind: KIND_SOCKET,
+            _pad: 0,
+            timestamp_ns: 1,
+            pid_tgid: PID_TGID,
+        },
+        ssl: 0x1000,
+        fd: 5,
+        role,
+        flags: SOCKET_ADDRESSES_KNOWN,
+        family: AF_INET,
+        local_port: 40000,
+        remote_port: 443,
+        _pad: [0; 6],
+        local_addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        remote_addr: [127, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    }
+}
+
+fn feed(
+    table: &mut ConnTable,
+    direction: u32,
+    offset: u64,
+    payload: &[u8],
+    ts: u64,
+) -> Vec<ConnExchange> {
+    let mut out = Vec::new();
+    table.on_data(
+        &data(direction, offset, payload, ts),
+        payload,
+        "curl",
+        &mut out,
+    );
+    out
+}
+
+#[test]
+fn client_exchange_with_endpoints_and_split_records() {
+    let mut table = ConnTable::new(TableLimits::default());
+    let mut out = Vec::new();
+    table.on_socket(&socket(ROLE_CLIENT), &mut out);
+    let req = b"GET /x?y=1 HTTP/1.1\r\nHost: h\r\n\r\n";
+    assert!(feed(&mut table, DIRECTION_EGRESS, 0, &req[..10], 10).is_empty());
+    assert!(feed(&mut table, DIRECTION_EGRESS, 10, &req[10..], 11).is_empty());
+    let res = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
+    let got = feed(&mut table, DIRECTION_INGRESS, 0, res, 20);
+    assert_eq!(got.len(), 1);
+    let c = &got[0].conn;
+    assert_eq!(
+        (c.tgid, c.tid, c.fd, c.role),
+        (42, 43, Some(5), Role::Client)
+    );
+    let ep = c.endpoints.expect("endpoints");
+    assert_eq!(ep.local.to_string(), "127.0.0.1:40000");
+    assert_eq!(ep.remote.to_string(), "127.0.0.2:443");
+    assert_eq!(c.comm, "curl");
+    assert_eq!(table.stats.exchanges, 1);
+}
+
+#[test]
+fn duplicate_bytes_are_skipped_and_gaps_counted() {
+    let mut table = ConnTable::new(TableLimits::default());
+    let req = b"POST /u HTTP/1.1\r\nContent-Length: 20\r\n\r\n";
+    feed(&mut table, DIRECTION_EGRESS, 0, req, 1);
+    let body_at = req.len() as u64;
+    feed(&mut table, DIRECTION_EGRESS, body_at, b"0123456789", 2);
+    // Replay of the same bytes, then a 5-byte hole, then the rest.
+    feed(&mut table, DIRECTION_EGRESS, body_at, b"0123456789", 3);
+    feed(&mut table, DIRECTION_EGRESS, body_at + 15, b"56789", 4);
+    assert_eq!(table.stats.duplicate_bytes, 10);
+    assert_eq!(table.stats.gap_bytes, 5);
+    assert_eq!(table.stats.desyncs, 0);
+    let got = feed(
+        &mut table,
+        DIRECTION_INGRESS,
+        0,
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+        5,
+    );
+    let body = got[0]
+        .exchange
+        .request
+        .as_ref()
+        .and_then(|m| m.body.clone())
+        .expect("body");
+    assert_eq!((body.size, body.missing_bytes), (20, 5));
+    // Role inferred from the traffic: this process wrote a request.
+    assert_eq!(got[0].conn.role, Role::Client);
+}
+
+#[test]
+fn server_role_inferred_and_close_flushes() {
+    let mut table = ConnTable::new(TableLimits::default());
+    feed(
+        &mut table,
+        DIRECTION_INGRESS,
+        0,
+        b"GET /a HTTP/1.0\r\n\r\n",
+        1,
+    );
+    assert!(
+        feed(
+            &mut table,
+            DIRECTION_EGRESS,
+            0,
+            b"HTTP/1.0 200 OK\r\n\r\npartial",
+            2
+        )
+        .is_empty()
+    );
+    let mut out = Vec::new();
+    table.close(
+        StreamId {
+            tgid: 42,
+            ssl: 0x1000,
+        },
+        &mut out,
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].conn.role, Role::Server);
+    assert!(table.is_empty());
+}
+
+#[test]
+fn table_is_bounded() {
+    let mut table = ConnTable::new(TableLimits {
+        max_streams: 4,
+        ..TableLimits::default()
+    });
+    for i in 0..10u64 {
+        let mut r = data(DIRECTION_EGRESS, 0, b"GET / HTTP/1.1\r\n\r\n", i);
+        r.ssl = i;
+        let mut out = Vec::new();
+        table.on_data(&r, b"GET / HTTP/1.1\r\n\r\n", "x", &mut out);
+    }
+    assert_eq!(table.len(), 4);
+    assert_eq!(table.stats.streams_evicted, 6);
+    assert_eq!(table.stats.requests_without_response, 6);
+}

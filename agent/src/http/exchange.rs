@@ -1,0 +1,258 @@
+//! Pairs requests with responses on one connection, in order (HTTP/1.1 pipelining answers in
+//! request order). Requests enter the queue when their head is parsed, so a response that
+//! arrives before the request body ends (100-continue, early rejection) still finds its request.
+
+use std::collections::VecDeque;
+
+use super::h1::{BodySummary, Head, ParseError, ParseEvent, StartLine, StreamKind, StreamParser};
+
+/// Unanswered requests kept per connection; older ones are reported without a response.
+pub const MAX_PENDING_REQUESTS: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub head: Head,
+    /// `None` while the body is still arriving.
+    pub body: Option<BodySummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchange {
+    pub request: Option<Message>,
+    pub response: Option<Message>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PairingStats {
+    pub parse_errors: u64,
+    pub responses_without_request: u64,
+    pub requests_without_response: u64,
+    pub interim_responses: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Pairing {
+    pending: VecDeque<Message>,
+    response: Option<Head>,
+    pub stats: PairingStats,
+}
+
+impl Pairing {
+    /// Parses everything `parser` can produce and returns completed exchanges.
+    pub fn drive(
+        &mut self,
+        parser: &mut StreamParser,
+        out: &mut Vec<Exchange>,
+    ) -> Result<(), ParseError> {
+        loop {
+            let method = self.pending.front().and_then(|m| match &m.head.start {
+                StartLine::Request { method, .. } => Some(method.clone()),
+                StartLine::Response { .. } => None,
+            });
+            let event = match parser.poll(method.as_deref()) {
+                Ok(Some(event)) => event,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    self.stats.parse_errors += 1;
+                    // A response half-parsed at the error is lost; its request stays queued.
+                    if parser.kind() == StreamKind::Responses {
+                        self.response = None;
+                    }
+                    return Err(e);
+                }
+            };
+            match (parser.kind(), event) {
+                (StreamKind::Responses, ParseEvent::Head(head)) => {
+                    if matches!(head.start, StartLine::Response { status, .. } if (100..200).contains(&status))
+                    {
+                        self.stats.interim_responses += 1;
+                        // Its empty body completes next; mark it so it is not paired.
+                        self.response = None;
+                    } else {
+                        self.response = Some(head);
+                    }
+                }
+                (StreamKind::Responses, ParseEvent::Complete(body)) => {
+                    if let Some(head) = self.response.take() {
+                        self.complete_response(
+                            Message {
+                                head,
+                                body: Some(body),
+                            },
+                            out,
+                        );
+                    }
+                }
+                (_, ParseEvent::Head(head)) => {
+                    if self.pending.len() >= MAX_PENDING_REQUESTS {
+                        if let Some(old) = self.pending.pop_front() {
+                            self.stats.requests_without_response += 1;
+                            out.push(Exchange {
+                                request: Some(old),
+                                response: None,
+                            });
+                        }
+                    }
+                    self.pending.push_back(Message { head, body: None });
+                }
+                (_, ParseEvent::Complete(body)) => {
+                    if let Some(request) = self.pending.iter_mut().rev().find(|m| m.body.is_none())
+                    {
+                        request.body = Some(body);
+                    }
+                }
+            }
+        }
+    }
+
+    fn complete_response(&mut self, response: Message, out: &mut Vec<Exchange>) {
+        let request = self.pending.pop_front();
+        if request.is_none() {
+            self.stats.responses_without_request += 1;
+        }
+        out.push(Exchange {
+            request,
+            response: Some(response),
+        });
+    }
+
+    /// The connection ended: a close-delimited response completes; unanswered requests are
+    /// reported alone.
+    pub fn close(&mut self, response_parser: Option<&mut StreamParser>, out: &mut Vec<Exchange>) {
+        if let Some(parser) = response_parser {
+            if let Some(body) = parser.finish() {
+                if let Some(head) = self.response.take() {
+                    self.complete_response(
+                        Message {
+                            head,
+                            body: Some(body),
+                        },
+                        out,
+                    );
+                }
+            }
+        }
+        while let Some(request) = self.pending.pop_front() {
+            self.stats.requests_without_response += 1;
+            out.push(Exchange {
+                request: Some(request),
+                response: None,
+            });
+        }
+    }
+
+    pub fn pending_requests(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::h1::Limits;
+
+    fn run(requests: &[&[u8]], responses: &[&[u8]]) -> (Vec<Exchange>, Pairing) {
+        let mut req = StreamParser::new(Limits::default());
+        let mut res = StreamParser::new(Limits::default());
+        let mut pairing = Pairing::default();
+        let mut out = Vec::new();
+        for (i, r) in requests.iter().enumerate() {
+            req.push(r, i as u64);
+            pairing.drive(&mut req, &mut out).expect("requests parse");
+        }
+        for (i, r) in responses.iter().enumerate() {
+            res.push(r, 100 + i as u64);
+            pairing.drive(&mut res, &mut out).expect("responses parse");
+        }
+        pairing.close(Some(&mut res), &mut out);
+        (out, pairing)
+    }
+
+    fn status(e: &Exchange) -> u16 {
+        match e.response.as_ref().map(|m| &m.head.start) {
+            Some(StartLine::Response { status, .. }) => *status,
+            _ => 0,
+        }
+    }
+
+    fn target(e: &Exchange) -> &str {
+        match e.request.as_ref().map(|m| &m.head.start) {
+            Some(StartLine::Request { target, .. }) => target,
+            _ => "",
+        }
+    }
+
+    #[test]
+    fn pipelined_pairs_in_order_with_head() {
+        let (out, _) = run(
+            &[b"GET /a HTTP/1.1\r\n\r\nHEAD /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n"],
+            &[b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nAHTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"],
+        );
+        assert_eq!(out.len(), 3);
+        assert_eq!(
+            out.iter().map(target).collect::<Vec<_>>(),
+            ["/a", "/b", "/c"]
+        );
+        assert_eq!(out.iter().map(status).collect::<Vec<_>>(), [200, 200, 404]);
+        assert_eq!(
+            out[1]
+                .response
+                .as_ref()
+                .and_then(|m| m.body.as_ref())
+                .map(|b| b.size),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn expect_continue_pairs_final_response() {
+        let (out, pairing) = run(
+            &[
+                b"POST /u HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
+                b"abc",
+            ],
+            &[
+                b"HTTP/1.1 100 Continue\r\n\r\n",
+                b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+            ],
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(status(&out[0]), 201);
+        assert_eq!(
+            out[0]
+                .request
+                .as_ref()
+                .and_then(|m| m.body.as_ref())
+                .map(|b| b.size),
+            Some(3)
+        );
+        assert_eq!(pairing.stats.interim_responses, 1);
+    }
+
+    #[test]
+    fn close_delimited_and_unanswered() {
+        let (out, pairing) = run(
+            &[b"GET /x HTTP/1.0\r\n\r\nGET /y HTTP/1.1\r\n\r\n"],
+            &[b"HTTP/1.0 200 OK\r\n\r\nbody until close"],
+        );
+        assert_eq!(out.len(), 2);
+        assert_eq!(
+            out[0]
+                .response
+                .as_ref()
+                .and_then(|m| m.body.as_ref())
+                .map(|b| b.size),
+            Some(16)
+        );
+        assert!(out[1].response.is_none());
+        assert_eq!(pairing.stats.requests_without_response, 1);
+    }
+
+    #[test]
+    fn response_without_request_is_reported() {
+        let (out, pairing) = run(&[], &[b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].request.is_none());
+        assert_eq!(pairing.stats.responses_without_request, 1);
+    }
+}

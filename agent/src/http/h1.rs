@@ -1,0 +1,503 @@
+//! Incremental HTTP/1.x parser for one direction of a connection.
+//!
+//! Heads are parsed with httparse; bodies are framed here (Content-Length, chunked via
+//! httparse::parse_chunk_size, close-delimited) and never buffered whole: only a bounded prefix
+//! is kept. Gaps in the captured stream are absorbed when the framing says how long the current
+//! body is, otherwise the parser drops the message and resynchronises on the next record.
+
+use std::collections::VecDeque;
+
+/// Headers beyond this count make the head an error (httparse needs a fixed array).
+const MAX_HEADERS: usize = 128;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest head (request/status line + headers) accepted, in bytes.
+    pub max_head_bytes: usize,
+    /// Bytes of each body kept for the event.
+    pub body_prefix_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_head_bytes: 64 * 1024,
+            body_prefix_bytes: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    Unknown,
+    Requests,
+    Responses,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartLine {
+    Request { method: String, target: String },
+    Response { status: u16, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub start: StartLine,
+    /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub version: u8,
+    pub headers: Vec<(String, String)>,
+    /// Timestamp of the record in which the head began.
+    pub start_ns: u64,
+    /// Timestamp of the record that completed the head.
+    pub end_ns: u64,
+}
+
+impl Head {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BodySummary {
+    /// Decoded body bytes (after de-chunking), including bytes lost to capture gaps.
+    pub size: u64,
+    pub prefix: Vec<u8>,
+    /// Bytes of this message that were not captured.
+    pub missing_bytes: u64,
+    pub end_ns: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseEvent {
+    Head(Head),
+    Complete(BodySummary),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ParseError {
+    #[error("malformed HTTP head: {0}")]
+    Head(String),
+    #[error("HTTP head exceeds {0} bytes")]
+    HeadTooLarge(usize),
+    #[error("invalid Content-Length {0:?}")]
+    ContentLength(String),
+    #[error("malformed chunked body")]
+    Chunked,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailers,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Head,
+    Length(u64),
+    Chunked(ChunkState),
+    UntilClose,
+    /// Lost track of message boundaries; wait for the next record to start afresh.
+    Desynced,
+}
+
+#[derive(Debug)]
+pub struct StreamParser {
+    kind: StreamKind,
+    state: State,
+    buf: VecDeque<u8>,
+    body: BodySummary,
+    head_start_ns: Option<u64>,
+    last_ns: u64,
+    limits: Limits,
+}
+
+impl StreamParser {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            kind: StreamKind::Unknown,
+            state: State::Head,
+            buf: VecDeque::new(),
+            body: BodySummary::default(),
+            head_start_ns: None,
+            last_ns: 0,
+            limits,
+        }
+    }
+
+    pub fn kind(&self) -> StreamKind {
+        self.kind
+    }
+
+    /// Bytes waiting to be parsed (bounded by the head limit plus one record).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// True while a message is partly parsed.
+    pub fn mid_message(&self) -> bool {
+        !matches!(self.state, State::Head | State::Desynced) || !self.buf.is_empty()
+    }
+
+    pub fn push(&mut self, data: &[u8], ts_ns: u64) {
+        if self.state == State::Desynced {
+            // A new record is the best guess for a message start after lost bytes.
+            self.state = State::Head;
+            self.buf.clear();
+            self.head_start_ns = None;
+        }
+        if self.state == State::Head && self.buf.is_empty() && !data.is_empty() {
+            self.head_start_ns = Some(ts_ns);
+        }
+        self.buf.extend(data);
+        self.last_ns = ts_ns;
+    }
+
+    /// `missing` bytes of the stream were not captured. Returns true if the parser stayed in
+    /// sync (the bytes fell inside a body of known length); false if it had to give up the
+    /// current message.
+    pub fn gap(&mut self, missing: u64) -> bool {
+        if !self.buf.is_empty() {
+            // Bytes after a partial head or chunk line: the framing is unknowable.
+            self.desync();
+            return false;
+        }
+        match self.state {
+            State::Length(rem) if missing <= rem => {
+                self.state = State::Length(rem - missing);
+                self.absorb_missing(missing);
+                true
+            }
+            State::Chunked(ChunkState::Data(rem)) if missing <= rem => {
+                self.state = State::Chunked(ChunkState::Data(rem - missing));
+                self.absorb_missing(missing);
+                true
+            }
+            State::UntilClose => {
+                self.absorb_missing(missing);
+                true
+            }
+            _ => {
+                self.desync();
+                false
+            }
+        }
+    }
+
+    fn absorb_missing(&mut self, missing: u64) {
+        self.body.size = self.body.size.saturating_add(missing);
+        self.body.missing_bytes = self.body.missing_bytes.saturating_add(missing);
+    }
+
+    fn desync(&mut self) {
+        self.state = State::Desynced;
+        self.buf.clear();
+        self.body = BodySummary::default();
+        self.head_start_ns = None;
+    }
+
+    /// The stream ended: completes a close-delimited body. Returns `Some` for such a body.
+    pub fn finish(&mut self) -> Option<BodySummary> {
+        if self.state == State::UntilClose {
+            self.state = State::Head;
+            let mut body = std::mem::take(&mut self.body);
+            body.end_ns = self.last_ns;
+            return Some(body);
+        }
+        None
+    }
+
+    /// Parses at most one event. `request_method` is the method of the request the next response
+    /// answers (only used on response streams; HEAD responses have no body).
+    pub fn poll(&mut self, request_method: Option<&str>) -> Result<Option<ParseEvent>, ParseError> {
+        let result = self.poll_inner(request_method);
+        if result.is_err() {
+            self.desync();
+        }
+        result
+    }
+
+    fn poll_inner(
+        &mut self,
+        request_method: Option<&str>,
+    ) -> Result<Option<ParseEvent>, ParseError> {
+        loop {
+            match self.state {
+                State::Desynced => return Ok(None),
+                State::Head => return self.parse_head(request_method),
+                State::Length(rem) => {
+                    let took = self.take_body(rem);
+                    let rem = rem - took;
+                    self.state = State::Length(rem);
+                    if rem == 0 {
+                        return Ok(Some(self.complete()));
+                    }
+                    return Ok(None);
+                }
+                State::UntilClose => {
+                    self.take_body(u64::MAX);
+                    return Ok(None);
+                }
+                State::Chunked(chunk) => {
+                    if let Some(event) = self.step_chunked(chunk)? {
+                        return Ok(Some(event));
+                    }
+                    if self.buf.is_empty() || matches!(self.state, State::Chunked(s) if s == chunk)
+                    {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    fn complete(&mut self) -> ParseEvent {
+        self.state = State::Head;
+        let mut body = std::mem::take(&mut self.body);
+        body.end_ns = self.last_ns;
+        self.head_start_ns = if self.buf.is_empty() {
+            None
+        } else {
+            Some(self.last_ns)
+        };
+        ParseEvent::Complete(body)
+    }
+
+    /// Moves up to `max` buffered bytes into the body summary; returns how many.
+    fn take_body(&mut self, max: u64) -> u64 {
+        let n = (self.buf.len() as u64).min(max) as usize;
+        let room = self
+            .limits
+            .body_prefix_bytes
+            .saturating_sub(self.body.prefix.len());
+        self.body.prefix.extend(self.buf.iter().take(room.min(n)));
+        self.buf.drain(..n);
+        self.body.size = self.body.size.saturating_add(n as u64);
+        n as u64
+    }
+
+    fn step_chunked(&mut self, chunk: ChunkState) -> Result<Option<ParseEvent>, ParseError> {
+        match chunk {
+            ChunkState::Size => {
+                let bytes = self.contiguous_prefix(self.limits.max_head_bytes.min(1024));
+                match httparse::parse_chunk_size(&bytes) {
+                    Ok(httparse::Status::Complete((used, size))) => {
+                        self.buf.drain(..used);
+                        self.state = State::Chunked(if size == 0 {
+                            ChunkState::Trailers
+                        } else {
+                            ChunkState::Data(size)
+                        });
+                    }
+                    Ok(httparse::Status::Partial) => {
+                        if self.buf.len() >= 1024 {
+                            return Err(ParseError::Chunked);
+                        }
+                    }
+                    Err(_) => return Err(ParseError::Chunked),
+                }
+            }
+            ChunkState::Data(rem) => {
+                let took = self.take_body(rem);
+                self.state = State::Chunked(if took == rem {
+                    ChunkState::DataEnd
+                } else {
+                    ChunkState::Data(rem - took)
+                });
+            }
+            ChunkState::DataEnd => {
+                if self.buf.len() >= 2 {
+                    if self.buf[0] != b'\r' || self.buf[1] != b'\n' {
+                        return Err(ParseError::Chunked);
+                    }
+                    self.buf.drain(..2);
+                    self.state = State::Chunked(ChunkState::Size);
+                }
+            }
+            ChunkState::Trailers => {
+                // Trailer section ends with an empty line; trailers themselves are not reported.
+                let bytes = self.contiguous_prefix(self.limits.max_head_bytes);
+                if bytes.starts_with(b"\r\n") {
+                    self.buf.drain(..2);
+                    return Ok(Some(self.complete()));
+                }
+                if let Some(pos) = find(&bytes, b"\r\n\r\n") {
+                    self.buf.drain(..pos + 4);
+                    return Ok(Some(self.complete()));
+                }
+                if self.buf.len() > self.limits.max_head_bytes {
+                    return Err(ParseError::HeadTooLarge(self.limits.max_head_bytes));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn contiguous_prefix(&mut self, max: usize) -> Vec<u8> {
+        let n = self.buf.len().min(max);
+        self.buf.make_contiguous();
+        self.buf.as_slices().0[..n].to_vec()
+    }
+
+    fn parse_head(
+        &mut self,
+        request_method: Option<&str>,
+    ) -> Result<Option<ParseEvent>, ParseError> {
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        self.buf.make_contiguous();
+        let bytes = self.buf.as_slices().0;
+        if self.kind == StreamKind::Unknown {
+            let probe = &bytes[..bytes.len().min(5)];
+            if b"HTTP/".starts_with(probe) && probe.len() < 5 {
+                return Ok(None);
+            }
+            self.kind = if probe == b"HTTP/" {
+                StreamKind::Responses
+            } else {
+                StreamKind::Requests
+            };
+        }
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let parsed = match self.kind {
+            StreamKind::Responses => parse_response(bytes, &mut headers),
+            _ => parse_request(bytes, &mut headers),
+        };
+        let (used, start, version, headers) = match parsed {
+            Ok(Some(head)) => head,
+            Ok(None) => {
+                if bytes.len() > self.limits.max_head_bytes {
+                    return Err(ParseError::HeadTooLarge(self.limits.max_head_bytes));
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let head = Head {
+            start,
+            version,
+            headers,
+            start_ns: self.head_start_ns.unwrap_or(self.last_ns),
+            end_ns: self.last_ns,
+        };
+        self.buf.drain(..used);
+        self.body = BodySummary::default();
+        self.state = self.body_state(&head, request_method)?;
+        Ok(Some(ParseEvent::Head(head)))
+    }
+
+    fn body_state(&self, head: &Head, request_method: Option<&str>) -> Result<State, ParseError> {
+        if let StartLine::Response { status, .. } = head.start {
+            let no_body = (100..200).contains(&status)
+                || status == 204
+                || status == 304
+                || request_method.is_some_and(|m| m.eq_ignore_ascii_case("HEAD"));
+            if no_body {
+                return Ok(State::Length(0));
+            }
+        }
+        let chunked = head
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"))
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .next_back()
+            .is_some_and(|last| last.eq_ignore_ascii_case("chunked"));
+        if chunked {
+            return Ok(State::Chunked(ChunkState::Size));
+        }
+        let mut length: Option<u64> = None;
+        for (_, value) in head
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        {
+            // Repeated identical values are tolerated (RFC 9112 §6.3); differing ones are not.
+            for part in value.split(',') {
+                let n: u64 = part
+                    .trim()
+                    .parse()
+                    .map_err(|_| ParseError::ContentLength(value.clone()))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(ParseError::ContentLength(value.clone()));
+                }
+                length = Some(n);
+            }
+        }
+        Ok(match (length, &head.start) {
+            (Some(n), _) => State::Length(n),
+            (None, StartLine::Request { .. }) => State::Length(0),
+            (None, StartLine::Response { .. }) => State::UntilClose,
+        })
+    }
+}
+
+type ParsedHead = (usize, StartLine, u8, Vec<(String, String)>);
+
+fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_owned(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect()
+}
+
+fn parse_request<'b>(
+    bytes: &'b [u8],
+    headers: &mut [httparse::Header<'b>],
+) -> Result<Option<ParsedHead>, ParseError> {
+    let mut req = httparse::Request::new(headers);
+    match req.parse(bytes) {
+        Ok(httparse::Status::Complete(used)) => Ok(Some((
+            used,
+            StartLine::Request {
+                method: req.method.unwrap_or_default().to_owned(),
+                target: req.path.unwrap_or_default().to_owned(),
+            },
+            req.version.unwrap_or(1),
+            owned_headers(req.headers),
+        ))),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(ParseError::Head(e.to_string())),
+    }
+}
+
+fn parse_response<'b>(
+    bytes: &'b [u8],
+    headers: &mut [httparse::Header<'b>],
+) -> Result<Option<ParsedHead>, ParseError> {
+    let mut res = httparse::Response::new(headers);
+    match res.parse(bytes) {
+        Ok(httparse::Status::Complete(used)) => Ok(Some((
+            used,
+            StartLine::Response {
+                status: res.code.unwrap_or_default(),
+                reason: res.reason.unwrap_or_default().to_owned(),
+            },
+            res.version.unwrap_or(1),
+            owned_headers(res.headers),
+        ))),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(ParseError::Head(e.to_string())),
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+#[path = "h1_tests.rs"]
+mod tests;

@@ -1,0 +1,16 @@
+//! cleartap's userspace agent, as a library: stages along the data flow
+//! reader → decode → conn → http → output, wired together by [`run`].
+
+pub mod app;
+pub mod config;
+pub mod conn;
+pub mod decode;
+pub mod http;
+pub mod kernel_offsets;
+pub mod loader;
+pub mod output;
+pub mod pipeline;
+pub mod probes;
+pub mod process;
+pub mod reader;
+pub mod stats;

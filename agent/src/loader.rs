@@ -1,0 +1,78 @@
+//! Loads the embedded eBPF object with its globals set, and attaches the tracepoints.
+
+use agent_common::{
+    event::KernelOffsets,
+    names::{
+        GLOBAL_CAPTURE_MAX_BYTES, GLOBAL_KERNEL_OFFSETS, GLOBAL_WAKEUP_BYTES, LIFETIME_TRACEPOINTS,
+        MAP_EVENTS, SOCKET_IO_SYSCALLS,
+    },
+};
+use aya::{Ebpf, EbpfLoader, programs::TracePoint};
+
+/// The object agent/build.rs produced. Empty when built with AYA_BUILD_SKIP=1.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/agent-ebpf"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(
+        "this binary was built without its eBPF programs (AYA_BUILD_SKIP); rebuild with `cargo xtask setup` done"
+    )]
+    NotBuilt,
+    #[error(
+        "loading the eBPF object into the kernel failed: {0} (are you root, with tracefs and BTF available?)"
+    )]
+    Load(#[source] aya::EbpfError),
+    #[error("program {0} missing from the eBPF object")]
+    MissingProgram(&'static str),
+    #[error("tracepoint {category}:{name}: {source}")]
+    TracePoint {
+        category: &'static str,
+        name: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+}
+
+pub struct LoadOptions {
+    pub capture_max_bytes: u32,
+    pub wakeup_bytes: u64,
+    pub ring_buffer_bytes: u32,
+    pub offsets: KernelOffsets,
+}
+
+pub fn load(options: &LoadOptions) -> Result<Ebpf, LoadError> {
+    if EBPF_OBJECT.is_empty() {
+        return Err(LoadError::NotBuilt);
+    }
+    EbpfLoader::new()
+        .override_global(GLOBAL_CAPTURE_MAX_BYTES, &options.capture_max_bytes, true)
+        .override_global(GLOBAL_WAKEUP_BYTES, &options.wakeup_bytes, true)
+        .override_global(GLOBAL_KERNEL_OFFSETS, &options.offsets, true)
+        .map_max_entries(MAP_EVENTS, options.ring_buffer_bytes)
+        .load(EBPF_OBJECT)
+        .map_err(LoadError::Load)
+}
+
+/// Attaches every tracepoint; all are required (they exist on every kernel since 4.x).
+pub fn attach_tracepoints(ebpf: &mut Ebpf) -> Result<usize, LoadError> {
+    let all = SOCKET_IO_SYSCALLS
+        .iter()
+        .map(|(prog, tp)| (*prog, "syscalls", *tp))
+        .chain(LIFETIME_TRACEPOINTS.iter().copied());
+    let mut count = 0;
+    for (program, category, name) in all {
+        let tp: &mut TracePoint = ebpf
+            .program_mut(program)
+            .and_then(|p| p.try_into().ok())
+            .ok_or(LoadError::MissingProgram(program))?;
+        let err = |source| LoadError::TracePoint {
+            category,
+            name,
+            source,
+        };
+        tp.load().map_err(err)?;
+        tp.attach(category, name).map_err(err)?;
+        count += 1;
+    }
+    Ok(count)
+}

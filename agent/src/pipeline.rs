@@ -1,0 +1,166 @@
+//! Record handling after decode: routes records to the connection table, process table and
+//! library discovery, and sends finished exchanges to the output stage.
+
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    conn::{ConnExchange, ConnTable, StreamId},
+    decode::{Record, c_string, decode},
+    output::{
+        OutputError, StdoutSink,
+        schema::{Enrichment, render},
+    },
+    probes::Attacher,
+    process::ProcessTable,
+    stats::AgentCounters,
+};
+
+/// After an exec, look for new libraries at these delays (the dynamic loader maps them within
+/// milliseconds; later dlopen calls are caught by the later looks).
+const RESCAN_DELAYS: [Duration; 3] = [
+    Duration::from_millis(5),
+    Duration::from_millis(100),
+    Duration::from_millis(600),
+];
+const MAX_PENDING_RESCANS: usize = 8192;
+
+pub struct Pipeline {
+    pub conns: ConnTable,
+    pub processes: ProcessTable,
+    pub counters: AgentCounters,
+    pub sink: StdoutSink,
+    host: String,
+    monotonic_to_unix_ns: i128,
+    rescans: VecDeque<(Instant, u32, usize)>,
+    finished: Vec<ConnExchange>,
+    last_decode_error_log: Option<Instant>,
+    exited: Vec<u32>,
+}
+
+impl Pipeline {
+    pub fn new(conns: ConnTable, host: String, monotonic_to_unix_ns: i128) -> Self {
+        Self {
+            conns,
+            processes: ProcessTable::default(),
+            counters: AgentCounters::default(),
+            sink: StdoutSink::default(),
+            host,
+            monotonic_to_unix_ns,
+            rescans: VecDeque::new(),
+            finished: Vec::new(),
+            last_decode_error_log: None,
+            exited: Vec::new(),
+        }
+    }
+
+    pub fn handle(&mut self, bytes: &[u8]) {
+        self.counters.records += 1;
+        let record = match decode(bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                self.counters.decode_errors += 1;
+                // Rate-limited: a corrupt stream must not flood stderr.
+                if self
+                    .last_decode_error_log
+                    .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+                {
+                    log::warn!(
+                        "dropping undecodable record: {e} (total {})",
+                        self.counters.decode_errors
+                    );
+                    self.last_decode_error_log = Some(Instant::now());
+                }
+                return;
+            }
+        };
+        match record {
+            Record::Data(data, payload) => {
+                self.counters.payload_bytes += payload.len() as u64;
+                let comm = c_string(&data.comm);
+                // Learn the exe while the process is alive; short-lived ones are gone by flush.
+                let _ = self.processes.exe((data.header.pid_tgid >> 32) as u32);
+                self.conns
+                    .on_data(&data, payload, &comm, &mut self.finished);
+            }
+            Record::Socket(socket) => self.conns.on_socket(&socket, &mut self.finished),
+            Record::Close(close) => {
+                let id = StreamId {
+                    tgid: (close.header.pid_tgid >> 32) as u32,
+                    ssl: close.ssl,
+                };
+                self.conns.close(id, &mut self.finished);
+            }
+            Record::Exec(exec) => {
+                let pid = (exec.header.pid_tgid >> 32) as u32;
+                self.processes.on_exec(pid, c_string(&exec.filename));
+                self.schedule_rescan(pid, 0);
+            }
+            Record::Exit(exit) => {
+                let pid = (exit.header.pid_tgid >> 32) as u32;
+                self.conns.close_process(pid, &mut self.finished);
+                // Forgotten only after the next flush: its exchanges still need its exe.
+                self.exited.push(pid);
+            }
+        }
+    }
+
+    fn schedule_rescan(&mut self, pid: u32, attempt: usize) {
+        let Some(delay) = RESCAN_DELAYS.get(attempt) else {
+            return;
+        };
+        if self.rescans.len() >= MAX_PENDING_RESCANS {
+            self.counters.rescans_dropped += 1;
+            return;
+        }
+        self.rescans
+            .push_back((Instant::now() + *delay, pid, attempt));
+    }
+
+    /// Processes whose libraries are due for a look.
+    pub fn due_rescans(&mut self) -> Vec<u32> {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        let mut later = VecDeque::with_capacity(self.rescans.len());
+        while let Some((at, pid, attempt)) = self.rescans.pop_front() {
+            if at <= now {
+                due.push((pid, attempt));
+            } else {
+                later.push_back((at, pid, attempt));
+            }
+        }
+        self.rescans = later;
+        for &(pid, attempt) in &due {
+            self.schedule_rescan(pid, attempt + 1);
+        }
+        due.into_iter().map(|(pid, _)| pid).collect()
+    }
+
+    /// Renders and writes finished exchanges; flushes the sink.
+    pub fn flush(&mut self, attacher: &Attacher) -> Result<(), OutputError> {
+        for item in std::mem::take(&mut self.finished) {
+            let ctx = Enrichment {
+                host: &self.host,
+                exe: self.processes.exe(item.conn.tgid),
+                library: attacher.library_path(item.conn.library_id),
+                monotonic_to_unix_ns: self.monotonic_to_unix_ns,
+            };
+            self.sink.write(&render(&item, &ctx))?;
+        }
+        self.counters.events_written = self.sink.events_written;
+        for pid in self.exited.drain(..) {
+            self.processes.on_exit(pid);
+        }
+        self.sink.flush()
+    }
+
+    pub fn expire_idle(&mut self, now_ns: u64) {
+        self.conns.expire_idle(now_ns, &mut self.finished);
+    }
+
+    pub fn close_all(&mut self) {
+        self.conns.close_all(&mut self.finished);
+    }
+}

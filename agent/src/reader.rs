@@ -1,0 +1,117 @@
+//! The agent's main loop: drains the ring buffer (woken by the kernel when a batch is large,
+//! otherwise on a short timer, since records are submitted without wakeups), runs discovery and
+//! housekeeping, and stops cleanly on SIGINT/SIGTERM.
+
+use std::time::Duration;
+
+use agent_common::names::MAP_EVENTS;
+use anyhow::Context as _;
+use aya::{
+    Ebpf,
+    maps::{MapData, RingBuf},
+};
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+};
+
+use crate::{
+    pipeline::Pipeline,
+    probes::{Attacher, discovery},
+    stats::{KernelCounters, summary},
+};
+
+fn drain(ring: &mut RingBuf<MapData>, pipeline: &mut Pipeline) {
+    while let Some(item) = ring.next() {
+        pipeline.handle(&item);
+    }
+}
+
+pub fn monotonic_now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+pub struct Loop {
+    pub ebpf: Ebpf,
+    pub attacher: Attacher,
+    pub pipeline: Pipeline,
+    pub poll_interval: Duration,
+}
+
+impl Loop {
+    pub async fn run(mut self) -> anyhow::Result<()> {
+        let map = self
+            .ebpf
+            .take_map(MAP_EVENTS)
+            .context("ring buffer map missing from the eBPF object")?;
+        let ring = RingBuf::try_from(map).context("opening the ring buffer")?;
+        // SAFETY: the RingBuf owns its map fd, which stays open and unchanged while the AsyncFd
+        // owns the RingBuf.
+        let mut ring = unsafe { AsyncFd::register(ring) }
+            .map_err(|e| anyhow::anyhow!("registering the ring buffer with tokio: {e}"))?;
+        let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+        let mut poll = tokio::time::interval(self.poll_interval);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(5));
+        let mut last_losses = 0u64;
+
+        let stop = loop {
+            tokio::select! {
+                guard = ring.readable_mut() => {
+                    let mut guard = guard.context("waiting on the ring buffer")?;
+                    drain(guard.get_inner_mut(), &mut self.pipeline);
+                    guard.clear_ready();
+                }
+                _ = poll.tick() => {
+                    drain(ring.get_mut(), &mut self.pipeline);
+                    for pid in self.pipeline.due_rescans() {
+                        for path in discovery::libssl_of_process(pid) {
+                            if let Err(e) = self.attacher.attach(&mut self.ebpf, &path, Some(pid)) {
+                                log::warn!("{e}");
+                            }
+                        }
+                    }
+                }
+                _ = housekeeping.tick() => {
+                    self.pipeline.expire_idle(monotonic_now_ns());
+                    if let Some(k) = KernelCounters::read(&self.ebpf) {
+                        if k.losses() > last_losses {
+                            log::warn!("kernel-side losses grew: {}", summary(Some(&k), &self.pipeline.counters, &self.pipeline.conns.stats));
+                            last_losses = k.losses();
+                        }
+                    }
+                }
+                _ = sigterm.recv() => break "SIGTERM",
+                _ = sigint.recv() => break "SIGINT",
+            }
+            self.pipeline.flush(&self.attacher).context("output")?;
+        };
+
+        log::info!("{stop} received: draining and detaching");
+        drain(ring.get_mut(), &mut self.pipeline);
+        self.pipeline.close_all();
+        self.pipeline.flush(&self.attacher).context("output")?;
+        self.pipeline.counters.attach_failures = self.attacher.attach_failures;
+        let kernel = KernelCounters::read(&self.ebpf);
+        log::info!(
+            "exit summary: {}",
+            summary(
+                kernel.as_ref(),
+                &self.pipeline.counters,
+                &self.pipeline.conns.stats
+            )
+        );
+        drop(ring);
+        // Dropping the Ebpf object detaches every probe and closes every map.
+        drop(self.ebpf);
+        log::info!("all probes detached");
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! Counters from both halves, and the summary logged at exit (and when drops grow).
+
+use agent_common::{event::counter, names::MAP_COUNTERS};
+use aya::{Ebpf, maps::PerCpuArray};
+
+use crate::conn::ConnStats;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct KernelCounters {
+    pub ringbuf_full_records: u64,
+    pub ringbuf_full_bytes: u64,
+    pub ringbuf_full_control: u64,
+    pub truncated_bytes: u64,
+    pub read_fault_bytes: u64,
+    pub call_table_full: u64,
+    pub stream_table_full: u64,
+    pub ssl_entry_hits: u64,
+    pub ssl_return_hits: u64,
+    pub data_records: u64,
+    pub wakeups: u64,
+}
+
+impl KernelCounters {
+    pub fn read(ebpf: &Ebpf) -> Option<Self> {
+        let map = ebpf.map(MAP_COUNTERS)?;
+        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map).ok()?;
+        let sum = |index: u32| -> u64 {
+            array
+                .get(&index, 0)
+                .map(|values| values.iter().copied().fold(0u64, u64::saturating_add))
+                .unwrap_or(0)
+        };
+        Some(Self {
+            ringbuf_full_records: sum(counter::RINGBUF_FULL_RECORDS),
+            ringbuf_full_bytes: sum(counter::RINGBUF_FULL_BYTES),
+            ringbuf_full_control: sum(counter::RINGBUF_FULL_CONTROL),
+            truncated_bytes: sum(counter::TRUNCATED_BYTES),
+            read_fault_bytes: sum(counter::READ_FAULT_BYTES),
+            call_table_full: sum(counter::CALL_TABLE_FULL),
+            stream_table_full: sum(counter::STREAM_TABLE_FULL),
+            ssl_entry_hits: sum(counter::SSL_ENTRY_HITS),
+            ssl_return_hits: sum(counter::SSL_RETURN_HITS),
+            data_records: sum(counter::DATA_RECORDS),
+            wakeups: sum(counter::WAKEUPS),
+        })
+    }
+
+    /// Anything lost in the kernel (as opposed to merely counted).
+    pub fn losses(&self) -> u64 {
+        self.ringbuf_full_records
+            + self.ringbuf_full_control
+            + self.read_fault_bytes
+            + self.call_table_full
+            + self.stream_table_full
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AgentCounters {
+    pub records: u64,
+    pub decode_errors: u64,
+    pub payload_bytes: u64,
+    pub events_written: u64,
+    pub rescans_dropped: u64,
+    pub attach_failures: u64,
+}
+
+pub fn summary(
+    kernel: Option<&KernelCounters>,
+    agent: &AgentCounters,
+    conns: &ConnStats,
+) -> String {
+    let mut s = format!(
+        "exchanges={} events_written={} records={} payload_bytes={} decode_errors={} \
+parse_errors={} desyncs={} gap_events={} gap_bytes={} duplicate_bytes={} \
+requests_without_response={} responses_without_request={} streams_opened={} streams_evicted={} \
+streams_idle_expired={} rescans_dropped={} attach_failures={}",
+        conns.exchanges,
+        agent.events_written,
+        agent.records,
+        agent.payload_bytes,
+        agent.decode_errors,
+        conns.parse_errors,
+        conns.desyncs,
+        conns.gap_events,
+        conns.gap_bytes,
+        conns.duplicate_bytes,
+        conns.requests_without_response,
+        conns.responses_without_request,
+        conns.streams_opened,
+        conns.streams_evicted,
+        conns.streams_idle_expired,
+        agent.rescans_dropped,
+        agent.attach_failures,
+    );
+    match kernel {
+        Some(k) => {
+            let hits = k.ssl_entry_hits + k.ssl_return_hits;
+            let per_exchange = if conns.exchanges > 0 {
+                format!("{:.1}", hits as f64 / conns.exchanges as f64)
+            } else {
+                "n/a".into()
+            };
+            s.push_str(&format!(
+                " | kernel: ringbuf_full_records={} ringbuf_full_bytes={} ringbuf_full_control={} \
+truncated_bytes={} read_fault_bytes={} call_table_full={} stream_table_full={} \
+ssl_probe_hits={} (entry={} return={}, per exchange={}) data_records={} forced_wakeups={}",
+                k.ringbuf_full_records,
+                k.ringbuf_full_bytes,
+                k.ringbuf_full_control,
+                k.truncated_bytes,
+                k.read_fault_bytes,
+                k.call_table_full,
+                k.stream_table_full,
+                hits,
+                k.ssl_entry_hits,
+                k.ssl_return_hits,
+                per_exchange,
+                k.data_records,
+                k.wakeups,
+            ));
+        }
+        None => s.push_str(" | kernel counters unavailable"),
+    }
+    s
+}
