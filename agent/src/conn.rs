@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use agent_common::event::{
-    DIRECTION_EGRESS, DIRECTION_INGRESS, DataRecord, ROLE_CLIENT, ROLE_SERVER, ROLE_UNKNOWN,
+    DIRECTION_EGRESS, DIRECTION_INGRESS, DataRecord, ROLE_CLIENT, ROLE_SERVER,
     SOCKET_ADDRESSES_KNOWN, SocketRecord,
 };
 
@@ -200,7 +200,8 @@ impl ConnTable {
         conn.info.role = match record.role {
             ROLE_CLIENT => Role::Client,
             ROLE_SERVER => Role::Server,
-            ROLE_UNKNOWN | _ => conn.info.role,
+            // ROLE_UNKNOWN (connect/accept not seen) keeps what the traffic suggested.
+            _ => conn.info.role,
         };
         if record.flags & SOCKET_ADDRESSES_KNOWN != 0 {
             conn.info.endpoints = endpoints(record);

@@ -80,12 +80,11 @@ fn find_member_bits(btf: &Btf, strukt: &Struct, name: &str) -> Option<u32> {
         if member_name == name {
             return Some(m.bit_offset());
         }
-        if member_name.is_empty() {
-            if let Ok(Type::Struct(inner) | Type::Union(inner)) = btf.resolve_chained_type(m) {
-                if let Some(bits) = find_member_bits(btf, &inner, name) {
-                    return Some(m.bit_offset() + bits);
-                }
-            }
+        if member_name.is_empty()
+            && let Ok(Type::Struct(inner) | Type::Union(inner)) = btf.resolve_chained_type(m)
+            && let Some(bits) = find_member_bits(btf, &inner, name)
+        {
+            return Some(m.bit_offset() + bits);
         }
     }
     None

@@ -81,11 +81,11 @@ impl Loop {
                 }
                 _ = housekeeping.tick() => {
                     self.pipeline.expire_idle(monotonic_now_ns());
-                    if let Some(k) = KernelCounters::read(&self.ebpf) {
-                        if k.losses() > last_losses {
-                            log::warn!("kernel-side losses grew: {}", summary(Some(&k), &self.pipeline.counters, &self.pipeline.conns.stats));
-                            last_losses = k.losses();
-                        }
+                    if let Some(k) = KernelCounters::read(&self.ebpf)
+                        && k.losses() > last_losses
+                    {
+                        log::warn!("kernel-side losses grew: {}", summary(Some(&k), &self.pipeline.counters, &self.pipeline.conns.stats));
+                        last_losses = k.losses();
                     }
                 }
                 _ = sigterm.recv() => break "SIGTERM",

@@ -1,1 +1,269 @@
+//! Harness for the privileged end-to-end tests: starts the real `cleartap` binary and real TLS
+//! peers on loopback, and collects the agent's JSON events.
 
+use std::{
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// True when the test may run. As non-root it fails under CI=true and is skipped (with the
+/// reason printed) elsewhere: a privileged test never passes silently in CI.
+pub fn privileged() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let reason = "end-to-end capture needs root (eBPF programs and uprobes)";
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but {reason}; run the suite as root");
+    }
+    eprintln!("SKIPPED: {reason}");
+    false
+}
+
+pub fn agent_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("CLEARTAP_BIN") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/cleartap")
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not listen on port {port} within 15 s");
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("cleartap-e2e-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        Self(dir)
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Self-signed certificate and key for CN=localhost in `dir`.
+pub fn make_cert(dir: &TempDir) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.path("cert.pem"), dir.path("key.pem"));
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("run openssl req");
+    assert!(status.success(), "openssl req failed");
+    (cert, key)
+}
+
+/// A child process killed on drop (servers).
+pub struct Peer(pub Child, pub &'static str);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub struct Agent {
+    child: Option<Child>,
+    events: Arc<Mutex<Vec<Value>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Agent {
+    /// Starts cleartap and waits until it reports its probes live.
+    pub fn start(args: &[&str]) -> Self {
+        let binary = agent_binary();
+        assert!(
+            binary.exists(),
+            "{} not built (run `cargo xtask test`)",
+            binary.display()
+        );
+        let mut child = Command::new(&binary)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start cleartap");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().expect("stdout");
+        let err = child.stderr.take().expect("stderr");
+        {
+            let events = events.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    let value: Value = serde_json::from_str(&line)
+                        .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+                    events.lock().expect("lock").push(value);
+                }
+            });
+        }
+        {
+            let stderr = stderr.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    eprintln!("[cleartap] {line}");
+                    stderr.lock().expect("lock").push(line);
+                }
+            });
+        }
+        let agent = Self {
+            child: Some(child),
+            events,
+            stderr,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if agent
+                .stderr_lines()
+                .iter()
+                .any(|l| l.contains("probes live"))
+            {
+                return agent;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "cleartap did not report live probes within 60 s; stderr: {:#?}",
+            agent.stderr_lines()
+        );
+    }
+
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().expect("lock").clone()
+    }
+
+    pub fn events(&self) -> Vec<Value> {
+        self.events.lock().expect("lock").clone()
+    }
+
+    /// Waits until `count` events satisfy `pred`; returns them in arrival order.
+    pub fn wait_events(
+        &self,
+        count: usize,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found: Vec<Value> = self.events().into_iter().filter(|e| pred(e)).collect();
+            if found.len() >= count || Instant::now() >= deadline {
+                assert!(
+                    found.len() >= count,
+                    "expected {count} matching events within {timeout:?}, got {}; all events: {:#?}; stderr: {:#?}",
+                    found.len(),
+                    self.events(),
+                    self.stderr_lines()
+                );
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then asserts a clean exit (status 0, summary logged, probes detached).
+    pub fn stop(mut self) -> Vec<String> {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = child.wait().expect("wait cleartap");
+        std::thread::sleep(Duration::from_millis(100));
+        let lines = self.stderr_lines();
+        assert!(
+            status.success(),
+            "cleartap exited with {status}; stderr: {lines:#?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.contains("exit summary")),
+            "no exit summary: {lines:#?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.contains("all probes detached")),
+            "{lines:#?}"
+        );
+        lines
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs a client to completion, returning (pid, stdout). Panics with its stderr on failure.
+pub fn run_client(cmd: &mut Command) -> (u32, String) {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
+    let pid = child.id();
+    let out = child.wait_with_output().expect("client output");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (pid, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `event[a][b]...` as a JSON value (Null when absent).
+pub fn at<'a>(event: &'a Value, path: &[&str]) -> &'a Value {
+    path.iter().fold(event, |v, k| &v[*k])
+}
+
+pub fn pid_is(event: &Value, pid: u32) -> bool {
+    at(event, &["process", "pid"]).as_u64() == Some(u64::from(pid))
+}

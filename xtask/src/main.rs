@@ -1,1 +1,213 @@
-fn main() {}
+//! Developer and CI tasks. Every command it runs is printed first; nothing is hidden.
+//!
+//!   cargo xtask setup   install what building the eBPF programs needs (idempotent)
+//!   cargo xtask run     build the agent (release) and run it: captures every process here
+//!   cargo xtask test    setup + test peers, then fmt, clippy, unit and end-to-end tests
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+/// Pinned: newer bpf-linker releases may need a newer rustc than this machine has.
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+/// Debian packages the end-to-end tests start as real peers.
+const TEST_PEERS: [&str; 4] = ["nginx", "curl", "openssl", "python3"];
+
+#[derive(Parser)]
+#[command(about = "cleartap developer and CI tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install nightly rust-src, llvm-22-dev and bpf-linker when missing.
+    Setup,
+    /// Build the agent in release mode and run it (as root); extra args go to cleartap.
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Everything CI checks: fmt, clippy, unit tests, privileged end-to-end tests.
+    Test,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Cmd::Setup => setup(),
+        Cmd::Run { args } => run(&args),
+        Cmd::Test => test(),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn show(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+fn run_cmd(cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("xtask: $ {}", show(cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start `{}`", show(cmd)))?;
+    if !status.success() {
+        bail!("`{}` failed with {status}", show(cmd));
+    }
+    Ok(())
+}
+
+fn output(cmd: &mut Command) -> String {
+    cmd.output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+fn is_root() -> bool {
+    output(Command::new("id").arg("-u")).trim() == "0"
+}
+
+fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            !output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
+                .contains("install ok installed")
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!("need root to install {missing:?} with apt-get");
+    }
+    eprintln!("xtask: installing Debian packages {missing:?}");
+    run_cmd(Command::new("apt-get").args(["update", "-q"]))?;
+    run_cmd(
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+fn setup() -> anyhow::Result<()> {
+    if !output(Command::new("rustup").args(["toolchain", "list"])).contains("nightly") {
+        eprintln!("xtask: nightly toolchain missing (eBPF needs it)");
+        run_cmd(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
+    }
+    let installed = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]));
+    if !installed.lines().any(|l| l.starts_with("rust-src")) {
+        eprintln!("xtask: adding rust-src to nightly (eBPF builds core from source)");
+        run_cmd(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
+    }
+    let linker_ok =
+        output(Command::new("bpf-linker").arg("--version")).contains(BPF_LINKER_VERSION);
+    if !linker_ok {
+        apt_install(&["llvm-22-dev"])?;
+        eprintln!(
+            "xtask: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (about a minute)"
+        );
+        let path = format!(
+            "{LLVM_PREFIX}/bin:{}",
+            std::env::var("PATH").unwrap_or_default()
+        );
+        run_cmd(
+            Command::new("cargo")
+                .args([
+                    "install",
+                    "bpf-linker",
+                    "--locked",
+                    "--version",
+                    BPF_LINKER_VERSION,
+                ])
+                .args(["--no-default-features", "--features", "llvm-22"])
+                .env("PATH", path)
+                .env("LLVM_PREFIX", LLVM_PREFIX),
+        )?;
+    }
+    eprintln!("xtask: setup complete (nightly rust-src, LLVM 22, bpf-linker {BPF_LINKER_VERSION})");
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+fn run(args: &[String]) -> anyhow::Result<()> {
+    setup()?;
+    run_cmd(cargo().args(["build", "--release", "-p", "agent", "--bin", "cleartap"]))?;
+    if !is_root() {
+        bail!("cleartap loads eBPF programs and must run as root: run `cargo xtask run` as root");
+    }
+    let binary = workspace_root().join("target/release/cleartap");
+    // exec-like: our exit code is the agent's; Ctrl-C reaches both and the agent exits cleanly.
+    let status = Command::new(&binary)
+        .args(args)
+        .status()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+fn test() -> anyhow::Result<()> {
+    setup()?;
+    apt_install(&TEST_PEERS)?;
+    run_cmd(cargo().args(["fmt", "--all", "--check"]))?;
+    run_cmd(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run_cmd(cargo().args(["build", "-p", "agent", "--bin", "cleartap"]))?;
+    let binary = workspace_root().join("target/debug/cleartap");
+    // Unit tests in parallel; the end-to-end suite one test at a time (each starts an agent
+    // that sees every process on the host).
+    run_cmd(cargo().args(["test", "--workspace", "--exclude", "cleartap-e2e"]))?;
+    run_cmd(
+        cargo()
+            .args(["test", "-p", "cleartap-e2e", "--", "--test-threads=1"])
+            .env("CLEARTAP_BIN", &binary),
+    )?;
+    eprintln!("xtask: all tests passed");
+    Ok(())
+}

@@ -34,6 +34,9 @@ pub struct PairingStats {
 pub struct Pairing {
     pending: VecDeque<Message>,
     response: Option<Head>,
+    /// Answered before its request body ended (early response to an upload): reported once
+    /// the body ends, so the event carries the request's full size.
+    answered_early: Option<Exchange>,
     pub stats: PairingStats,
 }
 
@@ -84,14 +87,14 @@ impl Pairing {
                     }
                 }
                 (_, ParseEvent::Head(head)) => {
-                    if self.pending.len() >= MAX_PENDING_REQUESTS {
-                        if let Some(old) = self.pending.pop_front() {
-                            self.stats.requests_without_response += 1;
-                            out.push(Exchange {
-                                request: Some(old),
-                                response: None,
-                            });
-                        }
+                    if self.pending.len() >= MAX_PENDING_REQUESTS
+                        && let Some(old) = self.pending.pop_front()
+                    {
+                        self.stats.requests_without_response += 1;
+                        out.push(Exchange {
+                            request: Some(old),
+                            response: None,
+                        });
                     }
                     self.pending.push_back(Message { head, body: None });
                 }
@@ -99,6 +102,11 @@ impl Pairing {
                     if let Some(request) = self.pending.iter_mut().rev().find(|m| m.body.is_none())
                     {
                         request.body = Some(body);
+                    } else if let Some(mut early) = self.answered_early.take() {
+                        if let Some(request) = early.request.as_mut() {
+                            request.body = Some(body);
+                        }
+                        out.push(early);
                     }
                 }
             }
@@ -106,31 +114,41 @@ impl Pairing {
     }
 
     fn complete_response(&mut self, response: Message, out: &mut Vec<Exchange>) {
+        if let Some(early) = self.answered_early.take() {
+            out.push(early);
+        }
         let request = self.pending.pop_front();
         if request.is_none() {
             self.stats.responses_without_request += 1;
         }
-        out.push(Exchange {
+        let exchange = Exchange {
             request,
             response: Some(response),
-        });
+        };
+        if exchange.request.as_ref().is_some_and(|r| r.body.is_none()) {
+            self.answered_early = Some(exchange);
+        } else {
+            out.push(exchange);
+        }
     }
 
     /// The connection ended: a close-delimited response completes; unanswered requests are
     /// reported alone.
     pub fn close(&mut self, response_parser: Option<&mut StreamParser>, out: &mut Vec<Exchange>) {
-        if let Some(parser) = response_parser {
-            if let Some(body) = parser.finish() {
-                if let Some(head) = self.response.take() {
-                    self.complete_response(
-                        Message {
-                            head,
-                            body: Some(body),
-                        },
-                        out,
-                    );
-                }
-            }
+        if let Some(parser) = response_parser
+            && let Some(body) = parser.finish()
+            && let Some(head) = self.response.take()
+        {
+            self.complete_response(
+                Message {
+                    head,
+                    body: Some(body),
+                },
+                out,
+            );
+        }
+        if let Some(early) = self.answered_early.take() {
+            out.push(early);
         }
         while let Some(request) = self.pending.pop_front() {
             self.stats.requests_without_response += 1;
@@ -246,6 +264,31 @@ mod tests {
         );
         assert!(out[1].response.is_none());
         assert_eq!(pairing.stats.requests_without_response, 1);
+    }
+
+    #[test]
+    fn early_response_waits_for_request_body() {
+        let mut req = StreamParser::new(Limits::default());
+        let mut res = StreamParser::new(Limits::default());
+        let mut pairing = Pairing::default();
+        let mut out = Vec::new();
+        req.push(b"POST /up HTTP/1.1\r\nContent-Length: 6\r\n\r\nabc", 1);
+        pairing.drive(&mut req, &mut out).expect("ok");
+        res.push(b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n", 2);
+        pairing.drive(&mut res, &mut out).expect("ok");
+        assert!(out.is_empty(), "{out:?}");
+        req.push(b"def", 3);
+        pairing.drive(&mut req, &mut out).expect("ok");
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0]
+                .request
+                .as_ref()
+                .and_then(|m| m.body.as_ref())
+                .map(|b| b.size),
+            Some(6)
+        );
+        assert_eq!(status(&out[0]), 413);
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub enum ProbeError {
     Load {
         program: &'static str,
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
     #[error("attaching {program} to {symbol} in {path}{pid}: {source}")]
     Attach {
@@ -52,7 +52,7 @@ pub enum ProbeError {
         path: PathBuf,
         pid: String,
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
 }
 
@@ -80,10 +80,10 @@ fn uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, 
 /// Strips the /proc/PID/root prefix for display: users know the library by its own path.
 fn display_path(path: &Path) -> String {
     let s = path.to_string_lossy();
-    if let Some(rest) = s.strip_prefix("/proc/") {
-        if let Some(idx) = rest.find("/root/") {
-            return rest[idx + 5..].to_owned();
-        }
+    if let Some(rest) = s.strip_prefix("/proc/")
+        && let Some(idx) = rest.find("/root/")
+    {
+        return rest[idx + 5..].to_owned();
     }
     s.into_owned()
 }
@@ -96,7 +96,7 @@ impl Attacher {
                 .load()
                 .map_err(|source| ProbeError::Load {
                     program: name,
-                    source,
+                    source: Box::new(source),
                 })?;
         }
         Ok(())
@@ -144,7 +144,7 @@ impl Attacher {
                         symbol,
                         path: path.to_owned(),
                         pid: pid_note.clone(),
-                        source,
+                        source: Box::new(source),
                     };
                     if required {
                         self.attach_failures += 1;

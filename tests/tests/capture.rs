@@ -1,0 +1,334 @@
+//! End-to-end: the real cleartap binary against real TLS clients and servers on loopback.
+//! Run as root (CI does); see the harness for what happens otherwise.
+
+use std::{process::Command, time::Duration};
+
+use cleartap_e2e::{
+    Agent, Peer, TempDir, at, free_port, make_cert, pid_is, privileged, run_client, wait_for_port,
+};
+use serde_json::Value;
+
+const PYTHON: &str = "/usr/bin/python3";
+const WAIT: Duration = Duration::from_secs(15);
+
+fn peers_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peers")
+}
+
+fn s_server(dir: &TempDir, port: u16) -> Peer {
+    let (cert, key) = make_cert(dir);
+    let child = Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept", &port.to_string()])
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start openssl s_server");
+    wait_for_port(port, "openssl s_server");
+    Peer(child, "s_server")
+}
+
+const NGINX_FILE_BYTES: usize = 1234;
+
+fn nginx(dir: &TempDir, port: u16) -> Peer {
+    let (cert, key) = make_cert(dir);
+    let root = dir.path("www");
+    std::fs::create_dir_all(&root).expect("www dir");
+    std::fs::write(root.join("file.bin"), vec![b'n'; NGINX_FILE_BYTES]).expect("file");
+    let d = dir.0.display();
+    let conf = format!(
+        "pid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  \
+client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  \
+uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  keepalive_requests 1000;\n  server {{\n    \
+listen 127.0.0.1:{port} ssl;\n    ssl_certificate {};\n    ssl_certificate_key {};\n    root {};\n    \
+location /k/ {{ return 200 \"k\\n\"; }}\n  }}\n}}\n",
+        cert.display(),
+        key.display(),
+        root.display()
+    );
+    let conf_path = dir.path("nginx.conf");
+    std::fs::write(&conf_path, conf).expect("nginx.conf");
+    let child = Command::new("nginx")
+        .arg("-p")
+        .arg(&dir.0)
+        .arg("-c")
+        .arg(&conf_path)
+        .args(["-g", "daemon off; master_process off;"])
+        .spawn()
+        .expect("start nginx");
+    wait_for_port(port, "nginx");
+    Peer(child, "nginx")
+}
+
+fn python_server(dir: &TempDir, port: u16) -> Peer {
+    let (cert, key) = make_cert(dir);
+    let child = Command::new(PYTHON)
+        .arg(peers_dir().join("tls_http_server.py"))
+        .arg(port.to_string())
+        .arg(&cert)
+        .arg(&key)
+        .spawn()
+        .expect("start python TLS server");
+    wait_for_port(port, "python TLS server");
+    Peer(child, "python server")
+}
+
+fn curl(args: &[&str]) -> Command {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sk", "--max-time", "20"]).args(args);
+    cmd
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(u64::MAX)
+}
+
+#[test]
+fn curl_against_openssl_s_server() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("s-server");
+    let port = free_port();
+    let _server = s_server(&dir, port);
+    let agent = Agent::start(&[]);
+    let url = format!("https://127.0.0.1:{port}/x?y=1");
+    let (pid, out) = run_client(&mut curl(&[
+        "-H",
+        "X-Cleartap-Test: s-server",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{local_port} %{size_download} %{http_code}",
+        &url,
+    ]));
+    let fields: Vec<u64> = out
+        .split_whitespace()
+        .map(|f| f.parse().expect("number"))
+        .collect();
+    let (local_port, size, code) = (fields[0], fields[1], fields[2]);
+    assert_eq!(code, 200);
+    let e = agent.wait_events(1, WAIT, |e| pid_is(e, pid)).remove(0);
+    assert_eq!(s(at(&e, &["schema"])), "cleartap.http_exchange/1");
+    assert_eq!(s(at(&e, &["process", "comm"])), "curl");
+    assert_eq!(s(at(&e, &["process", "exe"])), "/usr/bin/curl");
+    assert_eq!(s(at(&e, &["request", "method"])), "GET");
+    assert_eq!(s(at(&e, &["request", "path"])), "/x");
+    assert_eq!(s(at(&e, &["request", "query"])), "y=1");
+    assert_eq!(s(at(&e, &["request", "version"])), "HTTP/1.1");
+    assert_eq!(
+        s(at(&e, &["request", "headers", "x-cleartap-test"])),
+        "s-server"
+    );
+    assert_eq!(n(at(&e, &["request", "body_size"])), 0);
+    assert_eq!(n(at(&e, &["response", "status"])), 200);
+    assert_eq!(n(at(&e, &["response", "body_size"])), size);
+    assert_eq!(s(at(&e, &["connection", "role"])), "client");
+    assert_eq!(at(&e, &["connection", "tls"]), &Value::Bool(true));
+    assert!(s(at(&e, &["connection", "library"])).contains("libssl.so"));
+    assert_eq!(s(at(&e, &["connection", "remote", "ip"])), "127.0.0.1");
+    assert_eq!(
+        n(at(&e, &["connection", "remote", "port"])),
+        u64::from(port)
+    );
+    assert_eq!(s(at(&e, &["connection", "local", "ip"])), "127.0.0.1");
+    assert_eq!(n(at(&e, &["connection", "local", "port"])), local_port);
+    assert!(at(&e, &["latency_us"]).is_u64());
+    agent.stop();
+}
+
+#[test]
+fn curl_against_nginx_both_sides() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("nginx");
+    let port = free_port();
+    let server = nginx(&dir, port);
+    let nginx_pid = server.0.id();
+    let agent = Agent::start(&[]);
+    let url = format!("https://127.0.0.1:{port}/file.bin?a=b&token=s3cret");
+    let (pid, out) = run_client(&mut curl(&[
+        "-H",
+        "Authorization: Bearer s3cret-value",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{local_port}",
+        &url,
+    ]));
+    let local_port: u64 = out.trim().parse().expect("port");
+    let client = agent.wait_events(1, WAIT, |e| pid_is(e, pid)).remove(0);
+    let server_side = agent
+        .wait_events(1, WAIT, |e| pid_is(e, nginx_pid))
+        .remove(0);
+    for e in [&client, &server_side] {
+        assert_eq!(s(at(e, &["request", "method"])), "GET");
+        assert_eq!(s(at(e, &["request", "path"])), "/file.bin");
+        // Credentials never reach the output.
+        assert_eq!(s(at(e, &["request", "query"])), "a=b&token=[REDACTED]");
+        assert_eq!(
+            s(at(e, &["request", "headers", "authorization"])),
+            "Bearer [REDACTED]"
+        );
+        assert_eq!(n(at(e, &["response", "status"])), 200);
+        assert_eq!(
+            n(at(e, &["response", "body_size"])),
+            NGINX_FILE_BYTES as u64
+        );
+    }
+    assert!(
+        !serde_json::to_string(&agent.events())
+            .expect("json")
+            .contains("s3cret")
+    );
+    assert_eq!(s(at(&client, &["connection", "role"])), "client");
+    assert_eq!(n(at(&client, &["connection", "local", "port"])), local_port);
+    assert_eq!(
+        n(at(&client, &["connection", "remote", "port"])),
+        u64::from(port)
+    );
+    assert_eq!(s(at(&server_side, &["connection", "role"])), "server");
+    assert_eq!(s(at(&server_side, &["process", "comm"])), "nginx");
+    assert_eq!(
+        n(at(&server_side, &["connection", "local", "port"])),
+        u64::from(port)
+    );
+    assert_eq!(
+        n(at(&server_side, &["connection", "remote", "port"])),
+        local_port
+    );
+    agent.stop();
+}
+
+#[test]
+fn python_ssl_client_uses_the_ex_functions() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("python-client");
+    let port = free_port();
+    let _server = nginx(&dir, port);
+    let agent = Agent::start(&[]);
+    let mut cmd = Command::new(PYTHON);
+    cmd.arg(peers_dir().join("https_client.py"))
+        .arg(port.to_string())
+        .arg("/file.bin?lang=python");
+    let (pid, out) = run_client(&mut cmd);
+    let fields: Vec<u64> = out
+        .split_whitespace()
+        .map(|f| f.parse().expect("number"))
+        .collect();
+    assert_eq!(fields[..2], [200, NGINX_FILE_BYTES as u64]);
+    let e = agent.wait_events(1, WAIT, |e| pid_is(e, pid)).remove(0);
+    assert_eq!(s(at(&e, &["request", "path"])), "/file.bin");
+    assert_eq!(s(at(&e, &["request", "query"])), "lang=python");
+    assert_eq!(s(at(&e, &["request", "headers", "x-from"])), "python-e2e");
+    assert_eq!(n(at(&e, &["response", "status"])), 200);
+    assert_eq!(
+        n(at(&e, &["response", "body_size"])),
+        NGINX_FILE_BYTES as u64
+    );
+    assert_eq!(n(at(&e, &["connection", "local", "port"])), fields[2]);
+    assert_eq!(
+        n(at(&e, &["connection", "remote", "port"])),
+        u64::from(port)
+    );
+    assert_eq!(s(at(&e, &["connection", "role"])), "client");
+    agent.stop();
+}
+
+#[test]
+fn post_200_kib_body_to_python_server() {
+    if !privileged() {
+        return;
+    }
+    const BODY: usize = 200 * 1024;
+    let dir = TempDir::new("post");
+    let port = free_port();
+    let server = python_server(&dir, port);
+    let server_pid = server.0.id();
+    let body_file = dir.path("body.bin");
+    std::fs::write(&body_file, vec![b'p'; BODY]).expect("body file");
+    let agent = Agent::start(&["--body-prefix-bytes", "8"]);
+    let url = format!("https://127.0.0.1:{port}/upload?kind=big");
+    let data = format!("@{}", body_file.display());
+    let (pid, out) = run_client(&mut curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        &data,
+        &url,
+    ]));
+    assert_eq!(out.trim(), format!("{{\"received\": {BODY}}}"));
+    let client = agent.wait_events(1, WAIT, |e| pid_is(e, pid)).remove(0);
+    let server_side = agent
+        .wait_events(1, WAIT, |e| pid_is(e, server_pid))
+        .remove(0);
+    for e in [&client, &server_side] {
+        assert_eq!(s(at(e, &["request", "method"])), "POST");
+        assert_eq!(s(at(e, &["request", "path"])), "/upload");
+        assert_eq!(n(at(e, &["request", "body_size"])), BODY as u64);
+        assert_eq!(n(at(e, &["request", "body_missing_bytes"])), 0);
+        assert_eq!(s(at(e, &["request", "body_prefix"])), "pppppppp");
+        assert_eq!(n(at(e, &["response", "status"])), 200);
+        assert_eq!(s(at(e, &["response", "body_prefix"])), "{\"receiv");
+        assert_eq!(
+            n(at(e, &["response", "body_size"])),
+            out.trim().len() as u64
+        );
+    }
+    assert_eq!(s(at(&server_side, &["connection", "role"])), "server");
+    assert_eq!(
+        s(at(&server_side, &["process", "exe"])),
+        "/usr/bin/python3.11"
+    );
+    agent.stop();
+}
+
+#[test]
+fn fifty_keep_alive_requests_on_one_connection() {
+    if !privileged() {
+        return;
+    }
+    const N: usize = 50;
+    let dir = TempDir::new("keepalive");
+    let port = free_port();
+    let _server = nginx(&dir, port);
+    let agent = Agent::start(&[]);
+    let urls: Vec<String> = (1..=N)
+        .map(|i| format!("https://127.0.0.1:{port}/k/{i}?i={i}"))
+        .collect();
+    let mut args = vec!["-w", "%{local_port}\\n", "-o", "/dev/null"];
+    for url in &urls {
+        args.extend(["-o", "/dev/null", url.as_str()]);
+    }
+    let (pid, out) = run_client(&mut curl(&args));
+    let ports: std::collections::BTreeSet<&str> = out.lines().collect();
+    assert_eq!(ports.len(), 1, "curl used one connection: {out}");
+    let local_port: u64 = ports.iter().next().expect("port").parse().expect("number");
+    let events = agent.wait_events(N, WAIT, |e| pid_is(e, pid));
+    assert_eq!(events.len(), N);
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(s(at(e, &["request", "path"])), format!("/k/{}", i + 1));
+        assert_eq!(s(at(e, &["request", "query"])), format!("i={}", i + 1));
+        assert_eq!(n(at(e, &["response", "status"])), 200);
+        assert_eq!(n(at(e, &["response", "body_size"])), 2);
+        assert_eq!(n(at(e, &["connection", "local", "port"])), local_port);
+    }
+    let lines = agent.stop();
+    let summary = lines
+        .iter()
+        .find(|l| l.contains("exit summary"))
+        .expect("summary");
+    assert!(summary.contains("ringbuf_full_records=0"), "{summary}");
+    assert!(summary.contains("gap_events=0"), "{summary}");
+}
