@@ -34,6 +34,10 @@ pub static CONNECTING: LruHashMap<u64, u64> = LruHashMap::with_max_entries(8192,
 #[map]
 pub static DATA_SCRATCH: PerCpuArray<DataScratch> = PerCpuArray::with_max_entries(1, 0);
 
+/// Consumer position (+1) at this CPU's last forced wakeup.
+#[map]
+pub static WAKEUP_AT_CONSUMER: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
 #[map]
 pub static EXEC_SCRATCH: PerCpuArray<ExecRecord> = PerCpuArray::with_max_entries(1, 0);
 

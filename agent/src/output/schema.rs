@@ -212,3 +212,81 @@ pub fn render(item: &ConnExchange, ctx: &Enrichment<'_>) -> ExchangeEvent {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::{ConnInfo, Endpoints, Role};
+    use crate::http::{
+        exchange::{Exchange, Pairing},
+        h1::{Limits, StreamParser},
+    };
+
+    /// Runs real bytes through the parser and pairing, then renders: the golden file pins the
+    /// whole event shape, so a schema change shows up as a diff to review (UPDATE_GOLDEN=1).
+    fn exchange() -> ConnExchange {
+        let limits = Limits {
+            body_prefix_bytes: 16,
+            ..Limits::default()
+        };
+        let (mut req, mut res) = (StreamParser::new(limits), StreamParser::new(limits));
+        let mut pairing = Pairing::default();
+        let mut out: Vec<Exchange> = Vec::new();
+        req.push(
+            b"POST /api/v1/users?id=7&api_key=k3y HTTP/1.1\r\nHost: api.local\r\n\
+Authorization: Bearer eyJhbGciOiJub25lIn0.e30.\r\nCookie: sid=abc\r\nX-Request-Id: r-1\r\n\
+Content-Length: 17\r\n\r\n{\"name\":\"alice\"}\n",
+            1_000_000,
+        );
+        pairing.drive(&mut req, &mut out).expect("request parses");
+        res.push(
+            b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nSet-Cookie: a=1\r\n\
+Set-Cookie: b=2\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"id\"\r\n4\r\n:42}\r\n0\r\n\r\n",
+            1_250_000,
+        );
+        pairing.drive(&mut res, &mut out).expect("response parses");
+        ConnExchange {
+            conn: ConnInfo {
+                tgid: 4242,
+                tid: 4243,
+                comm: "curl".into(),
+                fd: Some(5),
+                role: Role::Client,
+                endpoints: Some(Endpoints {
+                    local: "127.0.0.1:50000".parse().expect("addr"),
+                    remote: "127.0.0.1:8443".parse().expect("addr"),
+                }),
+                library_id: 1,
+            },
+            exchange: out.pop().expect("one exchange"),
+        }
+    }
+
+    #[test]
+    fn exchange_event_matches_golden_file() {
+        let ctx = Enrichment {
+            host: "node-1",
+            exe: Some("/usr/bin/curl".into()),
+            library: Some("/usr/lib/x86_64-linux-gnu/libssl.so.3".into()),
+            monotonic_to_unix_ns: 1_763_700_000_000_000_000,
+        };
+        let rendered =
+            serde_json::to_string_pretty(&render(&exchange(), &ctx)).expect("json") + "\n";
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/golden/exchange_event.json"
+        );
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(path, &rendered).expect("write golden");
+        }
+        let golden =
+            std::fs::read_to_string(path).expect("golden file (UPDATE_GOLDEN=1 creates it)");
+        assert_eq!(rendered, golden);
+    }
+
+    #[test]
+    fn time_is_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_500_000_000), "1970-01-01T00:00:01.5Z");
+    }
+}
