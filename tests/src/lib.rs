@@ -209,10 +209,15 @@ impl Agent {
     }
 
     /// SIGTERM, then asserts a clean exit (status 0, summary logged, probes detached).
-    pub fn stop(mut self) -> Vec<String> {
+    pub fn stop(self) -> Vec<String> {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Sends `signal` (SIGTERM or SIGINT, i.e. Ctrl-C) and asserts a clean exit.
+    pub fn stop_with(mut self, signal: i32) -> Vec<String> {
         let mut child = self.child.take().expect("running");
         // SAFETY: plain kill(2) on our own child's pid.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(child.id() as i32, signal) };
         let status = child.wait().expect("wait cleartap");
         std::thread::sleep(Duration::from_millis(100));
         let lines = self.stderr_lines();

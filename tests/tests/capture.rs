@@ -324,11 +324,70 @@ fn fifty_keep_alive_requests_on_one_connection() {
         assert_eq!(n(at(e, &["response", "body_size"])), 2);
         assert_eq!(n(at(e, &["connection", "local", "port"])), local_port);
     }
-    let lines = agent.stop();
+    // Ctrl-C must be as clean as SIGTERM.
+    let lines = agent.stop_with(libc::SIGINT);
     let summary = lines
         .iter()
         .find(|l| l.contains("exit summary"))
         .expect("summary");
     assert!(summary.contains("ringbuf_full_records=0"), "{summary}");
     assert!(summary.contains("gap_events=0"), "{summary}");
+}
+
+/// A libssl that no process mapped when the agent started (a private copy: new inode) is
+/// attached within a second of the exec of the process that loads it.
+#[test]
+fn library_of_a_process_started_later_is_attached_within_one_second() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("late-lib");
+    let port = free_port();
+    let _server = nginx(&dir, port);
+    let system_lib = discovery_system_libssl();
+    let lib_dir = dir.path("privlib");
+    std::fs::create_dir_all(&lib_dir).expect("lib dir");
+    let copy = lib_dir.join(system_lib.file_name().expect("file name"));
+    std::fs::copy(&system_lib, &copy).expect("copy libssl");
+    let agent = Agent::start(&[]);
+    let mut cmd = Command::new(PYTHON);
+    cmd.arg(peers_dir().join("delayed_https_client.py"))
+        .arg(port.to_string())
+        .arg("/file.bin?late=1")
+        .arg("1.0")
+        .env("LD_LIBRARY_PATH", &lib_dir);
+    let (pid, out) = run_client(&mut cmd);
+    assert_eq!(out.trim(), format!("200 {NGINX_FILE_BYTES}"));
+    let e = agent.wait_events(1, WAIT, |e| pid_is(e, pid)).remove(0);
+    assert_eq!(s(at(&e, &["request", "query"])), "late=1");
+    assert_eq!(
+        s(at(&e, &["connection", "library"])),
+        copy.to_string_lossy()
+    );
+    assert!(
+        agent
+            .stderr_lines()
+            .iter()
+            .any(|l| l.contains("attached to") && l.contains(&*copy.to_string_lossy())),
+        "no attach line for the private copy"
+    );
+    agent.stop();
+}
+
+/// The libssl that Debian's python3 loads, found through its _ssl module's dependencies.
+fn discovery_system_libssl() -> std::path::PathBuf {
+    let out = Command::new(PYTHON)
+        .args(["-c", "import _ssl; print(_ssl.__file__)"])
+        .output()
+        .expect("python3");
+    let module = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let ldd = Command::new("ldd").arg(&module).output().expect("ldd");
+    String::from_utf8_lossy(&ldd.stdout)
+        .lines()
+        .find_map(|l| {
+            let (name, rest) = l.trim().split_once(" => ")?;
+            name.starts_with("libssl.so")
+                .then(|| rest.split_whitespace().next().map(std::path::PathBuf::from))?
+        })
+        .expect("python's _ssl links libssl")
 }

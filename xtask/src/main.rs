@@ -205,7 +205,15 @@ fn test() -> anyhow::Result<()> {
     run_cmd(cargo().args(["test", "--workspace", "--exclude", "cleartap-e2e"]))?;
     run_cmd(
         cargo()
-            .args(["test", "-p", "cleartap-e2e", "--", "--test-threads=1"])
+            .args([
+                "test",
+                "-p",
+                "cleartap-e2e",
+                "--test",
+                "capture",
+                "--",
+                "--test-threads=1",
+            ])
             .env("CLEARTAP_BIN", &binary),
     )?;
     eprintln!("xtask: all tests passed");
