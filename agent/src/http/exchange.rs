@@ -169,21 +169,30 @@ mod tests {
     use super::*;
     use crate::http::h1::Limits;
 
-    fn run(requests: &[&[u8]], responses: &[&[u8]]) -> (Vec<Exchange>, Pairing) {
+    enum Step<'a> {
+        Req(&'a [u8]),
+        Res(&'a [u8]),
+    }
+    use Step::{Req, Res};
+
+    /// Feeds the steps in order; returns exchanges emitted after each step, then after close.
+    fn steps(seq: &[Step<'_>]) -> (Vec<usize>, Vec<Exchange>, Pairing) {
         let mut req = StreamParser::new(Limits::default());
         let mut res = StreamParser::new(Limits::default());
         let mut pairing = Pairing::default();
         let mut out = Vec::new();
-        for (i, r) in requests.iter().enumerate() {
-            req.push(r, i as u64);
-            pairing.drive(&mut req, &mut out).expect("requests parse");
-        }
-        for (i, r) in responses.iter().enumerate() {
-            res.push(r, 100 + i as u64);
-            pairing.drive(&mut res, &mut out).expect("responses parse");
+        let mut counts = Vec::new();
+        for (i, step) in seq.iter().enumerate() {
+            let (parser, bytes) = match step {
+                Req(b) => (&mut req, b),
+                Res(b) => (&mut res, b),
+            };
+            parser.push(bytes, i as u64);
+            pairing.drive(parser, &mut out).expect("parses");
+            counts.push(out.len());
         }
         pairing.close(Some(&mut res), &mut out);
-        (out, pairing)
+        (counts, out, pairing)
     }
 
     fn status(e: &Exchange) -> u16 {
@@ -200,100 +209,66 @@ mod tests {
         }
     }
 
+    fn body_size(m: Option<&Message>) -> Option<u64> {
+        m.and_then(|m| m.body.as_ref()).map(|b| b.size)
+    }
+
     #[test]
     fn pipelined_pairs_in_order_with_head() {
-        let (out, _) = run(
-            &[b"GET /a HTTP/1.1\r\n\r\nHEAD /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n"],
-            &[b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nAHTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"],
-        );
-        assert_eq!(out.len(), 3);
+        let (_, out, _) = steps(&[
+            Req(b"GET /a HTTP/1.1\r\n\r\nHEAD /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n"),
+            Res(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nAHTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
+        ]);
         assert_eq!(
             out.iter().map(target).collect::<Vec<_>>(),
             ["/a", "/b", "/c"]
         );
         assert_eq!(out.iter().map(status).collect::<Vec<_>>(), [200, 200, 404]);
-        assert_eq!(
-            out[1]
-                .response
-                .as_ref()
-                .and_then(|m| m.body.as_ref())
-                .map(|b| b.size),
-            Some(0)
-        );
+        assert_eq!(body_size(out[1].response.as_ref()), Some(0));
     }
 
     #[test]
     fn expect_continue_pairs_final_response() {
-        let (out, pairing) = run(
-            &[
-                b"POST /u HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
-                b"abc",
-            ],
-            &[
-                b"HTTP/1.1 100 Continue\r\n\r\n",
-                b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
-            ],
-        );
+        let (_, out, pairing) = steps(&[
+            Req(b"POST /u HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n"),
+            Res(b"HTTP/1.1 100 Continue\r\n\r\n"),
+            Req(b"abc"),
+            Res(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"),
+        ]);
         assert_eq!(out.len(), 1);
         assert_eq!(status(&out[0]), 201);
-        assert_eq!(
-            out[0]
-                .request
-                .as_ref()
-                .and_then(|m| m.body.as_ref())
-                .map(|b| b.size),
-            Some(3)
-        );
+        assert_eq!(body_size(out[0].request.as_ref()), Some(3));
         assert_eq!(pairing.stats.interim_responses, 1);
     }
 
     #[test]
     fn close_delimited_and_unanswered() {
-        let (out, pairing) = run(
-            &[b"GET /x HTTP/1.0\r\n\r\nGET /y HTTP/1.1\r\n\r\n"],
-            &[b"HTTP/1.0 200 OK\r\n\r\nbody until close"],
-        );
+        let (counts, out, pairing) = steps(&[
+            Req(b"GET /x HTTP/1.0\r\n\r\nGET /y HTTP/1.1\r\n\r\n"),
+            Res(b"HTTP/1.0 200 OK\r\n\r\nbody until close"),
+        ]);
+        assert_eq!(counts, [0, 0]);
         assert_eq!(out.len(), 2);
-        assert_eq!(
-            out[0]
-                .response
-                .as_ref()
-                .and_then(|m| m.body.as_ref())
-                .map(|b| b.size),
-            Some(16)
-        );
+        assert_eq!(body_size(out[0].response.as_ref()), Some(16));
         assert!(out[1].response.is_none());
         assert_eq!(pairing.stats.requests_without_response, 1);
     }
 
     #[test]
     fn early_response_waits_for_request_body() {
-        let mut req = StreamParser::new(Limits::default());
-        let mut res = StreamParser::new(Limits::default());
-        let mut pairing = Pairing::default();
-        let mut out = Vec::new();
-        req.push(b"POST /up HTTP/1.1\r\nContent-Length: 6\r\n\r\nabc", 1);
-        pairing.drive(&mut req, &mut out).expect("ok");
-        res.push(b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n", 2);
-        pairing.drive(&mut res, &mut out).expect("ok");
-        assert!(out.is_empty(), "{out:?}");
-        req.push(b"def", 3);
-        pairing.drive(&mut req, &mut out).expect("ok");
-        assert_eq!(out.len(), 1);
-        assert_eq!(
-            out[0]
-                .request
-                .as_ref()
-                .and_then(|m| m.body.as_ref())
-                .map(|b| b.size),
-            Some(6)
-        );
+        let (counts, out, _) = steps(&[
+            Req(b"POST /up HTTP/1.1\r\nContent-Length: 6\r\n\r\nabc"),
+            Res(b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n"),
+            Req(b"def"),
+        ]);
+        assert_eq!(counts, [0, 0, 1]);
+        assert_eq!(body_size(out[0].request.as_ref()), Some(6));
         assert_eq!(status(&out[0]), 413);
     }
 
     #[test]
     fn response_without_request_is_reported() {
-        let (out, pairing) = run(&[], &[b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]);
+        let (_, out, pairing) = steps(&[Res(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")]);
         assert_eq!(out.len(), 1);
         assert!(out[0].request.is_none());
         assert_eq!(pairing.stats.responses_without_request, 1);
