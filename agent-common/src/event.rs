@@ -136,6 +136,20 @@ pub mod counter {
     pub const COUNT: u32 = 11;
 }
 
+/// Library ids (attach cookies) are below this; per-library arrays have this many slots.
+pub const MAX_LIBRARIES: u32 = 256;
+
+/// Runtime check of a chosen internal attach point, per library (per CPU; userspace sums):
+/// how often the exported wrapper was entered, and whether the internal function then saw the
+/// same (ssl, buf) arguments on the same thread.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LibCheck {
+    pub wrapper_hits: u64,
+    pub matches: u64,
+    pub mismatches: u64,
+}
+
 /// Kernel struct member offsets (bytes) resolved from BTF in userspace. `valid == 1` once filled.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -166,5 +180,6 @@ const _: () = {
     assert!(core::mem::size_of::<ExecRecord>() == 296);
     assert!(core::mem::size_of::<ExitRecord>() == 24);
     assert!(core::mem::size_of::<KernelOffsets>() == 64);
+    assert!(core::mem::size_of::<LibCheck>() == 24);
     assert!(DATA_CHUNK_BYTES.is_power_of_two());
 };

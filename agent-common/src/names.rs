@@ -8,6 +8,9 @@ pub const PROG_SSL_READ_EX_ENTRY: &str = "ssl_read_ex_entry";
 pub const PROG_SSL_WRITE_ENTRY: &str = "ssl_write_entry";
 pub const PROG_SSL_WRITE_EX_ENTRY: &str = "ssl_write_ex_entry";
 pub const PROG_SSL_RETURN: &str = "ssl_return";
+/// Count-only entry probe on exported wrappers while an internal attach point is verified.
+pub const PROG_SSL_CHECK_ENTRY: &str = "ssl_check_entry";
+pub const MAP_LIB_CHECKS: &str = "LIB_CHECKS";
 
 /// Syscall tracepoints that may run nested inside an SSL call and reveal its socket fd.
 pub const SOCKET_IO_SYSCALLS: [(&str, &str); 8] = [

@@ -42,3 +42,5 @@ pub fn kind_name(kind: u32) -> &'static str {
 
 // SAFETY: plain repr(C) integers, no implicit padding (asserted in event.rs).
 unsafe impl aya::Pod for crate::event::KernelOffsets {}
+// SAFETY: as above.
+unsafe impl aya::Pod for crate::event::LibCheck {}

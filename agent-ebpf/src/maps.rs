@@ -1,7 +1,8 @@
 //! Maps and globals. Sizes here are defaults; the loader may resize EVENTS.
 
 use agent_common::event::{
-    CAPTURE_LIMIT_BYTES, DATA_CHUNK_BYTES, DataRecord, ExecRecord, KernelOffsets, counter,
+    CAPTURE_LIMIT_BYTES, DATA_CHUNK_BYTES, DataRecord, ExecRecord, KernelOffsets, LibCheck,
+    MAX_LIBRARIES, counter,
 };
 use aya_ebpf::{
     macros::map,
@@ -33,6 +34,21 @@ pub static CONNECTING: LruHashMap<u64, u64> = LruHashMap::with_max_entries(8192,
 /// Per-CPU staging area for one data record (too big for the 512-byte eBPF stack).
 #[map]
 pub static DATA_SCRATCH: PerCpuArray<DataScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Wrapper calls awaiting the internal call they should make, per thread (runtime check).
+#[map]
+pub static CHECKS: LruHashMap<u64, CheckCall> = LruHashMap::with_max_entries(4096, 0);
+
+#[map]
+pub static LIB_CHECKS: PerCpuArray<LibCheck> = PerCpuArray::with_max_entries(MAX_LIBRARIES, 0);
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct CheckCall {
+    pub ssl: u64,
+    pub buf: u64,
+    pub library_id: u64,
+}
 
 /// Consumer position (+1) at this CPU's last forced wakeup.
 #[map]

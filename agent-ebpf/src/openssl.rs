@@ -1,4 +1,6 @@
-//! Uprobes on OpenSSL's SSL_read / SSL_read_ex / SSL_write / SSL_write_ex.
+//! Uprobes on OpenSSL's read/write functions: the exported SSL_read / SSL_read_ex / SSL_write /
+//! SSL_write_ex, or (cheaper, see agent/src/probes/attach_point.rs) the internal functions they
+//! call, which have the `_ex` signature `(ssl, buf, num, size_t *processed)`.
 //!
 //! Entry records the arguments per thread; the shared return probe learns how many bytes the
 //! call really moved and copies exactly those. Capturing writes at entry would be one probe hit
@@ -15,7 +17,7 @@ use aya_ebpf::{
 
 use crate::{
     emit::{Payload, bump, emit_payload},
-    maps::{CALLS, STREAMS, SslCall, StreamKey, StreamState},
+    maps::{CALLS, CHECKS, CheckCall, LIB_CHECKS, STREAMS, SslCall, StreamKey, StreamState},
 };
 
 #[uprobe]
@@ -42,12 +44,57 @@ pub fn ssl_write_ex_entry(ctx: ProbeContext) -> u32 {
     0
 }
 
+/// On an exported wrapper while its internal attach point is being verified: remember the
+/// arguments; the internal entry on this thread must see the same ones.
+#[uprobe]
+pub fn ssl_check_entry(ctx: ProbeContext) -> u32 {
+    let (Some(ssl), Some(buf)) = (ctx.arg::<u64>(0), ctx.arg::<u64>(1)) else {
+        return 0;
+    };
+    // SAFETY: helper valid in uprobe context.
+    let library_id = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+    if let Some(check) = LIB_CHECKS.get_ptr_mut(library_id as u32) {
+        // SAFETY: per-CPU slot.
+        unsafe { (*check).wrapper_hits += 1 };
+    }
+    let call = CheckCall {
+        ssl,
+        buf,
+        library_id,
+    };
+    let _ = CHECKS.insert(&bpf_get_current_pid_tgid(), &call, 0);
+    0
+}
+
+#[inline(always)]
+fn verify(pid_tgid: u64, ssl: u64, buf: u64, library_id: u32) {
+    // SAFETY: value copied out.
+    let Some(pending) = (unsafe { CHECKS.get(&pid_tgid) }).copied() else {
+        return;
+    };
+    if pending.library_id != library_id as u64 {
+        return;
+    }
+    let _ = CHECKS.remove(&pid_tgid);
+    if let Some(check) = LIB_CHECKS.get_ptr_mut(library_id) {
+        // SAFETY: per-CPU slot.
+        unsafe {
+            if pending.ssl == ssl && pending.buf == buf {
+                (*check).matches += 1;
+            } else {
+                (*check).mismatches += 1;
+            }
+        }
+    }
+}
+
 #[inline(always)]
 fn enter(ctx: &ProbeContext, direction: u32, is_ex: bool) {
     bump(counter::SSL_ENTRY_HITS, 1);
     let (Some(ssl), Some(buf)) = (ctx.arg::<u64>(0), ctx.arg::<u64>(1)) else {
         return;
     };
+    let pid_tgid = bpf_get_current_pid_tgid();
     let len_out = if is_ex {
         ctx.arg::<u64>(3).unwrap_or(0)
     } else {
@@ -63,7 +110,10 @@ fn enter(ctx: &ProbeContext, direction: u32, is_ex: bool) {
         library_id: unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32,
         fd_seen: 0,
     };
-    if CALLS.insert(&bpf_get_current_pid_tgid(), &call, 0).is_err() {
+    if is_ex {
+        verify(pid_tgid, ssl, buf, call.library_id);
+    }
+    if CALLS.insert(&pid_tgid, &call, 0).is_err() {
         bump(counter::CALL_TABLE_FULL, 1);
     }
 }
@@ -77,10 +127,11 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
         return 0;
     };
     let _ = CALLS.remove(&pid_tgid);
-    // All four functions return int.
+    // All these functions return int. The `_ex` family reports success as 1 (the internal
+    // functions as > 0) with the byte count in *processed.
     let ret = ctx.ret::<u64>() as i32;
     let len = if call.is_ex != 0 {
-        if ret != 1 || call.len_out == 0 {
+        if ret <= 0 || call.len_out == 0 {
             return 0;
         }
         // SAFETY: reading a size_t from the caller's memory; failure means nothing to capture.

@@ -73,7 +73,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let tracepoints = loader::attach_tracepoints(&mut ebpf)?;
     Attacher::load_programs(&mut ebpf)?;
 
-    let mut attacher = Attacher::default();
+    let mut attacher = Attacher::new(config.probe_mode);
     let mut candidates: Vec<(std::path::PathBuf, Option<u32>)> = Vec::new();
     candidates.extend(config.libraries.iter().map(|p| (p.clone(), None)));
     candidates.extend(

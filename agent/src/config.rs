@@ -47,6 +47,12 @@ pub struct Config {
     #[arg(long, env = "CLEARTAP_IDLE_TIMEOUT_SECS", default_value_t = 300)]
     pub idle_timeout_secs: u64,
 
+    /// Where to probe OpenSSL: `auto` probes the internal read/write functions when the
+    /// library's machine code has the known shape (much cheaper; verified against the exported
+    /// functions on live traffic), `exported` always probes SSL_read/SSL_write(_ex).
+    #[arg(long, env = "CLEARTAP_PROBE_MODE", value_enum, default_value_t = crate::probes::ProbeMode::Auto)]
+    pub probe_mode: crate::probes::ProbeMode,
+
     /// Extra OpenSSL libssl file to attach to (besides those discovered). Repeatable.
     #[arg(long = "library", value_name = "PATH")]
     pub libraries: Vec<std::path::PathBuf>,

@@ -208,13 +208,7 @@ impl ConnTable {
         }
     }
 
-    pub fn on_data(
-        &mut self,
-        record: &DataRecord,
-        payload: &[u8],
-        comm: &str,
-        out: &mut Vec<ConnExchange>,
-    ) {
+    pub fn on_data(&mut self, record: &DataRecord, payload: &[u8], out: &mut Vec<ConnExchange>) {
         let Some(index) = direction_index(record.direction) else {
             self.stats.parse_errors += 1;
             return;
@@ -227,7 +221,7 @@ impl ConnTable {
         let mut stats = self.stats;
         let conn = self.entry(id, ts, out);
         if conn.info.comm.is_empty() {
-            conn.info.comm = comm.to_owned();
+            conn.info.comm = crate::decode::c_string(&record.comm);
             conn.info.tid = record.header.pid_tgid as u32;
             conn.info.library_id = record.library_id;
         }
@@ -269,6 +263,14 @@ impl ConnTable {
                 (0, StreamKind::Responses) | (1, StreamKind::Requests) => Role::Server,
                 _ => Role::Unknown,
             };
+        }
+        if exchanges.is_empty() {
+            self.stats.duplicate_bytes = stats.duplicate_bytes;
+            self.stats.gap_events = stats.gap_events;
+            self.stats.gap_bytes = stats.gap_bytes;
+            self.stats.desyncs = stats.desyncs;
+            self.stats.parse_errors = stats.parse_errors;
+            return;
         }
         let info = conn.info.clone();
         // `entry` may have evicted (and counted) another stream meanwhile: merge, not overwrite.

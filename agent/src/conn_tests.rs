@@ -52,12 +52,9 @@ fn feed(
     ts: u64,
 ) -> Vec<ConnExchange> {
     let mut out = Vec::new();
-    table.on_data(
-        &data(direction, offset, payload, ts),
-        payload,
-        "curl",
-        &mut out,
-    );
+    let mut record = data(direction, offset, payload, ts);
+    record.comm[..4].copy_from_slice(b"curl");
+    table.on_data(&record, payload, &mut out);
     out
 }
 
@@ -158,7 +155,7 @@ fn table_is_bounded() {
         let mut r = data(DIRECTION_EGRESS, 0, b"GET / HTTP/1.1\r\n\r\n", i);
         r.ssl = i;
         let mut out = Vec::new();
-        table.on_data(&r, b"GET / HTTP/1.1\r\n\r\n", "x", &mut out);
+        table.on_data(&r, b"GET / HTTP/1.1\r\n\r\n", &mut out);
     }
     assert_eq!(table.len(), 4);
     assert_eq!(table.stats.streams_evicted, 6);

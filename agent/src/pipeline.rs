@@ -79,11 +79,9 @@ impl Pipeline {
         match record {
             Record::Data(data, payload) => {
                 self.counters.payload_bytes += payload.len() as u64;
-                let comm = c_string(&data.comm);
                 // Learn the exe while the process is alive; short-lived ones are gone by flush.
-                let _ = self.processes.exe((data.header.pid_tgid >> 32) as u32);
-                self.conns
-                    .on_data(&data, payload, &comm, &mut self.finished);
+                self.processes.learn((data.header.pid_tgid >> 32) as u32);
+                self.conns.on_data(&data, payload, &mut self.finished);
             }
             Record::Socket(socket) => self.conns.on_socket(&socket, &mut self.finished),
             Record::Close(close) => {

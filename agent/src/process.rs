@@ -33,6 +33,15 @@ impl ProcessTable {
         self.exe.insert(pid, exe);
     }
 
+    /// Makes sure `pid`'s exe is cached (reads /proc only on a miss).
+    pub fn learn(&mut self, pid: u32) {
+        if !self.exe.contains_key(&pid)
+            && let Some(exe) = read_exe(pid)
+        {
+            self.insert(pid, exe);
+        }
+    }
+
     pub fn exe(&mut self, pid: u32) -> Option<String> {
         if let Some(exe) = self.exe.get(&pid) {
             return Some(exe.clone());

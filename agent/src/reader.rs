@@ -71,6 +71,7 @@ impl Loop {
                 }
                 _ = poll.tick() => {
                     drain(ring.get_mut(), &mut self.pipeline);
+                    self.attacher.verify(&mut self.ebpf);
                     for pid in self.pipeline.due_rescans() {
                         for path in discovery::libssl_of_process(pid) {
                             if let Err(e) = self.attacher.attach(&mut self.ebpf, &path, Some(pid)) {

@@ -96,7 +96,7 @@ fn curl_against_openssl_s_server() {
     }
     let dir = TempDir::new("s-server");
     let port = free_port();
-    let _server = s_server(&dir, port);
+    let server = s_server(&dir, port);
     let agent = Agent::start(&[]);
     let url = format!("https://127.0.0.1:{port}/x?y=1");
     let (pid, out) = run_client(&mut curl(&[
@@ -140,6 +140,12 @@ fn curl_against_openssl_s_server() {
     assert_eq!(s(at(&e, &["connection", "local", "ip"])), "127.0.0.1");
     assert_eq!(n(at(&e, &["connection", "local", "port"])), local_port);
     assert!(at(&e, &["latency_us"]).is_u64());
+    // s_server reads through an SSL BIO, which calls OpenSSL's internal read function directly:
+    // only the internal attach points (the default) see its side.
+    let server_side = agent.wait_events(1, WAIT, |e| pid_is(e, server.0.id())).remove(0);
+    assert_eq!(s(at(&server_side, &["connection", "role"])), "server");
+    assert_eq!(s(at(&server_side, &["request", "path"])), "/x");
+    assert_eq!(n(at(&server_side, &["connection", "remote", "port"])), local_port);
     agent.stop();
 }
 
@@ -215,7 +221,9 @@ fn python_ssl_client_uses_the_ex_functions() {
     let dir = TempDir::new("python-client");
     let port = free_port();
     let _server = nginx(&dir, port);
-    let agent = Agent::start(&[]);
+    // The exported SSL_read_ex/SSL_write_ex probes (the fallback path) are what this covers;
+    // the default internal attach points are exercised by every other test.
+    let agent = Agent::start(&["--probe-mode", "exported"]);
     let mut cmd = Command::new(PYTHON);
     cmd.arg(peers_dir().join("https_client.py"))
         .arg(port.to_string())

@@ -152,11 +152,42 @@ impl StreamParser {
             self.buf.clear();
             self.head_start_ns = None;
         }
+        self.last_ns = ts_ns;
+        let mut data = data;
+        if self.buf.is_empty() {
+            // Body bytes of a known length go straight into the summary: bodies dominate the
+            // volume and are never buffered.
+            let rem = match self.state {
+                State::Length(rem) | State::Chunked(ChunkState::Data(rem)) => rem,
+                State::UntilClose => u64::MAX,
+                _ => 0,
+            };
+            let n = (data.len() as u64).min(rem) as usize;
+            if n > 0 {
+                self.consume_body(&data[..n]);
+                let left = rem - n as u64;
+                match &mut self.state {
+                    State::Length(r) | State::Chunked(ChunkState::Data(r)) => *r = left,
+                    _ => {}
+                }
+                data = &data[n..];
+            }
+        }
         if self.state == State::Head && self.buf.is_empty() && !data.is_empty() {
             self.head_start_ns = Some(ts_ns);
         }
         self.buf.extend(data);
-        self.last_ns = ts_ns;
+    }
+
+    fn consume_body(&mut self, bytes: &[u8]) {
+        let room = self
+            .limits
+            .body_prefix_bytes
+            .saturating_sub(self.body.prefix.len());
+        self.body
+            .prefix
+            .extend_from_slice(&bytes[..room.min(bytes.len())]);
+        self.body.size = self.body.size.saturating_add(bytes.len() as u64);
     }
 
     /// `missing` bytes of the stream were not captured. Returns true if the parser stayed in

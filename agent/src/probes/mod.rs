@@ -1,7 +1,14 @@
 //! The uprobe attach table for OpenSSL and the bookkeeping of attached libraries: each distinct
 //! file (device + inode) is attached once, for all processes, whatever path it was found under.
+//!
+//! Attach points: where the machine code has the known wrapper shape (attach_point.rs), the
+//! internal read/write functions are probed (cheap, emulated first instruction) and a runtime
+//! check compares them against the exported wrappers on live traffic (verify.rs); otherwise, or
+//! if the check fails, the exported functions are probed directly.
 
+pub mod attach_point;
 pub mod discovery;
+mod verify;
 
 use std::{
     collections::HashMap,
@@ -9,17 +16,22 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use agent_common::names::{
-    PROG_SSL_READ_ENTRY, PROG_SSL_READ_EX_ENTRY, PROG_SSL_RETURN, PROG_SSL_WRITE_ENTRY,
-    PROG_SSL_WRITE_EX_ENTRY,
+use agent_common::{
+    event::MAX_LIBRARIES,
+    names::{
+        PROG_SSL_CHECK_ENTRY, PROG_SSL_READ_ENTRY, PROG_SSL_READ_EX_ENTRY, PROG_SSL_RETURN,
+        PROG_SSL_WRITE_ENTRY, PROG_SSL_WRITE_EX_ENTRY,
+    },
 };
 use aya::{
     Ebpf,
     programs::{
         UProbe,
-        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
+        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope},
     },
 };
+
+pub use verify::Verdict;
 
 /// (symbol, entry program, required). OpenSSL 1.0 lacks the `_ex` functions.
 const OPENSSL_SYMBOLS: [(&str, &str, bool); 4] = [
@@ -29,10 +41,18 @@ const OPENSSL_SYMBOLS: [(&str, &str, bool); 4] = [
     ("SSL_write_ex", PROG_SSL_WRITE_EX_ENTRY, false),
 ];
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbeMode {
+    /// Internal functions when their shape is recognised and verified, else exported ones.
+    Auto,
+    /// Always the exported SSL_read/SSL_write(_ex) entry points.
+    Exported,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("cannot stat {path}: {source}")]
-    Stat {
+    #[error("cannot read {path}: {source}")]
+    Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -45,29 +65,45 @@ pub enum ProbeError {
         #[source]
         source: Box<aya::programs::ProgramError>,
     },
-    #[error("attaching {program} to {symbol} in {path}{pid}: {source}")]
+    #[error("attaching {program} to {location} in {path}{pid}: {source}")]
     Attach {
         program: &'static str,
-        symbol: &'static str,
+        location: String,
         path: PathBuf,
         pid: String,
         #[source]
         source: Box<aya::programs::ProgramError>,
     },
+    #[error("more than {MAX_LIBRARIES} distinct TLS libraries; {0} not attached")]
+    TooManyLibraries(PathBuf),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Exported functions probed.
+    Exported,
+    /// Internal functions probed, runtime check still running.
+    Verifying,
+    /// Internal functions probed and checked.
+    Internal,
+}
+
+#[derive(Debug)]
 pub struct Library {
     pub path: PathBuf,
-    /// Symbols actually attached (entry and return each).
-    pub symbols: Vec<&'static str>,
+    pub mode: Mode,
+    /// What is probed, for diagnostics.
+    pub points: Vec<String>,
+    links: Vec<(&'static str, UProbeLinkId)>,
+    check_links: Vec<(&'static str, UProbeLinkId)>,
+    pid_note: String,
 }
 
-#[derive(Default)]
 pub struct Attacher {
     by_file: HashMap<(u64, u64), u32>,
     /// Index + 1 is the library id carried in records (the attach cookie); 0 means unknown.
     libraries: Vec<Library>,
+    mode: ProbeMode,
     pub attach_failures: u64,
 }
 
@@ -78,7 +114,7 @@ fn uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, 
 }
 
 /// Strips the /proc/PID/root prefix for display: users know the library by its own path.
-fn display_path(path: &Path) -> String {
+pub fn display_path(path: &Path) -> String {
     let s = path.to_string_lossy();
     if let Some(rest) = s.strip_prefix("/proc/")
         && let Some(idx) = rest.find("/root/")
@@ -88,10 +124,57 @@ fn display_path(path: &Path) -> String {
     s.into_owned()
 }
 
+struct Target<'a> {
+    ebpf: &'a mut Ebpf,
+    path: &'a Path,
+    id: u32,
+    pid_note: &'a str,
+}
+
+impl Target<'_> {
+    fn attach(
+        &mut self,
+        program: &'static str,
+        location: UProbeAttachLocation<'_>,
+    ) -> Result<UProbeLinkId, ProbeError> {
+        let shown = match &location {
+            UProbeAttachLocation::Symbol(s) => (*s).to_owned(),
+            UProbeAttachLocation::AbsoluteOffset(o) => format!("file offset 0x{o:x}"),
+            UProbeAttachLocation::SymbolOffset(s, o) => format!("{s}+0x{o:x}"),
+        };
+        let point = UProbeAttachPoint {
+            location,
+            cookie: Some(u64::from(self.id)),
+        };
+        uprobe(self.ebpf, program)?
+            .attach(point, self.path, UProbeScope::AllProcesses)
+            .map_err(|source| ProbeError::Attach {
+                program,
+                location: shown,
+                path: self.path.to_owned(),
+                pid: self.pid_note.to_owned(),
+                source: Box::new(source),
+            })
+    }
+}
+
 impl Attacher {
+    pub fn new(mode: ProbeMode) -> Self {
+        Self {
+            by_file: HashMap::new(),
+            libraries: Vec::new(),
+            mode,
+            attach_failures: 0,
+        }
+    }
+
     /// Loads the uprobe programs into the kernel (once, before any attach).
     pub fn load_programs(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
-        for name in OPENSSL_SYMBOLS.iter().map(|s| s.1).chain([PROG_SSL_RETURN]) {
+        for name in OPENSSL_SYMBOLS
+            .iter()
+            .map(|s| s.1)
+            .chain([PROG_SSL_RETURN, PROG_SSL_CHECK_ENTRY])
+        {
             uprobe(ebpf, name)?
                 .load()
                 .map_err(|source| ProbeError::Load {
@@ -118,59 +201,164 @@ impl Attacher {
         path: &Path,
         pid: Option<u32>,
     ) -> Result<Option<u32>, ProbeError> {
-        let meta = std::fs::metadata(path).map_err(|source| ProbeError::Stat {
+        let read_err = |source| ProbeError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let meta = std::fs::metadata(path).map_err(read_err)?;
         let file = (meta.dev(), meta.ino());
         if self.by_file.contains_key(&file) {
             return Ok(None);
         }
         let id = self.libraries.len() as u32 + 1;
+        if id >= MAX_LIBRARIES {
+            self.by_file.insert(file, 0);
+            return Err(ProbeError::TooManyLibraries(path.to_owned()));
+        }
         let pid_note = pid
             .map(|p| format!(" (mapped by pid {p})"))
             .unwrap_or_default();
-        let mut symbols = Vec::new();
-        for (symbol, entry, required) in OPENSSL_SYMBOLS {
-            for program in [entry, PROG_SSL_RETURN] {
-                let point = UProbeAttachPoint {
-                    location: UProbeAttachLocation::Symbol(symbol),
-                    cookie: Some(u64::from(id)),
-                };
-                let result = uprobe(ebpf, program)?.attach(point, path, UProbeScope::AllProcesses);
-                if let Err(source) = result {
-                    let error = ProbeError::Attach {
-                        program,
-                        symbol,
-                        path: path.to_owned(),
-                        pid: pid_note.clone(),
-                        source: Box::new(source),
-                    };
-                    if required {
-                        self.attach_failures += 1;
-                        // Remember the file anyway so a broken library is not retried forever.
-                        self.by_file.insert(file, 0);
-                        return Err(error);
+        let internal = match self.mode {
+            ProbeMode::Exported => None,
+            ProbeMode::Auto => {
+                let bytes = std::fs::read(path).map_err(read_err)?;
+                match attach_point::find_internal_targets(&bytes) {
+                    Ok(t) => Some(t),
+                    Err(reason) => {
+                        log::info!(
+                            "{}: exported functions will be probed ({reason})",
+                            display_path(path)
+                        );
+                        None
                     }
-                    log::debug!("optional probe skipped: {error}");
-                    break;
-                }
-                if program == entry {
-                    symbols.push(symbol);
                 }
             }
+        };
+        let mut library = Library {
+            path: path.to_owned(),
+            mode: Mode::Exported,
+            points: Vec::new(),
+            links: Vec::new(),
+            check_links: Vec::new(),
+            pid_note: pid_note.clone(),
+        };
+        let mut target = Target {
+            ebpf,
+            path,
+            id,
+            pid_note: &pid_note,
+        };
+        let result = match internal {
+            Some(t) => match attach_internal(&mut target, &t, &mut library) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    log::warn!("{e}; falling back to exported functions");
+                    detach_all(target.ebpf, &mut library);
+                    attach_exported(&mut target, &mut library)
+                }
+            },
+            None => attach_exported(&mut target, &mut library),
+        };
+        if let Err(e) = result {
+            self.attach_failures += 1;
+            detach_all(target.ebpf, &mut library);
+            // Remember the file anyway so a broken library is not retried on every exec.
+            self.by_file.insert(file, 0);
+            return Err(e);
         }
         self.by_file.insert(file, id);
         log::info!(
-            "attached to {}{} [{}]",
+            "attached to {}{} [{}]{}",
             display_path(path),
             pid_note,
-            symbols.join(", ")
+            library.points.join(", "),
+            if library.mode == Mode::Verifying {
+                " — verifying against the exported functions"
+            } else {
+                ""
+            }
         );
-        self.libraries.push(Library {
-            path: path.to_owned(),
-            symbols,
-        });
+        self.libraries.push(library);
         Ok(Some(id))
     }
+}
+
+fn attach_internal(
+    target: &mut Target<'_>,
+    t: &attach_point::InternalTargets,
+    library: &mut Library,
+) -> Result<(), ProbeError> {
+    for (name, offset, entry) in [
+        ("internal read", t.read_offset, PROG_SSL_READ_EX_ENTRY),
+        ("internal write", t.write_offset, PROG_SSL_WRITE_EX_ENTRY),
+    ] {
+        for program in [entry, PROG_SSL_RETURN] {
+            let link = target.attach(program, UProbeAttachLocation::AbsoluteOffset(offset))?;
+            library.links.push((program, link));
+        }
+        library.points.push(format!("{name} @0x{offset:x}"));
+    }
+    for (symbol, offset) in t.read_wrappers.iter().chain(&t.write_wrappers) {
+        let link = target.attach(
+            PROG_SSL_CHECK_ENTRY,
+            UProbeAttachLocation::AbsoluteOffset(*offset),
+        )?;
+        library.check_links.push((PROG_SSL_CHECK_ENTRY, link));
+        log::debug!("check probe on {symbol} @0x{offset:x}");
+    }
+    library.mode = Mode::Verifying;
+    Ok(())
+}
+
+fn attach_exported(target: &mut Target<'_>, library: &mut Library) -> Result<(), ProbeError> {
+    library.mode = Mode::Exported;
+    for (symbol, entry, required) in OPENSSL_SYMBOLS {
+        let mut attached = Vec::new();
+        let mut failure = None;
+        for program in [entry, PROG_SSL_RETURN] {
+            match target.attach(program, UProbeAttachLocation::Symbol(symbol)) {
+                Ok(link) => attached.push((program, link)),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        library.links.extend(attached);
+        match failure {
+            None => library.points.push(symbol.to_owned()),
+            Some(e) if required => return Err(e),
+            Some(e) => log::debug!("optional probe skipped: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// Detaches links off the capture loop: unregistering a uprobe waits for an RCU grace period
+/// (measured here: up to 1.7 s under load), and a loop stalled that long let the ring buffer
+/// overflow. The links are taken from their programs and dropped on a short-lived thread.
+fn detach(ebpf: &mut Ebpf, links: &mut Vec<(&'static str, UProbeLinkId)>) {
+    let mut owned = Vec::with_capacity(links.len());
+    for (program, link) in links.drain(..) {
+        match uprobe(ebpf, program).map(|p| p.take_link(link)) {
+            Ok(Ok(link)) => owned.push(link),
+            Ok(Err(e)) => log::warn!("detaching {program}: {e}"),
+            Err(e) => log::warn!("detaching {program}: {e}"),
+        }
+    }
+    if owned.is_empty() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("uprobe-detach".into())
+        .spawn(move || drop(owned));
+    if let Err(e) = spawned {
+        log::warn!("cannot start a detach thread ({e}); uprobes stay attached until exit");
+    }
+}
+
+fn detach_all(ebpf: &mut Ebpf, library: &mut Library) {
+    detach(ebpf, &mut library.links);
+    detach(ebpf, &mut library.check_links);
+    library.points.clear();
 }
