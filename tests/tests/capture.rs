@@ -142,10 +142,15 @@ fn curl_against_openssl_s_server() {
     assert!(at(&e, &["latency_us"]).is_u64());
     // s_server reads through an SSL BIO, which calls OpenSSL's internal read function directly:
     // only the internal attach points (the default) see its side.
-    let server_side = agent.wait_events(1, WAIT, |e| pid_is(e, server.0.id())).remove(0);
+    let server_side = agent
+        .wait_events(1, WAIT, |e| pid_is(e, server.0.id()))
+        .remove(0);
     assert_eq!(s(at(&server_side, &["connection", "role"])), "server");
     assert_eq!(s(at(&server_side, &["request", "path"])), "/x");
-    assert_eq!(n(at(&server_side, &["connection", "remote", "port"])), local_port);
+    assert_eq!(
+        n(at(&server_side, &["connection", "remote", "port"])),
+        local_port
+    );
     agent.stop();
 }
 

@@ -3,6 +3,7 @@
 //!   cargo xtask setup   install what building the eBPF programs needs (idempotent)
 //!   cargo xtask run     build the agent (release) and run it: captures every process here
 //!   cargo xtask test    setup + test peers, then fmt, clippy, unit and end-to-end tests
+//!   cargo xtask bench overhead   throughput cost against no agent, bpftrace and sslsniff
 
 use std::{
     path::{Path, PathBuf},
@@ -11,6 +12,8 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
+
+mod bench;
 
 /// Pinned: newer bpf-linker releases may need a newer rustc than this machine has.
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -36,6 +39,17 @@ enum Cmd {
     },
     /// Everything CI checks: fmt, clippy, unit tests, privileged end-to-end tests.
     Test,
+    /// Benchmarks (as root): `overhead` measures capture cost under wrk load.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// nginx+wrk over TLS: no agent vs cleartap vs bpftrace count-only vs bcc sslsniff.
+    Overhead(bench::OverheadArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,6 +57,17 @@ fn main() -> anyhow::Result<()> {
         Cmd::Setup => setup(),
         Cmd::Run { args } => run(&args),
         Cmd::Test => test(),
+        Cmd::Bench {
+            which: BenchCmd::Overhead(args),
+        } => {
+            setup()?;
+            apt_install(&["nginx", "wrk", "openssl", "bpftrace", "bpfcc-tools"])?;
+            run_cmd(cargo().args(["build", "--release", "-p", "agent", "--bin", "cleartap"]))?;
+            if !is_root() {
+                bail!("the overhead benchmark loads eBPF programs: run it as root");
+            }
+            bench::overhead(&args, &workspace_root().join("target/release/cleartap"))
+        }
     }
 }
 

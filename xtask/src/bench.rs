@@ -1,0 +1,489 @@
+//! `cargo xtask bench overhead`: what capture costs a TLS web server, measured in one run.
+//!
+//! nginx (TLS, one worker, keep-alive) serves a small and a 16 KiB file to wrk on loopback.
+//! Rounds alternate between: no agent; cleartap (default: internal attach points); cleartap
+//! with `--probe-mode exported` (the plain probes, for before/after); a bpftrace script that
+//! only counts uprobe+uretprobe hits on the same OpenSSL functions; bcc's sslsniff. Medians and
+//! ratios to the no-agent run of the same round set are printed, with cleartap's losses, probe
+//! hits per exchange and agent CPU per exchange. Throughput numbers live here, never in tests.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct OverheadArgs {
+    /// Measurement rounds per configuration (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds of load per measurement.
+    #[arg(long, default_value_t = 6)]
+    seconds: u64,
+    /// wrk connections.
+    #[arg(long, default_value_t = 8)]
+    connections: u32,
+}
+
+const LIBSSL: &str = "/lib/x86_64-linux-gnu/libssl.so.3";
+const SIZES: [(&str, usize); 2] = [("100B", 100), ("16KiB", 16 * 1024)];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Config {
+    NoAgent,
+    Cleartap,
+    CleartapExported,
+    Bpftrace,
+    Sslsniff,
+}
+
+impl Config {
+    const ALL: [Config; 5] = [
+        Config::NoAgent,
+        Config::Cleartap,
+        Config::CleartapExported,
+        Config::Bpftrace,
+        Config::Sslsniff,
+    ];
+    fn name(self) -> &'static str {
+        match self {
+            Config::NoAgent => "no agent",
+            Config::Cleartap => "cleartap",
+            Config::CleartapExported => "cleartap --probe-mode exported",
+            Config::Bpftrace => "bpftrace count-only",
+            Config::Sslsniff => "bcc sslsniff",
+        }
+    }
+}
+
+#[derive(Default, Clone)]
+struct Sample {
+    rps: f64,
+    /// cleartap only: exchanges seen during the window, agent CPU seconds in it, exit summary.
+    exchanges: u64,
+    cpu_secs: f64,
+    summary: String,
+}
+
+struct Tool {
+    child: Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+    stdout_lines: Arc<AtomicU64>,
+}
+
+fn spawn_tool(cmd: &mut Command) -> anyhow::Result<Tool> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {cmd:?}"))?;
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let stdout_lines = Arc::new(AtomicU64::new(0));
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    if let Some(out) = out {
+        let lines = stdout_lines.clone();
+        let seen = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                lines.fetch_add(1, Ordering::Relaxed);
+                // bpftrace prints its banner on stdout; keep short lines for readiness checks.
+                if line.len() < 200 {
+                    seen.lock().map(|mut v| v.push(line)).ok();
+                }
+            }
+        });
+    }
+    if let Some(err) = err {
+        let seen = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                seen.lock().map(|mut v| v.push(line)).ok();
+            }
+        });
+    }
+    Ok(Tool {
+        child,
+        stderr,
+        stdout_lines,
+    })
+}
+
+impl Tool {
+    fn lines(&self) -> Vec<String> {
+        self.stderr.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    fn wait_for(&mut self, needle: &str, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.lines().iter().any(|l| l.contains(needle)) {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                let lines = self.lines();
+                // The first lines that name a cause beat a Python traceback's tail.
+                let causes: Vec<&String> = lines
+                    .iter()
+                    .filter(|l| {
+                        let l = l.to_ascii_lowercase();
+                        l.contains("unable") || l.contains("error") || l.contains("not found")
+                    })
+                    .take(3)
+                    .collect();
+                let shown = if causes.is_empty() {
+                    lines
+                        .iter()
+                        .rev()
+                        .take(3)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                } else {
+                    causes
+                        .iter()
+                        .map(|s| s.trim().to_owned())
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                };
+                bail!("exited with {status} before `{needle}`: {shown}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("no `{needle}` within {timeout:?}")
+    }
+
+    fn cpu_secs(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the `(comm)`: state is 3rd, utime 14th, stime 15th overall.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
+    fn stop(mut self) -> Vec<String> {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc_kill(self.child.id() as i32, 2) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                return self.lines();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.lines()
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+fn wrk(url: &str, seconds: u64, connections: u32) -> anyhow::Result<f64> {
+    let out = Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            url,
+        ])
+        .output()
+        .context("running wrk")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no Requests/sec in wrk output: {text}"))
+}
+
+struct Nginx {
+    child: Child,
+    port: u16,
+    _dir: PathBuf,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_nginx(dir: &Path) -> anyhow::Result<Nginx> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www)?;
+    for (name, size) in SIZES {
+        std::fs::write(www.join(name), vec![b'x'; size])?;
+    }
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()?
+        .success();
+    if !ok {
+        bail!("openssl req failed");
+    }
+    let d = dir.display();
+    let conf = format!(
+        "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n access_log off;\n \
+         client_body_temp_path {d}/body;\n keepalive_requests 1000000;\n server {{\n  listen 127.0.0.1:{port} ssl;\n  \
+         ssl_certificate {};\n  ssl_certificate_key {};\n  root {};\n }}\n}}\n",
+        cert.display(),
+        key.display(),
+        www.display()
+    );
+    std::fs::write(dir.join("nginx.conf"), conf)?;
+    let child = Command::new("nginx")
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .args(["-g", "daemon off;"])
+        .spawn()
+        .context("starting nginx")?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("nginx did not listen on {port}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(Nginx {
+        child,
+        port,
+        _dir: dir.to_owned(),
+    })
+}
+
+fn bpftrace_script() -> String {
+    let fns = ["SSL_read", "SSL_write", "SSL_read_ex", "SSL_write_ex"];
+    let probes = |kind: &str| {
+        fns.iter()
+            .map(|f| format!("{kind}:{LIBSSL}:{f}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    format!(
+        "{} {{ @entry = count(); }}\n{} {{ @ret = count(); }}\n",
+        probes("uprobe"),
+        probes("uretprobe")
+    )
+}
+
+/// bcc needs kernel headers; apt has none for this kernel, so sslsniff may not start here.
+fn sslsniff_command() -> Command {
+    let mut cmd = Command::new("sslsniff-bpfcc");
+    cmd.args(["--no-gnutls", "--no-nss"]);
+    cmd
+}
+
+fn start(config: Config, agent: &Path, dir: &Path) -> anyhow::Result<Option<Tool>> {
+    Ok(Some(match config {
+        Config::NoAgent => return Ok(None),
+        Config::Cleartap | Config::CleartapExported => {
+            let mut cmd = Command::new(agent);
+            if config == Config::CleartapExported {
+                cmd.args(["--probe-mode", "exported"]);
+            }
+            let mut tool = spawn_tool(&mut cmd)?;
+            tool.wait_for("probes live", Duration::from_secs(60))?;
+            tool
+        }
+        Config::Bpftrace => {
+            let script = dir.join("count.bt");
+            std::fs::write(&script, bpftrace_script())?;
+            let mut tool = spawn_tool(Command::new("bpftrace").arg(&script))?;
+            tool.wait_for("Attaching", Duration::from_secs(60))?;
+            std::thread::sleep(Duration::from_secs(1));
+            tool
+        }
+        Config::Sslsniff => {
+            let mut tool = spawn_tool(&mut sslsniff_command())?;
+            tool.wait_for("FUNC", Duration::from_secs(120))?;
+            tool
+        }
+    }))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
+}
+
+fn summary_value(summary: &str, key: &str) -> Option<String> {
+    summary
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .map(|v| v.trim_end_matches([')', ',']).to_owned())
+}
+
+pub fn overhead(args: &OverheadArgs, agent: &Path) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("cleartap-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let nginx = start_nginx(&dir)?;
+    let mut unavailable: Vec<(Config, String)> = Vec::new();
+    println!(
+        "overhead: nginx 1 worker TLS on 127.0.0.1:{}, wrk -t1 -c{} -d{}s, {} rounds, configs alternate within each round",
+        nginx.port, args.connections, args.seconds, args.rounds
+    );
+    for (name, _) in SIZES {
+        let url = format!("https://127.0.0.1:{}/{name}", nginx.port);
+        let mut samples: Vec<(Config, Vec<Sample>)> =
+            Config::ALL.iter().map(|c| (*c, Vec::new())).collect();
+        for round in 1..=args.rounds {
+            for (config, list) in samples.iter_mut() {
+                if unavailable.iter().any(|(c, _)| c == config) {
+                    continue;
+                }
+                let tool = match start(*config, agent, &dir) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        eprintln!("bench: {} unavailable: {e:#}", config.name());
+                        unavailable.push((*config, format!("{e:#}")));
+                        continue;
+                    }
+                };
+                // Warm-up: TLS sessions, and for cleartap the runtime check of attach points.
+                wrk(&url, 1, args.connections)?;
+                let (cpu0, lines0) = tool.as_ref().map_or((0.0, 0), |t| {
+                    (t.cpu_secs(), t.stdout_lines.load(Ordering::Relaxed))
+                });
+                let rps = wrk(&url, args.seconds, args.connections)?;
+                let mut sample = Sample {
+                    rps,
+                    ..Sample::default()
+                };
+                if let Some(tool) = tool {
+                    sample.cpu_secs = tool.cpu_secs() - cpu0;
+                    sample.exchanges = tool.stdout_lines.load(Ordering::Relaxed) - lines0;
+                    let lines = tool.stop();
+                    sample.summary = lines
+                        .iter()
+                        .rev()
+                        .find(|l| {
+                            l.contains("exit summary")
+                                || l.starts_with("@entry")
+                                || l.starts_with("@ret")
+                        })
+                        .cloned()
+                        .unwrap_or_default();
+                    if *config == Config::Bpftrace {
+                        sample.summary = lines
+                            .iter()
+                            .filter(|l| l.starts_with('@'))
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                    }
+                }
+                eprintln!(
+                    "bench: {name} round {round} {:<32} {:>9.0} req/s",
+                    config.name(),
+                    rps
+                );
+                list.push(sample);
+            }
+        }
+        report(name, &samples);
+    }
+    for (config, reason) in &unavailable {
+        println!("{}: not measured: {reason}", config.name());
+    }
+    drop(nginx);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn report(size: &str, samples: &[(Config, Vec<Sample>)]) {
+    let base = samples
+        .iter()
+        .find(|(c, _)| *c == Config::NoAgent)
+        .map(|(_, s)| median(&mut s.iter().map(|x| x.rps).collect::<Vec<_>>()))
+        .unwrap_or(0.0);
+    println!("\n{size} responses");
+    println!(
+        "  {:<32} {:>10} {:>7} {:>11}  {:>9} {:>12} {:>14}  rounds",
+        "config", "median/s", "ratio", "+µs/request", "lost", "hits/exch", "agent µs/exch"
+    );
+    for (config, list) in samples {
+        if list.is_empty() {
+            continue;
+        }
+        let mut rps: Vec<f64> = list.iter().map(|s| s.rps).collect();
+        let med = median(&mut rps);
+        let added_us = if med > 0.0 && base > 0.0 {
+            1e6 / med - 1e6 / base
+        } else {
+            0.0
+        };
+        let last = list.last().cloned().unwrap_or_default();
+        let (lost, hits, cpu) = match config {
+            Config::Cleartap | Config::CleartapExported => {
+                let lost: u64 = list
+                    .iter()
+                    .map(|s| {
+                        summary_value(&s.summary, "ringbuf_full_records")
+                            .and_then(|v| v.parse::<u64>().ok())
+                            .unwrap_or(0)
+                            + summary_value(&s.summary, "gap_events")
+                                .and_then(|v| v.parse::<u64>().ok())
+                                .unwrap_or(0)
+                    })
+                    .sum();
+                let hits = summary_value(&last.summary, "exchange").unwrap_or_else(|| "?".into());
+                let mut per: Vec<f64> = list
+                    .iter()
+                    .filter(|s| s.exchanges > 0)
+                    .map(|s| s.cpu_secs * 1e6 / s.exchanges as f64)
+                    .collect();
+                (lost.to_string(), hits, format!("{:.1}", median(&mut per)))
+            }
+            Config::Bpftrace => ("-".into(), last.summary.clone(), "-".into()),
+            _ => ("-".into(), "-".into(), "-".into()),
+        };
+        let all: Vec<String> = list.iter().map(|s| format!("{:.0}", s.rps)).collect();
+        println!(
+            "  {:<32} {:>10.0} {:>7.2} {:>11.1}  {:>9} {:>12} {:>14}  {}",
+            config.name(),
+            med,
+            if base > 0.0 { med / base } else { 0.0 },
+            added_us,
+            lost,
+            hits,
+            cpu,
+            all.join(" ")
+        );
+    }
+}
