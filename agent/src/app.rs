@@ -116,7 +116,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             ..Limits::default()
         },
     };
-    let pipeline = Pipeline::new(ConnTable::new(limits), hostname(), monotonic_to_unix_ns());
+    let mut pipeline = Pipeline::new(ConnTable::new(limits), hostname(), monotonic_to_unix_ns());
+    if let Some(path) = &config.record_raw {
+        pipeline.record_to(crate::recording::Recorder::create(path)?);
+        log::warn!(
+            "recording raw records with plaintext payloads to {}",
+            path.display()
+        );
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

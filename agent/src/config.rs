@@ -53,6 +53,11 @@ pub struct Config {
     #[arg(long, env = "CLEARTAP_PROBE_MODE", value_enum, default_value_t = crate::probes::ProbeMode::Auto)]
     pub probe_mode: crate::probes::ProbeMode,
 
+    /// Diagnostics: also write every raw kernel record to this file (replayable with the
+    /// benchmarks). It holds plaintext payloads, secrets included.
+    #[arg(long, value_name = "PATH")]
+    pub record_raw: Option<std::path::PathBuf>,
+
     /// Extra OpenSSL libssl file to attach to (besides those discovered). Repeatable.
     #[arg(long = "library", value_name = "PATH")]
     pub libraries: Vec<std::path::PathBuf>,

@@ -2,10 +2,10 @@
 //! offset and feeding the HTTP parsers. Bounded in entries and idle time; every eviction, gap and
 //! parse error is counted.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use agent_common::event::{
-    DIRECTION_EGRESS, DIRECTION_INGRESS, DataRecord, ROLE_CLIENT, ROLE_SERVER,
+    COMM_BYTES, DIRECTION_EGRESS, DIRECTION_INGRESS, DataRecord, ROLE_CLIENT, ROLE_SERVER,
     SOCKET_ADDRESSES_KNOWN, SocketRecord,
 };
 
@@ -48,11 +48,28 @@ pub struct Endpoints {
 pub struct ConnInfo {
     pub tgid: u32,
     pub tid: u32,
-    pub comm: String,
+    /// Kernel task name, NUL-padded (see [`ConnInfo::comm`]).
+    pub comm: [u8; COMM_BYTES],
     pub fd: Option<i32>,
     pub role: Role,
     pub endpoints: Option<Endpoints>,
     pub library_id: u32,
+}
+
+impl ConnInfo {
+    /// The task name up to its NUL; invalid UTF-8 is cut at the first bad byte.
+    pub fn comm(&self) -> &str {
+        let end = self
+            .comm
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.comm.len());
+        let bytes = &self.comm[..end];
+        match std::str::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +132,7 @@ impl Conn {
             info: ConnInfo {
                 tgid: id.tgid,
                 tid: id.tgid,
-                comm: String::new(),
+                comm: [0; COMM_BYTES],
                 fd: None,
                 role: Role::Unknown,
                 endpoints: None,
@@ -129,7 +146,8 @@ impl Conn {
 }
 
 pub struct ConnTable {
-    conns: HashMap<StreamId, Conn>,
+    /// Keys come from the kernel, not from peers, so a fast non-keyed hash is safe here.
+    conns: FxHashMap<StreamId, Conn>,
     limits: TableLimits,
     pub stats: ConnStats,
 }
@@ -145,7 +163,7 @@ fn direction_index(direction: u32) -> Option<usize> {
 impl ConnTable {
     pub fn new(limits: TableLimits) -> Self {
         Self {
-            conns: HashMap::new(),
+            conns: FxHashMap::default(),
             limits,
             stats: ConnStats::default(),
         }
@@ -220,8 +238,8 @@ impl ConnTable {
         let ts = record.header.timestamp_ns;
         let mut stats = self.stats;
         let conn = self.entry(id, ts, out);
-        if conn.info.comm.is_empty() {
-            conn.info.comm = crate::decode::c_string(&record.comm);
+        if conn.info.comm[0] == 0 {
+            conn.info.comm = record.comm;
             conn.info.tid = record.header.pid_tgid as u32;
             conn.info.library_id = record.library_id;
         }

@@ -77,7 +77,7 @@ fn client_exchange_with_endpoints_and_split_records() {
     let ep = c.endpoints.expect("endpoints");
     assert_eq!(ep.local.to_string(), "127.0.0.1:40000");
     assert_eq!(ep.remote.to_string(), "127.0.0.2:443");
-    assert_eq!(c.comm, "curl");
+    assert_eq!(c.comm(), "curl");
     assert_eq!(table.stats.exchanges, 1);
 }
 

@@ -13,4 +13,5 @@ pub mod pipeline;
 pub mod probes;
 pub mod process;
 pub mod reader;
+pub mod recording;
 pub mod stats;

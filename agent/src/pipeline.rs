@@ -15,6 +15,7 @@ use crate::{
     },
     probes::Attacher,
     process::ProcessTable,
+    recording::Recorder,
     stats::AgentCounters,
 };
 
@@ -38,6 +39,7 @@ pub struct Pipeline {
     finished: Vec<ConnExchange>,
     last_decode_error_log: Option<Instant>,
     exited: Vec<u32>,
+    recorder: Option<Recorder>,
 }
 
 impl Pipeline {
@@ -53,11 +55,22 @@ impl Pipeline {
             finished: Vec::new(),
             last_decode_error_log: None,
             exited: Vec::new(),
+            recorder: None,
         }
+    }
+
+    pub fn record_to(&mut self, recorder: Recorder) {
+        self.recorder = Some(recorder);
     }
 
     pub fn handle(&mut self, bytes: &[u8]) {
         self.counters.records += 1;
+        if let Some(recorder) = self.recorder.as_mut()
+            && let Err(e) = recorder.write(bytes)
+        {
+            log::error!("{e}; raw recording stopped");
+            self.recorder = None;
+        }
         let record = match decode(bytes) {
             Ok(r) => r,
             Err(e) => {
@@ -148,6 +161,12 @@ impl Pipeline {
             self.sink.write(&render(&item, &ctx))?;
         }
         self.counters.events_written = self.sink.events_written;
+        if let Some(recorder) = self.recorder.as_mut()
+            && let Err(e) = recorder.flush()
+        {
+            log::error!("{e}; raw recording stopped");
+            self.recorder = None;
+        }
         for pid in self.exited.drain(..) {
             self.processes.on_exit(pid);
         }

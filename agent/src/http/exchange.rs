@@ -48,11 +48,13 @@ impl Pairing {
         out: &mut Vec<Exchange>,
     ) -> Result<(), ParseError> {
         loop {
-            let method = self.pending.front().and_then(|m| match &m.head.start {
-                StartLine::Request { method, .. } => Some(method.clone()),
-                StartLine::Response { .. } => None,
-            });
-            let event = match parser.poll(method.as_deref()) {
+            // Only HEAD changes how a response is framed.
+            let answers_head = self
+                .pending
+                .front()
+                .and_then(|m| m.head.method())
+                .is_some_and(|m| m.eq_ignore_ascii_case("HEAD"));
+            let event = match parser.poll(answers_head.then_some("HEAD")) {
                 Ok(Some(event)) => event,
                 Ok(None) => return Ok(()),
                 Err(e) => {
@@ -196,17 +198,17 @@ mod tests {
     }
 
     fn status(e: &Exchange) -> u16 {
-        match e.response.as_ref().map(|m| &m.head.start) {
-            Some(StartLine::Response { status, .. }) => *status,
-            _ => 0,
-        }
+        e.response
+            .as_ref()
+            .and_then(|m| m.head.status())
+            .unwrap_or(0)
     }
 
     fn target(e: &Exchange) -> &str {
-        match e.request.as_ref().map(|m| &m.head.start) {
-            Some(StartLine::Request { target, .. }) => target,
-            _ => "",
-        }
+        e.request
+            .as_ref()
+            .and_then(|m| m.head.target())
+            .unwrap_or("")
     }
 
     fn body_size(m: Option<&Message>) -> Option<u64> {

@@ -5,7 +5,8 @@
 //! is kept. Gaps in the captured stream are absorbed when the framing says how long the current
 //! body is, otherwise the parser drops the message and resynchronises on the next record.
 
-use std::collections::VecDeque;
+pub use super::head::{Head, StartLine};
+use super::{byte_queue::ByteQueue, head::HeadBuilder};
 
 /// Headers beyond this count make the head an error (httparse needs a fixed array).
 const MAX_HEADERS: usize = 128;
@@ -32,33 +33,6 @@ pub enum StreamKind {
     Unknown,
     Requests,
     Responses,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StartLine {
-    Request { method: String, target: String },
-    Response { status: u16, reason: String },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Head {
-    pub start: StartLine,
-    /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
-    pub version: u8,
-    pub headers: Vec<(String, String)>,
-    /// Timestamp of the record in which the head began.
-    pub start_ns: u64,
-    /// Timestamp of the record that completed the head.
-    pub end_ns: u64,
-}
-
-impl Head {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -111,7 +85,7 @@ enum State {
 pub struct StreamParser {
     kind: StreamKind,
     state: State,
-    buf: VecDeque<u8>,
+    buf: ByteQueue,
     body: BodySummary,
     head_start_ns: Option<u64>,
     last_ns: u64,
@@ -123,7 +97,7 @@ impl StreamParser {
         Self {
             kind: StreamKind::Unknown,
             state: State::Head,
-            buf: VecDeque::new(),
+            buf: ByteQueue::default(),
             body: BodySummary::default(),
             head_start_ns: None,
             last_ns: 0,
@@ -307,8 +281,10 @@ impl StreamParser {
             .limits
             .body_prefix_bytes
             .saturating_sub(self.body.prefix.len());
-        self.body.prefix.extend(self.buf.iter().take(room.min(n)));
-        self.buf.drain(..n);
+        self.body
+            .prefix
+            .extend_from_slice(&self.buf.as_slice()[..room.min(n)]);
+        self.buf.consume(n);
         self.body.size = self.body.size.saturating_add(n as u64);
         n as u64
     }
@@ -319,7 +295,7 @@ impl StreamParser {
                 let bytes = self.contiguous_prefix(self.limits.max_head_bytes.min(1024));
                 match httparse::parse_chunk_size(&bytes) {
                     Ok(httparse::Status::Complete((used, size))) => {
-                        self.buf.drain(..used);
+                        self.buf.consume(used);
                         self.state = State::Chunked(if size == 0 {
                             ChunkState::Trailers
                         } else {
@@ -344,10 +320,10 @@ impl StreamParser {
             }
             ChunkState::DataEnd => {
                 if self.buf.len() >= 2 {
-                    if self.buf[0] != b'\r' || self.buf[1] != b'\n' {
+                    if !self.buf.as_slice().starts_with(b"\r\n") {
                         return Err(ParseError::Chunked);
                     }
-                    self.buf.drain(..2);
+                    self.buf.consume(2);
                     self.state = State::Chunked(ChunkState::Size);
                 }
             }
@@ -355,11 +331,11 @@ impl StreamParser {
                 // Trailer section ends with an empty line; trailers themselves are not reported.
                 let bytes = self.contiguous_prefix(self.limits.max_head_bytes);
                 if bytes.starts_with(b"\r\n") {
-                    self.buf.drain(..2);
+                    self.buf.consume(2);
                     return Ok(Some(self.complete()));
                 }
                 if let Some(pos) = find(&bytes, b"\r\n\r\n") {
-                    self.buf.drain(..pos + 4);
+                    self.buf.consume(pos + 4);
                     return Ok(Some(self.complete()));
                 }
                 if self.buf.len() > self.limits.max_head_bytes {
@@ -372,8 +348,7 @@ impl StreamParser {
 
     fn contiguous_prefix(&mut self, max: usize) -> Vec<u8> {
         let n = self.buf.len().min(max);
-        self.buf.make_contiguous();
-        self.buf.as_slices().0[..n].to_vec()
+        self.buf.as_slice()[..n].to_vec()
     }
 
     fn parse_head(
@@ -383,8 +358,7 @@ impl StreamParser {
         if self.buf.is_empty() {
             return Ok(None);
         }
-        self.buf.make_contiguous();
-        let bytes = self.buf.as_slices().0;
+        let bytes = self.buf.as_slice();
         if self.kind == StreamKind::Unknown {
             let probe = &bytes[..bytes.len().min(5)];
             if b"HTTP/".starts_with(probe) && probe.len() < 5 {
@@ -401,7 +375,7 @@ impl StreamParser {
             StreamKind::Responses => parse_response(bytes, &mut headers),
             _ => parse_request(bytes, &mut headers),
         };
-        let (used, start, version, headers) = match parsed {
+        let (head, used) = match parsed {
             Ok(Some(head)) => head,
             Ok(None) => {
                 if bytes.len() > self.limits.max_head_bytes {
@@ -411,14 +385,8 @@ impl StreamParser {
             }
             Err(e) => return Err(e),
         };
-        let head = Head {
-            start,
-            version,
-            headers,
-            start_ns: self.head_start_ns.unwrap_or(self.last_ns),
-            end_ns: self.last_ns,
-        };
-        self.buf.drain(..used);
+        let head = head.with_times(self.head_start_ns.unwrap_or(self.last_ns), self.last_ns);
+        self.buf.consume(used);
         self.body = BodySummary::default();
         self.state = self.body_state(&head, request_method)?;
         Ok(Some(ParseEvent::Head(head)))
@@ -435,30 +403,29 @@ impl StreamParser {
             }
         }
         let chunked = head
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"))
-            .flat_map(|(_, v)| v.split(','))
-            .map(str::trim)
-            .next_back()
-            .is_some_and(|last| last.eq_ignore_ascii_case("chunked"));
+            .raw_headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(b"transfer-encoding"))
+            .flat_map(|(_, v)| v.split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .last()
+            .is_some_and(|last| last.eq_ignore_ascii_case(b"chunked"));
         if chunked {
             return Ok(State::Chunked(ChunkState::Size));
         }
         let mut length: Option<u64> = None;
         for (_, value) in head
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .raw_headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))
         {
+            let shown = || String::from_utf8_lossy(value).into_owned();
             // Repeated identical values are tolerated (RFC 9112 §6.3); differing ones are not.
-            for part in value.split(',') {
-                let n: u64 = part
-                    .trim()
-                    .parse()
-                    .map_err(|_| ParseError::ContentLength(value.clone()))?;
+            for part in value.split(|&b| b == b',') {
+                let n: u64 = std::str::from_utf8(part.trim_ascii())
+                    .ok()
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(|| ParseError::ContentLength(shown()))?;
                 if length.is_some_and(|l| l != n) {
-                    return Err(ParseError::ContentLength(value.clone()));
+                    return Err(ParseError::ContentLength(shown()));
                 }
                 length = Some(n);
             }
@@ -471,19 +438,8 @@ impl StreamParser {
     }
 }
 
-type ParsedHead = (usize, StartLine, u8, Vec<(String, String)>);
-
-fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .map(|h| {
-            (
-                h.name.to_owned(),
-                String::from_utf8_lossy(h.value).into_owned(),
-            )
-        })
-        .collect()
-}
+/// The head and the bytes it used.
+type ParsedHead = (Head, usize);
 
 fn parse_request<'b>(
     bytes: &'b [u8],
@@ -491,15 +447,15 @@ fn parse_request<'b>(
 ) -> Result<Option<ParsedHead>, ParseError> {
     let mut req = httparse::Request::new(headers);
     match req.parse(bytes) {
-        Ok(httparse::Status::Complete(used)) => Ok(Some((
-            used,
-            StartLine::Request {
-                method: req.method.unwrap_or_default().to_owned(),
-                target: req.path.unwrap_or_default().to_owned(),
-            },
-            req.version.unwrap_or(1),
-            owned_headers(req.headers),
-        ))),
+        Ok(httparse::Status::Complete(used)) => {
+            let b = HeadBuilder::new(bytes);
+            let start = StartLine::Request {
+                method: b.span(req.method.unwrap_or_default().as_bytes()),
+                target: b.span(req.path.unwrap_or_default().as_bytes()),
+            };
+            let version = req.version.unwrap_or(1);
+            Ok(Some((b.finish(used, start, version, req.headers), used)))
+        }
         Ok(httparse::Status::Partial) => Ok(None),
         Err(e) => Err(ParseError::Head(e.to_string())),
     }
@@ -511,15 +467,15 @@ fn parse_response<'b>(
 ) -> Result<Option<ParsedHead>, ParseError> {
     let mut res = httparse::Response::new(headers);
     match res.parse(bytes) {
-        Ok(httparse::Status::Complete(used)) => Ok(Some((
-            used,
-            StartLine::Response {
+        Ok(httparse::Status::Complete(used)) => {
+            let b = HeadBuilder::new(bytes);
+            let start = StartLine::Response {
                 status: res.code.unwrap_or_default(),
-                reason: res.reason.unwrap_or_default().to_owned(),
-            },
-            res.version.unwrap_or(1),
-            owned_headers(res.headers),
-        ))),
+                reason: b.span(res.reason.unwrap_or_default().as_bytes()),
+            };
+            let version = res.version.unwrap_or(1);
+            Ok(Some((b.finish(used, start, version, res.headers), used)))
+        }
         Ok(httparse::Status::Partial) => Ok(None),
         Err(e) => Err(ParseError::Head(e.to_string())),
     }

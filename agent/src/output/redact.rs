@@ -1,52 +1,66 @@
 //! Redaction of secrets before anything is written: credentials in headers and query strings.
 //! On by default and not switchable here; keyed token hashing arrives with the output issue.
 
+use std::borrow::Cow;
+
 pub const REDACTED: &str = "[REDACTED]";
 
-const SECRET_HEADERS: [&str; 8] = [
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-    "x-api-key",
-    "api-key",
-    "x-auth-token",
-    "x-amz-security-token",
-];
-
-const SECRET_NAME_PARTS: [&str; 9] = [
-    "token",
-    "secret",
-    "password",
-    "passwd",
-    "apikey",
-    "api_key",
-    "api-key",
-    "session",
-    "signature",
-];
-
-fn name_looks_secret(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    SECRET_NAME_PARTS.iter().any(|p| lower.contains(p))
+/// Headers whose values are credentials by definition (lower-case).
+fn is_secret_header(lower: &str) -> bool {
+    matches!(
+        lower,
+        "authorization"
+            | "proxy-authorization"
+            | "cookie"
+            | "set-cookie"
+            | "x-api-key"
+            | "api-key"
+            | "x-auth-token"
+            | "x-amz-security-token"
+    )
 }
 
-/// Value to print for a header: secrets masked, keeping an auth scheme (e.g. "Bearer") since it
-/// is needed to understand the traffic and carries no secret.
-pub fn header_value(name: &str, value: &str) -> String {
-    let lower = name.to_ascii_lowercase();
-    if lower == "authorization" || lower == "proxy-authorization" {
-        return match value.split_once(' ') {
+/// Name parts that mark a credential: token, secret, password, passwd, apikey, api_key, api-key,
+/// session, signature. One pass over the name, dispatching on the first letter: this runs for
+/// every header of every exchange.
+fn name_looks_secret(lower: &str) -> bool {
+    let b = lower.as_bytes();
+    (0..b.len()).any(|i| {
+        let rest = &b[i..];
+        match b[i] {
+            b't' => rest.starts_with(b"token"),
+            b's' => {
+                rest.starts_with(b"secret")
+                    || rest.starts_with(b"session")
+                    || rest.starts_with(b"signature")
+            }
+            b'p' => rest.starts_with(b"passw"),
+            b'a' => {
+                rest.starts_with(b"apikey")
+                    || rest.starts_with(b"api_key")
+                    || rest.starts_with(b"api-key")
+            }
+            _ => false,
+        }
+    })
+}
+
+/// Value to print for a header (`lower_name` lower-cased): secrets masked, keeping an auth
+/// scheme (e.g. "Bearer") since it explains the traffic and carries no secret.
+pub fn header_value<'v>(lower_name: &str, value: &'v [u8]) -> Cow<'v, str> {
+    if lower_name == "authorization" || lower_name == "proxy-authorization" {
+        let text = String::from_utf8_lossy(value);
+        return Cow::Owned(match text.split_once(' ') {
             Some((scheme, _)) if !scheme.is_empty() && scheme.len() <= 16 => {
                 format!("{scheme} {REDACTED}")
             }
             _ => REDACTED.to_owned(),
-        };
+        });
     }
-    if SECRET_HEADERS.contains(&lower.as_str()) || name_looks_secret(&lower) {
-        return REDACTED.to_owned();
+    if is_secret_header(lower_name) || name_looks_secret(lower_name) {
+        return Cow::Borrowed(REDACTED);
     }
-    value.to_owned()
+    String::from_utf8_lossy(value)
 }
 
 const SECRET_QUERY_KEYS: [&str; 9] = [
@@ -62,15 +76,24 @@ const SECRET_QUERY_KEYS: [&str; 9] = [
 ];
 
 /// Query string with the values of credential-like parameters masked; order kept.
-pub fn query(query: &str) -> String {
-    query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if is_secret_query_key(k) => format!("{k}={REDACTED}"),
-            _ => pair.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+pub fn query(query: &str) -> Cow<'_, str> {
+    let secret = query.split('&').any(|pair| {
+        pair.split_once('=')
+            .is_some_and(|(k, _)| is_secret_query_key(k))
+    });
+    if !secret {
+        return Cow::Borrowed(query);
+    }
+    Cow::Owned(
+        query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if is_secret_query_key(k) => format!("{k}={REDACTED}"),
+                _ => pair.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("&"),
+    )
 }
 
 fn is_secret_query_key(key: &str) -> bool {
@@ -85,13 +108,36 @@ mod tests {
     #[test]
     fn headers() {
         assert_eq!(
-            header_value("Authorization", "Bearer abc.def"),
+            header_value("authorization", b"Bearer abc.def"),
             "Bearer [REDACTED]"
         );
-        assert_eq!(header_value("authorization", "opaque"), "[REDACTED]");
-        assert_eq!(header_value("Cookie", "sid=1"), "[REDACTED]");
-        assert_eq!(header_value("X-Upstream-Token", "t"), "[REDACTED]");
-        assert_eq!(header_value("User-Agent", "curl/8"), "curl/8");
+        assert_eq!(header_value("authorization", b"opaque"), "[REDACTED]");
+        assert_eq!(header_value("cookie", b"sid=1"), "[REDACTED]");
+        assert_eq!(header_value("x-upstream-token", b"t"), "[REDACTED]");
+        assert_eq!(header_value("user-agent", b"curl/8"), "curl/8");
+    }
+
+    #[test]
+    fn secret_name_parts() {
+        for name in [
+            "x-session-id",
+            "x-csrf-token",
+            "client_secret",
+            "x-passwd",
+            "my-apikey",
+            "x-signature",
+        ] {
+            assert!(name_looks_secret(name), "{name}");
+        }
+        for name in [
+            "content-type",
+            "accept",
+            "x-request-id",
+            "sec-fetch-site",
+            "tokenless",
+        ] {
+            assert_eq!(name_looks_secret(name), name == "tokenless", "{name}");
+        }
     }
 
     #[test]

@@ -1,79 +1,126 @@
 //! The native JSON event for one HTTP exchange (schema `cleartap.http_exchange/1`). Every field
 //! is documented in the README; change both together.
 
-use std::collections::BTreeMap;
-
-use serde::Serialize;
+use serde::{Serialize, Serializer, ser::SerializeMap};
 
 use super::redact;
 use crate::{
     conn::ConnExchange,
-    http::{
-        exchange::Message,
-        h1::{Head, StartLine},
-    },
+    http::{exchange::Message, h1::Head},
 };
 
 pub const SCHEMA: &str = "cleartap.http_exchange/1";
 
+/// Borrows everything from the exchange and its context: rendering allocates only the time
+/// string and the few values redaction rewrites.
 #[derive(Debug, Serialize)]
-pub struct ExchangeEvent {
+pub struct ExchangeEvent<'a> {
     pub schema: &'static str,
     pub time: String,
-    pub host: String,
-    pub process: ProcessOut,
-    pub connection: ConnectionOut,
-    pub request: Option<RequestOut>,
-    pub response: Option<ResponseOut>,
+    pub host: &'a str,
+    pub process: ProcessOut<'a>,
+    pub connection: ConnectionOut<'a>,
+    pub request: Option<RequestOut<'a>>,
+    pub response: Option<ResponseOut<'a>>,
     pub latency_us: Option<u64>,
     pub duration_us: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct ProcessOut {
+pub struct ProcessOut<'a> {
     pub pid: u32,
     pub tid: u32,
-    pub comm: String,
-    pub exe: Option<String>,
+    pub comm: &'a str,
+    pub exe: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct EndpointOut {
-    pub ip: String,
+    pub ip: std::net::IpAddr,
     pub port: u16,
 }
 
 #[derive(Debug, Serialize)]
-pub struct ConnectionOut {
+pub struct ConnectionOut<'a> {
     pub local: Option<EndpointOut>,
     pub remote: Option<EndpointOut>,
     pub role: &'static str,
     pub tls: bool,
-    pub library: Option<String>,
+    pub library: Option<&'a str>,
     pub fd: Option<i32>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct RequestOut {
-    pub method: String,
-    pub path: String,
-    pub query: Option<String>,
-    pub version: String,
-    pub headers: BTreeMap<String, String>,
+pub struct RequestOut<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: Option<std::borrow::Cow<'a, str>>,
+    pub version: &'static str,
+    pub headers: HeadersOut<'a>,
     pub body_size: Option<u64>,
-    pub body_prefix: String,
+    pub body_prefix: std::borrow::Cow<'a, str>,
     pub body_missing_bytes: u64,
 }
 
 #[derive(Debug, Serialize)]
-pub struct ResponseOut {
+pub struct ResponseOut<'a> {
     pub status: u16,
-    pub reason: String,
-    pub version: String,
-    pub headers: BTreeMap<String, String>,
+    pub reason: &'a str,
+    pub version: &'static str,
+    pub headers: HeadersOut<'a>,
     pub body_size: Option<u64>,
-    pub body_prefix: String,
+    pub body_prefix: std::borrow::Cow<'a, str>,
     pub body_missing_bytes: u64,
+}
+
+/// Headers as a JSON object: names lower-cased, repeated names joined with ", ", secrets
+/// redacted. Serialised straight from the parsed head.
+#[derive(Debug)]
+pub struct HeadersOut<'a>(&'a Head);
+
+/// Lower-cases a header name into `buf` (names are ASCII tokens; long ones are truncated,
+/// which no real header reaches).
+fn lower<'b>(name: &str, buf: &'b mut [u8; 128]) -> &'b str {
+    let n = name.len().min(buf.len());
+    for (d, s) in buf.iter_mut().zip(name.as_bytes()[..n].iter()) {
+        *d = s.to_ascii_lowercase();
+    }
+    std::str::from_utf8(&buf[..n]).unwrap_or("")
+}
+
+impl Serialize for HeadersOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let headers: Vec<(&str, &[u8])> = self.0.headers().collect();
+        let mut map = serializer.serialize_map(None)?;
+        for (i, (name, _)) in headers.iter().enumerate() {
+            // A repeated name was emitted (joined) at its first occurrence.
+            if headers[..i]
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                continue;
+            }
+            let mut buf = [0u8; 128];
+            let key = lower(name, &mut buf);
+            let mut values = headers[i..]
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| redact::header_value(key, v));
+            let first = values.next().unwrap_or_default();
+            match values.next() {
+                None => map.serialize_entry(key, &first)?,
+                Some(second) => {
+                    let mut joined = first.into_owned();
+                    for v in std::iter::once(second).chain(values) {
+                        joined.push_str(", ");
+                        joined.push_str(&v);
+                    }
+                    map.serialize_entry(key, &joined)?;
+                }
+            }
+        }
+        map.end()
+    }
 }
 
 /// Context the output stage adds to what the connection table knows.
@@ -85,66 +132,55 @@ pub struct Enrichment<'a> {
     pub monotonic_to_unix_ns: i128,
 }
 
-fn version(head: &Head) -> String {
-    format!("HTTP/1.{}", head.version)
-}
-
-fn headers(head: &Head) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> = BTreeMap::new();
-    for (name, value) in &head.headers {
-        let value = redact::header_value(name, value);
-        out.entry(name.to_ascii_lowercase())
-            .and_modify(|v| {
-                v.push_str(", ");
-                v.push_str(&value);
-            })
-            .or_insert(value);
+fn version(head: &Head) -> &'static str {
+    if head.version == 0 {
+        "HTTP/1.0"
+    } else {
+        "HTTP/1.1"
     }
-    out
 }
 
-fn body(message: &Message) -> (Option<u64>, String, u64) {
+fn body(message: &Message) -> (Option<u64>, std::borrow::Cow<'_, str>, u64) {
     match &message.body {
         Some(b) => (
             Some(b.size),
-            String::from_utf8_lossy(&b.prefix).into_owned(),
+            String::from_utf8_lossy(&b.prefix),
             b.missing_bytes,
         ),
-        None => (None, String::new(), 0),
+        None => (None, std::borrow::Cow::Borrowed(""), 0),
     }
 }
 
-fn request(message: &Message) -> Option<RequestOut> {
-    let StartLine::Request { method, target } = &message.head.start else {
-        return None;
-    };
+fn request(message: &Message) -> Option<RequestOut<'_>> {
+    let head = &message.head;
+    let method = head.method()?;
+    let target = head.target().unwrap_or_default();
     let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_owned(), Some(redact::query(q))),
-        None => (target.clone(), None),
+        Some((p, q)) => (p, Some(redact::query(q))),
+        None => (target, None),
     };
     let (body_size, body_prefix, body_missing_bytes) = body(message);
     Some(RequestOut {
-        method: method.clone(),
+        method,
         path,
         query,
-        version: version(&message.head),
-        headers: headers(&message.head),
+        version: version(head),
+        headers: HeadersOut(head),
         body_size,
         body_prefix,
         body_missing_bytes,
     })
 }
 
-fn response(message: &Message) -> Option<ResponseOut> {
-    let StartLine::Response { status, reason } = &message.head.start else {
-        return None;
-    };
+fn response(message: &Message) -> Option<ResponseOut<'_>> {
+    let head = &message.head;
+    let status = head.status()?;
     let (body_size, body_prefix, body_missing_bytes) = body(message);
     Some(ResponseOut {
-        status: *status,
-        reason: reason.clone(),
-        version: version(&message.head),
-        headers: headers(&message.head),
+        status,
+        reason: head.reason().unwrap_or_default(),
+        version: version(head),
+        headers: HeadersOut(head),
         body_size,
         body_prefix,
         body_missing_bytes,
@@ -161,53 +197,48 @@ pub fn rfc3339(unix_ns: i128) -> String {
         .unwrap_or_default()
 }
 
-pub fn render(item: &ConnExchange, ctx: &Enrichment<'_>) -> ExchangeEvent {
+fn end_ns(m: &Message) -> u64 {
+    m.body
+        .as_ref()
+        .map_or(m.head.end_ns, |b| b.end_ns.max(m.head.end_ns))
+}
+
+pub fn render<'a>(item: &'a ConnExchange, ctx: &'a Enrichment<'a>) -> ExchangeEvent<'a> {
     let req = item.exchange.request.as_ref();
     let res = item.exchange.response.as_ref();
     let start_ns = req.or(res).map_or(0, |m| m.head.start_ns);
-    let request_end = req.map(|m| {
-        m.body
-            .as_ref()
-            .map_or(m.head.end_ns, |b| b.end_ns.max(m.head.end_ns))
-    });
-    let response_start = res.map(|m| m.head.start_ns);
-    let response_end = res.map(|m| {
-        m.body
-            .as_ref()
-            .map_or(m.head.end_ns, |b| b.end_ns.max(m.head.end_ns))
-    });
     let micros = |from: u64, to: u64| to.saturating_sub(from) / 1000;
     let endpoint = |a: std::net::SocketAddr| EndpointOut {
-        ip: a.ip().to_string(),
+        ip: a.ip(),
         port: a.port(),
     };
     let conn = &item.conn;
     ExchangeEvent {
         schema: SCHEMA,
         time: rfc3339(start_ns as i128 + ctx.monotonic_to_unix_ns),
-        host: ctx.host.to_owned(),
+        host: ctx.host,
         process: ProcessOut {
             pid: conn.tgid,
             tid: conn.tid,
-            comm: conn.comm.clone(),
-            exe: ctx.exe.clone(),
+            comm: conn.comm(),
+            exe: ctx.exe.as_deref(),
         },
         connection: ConnectionOut {
             local: conn.endpoints.map(|e| endpoint(e.local)),
             remote: conn.endpoints.map(|e| endpoint(e.remote)),
             role: conn.role.as_str(),
             tls: true,
-            library: ctx.library.clone(),
+            library: ctx.library.as_deref(),
             fd: conn.fd,
         },
         request: req.and_then(request),
         response: res.and_then(response),
-        latency_us: match (request_end, response_start) {
-            (Some(a), Some(b)) => Some(micros(a, b)),
+        latency_us: match (req, res) {
+            (Some(r), Some(s)) => Some(micros(end_ns(r), s.head.start_ns)),
             _ => None,
         },
-        duration_us: match (req, response_end) {
-            (Some(r), Some(b)) => Some(micros(r.head.start_ns, b)),
+        duration_us: match (req, res) {
+            (Some(r), Some(s)) => Some(micros(r.head.start_ns, end_ns(s))),
             _ => None,
         },
     }
@@ -249,7 +280,7 @@ Set-Cookie: b=2\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"id\"\r\n4\r\n:42}\r
             conn: ConnInfo {
                 tgid: 4242,
                 tid: 4243,
-                comm: "curl".into(),
+                comm: *b"curl\0\0\0\0\0\0\0\0\0\0\0\0",
                 fd: Some(5),
                 role: Role::Client,
                 endpoints: Some(Endpoints {

@@ -1,0 +1,194 @@
+//! Userspace pipeline cost on a recorded corpus (real TLS traffic, benches/corpus/tls_mixed.rec):
+//! a bare httparse loop over the same payloads (baseline), decode → conn → http → pairing, and
+//! the same plus JSON rendering. Prints the pipeline/baseline throughput ratio measured in this
+//! run, and the RSS of 10k concurrently open connections. Run: `cargo bench -p agent`.
+
+use std::{hint::black_box, time::Instant};
+
+use agent::{
+    conn::{ConnTable, TableLimits},
+    decode::{Record, decode},
+    output::schema::{Enrichment, render},
+    recording::{read, replay, split},
+};
+use criterion::{Criterion, Throughput};
+
+fn corpus() -> Vec<u8> {
+    read(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/benches/corpus/tls_mixed.rec"
+    )))
+    .expect("corpus")
+}
+
+/// What httparse alone does with the same bytes: parse every payload that starts a message.
+fn bare_httparse(payloads: &[&[u8]]) -> usize {
+    let mut parsed = 0;
+    for p in payloads {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        if p.starts_with(b"HTTP/") {
+            let mut res = httparse::Response::new(&mut headers);
+            if let Ok(httparse::Status::Complete(_)) = res.parse(p) {
+                parsed += 1;
+            }
+        } else {
+            let mut req = httparse::Request::new(&mut headers);
+            if let Ok(httparse::Status::Complete(_)) = req.parse(p) {
+                parsed += 1;
+            }
+        }
+    }
+    parsed
+}
+
+fn pipeline(records: &[&[u8]]) -> usize {
+    let mut table = ConnTable::new(TableLimits::default());
+    let mut out = Vec::new();
+    replay(records.iter().copied(), &mut table, &mut out);
+    out.len()
+}
+
+fn pipeline_and_output(records: &[&[u8]], sink: &mut Vec<u8>) -> usize {
+    let mut table = ConnTable::new(TableLimits::default());
+    let mut out = Vec::new();
+    replay(records.iter().copied(), &mut table, &mut out);
+    let ctx = Enrichment {
+        host: "bench",
+        exe: Some("/usr/bin/bench".into()),
+        library: Some("/usr/lib/libssl.so.3".into()),
+        monotonic_to_unix_ns: 0,
+    };
+    sink.clear();
+    for item in &out {
+        serde_json::to_writer(&mut *sink, &render(item, &ctx)).expect("json");
+        sink.push(b'\n');
+    }
+    out.len()
+}
+
+fn median_secs(mut f: impl FnMut()) -> f64 {
+    let mut times: Vec<f64> = (0..21)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(|a, b| a.total_cmp(b));
+    times[times.len() / 2]
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// 10k streams, each holding a partly received request head (the worst steady state: bytes
+/// buffered per connection), through the same table the agent uses.
+fn rss_with_open_connections(n: u64) -> (u64, u64) {
+    use agent_common::event::{COMM_BYTES, DIRECTION_EGRESS, DataRecord, KIND_DATA, RecordHeader};
+    let before = rss_kib();
+    let mut table = ConnTable::new(TableLimits {
+        max_streams: n as usize + 1,
+        ..TableLimits::default()
+    });
+    let head = b"GET /api/v1/items/12345?expand=all HTTP/1.1\r\nHost: api.internal\r\nUser-Agent: bench\r\nAccept: */*\r\n";
+    let mut out = Vec::new();
+    for i in 0..n {
+        let record = DataRecord {
+            header: RecordHeader {
+                kind: KIND_DATA,
+                _pad: 0,
+                timestamp_ns: i,
+                pid_tgid: (1000 + (i % 500)) << 32,
+            },
+            ssl: 0x10_0000 + i * 64,
+            stream_offset: 0,
+            call_len: head.len() as u32,
+            payload_len: head.len() as u32,
+            direction: DIRECTION_EGRESS,
+            fd: 5,
+            library_id: 1,
+            _pad: 0,
+            comm: [b'b'; COMM_BYTES],
+        };
+        table.on_data(&record, head, &mut out);
+    }
+    let after = rss_kib();
+    assert_eq!(table.len() as u64, n);
+    black_box(&table);
+    (before, after)
+}
+
+fn main() {
+    let bytes = corpus();
+    let records = split(&bytes).expect("recording");
+    let payloads: Vec<&[u8]> = records
+        .iter()
+        .filter_map(|r| match decode(r) {
+            Ok(Record::Data(_, p)) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let total: u64 = payloads.iter().map(|p| p.len() as u64).sum();
+    let exchanges = pipeline(&records);
+
+    let mut c = Criterion::default().configure_from_args();
+    let mut group = c.benchmark_group("corpus");
+    group.throughput(Throughput::Bytes(total));
+    group.bench_function("bare_httparse", |b| {
+        b.iter(|| bare_httparse(black_box(&payloads)))
+    });
+    group.bench_function("pipeline", |b| b.iter(|| pipeline(black_box(&records))));
+    let mut sink = Vec::with_capacity(4 << 20);
+    group.bench_function("pipeline_and_output", |b| {
+        b.iter(|| pipeline_and_output(black_box(&records), &mut sink))
+    });
+    group.finish();
+    c.final_summary();
+
+    let base = median_secs(|| {
+        black_box(bare_httparse(&payloads));
+    });
+    let pipe = median_secs(|| {
+        black_box(pipeline(&records));
+    });
+    let full = median_secs(|| {
+        black_box(pipeline_and_output(&records, &mut sink));
+    });
+    println!(
+        "\ncorpus: {} records, {} payload bytes, {exchanges} exchanges (medians of 21 runs, this machine, this run)",
+        records.len(),
+        total
+    );
+    println!(
+        "  bare httparse          {:>8.2} ms  ratio 1.00",
+        base * 1e3
+    );
+    println!(
+        "  pipeline              {:>8.2} ms  throughput ratio to bare httparse {:.2}  ({:.2} µs/exchange)",
+        pipe * 1e3,
+        base / pipe,
+        pipe * 1e6 / exchanges as f64
+    );
+    println!(
+        "  pipeline + JSON        {:>8.2} ms  throughput ratio to bare httparse {:.2}  ({:.2} µs/exchange)",
+        full * 1e3,
+        base / full,
+        full * 1e6 / exchanges as f64
+    );
+    let (before, after) = rss_with_open_connections(10_000);
+    println!(
+        "  10k open connections: RSS {} KiB → {} KiB (+{:.1} MiB, {:.2} KiB per connection)",
+        before,
+        after,
+        (after - before) as f64 / 1024.0,
+        (after - before) as f64 / 10_000.0
+    );
+}
