@@ -6,7 +6,7 @@ use agent_common::event::{
 };
 use aya_ebpf::{
     macros::map,
-    maps::{LruHashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 
 #[map]
@@ -15,9 +15,11 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 
-/// In-flight SSL call per thread (pid_tgid): set at entry, consumed at return.
+/// In-flight SSL call per thread (pid_tgid): set at entry, consumed at return, dropped at thread
+/// exit. A plain (preallocated) hash: inserted and deleted on every call, where an LRU map's
+/// list locks cost more; it cannot leak past thread exit, and a full table is counted.
 #[map]
-pub static CALLS: LruHashMap<u64, SslCall> = LruHashMap::with_max_entries(16384, 0);
+pub static CALLS: HashMap<u64, SslCall> = HashMap::with_max_entries(32768, 0);
 
 /// Per TLS stream (tgid, SSL*): socket fd and byte offsets of both directions.
 #[map]

@@ -44,7 +44,7 @@ pub struct Endpoints {
 }
 
 /// What is known of the connection when an exchange is reported.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnInfo {
     pub tgid: u32,
     pub tid: u32,
@@ -177,24 +177,33 @@ impl ConnTable {
         self.conns.is_empty()
     }
 
-    fn entry(&mut self, id: StreamId, now_ns: u64, out: &mut Vec<ConnExchange>) -> &mut Conn {
-        if !self.conns.contains_key(&id) && self.conns.len() >= self.limits.max_streams {
-            // Evict the stream idle the longest; its pending requests are reported.
-            if let Some(oldest) = self
-                .conns
-                .iter()
-                .min_by_key(|(_, c)| c.last_seen_ns)
-                .map(|(k, _)| *k)
-            {
-                self.stats.streams_evicted += 1;
-                self.close(oldest, out);
-            }
+    /// Evicts the stream idle the longest if `id` is new and the table is full; its pending
+    /// requests are reported.
+    fn make_room(&mut self, id: StreamId, out: &mut Vec<ConnExchange>) {
+        if self.conns.contains_key(&id) || self.conns.len() < self.limits.max_streams {
+            return;
         }
-        let limits = self.limits;
-        let stats = &mut self.stats;
-        let conn = self.conns.entry(id).or_insert_with(|| {
+        if let Some(oldest) = self
+            .conns
+            .iter()
+            .min_by_key(|(_, c)| c.last_seen_ns)
+            .map(|(k, _)| *k)
+        {
+            self.stats.streams_evicted += 1;
+            self.close(oldest, out);
+        }
+    }
+
+    fn entry(&mut self, id: StreamId, now_ns: u64, out: &mut Vec<ConnExchange>) -> &mut Conn {
+        self.make_room(id, out);
+        let Self {
+            conns,
+            limits,
+            stats,
+        } = self;
+        let conn = conns.entry(id).or_insert_with(|| {
             stats.streams_opened += 1;
-            Conn::new(id, &limits)
+            Conn::new(id, limits)
         });
         conn.last_seen_ns = conn.last_seen_ns.max(now_ns);
         conn
@@ -236,8 +245,17 @@ impl ConnTable {
             ssl: record.ssl,
         };
         let ts = record.header.timestamp_ns;
-        let mut stats = self.stats;
-        let conn = self.entry(id, ts, out);
+        self.make_room(id, out);
+        let Self {
+            conns,
+            limits,
+            stats,
+        } = self;
+        let conn = conns.entry(id).or_insert_with(|| {
+            stats.streams_opened += 1;
+            Conn::new(id, limits)
+        });
+        conn.last_seen_ns = conn.last_seen_ns.max(ts);
         if conn.info.comm[0] == 0 {
             conn.info.comm = record.comm;
             conn.info.tid = record.header.pid_tgid as u32;
@@ -247,28 +265,28 @@ impl ConnTable {
             conn.info.fd = Some(record.fd);
         }
         let dir = &mut conn.dirs[index];
+        // Offsets come from the kernel but are still untrusted: all arithmetic saturates.
         let mut payload = payload;
         let mut offset = record.stream_offset;
         if offset < dir.next_offset {
             // Overlap with bytes already seen: keep only the new tail.
             let overlap = (dir.next_offset - offset).min(payload.len() as u64) as usize;
-            stats.duplicate_bytes += overlap as u64;
+            stats.duplicate_bytes = stats.duplicate_bytes.saturating_add(overlap as u64);
             payload = &payload[overlap..];
-            offset += overlap as u64;
+            offset = offset.saturating_add(overlap as u64);
         }
         if payload.is_empty() {
-            self.stats.duplicate_bytes = stats.duplicate_bytes;
             return;
         }
         if offset > dir.next_offset {
             let missing = offset - dir.next_offset;
             stats.gap_events += 1;
-            stats.gap_bytes += missing;
+            stats.gap_bytes = stats.gap_bytes.saturating_add(missing);
             if !dir.parser.gap(missing) {
                 stats.desyncs += 1;
             }
         }
-        dir.next_offset = offset + payload.len() as u64;
+        dir.next_offset = offset.saturating_add(payload.len() as u64);
         dir.parser.push(payload, ts);
         let mut exchanges = Vec::new();
         if conn.pairing.drive(&mut dir.parser, &mut exchanges).is_err() {
@@ -282,22 +300,10 @@ impl ConnTable {
                 _ => Role::Unknown,
             };
         }
-        if exchanges.is_empty() {
-            self.stats.duplicate_bytes = stats.duplicate_bytes;
-            self.stats.gap_events = stats.gap_events;
-            self.stats.gap_bytes = stats.gap_bytes;
-            self.stats.desyncs = stats.desyncs;
-            self.stats.parse_errors = stats.parse_errors;
-            return;
+        if !exchanges.is_empty() {
+            let info = conn.info;
+            self.emit(info, exchanges, out);
         }
-        let info = conn.info.clone();
-        // `entry` may have evicted (and counted) another stream meanwhile: merge, not overwrite.
-        self.stats.duplicate_bytes = stats.duplicate_bytes;
-        self.stats.gap_events = stats.gap_events;
-        self.stats.gap_bytes = stats.gap_bytes;
-        self.stats.desyncs = stats.desyncs;
-        self.stats.parse_errors = stats.parse_errors;
-        self.emit(info, exchanges, out);
     }
 
     fn emit(&mut self, info: ConnInfo, exchanges: Vec<Exchange>, out: &mut Vec<ConnExchange>) {
@@ -310,7 +316,7 @@ impl ConnTable {
                 self.stats.responses_without_request += 1;
             }
             out.push(ConnExchange {
-                conn: info.clone(),
+                conn: info,
                 exchange,
             });
         }

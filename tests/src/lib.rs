@@ -176,6 +176,18 @@ impl Agent {
         );
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// True while the agent process has not exited.
+    pub fn is_running(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).is_ok_and(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+    }
+
     pub fn stderr_lines(&self) -> Vec<String> {
         self.stderr.lock().expect("lock").clone()
     }
@@ -272,3 +284,4 @@ pub fn at<'a>(event: &'a Value, path: &[&str]) -> &'a Value {
 pub fn pid_is(event: &Value, pid: u32) -> bool {
     at(event, &["process", "pid"]).as_u64() == Some(u64::from(pid))
 }
+pub mod peers;

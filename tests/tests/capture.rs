@@ -4,82 +4,13 @@
 use std::{process::Command, time::Duration};
 
 use cleartap_e2e::{
-    Agent, Peer, TempDir, at, free_port, make_cert, pid_is, privileged, run_client, wait_for_port,
+    Agent, TempDir, at, free_port,
+    peers::{NGINX_FILE_BYTES, PYTHON, curl, nginx, peers_dir, python_server, s_server},
+    pid_is, privileged, run_client,
 };
 use serde_json::Value;
 
-const PYTHON: &str = "/usr/bin/python3";
 const WAIT: Duration = Duration::from_secs(15);
-
-fn peers_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peers")
-}
-
-fn s_server(dir: &TempDir, port: u16) -> Peer {
-    let (cert, key) = make_cert(dir);
-    let child = Command::new("openssl")
-        .args(["s_server", "-quiet", "-www", "-accept", &port.to_string()])
-        .arg("-cert")
-        .arg(&cert)
-        .arg("-key")
-        .arg(&key)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start openssl s_server");
-    wait_for_port(port, "openssl s_server");
-    Peer(child, "s_server")
-}
-
-const NGINX_FILE_BYTES: usize = 1234;
-
-fn nginx(dir: &TempDir, port: u16) -> Peer {
-    let (cert, key) = make_cert(dir);
-    let root = dir.path("www");
-    std::fs::create_dir_all(&root).expect("www dir");
-    std::fs::write(root.join("file.bin"), vec![b'n'; NGINX_FILE_BYTES]).expect("file");
-    let d = dir.0.display();
-    let conf = format!(
-        "pid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  \
-client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  \
-uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  keepalive_requests 1000;\n  server {{\n    \
-listen 127.0.0.1:{port} ssl;\n    ssl_certificate {};\n    ssl_certificate_key {};\n    root {};\n    \
-location /k/ {{ return 200 \"k\\n\"; }}\n  }}\n}}\n",
-        cert.display(),
-        key.display(),
-        root.display()
-    );
-    let conf_path = dir.path("nginx.conf");
-    std::fs::write(&conf_path, conf).expect("nginx.conf");
-    let child = Command::new("nginx")
-        .arg("-p")
-        .arg(&dir.0)
-        .arg("-c")
-        .arg(&conf_path)
-        .args(["-g", "daemon off; master_process off;"])
-        .spawn()
-        .expect("start nginx");
-    wait_for_port(port, "nginx");
-    Peer(child, "nginx")
-}
-
-fn python_server(dir: &TempDir, port: u16) -> Peer {
-    let (cert, key) = make_cert(dir);
-    let child = Command::new(PYTHON)
-        .arg(peers_dir().join("tls_http_server.py"))
-        .arg(port.to_string())
-        .arg(&cert)
-        .arg(&key)
-        .spawn()
-        .expect("start python TLS server");
-    wait_for_port(port, "python TLS server");
-    Peer(child, "python server")
-}
-
-fn curl(args: &[&str]) -> Command {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sk", "--max-time", "20"]).args(args);
-    cmd
-}
 
 fn s(v: &Value) -> &str {
     v.as_str().unwrap_or_default()

@@ -73,13 +73,13 @@ struct Sample {
     summary: String,
 }
 
-struct Tool {
+pub struct Tool {
     child: Child,
     stderr: Arc<Mutex<Vec<String>>>,
     stdout_lines: Arc<AtomicU64>,
 }
 
-fn spawn_tool(cmd: &mut Command) -> anyhow::Result<Tool> {
+pub fn spawn_tool(cmd: &mut Command) -> anyhow::Result<Tool> {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -117,11 +117,19 @@ fn spawn_tool(cmd: &mut Command) -> anyhow::Result<Tool> {
 }
 
 impl Tool {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stdout_lines(&self) -> u64 {
+        self.stdout_lines.load(Ordering::Relaxed)
+    }
+
     fn lines(&self) -> Vec<String> {
         self.stderr.lock().map(|v| v.clone()).unwrap_or_default()
     }
 
-    fn wait_for(&mut self, needle: &str, timeout: Duration) -> anyhow::Result<()> {
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if self.lines().iter().any(|l| l.contains(needle)) {
@@ -171,7 +179,7 @@ impl Tool {
         (ticks(11) + ticks(12)) / 100.0
     }
 
-    fn stop(mut self) -> Vec<String> {
+    pub fn stop(mut self) -> Vec<String> {
         // SAFETY: kill(2) on our own child.
         unsafe { libc_kill(self.child.id() as i32, 2) };
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -194,13 +202,14 @@ unsafe extern "C" {
 }
 
 fn wrk(url: &str, seconds: u64, connections: u32) -> anyhow::Result<f64> {
+    wrk_with(url, seconds, connections, &[])
+}
+
+pub fn wrk_with(url: &str, seconds: u64, connections: u32, extra: &[&str]) -> anyhow::Result<f64> {
     let out = Command::new("wrk")
-        .args([
-            "-t1",
-            &format!("-c{connections}"),
-            &format!("-d{seconds}s"),
-            url,
-        ])
+        .args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s")])
+        .args(extra)
+        .arg(url)
         .output()
         .context("running wrk")?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -210,9 +219,9 @@ fn wrk(url: &str, seconds: u64, connections: u32) -> anyhow::Result<f64> {
         .with_context(|| format!("no Requests/sec in wrk output: {text}"))
 }
 
-struct Nginx {
+pub struct Nginx {
     child: Child,
-    port: u16,
+    pub port: u16,
     _dir: PathBuf,
 }
 
@@ -223,7 +232,7 @@ impl Drop for Nginx {
     }
 }
 
-fn start_nginx(dir: &Path) -> anyhow::Result<Nginx> {
+pub fn start_nginx(dir: &Path) -> anyhow::Result<Nginx> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();

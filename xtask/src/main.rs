@@ -4,6 +4,8 @@
 //!   cargo xtask run     build the agent (release) and run it: captures every process here
 //!   cargo xtask test    setup + test peers, then fmt, clippy, unit and end-to-end tests
 //!   cargo xtask bench overhead   throughput cost against no agent, bpftrace and sslsniff
+//!   cargo xtask fuzz    cargo-fuzz targets (decode, HTTP stream, connection table)
+//!   cargo xtask soak    10 minutes under load, RSS and fds sampled (not in CI)
 
 use std::{
     path::{Path, PathBuf},
@@ -14,12 +16,13 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod soak;
 
 /// Pinned: newer bpf-linker releases may need a newer rustc than this machine has.
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 /// Debian packages the end-to-end tests start as real peers.
-const TEST_PEERS: [&str; 4] = ["nginx", "curl", "openssl", "python3"];
+const TEST_PEERS: [&str; 6] = ["nginx", "curl", "openssl", "python3", "wrk", "bpftool"];
 
 #[derive(Parser)]
 #[command(about = "cleartap developer and CI tasks")]
@@ -39,6 +42,16 @@ enum Cmd {
     },
     /// Everything CI checks: fmt, clippy, unit tests, privileged end-to-end tests.
     Test,
+    /// Fuzz the parsers with cargo-fuzz (nightly): every target for --seconds each.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Only this target (decode, h1_stream, conn_table).
+        target: Option<String>,
+    },
+    /// Long run under steady load (as root), sampling RSS and open fds.
+    Soak(soak::SoakArgs),
     /// Benchmarks (as root): `overhead` measures capture cost under wrk load.
     Bench {
         #[command(subcommand)]
@@ -57,6 +70,19 @@ fn main() -> anyhow::Result<()> {
         Cmd::Setup => setup(),
         Cmd::Run { args } => run(&args),
         Cmd::Test => test(),
+        Cmd::Fuzz { seconds, target } => {
+            setup_fuzz()?;
+            fuzz(seconds, target.as_deref())
+        }
+        Cmd::Soak(args) => {
+            setup()?;
+            apt_install(&["nginx", "wrk", "openssl"])?;
+            run_cmd(cargo().args(["build", "--release", "-p", "agent", "--bin", "cleartap"]))?;
+            if !is_root() {
+                bail!("the soak run loads eBPF programs: run it as root");
+            }
+            soak::soak(&args, &workspace_root().join("target/release/cleartap"))
+        }
         Cmd::Bench {
             which: BenchCmd::Overhead(args),
         } => {
@@ -190,6 +216,45 @@ fn setup() -> anyhow::Result<()> {
     Ok(())
 }
 
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+const FUZZ_TARGETS: [&str; 3] = ["decode", "h1_stream", "conn_table"];
+
+fn setup_fuzz() -> anyhow::Result<()> {
+    setup()?;
+    if !output(Command::new("cargo").args(["fuzz", "--version"])).contains(CARGO_FUZZ_VERSION) {
+        eprintln!("xtask: installing cargo-fuzz {CARGO_FUZZ_VERSION}");
+        run_cmd(Command::new("cargo").args([
+            "install",
+            "cargo-fuzz",
+            "--locked",
+            "--version",
+            CARGO_FUZZ_VERSION,
+        ]))?;
+    }
+    Ok(())
+}
+
+/// Runs the fuzz targets; a crash fails the command and leaves its input in fuzz/artifacts,
+/// which then becomes a regression test next to the code it broke.
+fn fuzz(seconds: u64, only: Option<&str>) -> anyhow::Result<()> {
+    let dir = workspace_root().join("fuzz");
+    for target in FUZZ_TARGETS
+        .iter()
+        .filter(|t| only.is_none_or(|o| o == **t))
+    {
+        run_cmd(
+            Command::new("cargo")
+                .current_dir(&dir)
+                .args(["+nightly", "fuzz", "run", "-O", target, "--"])
+                .arg(format!("-max_total_time={seconds}"))
+                .arg("-rss_limit_mb=2048")
+                // The fuzz targets need no eBPF object.
+                .env("AYA_BUILD_SKIP", "1"),
+        )?;
+    }
+    Ok(())
+}
+
 fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(workspace_root());
@@ -228,17 +293,13 @@ fn test() -> anyhow::Result<()> {
     // Unit tests in parallel; the end-to-end suite one test at a time (each starts an agent
     // that sees every process on the host).
     run_cmd(cargo().args(["test", "--workspace", "--exclude", "cleartap-e2e"]))?;
+    // A short bounded fuzz of the parsers; `cargo xtask fuzz --seconds 3600` is the long run.
+    setup_fuzz()?;
+    fuzz(15, None)?;
     run_cmd(
         cargo()
-            .args([
-                "test",
-                "-p",
-                "cleartap-e2e",
-                "--test",
-                "capture",
-                "--",
-                "--test-threads=1",
-            ])
+            .args(["test", "-p", "cleartap-e2e", "--test", "capture"])
+            .args(["--test", "reliability", "--", "--test-threads=1"])
             .env("CLEARTAP_BIN", &binary),
     )?;
     eprintln!("xtask: all tests passed");

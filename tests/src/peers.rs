@@ -1,0 +1,78 @@
+//! Real peers for the end-to-end tests: TLS servers from apt (openssl s_server, nginx) and a
+//! Python ssl server, each killed when dropped.
+
+use std::process::Command;
+
+use crate::{Peer, TempDir, make_cert, wait_for_port};
+
+pub const PYTHON: &str = "/usr/bin/python3";
+
+pub fn peers_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peers")
+}
+
+pub fn s_server(dir: &TempDir, port: u16) -> Peer {
+    let (cert, key) = make_cert(dir);
+    let child = Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept", &port.to_string()])
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start openssl s_server");
+    wait_for_port(port, "openssl s_server");
+    Peer(child, "s_server")
+}
+
+pub const NGINX_FILE_BYTES: usize = 1234;
+
+pub fn nginx(dir: &TempDir, port: u16) -> Peer {
+    let (cert, key) = make_cert(dir);
+    let root = dir.path("www");
+    std::fs::create_dir_all(&root).expect("www dir");
+    std::fs::write(root.join("file.bin"), vec![b'n'; NGINX_FILE_BYTES]).expect("file");
+    let d = dir.0.display();
+    let conf = format!(
+        "pid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  \
+client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  \
+uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  keepalive_requests 1000;\n  server {{\n    \
+listen 127.0.0.1:{port} ssl;\n    ssl_certificate {};\n    ssl_certificate_key {};\n    root {};\n    \
+location /k/ {{ return 200 \"k\\n\"; }}\n  }}\n}}\n",
+        cert.display(),
+        key.display(),
+        root.display()
+    );
+    let conf_path = dir.path("nginx.conf");
+    std::fs::write(&conf_path, conf).expect("nginx.conf");
+    let child = Command::new("nginx")
+        .arg("-p")
+        .arg(&dir.0)
+        .arg("-c")
+        .arg(&conf_path)
+        .args(["-g", "daemon off; master_process off;"])
+        .spawn()
+        .expect("start nginx");
+    wait_for_port(port, "nginx");
+    Peer(child, "nginx")
+}
+
+pub fn python_server(dir: &TempDir, port: u16) -> Peer {
+    let (cert, key) = make_cert(dir);
+    let child = Command::new(PYTHON)
+        .arg(peers_dir().join("tls_http_server.py"))
+        .arg(port.to_string())
+        .arg(&cert)
+        .arg(&key)
+        .spawn()
+        .expect("start python TLS server");
+    wait_for_port(port, "python TLS server");
+    Peer(child, "python server")
+}
+
+pub fn curl(args: &[&str]) -> Command {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sk", "--max-time", "20"]).args(args);
+    cmd
+}
