@@ -124,6 +124,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             path.display()
         );
     }
+    // Start-up parsed ELF files and BTF; give that memory back before the long run.
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe { libc::malloc_trim(0) };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
