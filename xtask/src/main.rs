@@ -235,22 +235,50 @@ fn setup_fuzz() -> anyhow::Result<()> {
 }
 
 /// Runs the fuzz targets; a crash fails the command and leaves its input in fuzz/artifacts,
-/// which then becomes a regression test next to the code it broke.
+/// which then becomes a regression test next to the code it broke. libFuzzer's progress goes
+/// to target/fuzz-logs/TARGET.log; its last lines are shown on failure.
 fn fuzz(seconds: u64, only: Option<&str>) -> anyhow::Result<()> {
     let dir = workspace_root().join("fuzz");
+    let logs = workspace_root().join("target/fuzz-logs");
+    std::fs::create_dir_all(&logs)?;
     for target in FUZZ_TARGETS
         .iter()
         .filter(|t| only.is_none_or(|o| o == **t))
     {
-        run_cmd(
-            Command::new("cargo")
-                .current_dir(&dir)
-                .args(["+nightly", "fuzz", "run", "-O", target, "--"])
-                .arg(format!("-max_total_time={seconds}"))
-                .arg("-rss_limit_mb=2048")
-                // The fuzz targets need no eBPF object.
-                .env("AYA_BUILD_SKIP", "1"),
-        )?;
+        let log_path = logs.join(format!("{target}.log"));
+        let log = std::fs::File::create(&log_path)?;
+        let mut cmd = Command::new("cargo");
+        cmd.current_dir(&dir)
+            .args(["+nightly", "fuzz", "run", "-O", target, "--"])
+            .arg(format!("-max_total_time={seconds}"))
+            .arg("-rss_limit_mb=2048")
+            // The fuzz targets need no eBPF object.
+            .env("AYA_BUILD_SKIP", "1")
+            .stderr(log.try_clone()?)
+            .stdout(log);
+        eprintln!("xtask: $ {} (log: {})", show(&cmd), log_path.display());
+        let status = cmd.status().context("starting cargo fuzz")?;
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: Vec<&str> = text
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        if !status.success() {
+            eprintln!("{}", tail.join("\n"));
+            bail!(
+                "fuzz target {target} failed ({status}); crashing input in fuzz/artifacts/{target}/"
+            );
+        }
+        let done = text
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("Done "))
+            .unwrap_or("finished");
+        eprintln!("xtask: fuzz {target}: {done}, no crash");
     }
     Ok(())
 }
