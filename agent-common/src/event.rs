@@ -61,6 +61,8 @@ pub struct DataRecord {
     pub library_id: u32,
     pub _pad: u32,
     pub comm: [u8; COMM_BYTES],
+    /// cgroup v2 id of the task (bpf_get_current_cgroup_id): the container, where there is one.
+    pub cgroup_id: u64,
 }
 
 /// The kernel tied a TLS stream to a socket fd (the first syscall nested in an SSL call).
@@ -174,7 +176,7 @@ pub struct KernelOffsets {
 
 const _: () = {
     assert!(core::mem::size_of::<RecordHeader>() == 24);
-    assert!(core::mem::size_of::<DataRecord>() == 80);
+    assert!(core::mem::size_of::<DataRecord>() == 88);
     assert!(core::mem::size_of::<SocketRecord>() == 88);
     assert!(core::mem::size_of::<CloseRecord>() == 40);
     assert!(core::mem::size_of::<ExecRecord>() == 296);

@@ -7,7 +7,8 @@ use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_CONS_POS, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
-        generated::bpf_probe_read_user, generated::bpf_ringbuf_output,
+        generated::bpf_get_current_cgroup_id, generated::bpf_probe_read_user,
+        generated::bpf_ringbuf_output,
     },
 };
 
@@ -108,6 +109,8 @@ pub fn emit_payload(payload: &Payload) {
         library_id: payload.library_id,
         _pad: 0,
         comm: bpf_get_current_comm().unwrap_or([0u8; 16]),
+        // SAFETY: helper without preconditions.
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
     };
     for chunk in 0..MAX_CHUNKS_PER_CALL {
         let done = (chunk * DATA_CHUNK_BYTES) as u64;

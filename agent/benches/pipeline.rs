@@ -117,6 +117,7 @@ fn rss_with_open_connections(n: u64) -> (u64, u64) {
             library_id: 1,
             _pad: 0,
             comm: [b'b'; COMM_BYTES],
+            cgroup_id: 0,
         };
         table.on_data(&record, head, &mut out);
     }

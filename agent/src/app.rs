@@ -77,13 +77,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let mut candidates: Vec<(std::path::PathBuf, Option<u32>)> = Vec::new();
     candidates.extend(config.libraries.iter().map(|p| (p.clone(), None)));
     candidates.extend(
-        discovery::libssl_in_linker_cache()
+        discovery::tls_libraries_in_linker_cache()
             .into_iter()
             .map(|p| (p, None)),
     );
     for pid in discovery::all_pids() {
         candidates.extend(
-            discovery::libssl_of_process(pid)
+            discovery::candidates_of_process(pid)
                 .into_iter()
                 .map(|p| (p, Some(pid))),
         );
@@ -93,12 +93,16 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             if config.libraries.contains(&path) {
                 return Err(e).context("attaching to a library given with --library");
             }
-            log::warn!("{e}");
+            if e.is_vanished() {
+                log::debug!("{e}");
+            } else {
+                log::warn!("{e}");
+            }
         }
     }
     if attacher.libraries().is_empty() {
         log::warn!(
-            "no OpenSSL libssl found yet; new processes are watched and attached when they map one"
+            "no TLS library found yet; new processes are watched and attached when they map one"
         );
     }
     log::info!(

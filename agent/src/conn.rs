@@ -54,6 +54,8 @@ pub struct ConnInfo {
     pub role: Role,
     pub endpoints: Option<Endpoints>,
     pub library_id: u32,
+    /// cgroup v2 id of the process at its first captured call.
+    pub cgroup_id: u64,
 }
 
 impl ConnInfo {
@@ -137,6 +139,7 @@ impl Conn {
                 role: Role::Unknown,
                 endpoints: None,
                 library_id: 0,
+                cgroup_id: 0,
             },
             dirs: [dir(), dir()],
             pairing: Pairing::default(),
@@ -260,6 +263,7 @@ impl ConnTable {
             conn.info.comm = record.comm;
             conn.info.tid = record.header.pid_tgid as u32;
             conn.info.library_id = record.library_id;
+            conn.info.cgroup_id = record.cgroup_id;
         }
         if conn.info.fd.is_none() && record.fd >= 0 {
             conn.info.fd = Some(record.fd);

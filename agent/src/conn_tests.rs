@@ -20,6 +20,7 @@ fn data(direction: u32, offset: u64, payload: &[u8], ts: u64) -> DataRecord {
         library_id: 2,
         _pad: 0,
         comm: [0; COMM_BYTES],
+        cgroup_id: 0,
     }
 }
 

@@ -97,6 +97,7 @@ mod tests {
             library_id: 1,
             _pad: 0,
             comm: [b'c'; COMM_BYTES],
+            cgroup_id: 0,
         };
         let mut out = vec![0u8; core::mem::size_of::<DataRecord>()];
         // SAFETY: plain repr(C) struct copied into a byte buffer of exactly its size.

@@ -73,9 +73,13 @@ impl Loop {
                     drain(ring.get_mut(), &mut self.pipeline);
                     self.attacher.verify(&mut self.ebpf);
                     for pid in self.pipeline.due_rescans() {
-                        for path in discovery::libssl_of_process(pid) {
+                        for path in discovery::candidates_of_process(pid) {
                             if let Err(e) = self.attacher.attach(&mut self.ebpf, &path, Some(pid)) {
-                                log::warn!("{e}");
+                                if e.is_vanished() {
+                                    log::debug!("{e}");
+                                } else {
+                                    log::warn!("{e}");
+                                }
                             }
                         }
                     }

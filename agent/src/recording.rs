@@ -1,5 +1,6 @@
-//! Raw record files: every ring-buffer record as `u32 little-endian length` + bytes, so a capture
-//! can be replayed through decode → conn → http without eBPF (benchmarks, regression tests).
+//! Raw record files: a header naming the record layout, then every ring-buffer record as
+//! `u32 little-endian length` + bytes, so a capture can be replayed through decode → conn → http
+//! without eBPF (benchmarks, regression tests).
 //! Recordings hold plaintext payloads, secrets included: treat them like a packet capture.
 
 use std::{
@@ -11,6 +12,18 @@ use std::{
 /// Records larger than this are rejected when reading (a data record is at most ~16 KiB).
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
 
+const MAGIC: &[u8; 12] = b"cleartap-rec";
+
+/// Changes whenever a record struct changes shape, so old recordings are refused by name
+/// instead of being misread.
+fn layout_version() -> u32 {
+    use agent_common::event::{CloseRecord, DataRecord, ExecRecord, SocketRecord};
+    (std::mem::size_of::<DataRecord>()
+        + 1000 * std::mem::size_of::<SocketRecord>()
+        + 1_000_000 * (std::mem::size_of::<CloseRecord>() + std::mem::size_of::<ExecRecord>()))
+        as u32
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
     #[error("recording {path}: {source}")]
@@ -19,6 +32,10 @@ pub enum RecordingError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "not a cleartap recording of this version (layout {found:?}, this build reads {expected}); record it again with --record-raw"
+    )]
+    Version { found: Option<u32>, expected: u32 },
     #[error("recording is truncated or corrupt at byte {offset}: {detail}")]
     Corrupt { offset: usize, detail: String },
 }
@@ -35,10 +52,14 @@ impl Recorder {
             path: shown.clone(),
             source,
         })?;
-        Ok(Self {
-            out: BufWriter::new(file),
-            path: shown,
-        })
+        let mut out = BufWriter::new(file);
+        out.write_all(MAGIC)
+            .and_then(|()| out.write_all(&layout_version().to_le_bytes()))
+            .map_err(|source| RecordingError::Io {
+                path: shown.clone(),
+                source,
+            })?;
+        Ok(Self { out, path: shown })
     }
 
     pub fn write(&mut self, record: &[u8]) -> Result<(), RecordingError> {
@@ -62,8 +83,16 @@ impl Recorder {
 
 /// Splits a recording into records. Never panics; a bad length is an error naming its offset.
 pub fn split(bytes: &[u8]) -> Result<Vec<&[u8]>, RecordingError> {
+    let expected = layout_version();
+    let found = bytes
+        .strip_prefix(MAGIC.as_slice())
+        .and_then(|rest| rest.get(..4))
+        .map(|v| u32::from_le_bytes([v[0], v[1], v[2], v[3]]));
+    if found != Some(expected) {
+        return Err(RecordingError::Version { found, expected });
+    }
     let mut out = Vec::new();
-    let mut at = 0usize;
+    let mut at = MAGIC.len() + 4;
     while at < bytes.len() {
         let Some(len_bytes) = bytes.get(at..at + 4) else {
             return Err(RecordingError::Corrupt {
@@ -117,14 +146,23 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         assert_eq!(split(&bytes).expect("split"), [&b"abc"[..], &b""[..]]);
         assert!(matches!(
-            split(&bytes[..5]),
-            Err(RecordingError::Corrupt { offset: 0, .. })
+            split(&bytes[..21]),
+            Err(RecordingError::Corrupt { offset: 16, .. })
         ));
         assert!(matches!(
-            split(&bytes[..9]),
-            Err(RecordingError::Corrupt { offset: 7, .. })
+            split(&bytes[..25]),
+            Err(RecordingError::Corrupt { offset: 23, .. })
         ));
-        assert!(split(&[0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(matches!(
+            split(&[0xff, 0xff, 0xff, 0xff]),
+            Err(RecordingError::Version { found: None, .. })
+        ));
+        let mut old = bytes.clone();
+        old[12] ^= 1;
+        assert!(matches!(
+            split(&old),
+            Err(RecordingError::Version { found: Some(_), .. })
+        ));
     }
 }
 

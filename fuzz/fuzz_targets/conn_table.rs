@@ -48,6 +48,7 @@ fuzz_target!(|data: &[u8]| {
             library_id: 1,
             _pad: 0,
             comm: [b'f'; COMM_BYTES],
+            cgroup_id: 0,
         };
         table.on_data(&record, payload, &mut out);
         assert!(table.len() <= 4);

@@ -22,7 +22,15 @@ mod soak;
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 /// Debian packages the end-to-end tests start as real peers.
-const TEST_PEERS: [&str; 6] = ["nginx", "curl", "openssl", "python3", "wrk", "bpftool"];
+const TEST_PEERS: [&str; 7] = [
+    "nginx",
+    "curl",
+    "openssl",
+    "python3",
+    "wrk",
+    "bpftool",
+    "gnutls-bin",
+];
 
 #[derive(Parser)]
 #[command(about = "cleartap developer and CI tasks")]
@@ -327,7 +335,14 @@ fn test() -> anyhow::Result<()> {
     run_cmd(
         cargo()
             .args(["test", "-p", "cleartap-e2e", "--test", "capture"])
-            .args(["--test", "reliability", "--", "--test-threads=1"])
+            .args([
+                "--test",
+                "coverage",
+                "--test",
+                "reliability",
+                "--",
+                "--test-threads=1",
+            ])
             .env("CLEARTAP_BIN", &binary),
     )?;
     eprintln!("xtask: all tests passed");

@@ -32,6 +32,8 @@ pub struct ProcessOut<'a> {
     pub tid: u32,
     pub comm: &'a str,
     pub exe: Option<&'a str>,
+    /// cgroup v2 id (the inode of the cgroup directory): identifies the container.
+    pub cgroup_id: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -222,6 +224,7 @@ pub fn render<'a>(item: &'a ConnExchange, ctx: &'a Enrichment<'a>) -> ExchangeEv
             tid: conn.tid,
             comm: conn.comm(),
             exe: ctx.exe.as_deref(),
+            cgroup_id: conn.cgroup_id,
         },
         connection: ConnectionOut {
             local: conn.endpoints.map(|e| endpoint(e.local)),
@@ -288,6 +291,7 @@ Set-Cookie: b=2\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"id\"\r\n4\r\n:42}\r
                     remote: "127.0.0.1:8443".parse().expect("addr"),
                 }),
                 library_id: 1,
+                cgroup_id: 4026531835,
             },
             exchange: out.pop().expect("one exchange"),
         }

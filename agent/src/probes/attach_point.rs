@@ -11,7 +11,8 @@ use iced_x86::{
     Code, Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory, Mnemonic,
     OpAccess, Register,
 };
-use object::{Object, ObjectSegment, ObjectSymbol};
+
+use super::elf::{Elf, ElfError};
 
 /// Bytes of a wrapper decoded while looking for its call.
 const WRAPPER_WINDOW: usize = 96;
@@ -32,8 +33,8 @@ pub type Wrapper = (&'static str, u64);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ShapeError {
-    #[error("not a 64-bit x86 ELF file: {0}")]
-    NotX86Elf(String),
+    #[error(transparent)]
+    Elf(#[from] ElfError),
     #[error("symbol {0} not found")]
     NoSymbol(&'static str),
     #[error("{0}: address outside any loadable segment")]
@@ -54,6 +55,8 @@ pub enum ShapeError {
     },
     #[error("internal function at 0x{0:x} starts with `{1}`, which the kernel would single-step")]
     NotEmulated(u64, String),
+    #[error("{0} already starts with an emulated instruction; probing it directly is as cheap")]
+    AlreadyCheap(&'static str),
 }
 
 /// Which argument registers a wrapper may legitimately rewrite before calling the internal
@@ -64,47 +67,18 @@ enum WrapperKind {
     Ex,
 }
 
-struct Elf<'a> {
-    file: object::File<'a>,
+fn symbol_address(elf: &Elf<'_>, name: &'static str) -> Result<u64, ShapeError> {
+    elf.symbol(name).ok_or(ShapeError::NoSymbol(name))
 }
 
-impl<'a> Elf<'a> {
-    fn parse(bytes: &'a [u8]) -> Result<Self, ShapeError> {
-        let file = object::File::parse(bytes).map_err(|e| ShapeError::NotX86Elf(e.to_string()))?;
-        if file.architecture() != object::Architecture::X86_64 {
-            return Err(ShapeError::NotX86Elf(format!("{:?}", file.architecture())));
-        }
-        Ok(Self { file })
-    }
-
-    fn symbol(&self, name: &'static str) -> Result<u64, ShapeError> {
-        self.file
-            .dynamic_symbols()
-            .chain(self.file.symbols())
-            .find(|s| s.name() == Ok(name) && s.address() != 0 && s.is_definition())
-            .map(|s| s.address())
-            .ok_or(ShapeError::NoSymbol(name))
-    }
-
-    /// (file offset, code bytes) at virtual address `addr`.
-    fn code(&self, addr: u64, len: usize, what: &str) -> Result<(u64, &'a [u8]), ShapeError> {
-        for seg in self.file.segments() {
-            let (start, size) = (seg.address(), seg.size());
-            if addr < start || addr >= start.saturating_add(size) {
-                continue;
-            }
-            let (file_start, file_size) = seg.file_range();
-            let delta = addr - start;
-            if delta >= file_size {
-                break;
-            }
-            let want = (len as u64).min(file_size - delta);
-            if let Ok(Some(bytes)) = seg.data_range(addr, want) {
-                return Ok((file_start + delta, bytes));
-            }
-        }
-        Err(ShapeError::Unmapped(what.to_owned()))
-    }
+fn code<'a>(
+    elf: &Elf<'a>,
+    addr: u64,
+    len: usize,
+    what: &str,
+) -> Result<(u64, &'a [u8]), ShapeError> {
+    elf.code(addr, len)
+        .ok_or_else(|| ShapeError::Unmapped(what.to_owned()))
 }
 
 fn decode_all(addr: u64, bytes: &[u8]) -> Vec<Instruction> {
@@ -130,8 +104,8 @@ fn wrapper_callee(
     symbol: &'static str,
     kind: WrapperKind,
 ) -> Result<(u64, u64), ShapeError> {
-    let addr = elf.symbol(symbol)?;
-    let (offset, bytes) = elf.code(addr, WRAPPER_WINDOW, symbol)?;
+    let addr = symbol_address(elf, symbol)?;
+    let (offset, bytes) = code(elf, addr, WRAPPER_WINDOW, symbol)?;
     Ok((offset, callee_in(symbol, addr, bytes, kind)?))
 }
 
@@ -205,7 +179,7 @@ fn is_emulated(instr: &Instruction) -> bool {
 }
 
 fn check_emulated(elf: &Elf<'_>, addr: u64) -> Result<u64, ShapeError> {
-    let (offset, bytes) = elf.code(addr, 16, "internal function")?;
+    let (offset, bytes) = code(elf, addr, 16, "internal function")?;
     first_is_emulated(addr, bytes)?;
     Ok(offset)
 }
@@ -226,6 +200,14 @@ fn common_callee(
     plain: &'static str,
     ex: &'static str,
 ) -> Result<(u64, Vec<Wrapper>), ShapeError> {
+    // Builds that start the wrapper with `push` (node's bundled OpenSSL) are cheap already, and
+    // their inlined bodies call other things first.
+    let start = symbol_address(elf, plain)?;
+    if let Some((_, bytes)) = elf.code(start, 16)
+        && first_is_emulated(start, bytes).is_ok()
+    {
+        return Err(ShapeError::AlreadyCheap(plain));
+    }
     let (plain_off, a) = wrapper_callee(elf, plain, WrapperKind::IntNum)?;
     let mut wrappers = vec![(plain, plain_off)];
     // OpenSSL 1.0 has no _ex functions; the int wrapper alone then defines the callee.
@@ -247,9 +229,12 @@ fn common_callee(
 
 /// Finds the internal read/write functions of an OpenSSL libssl (or an executable carrying it).
 pub fn find_internal_targets(bytes: &[u8]) -> Result<InternalTargets, ShapeError> {
-    let elf = Elf::parse(bytes)?;
-    let (read_offset, read_wrappers) = common_callee(&elf, "SSL_read", "SSL_read_ex")?;
-    let (write_offset, write_wrappers) = common_callee(&elf, "SSL_write", "SSL_write_ex")?;
+    internal_targets(&Elf::parse(bytes)?)
+}
+
+pub fn internal_targets(elf: &Elf<'_>) -> Result<InternalTargets, ShapeError> {
+    let (read_offset, read_wrappers) = common_callee(elf, "SSL_read", "SSL_read_ex")?;
+    let (write_offset, write_wrappers) = common_callee(elf, "SSL_write", "SSL_write_ex")?;
     Ok(InternalTargets {
         read_offset,
         write_offset,

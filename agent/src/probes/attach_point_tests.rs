@@ -110,7 +110,7 @@ fn finds_internal_functions_in_system_libssl() {
 fn non_elf_and_garbage_are_errors() {
     assert!(matches!(
         find_internal_targets(b"not an elf"),
-        Err(ShapeError::NotX86Elf(_))
+        Err(ShapeError::Elf(_))
     ));
     let mut seed = 7u64;
     for len in [0usize, 1, 64, 4096] {
@@ -123,4 +123,19 @@ fn non_elf_and_garbage_are_errors() {
         let _ = find_internal_targets(&bytes);
         let _ = callee_in("SSL_read", 0, &bytes, WrapperKind::IntNum);
     }
+}
+
+#[test]
+fn node_style_wrappers_stay_exported() {
+    let node = std::path::Path::new("/usr/bin/node");
+    if !node.exists() {
+        eprintln!("skipped: no /usr/bin/node");
+        return;
+    }
+    let map = crate::probes::elf::map(node).expect("map node");
+    // nodesource's node inlines ssl_read_internal and starts SSL_read with `push %rbp`.
+    assert_eq!(
+        find_internal_targets(&map),
+        Err(ShapeError::AlreadyCheap("SSL_read"))
+    );
 }

@@ -1,44 +1,74 @@
-//! Finding TLS libraries: in the memory maps of running processes (through /proc/PID/root, so
-//! processes in other mount namespaces resolve to their own files) and in the linker cache.
+//! Finding TLS code: every executable mapping of running processes (through /proc/PID/root, so
+//! processes in other mount namespaces resolve to their own files) is a candidate — shared
+//! libraries and executables that link OpenSSL in statically alike; the attacher looks at each
+//! file once and keeps those that define a TLS stack's functions. The linker cache adds the
+//! system TLS libraries so processes started later are covered from their first call.
 
 use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
 };
 
-/// True for OpenSSL's libssl (libssl.so, libssl.so.3, libssl.so.1.1). NSS's libssl3.so has a
-/// different API and is not matched.
-pub fn is_openssl_libssl(path: &str) -> bool {
+/// True for OpenSSL's libssl (libssl.so, libssl.so.3, libssl.so.1.1) and GnuTLS's
+/// libgnutls.so.30. NSS's libssl3.so has a different API and is not matched.
+pub fn is_tls_library_name(path: &str) -> bool {
     Path::new(path)
         .file_name()
         .and_then(|n| n.to_str())
-        .is_some_and(|n| n == "libssl.so" || n.starts_with("libssl.so."))
+        .is_some_and(|n| {
+            n == "libssl.so"
+                || n.starts_with("libssl.so.")
+                || n == "libgnutls.so"
+                || n.starts_with("libgnutls.so.")
+        })
 }
 
-/// Library paths (as the process sees them) in the text of a /proc/PID/maps file.
-pub fn libssl_paths_in_maps(maps: &str) -> BTreeSet<String> {
+/// Paths (as the process sees them) of the files a /proc/PID/maps text maps executable.
+pub fn executable_paths_in_maps(maps: &str) -> BTreeSet<String> {
     maps.lines()
         .filter_map(|line| {
             // address perms offset dev inode pathname — the path is the 6th field and may hold spaces.
             let mut fields = line.splitn(6, ' ');
-            let path = fields.nth(5)?.trim_start();
-            path.starts_with('/').then_some(path)
+            let perms = fields.nth(1)?;
+            let path = fields.nth(3)?.trim_start();
+            // memfd mappings ("/memfd:name (deleted)") have no file to attach to.
+            (perms.contains('x') && path.starts_with('/') && !path.starts_with("/memfd:"))
+                .then_some(path)
         })
         .map(|p| p.strip_suffix(" (deleted)").unwrap_or(p))
-        .filter(|p| is_openssl_libssl(p))
         .map(str::to_owned)
         .collect()
 }
 
-/// The libssl files mapped by `pid`, as paths the agent can open.
-pub fn libssl_of_process(pid: u32) -> Vec<PathBuf> {
+/// Files `pid` maps executable, as paths the agent can open. A process in the agent's mount
+/// namespace gets plain paths, which stay valid after it exits (a short-lived process is often
+/// gone by the time its files are attached); others go through /proc/PID/root — the same root
+/// directory is not enough, a private mount namespace can bind other files over its paths.
+pub fn candidates_of_process(pid: u32) -> Vec<PathBuf> {
     let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
         return Vec::new();
     };
-    libssl_paths_in_maps(&maps)
+    let same_root = same_mount_namespace(pid);
+    executable_paths_in_maps(&maps)
         .into_iter()
-        .map(|p| PathBuf::from(format!("/proc/{pid}/root{p}")))
+        .map(|p| {
+            if same_root {
+                PathBuf::from(p)
+            } else {
+                PathBuf::from(format!("/proc/{pid}/root{p}"))
+            }
+        })
         .collect()
+}
+
+fn same_mount_namespace(pid: u32) -> bool {
+    match (
+        std::fs::read_link(format!("/proc/{pid}/ns/mnt")),
+        std::fs::read_link("/proc/self/ns/mnt"),
+    ) {
+        (Ok(theirs), Ok(ours)) => theirs == ours,
+        _ => false,
+    }
 }
 
 pub fn all_pids() -> Vec<u32> {
@@ -49,9 +79,9 @@ pub fn all_pids() -> Vec<u32> {
         .collect()
 }
 
-/// libssl entries of `ldconfig -p`, so that processes started later are covered even when no
-/// running process maps the library yet.
-pub fn libssl_in_linker_cache() -> Vec<PathBuf> {
+/// TLS library entries of `ldconfig -p`, so that processes started later are covered even when
+/// no running process maps the library yet.
+pub fn tls_libraries_in_linker_cache() -> Vec<PathBuf> {
     let output = match std::process::Command::new("ldconfig").arg("-p").output() {
         Ok(o) if o.status.success() => o.stdout,
         Ok(o) => {
@@ -69,7 +99,7 @@ pub fn libssl_in_linker_cache() -> Vec<PathBuf> {
 pub fn parse_ldconfig(text: &str) -> Vec<PathBuf> {
     text.lines()
         .filter_map(|line| line.split_once("=>").map(|(_, p)| p.trim()))
-        .filter(|p| is_openssl_libssl(p))
+        .filter(|p| is_tls_library_name(p))
         .map(PathBuf::from)
         .collect()
 }
@@ -79,19 +109,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_libssl_in_maps() {
+    fn executable_mappings_in_maps() {
         let maps = "\
 7f0000000000-7f0000001000 r--p 00000000 fe:01 123 /usr/lib/x86_64-linux-gnu/libssl.so.3
 7f0000001000-7f0000002000 r-xp 00001000 fe:01 123 /usr/lib/x86_64-linux-gnu/libssl.so.3
-7f0000003000-7f0000004000 r-xp 00001000 fe:01 124 /usr/lib/libssl3.so
+7f0000003000-7f0000004000 r-xp 00001000 fe:01 124 /usr/bin/node
 7f0000005000-7f0000006000 r-xp 00001000 fe:01 125 /opt/my app/lib/libssl.so.1.1 (deleted)
 7f0000007000-7f0000008000 rw-p 00000000 00:00 0 [heap]
+7f0000009000-7f000000a000 r-xp 00000000 00:00 0 [vdso]
 garbage line";
-        let found: Vec<_> = libssl_paths_in_maps(maps).into_iter().collect();
+        let found: Vec<_> = executable_paths_in_maps(maps).into_iter().collect();
         assert_eq!(
             found,
             [
                 "/opt/my app/lib/libssl.so.1.1",
+                "/usr/bin/node",
                 "/usr/lib/x86_64-linux-gnu/libssl.so.3"
             ]
         );

@@ -8,6 +8,7 @@
 
 pub mod attach_point;
 pub mod discovery;
+pub mod elf;
 mod verify;
 
 use std::{
@@ -40,6 +41,47 @@ const OPENSSL_SYMBOLS: [(&str, &str, bool); 4] = [
     ("SSL_read_ex", PROG_SSL_READ_EX_ENTRY, false),
     ("SSL_write_ex", PROG_SSL_WRITE_EX_ENTRY, false),
 ];
+
+/// GnuTLS's record functions have SSL_read/SSL_write's shape (session, buf, size) → bytes moved
+/// or a negative error, so they share those programs.
+const GNUTLS_SYMBOLS: [(&str, &str, bool); 2] = [
+    ("gnutls_record_recv", PROG_SSL_READ_ENTRY, true),
+    ("gnutls_record_send", PROG_SSL_WRITE_ENTRY, true),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stack {
+    OpenSsl,
+    GnuTls,
+}
+
+impl Stack {
+    /// The TLS implementation a file carries, judged by the functions it defines (a libssl, a
+    /// libgnutls, or an executable with OpenSSL linked in statically).
+    pub fn of(elf: &elf::Elf<'_>) -> Option<Self> {
+        if elf.has_symbol("SSL_read") && elf.has_symbol("SSL_write") {
+            Some(Stack::OpenSsl)
+        } else if elf.has_symbol("gnutls_record_recv") && elf.has_symbol("gnutls_record_send") {
+            Some(Stack::GnuTls)
+        } else {
+            None
+        }
+    }
+
+    fn symbols(self) -> &'static [(&'static str, &'static str, bool)] {
+        match self {
+            Stack::OpenSsl => &OPENSSL_SYMBOLS,
+            Stack::GnuTls => &GNUTLS_SYMBOLS,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stack::OpenSsl => "OpenSSL",
+            Stack::GnuTls => "GnuTLS",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProbeMode {
@@ -76,6 +118,16 @@ pub enum ProbeError {
     },
     #[error("more than {MAX_LIBRARIES} distinct TLS libraries; {0} not attached")]
     TooManyLibraries(PathBuf),
+    #[error("{path}: required function {symbol} not found")]
+    MissingSymbol { path: PathBuf, symbol: &'static str },
+}
+
+impl ProbeError {
+    /// The file vanished between discovery and attach (its process exited, a package was
+    /// replaced): routine, not worth a warning.
+    pub fn is_vanished(&self) -> bool {
+        matches!(self, ProbeError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +143,10 @@ pub enum Mode {
 #[derive(Debug)]
 pub struct Library {
     pub path: PathBuf,
+    pub stack: Stack,
     pub mode: Mode,
+    /// (symbol, entry program, file offset) of the exported functions, for the fallback.
+    exported: Vec<(&'static str, &'static str, u64)>,
     /// What is probed, for diagnostics.
     pub points: Vec<String>,
     links: Vec<(&'static str, UProbeLinkId)>,
@@ -100,6 +155,7 @@ pub struct Library {
 }
 
 pub struct Attacher {
+    /// Every file looked at, by (device, inode): its library id, or 0 for "no TLS / failed".
     by_file: HashMap<(u64, u64), u32>,
     /// Index + 1 is the library id carried in records (the attach cookie); 0 means unknown.
     libraries: Vec<Library>,
@@ -194,7 +250,8 @@ impl Attacher {
         &self.libraries
     }
 
-    /// Attaches to `path` unless that file is attached already. Returns the new library's id.
+    /// Attaches to `path` unless that file was looked at already; files without a TLS stack
+    /// are remembered and skipped. Returns the new library's id.
     pub fn attach(
         &mut self,
         ebpf: &mut Ebpf,
@@ -210,6 +267,15 @@ impl Attacher {
         if self.by_file.contains_key(&file) {
             return Ok(None);
         }
+        let map = elf::map(path).map_err(read_err)?;
+        let Ok(parsed) = elf::Elf::parse(&map) else {
+            self.by_file.insert(file, 0);
+            return Ok(None);
+        };
+        let Some(stack) = Stack::of(&parsed) else {
+            self.by_file.insert(file, 0);
+            return Ok(None);
+        };
         let id = self.libraries.len() as u32 + 1;
         if id >= MAX_LIBRARIES {
             self.by_file.insert(file, 0);
@@ -218,25 +284,41 @@ impl Attacher {
         let pid_note = pid
             .map(|p| format!(" (mapped by pid {p})"))
             .unwrap_or_default();
-        let internal = match self.mode {
-            ProbeMode::Exported => None,
-            ProbeMode::Auto => {
-                let bytes = std::fs::read(path).map_err(read_err)?;
-                match attach_point::find_internal_targets(&bytes) {
-                    Ok(t) => Some(t),
-                    Err(reason) => {
-                        log::info!(
-                            "{}: exported functions will be probed ({reason})",
-                            display_path(path)
-                        );
-                        None
-                    }
+        let mut exported = Vec::new();
+        for &(symbol, program, required) in stack.symbols() {
+            match parsed.symbol_offset(symbol) {
+                Some(offset) => exported.push((symbol, program, offset)),
+                None if required => {
+                    self.by_file.insert(file, 0);
+                    self.attach_failures += 1;
+                    return Err(ProbeError::MissingSymbol {
+                        path: path.to_owned(),
+                        symbol,
+                    });
                 }
+                None => {}
             }
+        }
+        let internal = match (self.mode, stack) {
+            (ProbeMode::Auto, Stack::OpenSsl) => match attach_point::internal_targets(&parsed) {
+                Ok(t) => Some(t),
+                Err(reason) => {
+                    log::info!(
+                        "{}: exported functions will be probed ({reason})",
+                        display_path(path)
+                    );
+                    None
+                }
+            },
+            _ => None,
         };
+        drop(parsed);
+        drop(map);
         let mut library = Library {
             path: path.to_owned(),
+            stack,
             mode: Mode::Exported,
+            exported,
             points: Vec::new(),
             links: Vec::new(),
             check_links: Vec::new(),
@@ -268,8 +350,9 @@ impl Attacher {
         }
         self.by_file.insert(file, id);
         log::info!(
-            "attached to {}{} [{}]{}",
+            "attached to {} ({}){} [{}]{}",
             display_path(path),
+            stack.name(),
             pid_note,
             library.points.join(", "),
             if library.mode == Mode::Verifying {
@@ -312,24 +395,12 @@ fn attach_internal(
 
 fn attach_exported(target: &mut Target<'_>, library: &mut Library) -> Result<(), ProbeError> {
     library.mode = Mode::Exported;
-    for (symbol, entry, required) in OPENSSL_SYMBOLS {
-        let mut attached = Vec::new();
-        let mut failure = None;
+    for &(symbol, entry, offset) in &library.exported {
         for program in [entry, PROG_SSL_RETURN] {
-            match target.attach(program, UProbeAttachLocation::Symbol(symbol)) {
-                Ok(link) => attached.push((program, link)),
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
+            let link = target.attach(program, UProbeAttachLocation::AbsoluteOffset(offset))?;
+            library.links.push((program, link));
         }
-        library.links.extend(attached);
-        match failure {
-            None => library.points.push(symbol.to_owned()),
-            Some(e) if required => return Err(e),
-            Some(e) => log::debug!("optional probe skipped: {e}"),
-        }
+        library.points.push(symbol.to_owned());
     }
     Ok(())
 }

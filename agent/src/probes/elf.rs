@@ -1,0 +1,73 @@
+//! Just enough ELF for attaching uprobes: symbol → virtual address → file offset, and the code
+//! bytes at an address. Files are memory-mapped: executables that carry their own TLS (node is
+//! ~100 MB) are inspected without being read into the heap.
+
+use object::{Object, ObjectSegment, ObjectSymbol};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ElfError {
+    #[error("not a 64-bit x86 ELF file: {0}")]
+    NotX86Elf(String),
+}
+
+pub struct Elf<'a> {
+    file: object::File<'a>,
+}
+
+impl<'a> Elf<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, ElfError> {
+        let file = object::File::parse(bytes).map_err(|e| ElfError::NotX86Elf(e.to_string()))?;
+        if file.architecture() != object::Architecture::X86_64 {
+            return Err(ElfError::NotX86Elf(format!("{:?}", file.architecture())));
+        }
+        Ok(Self { file })
+    }
+
+    /// Virtual address of a defined function symbol, from the dynamic or the static table.
+    pub fn symbol(&self, name: &str) -> Option<u64> {
+        self.file
+            .dynamic_symbols()
+            .chain(self.file.symbols())
+            .find(|s| s.name() == Ok(name) && s.address() != 0 && s.is_definition())
+            .map(|s| s.address())
+    }
+
+    pub fn has_symbol(&self, name: &str) -> bool {
+        self.symbol(name).is_some()
+    }
+
+    /// (file offset, up to `len` bytes) at virtual address `addr`, if a loadable segment has it.
+    pub fn code(&self, addr: u64, len: usize) -> Option<(u64, &'a [u8])> {
+        for seg in self.file.segments() {
+            let (start, size) = (seg.address(), seg.size());
+            if addr < start || addr >= start.saturating_add(size) {
+                continue;
+            }
+            let (file_start, file_size) = seg.file_range();
+            let delta = addr - start;
+            if delta >= file_size {
+                return None;
+            }
+            let want = (len as u64).min(file_size - delta);
+            return match seg.data_range(addr, want) {
+                Ok(Some(bytes)) => Some((file_start + delta, bytes)),
+                _ => None,
+            };
+        }
+        None
+    }
+
+    /// File offset of a function symbol: what a uprobe is attached at.
+    pub fn symbol_offset(&self, name: &str) -> Option<u64> {
+        self.code(self.symbol(name)?, 1).map(|(offset, _)| offset)
+    }
+}
+
+/// Maps a file read-only.
+pub fn map(path: &std::path::Path) -> std::io::Result<memmap2::Mmap> {
+    let file = std::fs::File::open(path)?;
+    // SAFETY: read-only private mapping of a library or executable. If another process
+    // truncates the file while it is mapped, reads may fault; the agent only maps files it is
+    // about to probe, which running programs are using and package managers replace by rename.
+    unsafe { memmap2::Mmap::map(&file) }
+}
