@@ -135,7 +135,27 @@ pub mod counter {
     pub const WAKEUPS: u32 = 9;
     /// Non-data records lost because the ring buffer was full.
     pub const RINGBUF_FULL_CONTROL: u32 = 10;
-    pub const COUNT: u32 = 11;
+    /// SSL calls not captured because a filter excluded the process or the connection.
+    pub const FILTERED_CALLS: u32 = 11;
+    pub const COUNT: u32 = 12;
+}
+
+/// Kernel-side filters: map values and FILTER_FLAGS bits.
+pub mod filter {
+    /// Map value: capture only listed keys (when a list of this kind has any include).
+    pub const INCLUDE: u8 = 1;
+    /// Map value: never capture this key.
+    pub const EXCLUDE: u8 = 2;
+    pub const PID_ACTIVE: u32 = 1 << 0;
+    pub const PID_INCLUDE: u32 = 1 << 1;
+    pub const COMM_ACTIVE: u32 = 1 << 2;
+    pub const COMM_INCLUDE: u32 = 1 << 3;
+    pub const CGROUP_ACTIVE: u32 = 1 << 4;
+    pub const CGROUP_INCLUDE: u32 = 1 << 5;
+    pub const PORT_ACTIVE: u32 = 1 << 6;
+    pub const PORT_INCLUDE: u32 = 1 << 7;
+    /// Entries per filter map.
+    pub const MAX_ENTRIES: u32 = 1024;
 }
 
 /// Library ids (attach cookies) are below this; per-library arrays have this many slots.

@@ -35,7 +35,11 @@ pub const LIFETIME_TRACEPOINTS: [(&str, &str, &str); 7] = [
 ];
 
 pub const GLOBAL_CAPTURE_MAX_BYTES: &str = "CAPTURE_MAX_BYTES";
+pub const GLOBAL_FILTER_FLAGS: &str = "FILTER_FLAGS";
+pub const MAP_FILTER_PIDS: &str = "FILTER_PIDS";
+pub const MAP_FILTER_COMMS: &str = "FILTER_COMMS";
+pub const MAP_FILTER_CGROUPS: &str = "FILTER_CGROUPS";
+pub const MAP_FILTER_PORTS: &str = "FILTER_PORTS";
 pub const GLOBAL_WAKEUP_BYTES: &str = "WAKEUP_BYTES";
-pub const GLOBAL_AGENT_TGID: &str = "AGENT_TGID";
 /// Kernel struct offsets resolved from BTF by userspace; zero means unknown.
 pub const GLOBAL_KERNEL_OFFSETS: &str = "KERNEL_OFFSETS";

@@ -2,7 +2,7 @@
 
 use agent_common::event::{
     CAPTURE_LIMIT_BYTES, DATA_CHUNK_BYTES, DataRecord, ExecRecord, KernelOffsets, LibCheck,
-    MAX_LIBRARIES, counter,
+    MAX_LIBRARIES, counter, filter,
 };
 use aya_ebpf::{
     macros::map,
@@ -50,6 +50,25 @@ pub struct CheckCall {
     pub ssl: u64,
     pub buf: u64,
     pub library_id: u64,
+}
+
+#[map]
+pub static FILTER_PIDS: HashMap<u32, u8> = HashMap::with_max_entries(filter::MAX_ENTRIES, 0);
+#[map]
+pub static FILTER_COMMS: HashMap<[u8; 16], u8> = HashMap::with_max_entries(filter::MAX_ENTRIES, 0);
+#[map]
+pub static FILTER_CGROUPS: HashMap<u64, u8> = HashMap::with_max_entries(filter::MAX_ENTRIES, 0);
+#[map]
+pub static FILTER_PORTS: HashMap<u16, u8> = HashMap::with_max_entries(filter::MAX_ENTRIES, 0);
+
+/// Which filter maps are in use (agent_common::event::filter bits); 0 = capture everything.
+#[unsafe(no_mangle)]
+pub static FILTER_FLAGS: u32 = 0;
+
+#[inline(always)]
+pub fn filter_flags() -> u32 {
+    // SAFETY: a global the loader may rewrite before load.
+    unsafe { core::ptr::read_volatile(&FILTER_FLAGS) }
 }
 
 /// Consumer position (+1) at this CPU's last forced wakeup.
@@ -114,6 +133,8 @@ pub struct StreamState {
     pub fd: i64,
     pub egress_offset: u64,
     pub ingress_offset: u64,
+    /// Set when a port filter excluded the connection: its calls are not captured.
+    pub filtered: u64,
 }
 
 #[repr(C)]

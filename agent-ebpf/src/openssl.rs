@@ -17,6 +17,7 @@ use aya_ebpf::{
 
 use crate::{
     emit::{Payload, bump, emit_payload},
+    filter::process_allowed,
     maps::{CALLS, CHECKS, CheckCall, LIB_CHECKS, STREAMS, SslCall, StreamKey, StreamState},
 };
 
@@ -91,6 +92,10 @@ fn verify(pid_tgid: u64, ssl: u64, buf: u64, library_id: u32) {
 #[inline(always)]
 fn enter(ctx: &ProbeContext, direction: u32, is_ex: bool) {
     bump(counter::SSL_ENTRY_HITS, 1);
+    if !process_allowed() {
+        bump(counter::FILTERED_CALLS, 1);
+        return;
+    }
     let (Some(ssl), Some(buf)) = (ctx.arg::<u64>(0), ctx.arg::<u64>(1)) else {
         return;
     };
@@ -156,6 +161,10 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
             // SAFETY: map value pointer; concurrent updates from another thread of the same
             // process on the same SSL* are already a bug in the application.
             let state = unsafe { &mut *state };
+            if state.filtered != 0 {
+                bump(counter::FILTERED_CALLS, 1);
+                return 0;
+            }
             let offset = if call.direction == DIRECTION_EGRESS {
                 let o = state.egress_offset;
                 state.egress_offset = o + len;
@@ -172,6 +181,7 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
                 fd: -1,
                 egress_offset: 0,
                 ingress_offset: 0,
+                filtered: 0,
             };
             if call.direction == DIRECTION_EGRESS {
                 state.egress_offset = len;

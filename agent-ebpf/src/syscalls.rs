@@ -13,6 +13,7 @@ use aya_ebpf::{
 
 use crate::{
     emit::{bump, emit_control, header},
+    filter::ports_allowed,
     maps::{CALLS, CONNECTING, SOCKETS, STREAMS, SocketState, StreamKey, StreamState},
     sock::fill_addresses,
 };
@@ -66,6 +67,7 @@ fn on_socket_io(ctx: &TracePointContext) {
                 fd,
                 egress_offset: 0,
                 ingress_offset: 0,
+                filtered: 0,
             };
             if STREAMS.insert(&key, &state, 0).is_err() {
                 bump(counter::STREAM_TABLE_FULL, 1);
@@ -97,6 +99,15 @@ fn on_socket_io(ctx: &TracePointContext) {
         remote_addr: [0; 16],
     };
     fill_addresses(fd as i32, &mut record);
+    if !ports_allowed(record.local_port, record.remote_port) {
+        // Unknown addresses (port 0) pass unless an include list exists; an excluded
+        // connection is marked so its calls are skipped, and userspace never hears of it.
+        if let Some(state) = STREAMS.get_ptr_mut(&key) {
+            // SAFETY: map value pointer.
+            unsafe { (*state).filtered = 1 };
+        }
+        return;
+    }
     emit_control(&record);
 }
 

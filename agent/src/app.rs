@@ -56,6 +56,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             "cleartap must run as root: loading eBPF programs and uprobes needs CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE (or CAP_SYS_ADMIN)"
         );
     }
+    let filters = config.filters();
+    filters.validate()?;
     ensure_tracefs();
     let offsets = match kernel_offsets::resolve(kernel_offsets::VMLINUX_BTF) {
         Ok(o) => o,
@@ -66,10 +68,15 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     };
     let mut ebpf = loader::load(&LoadOptions {
         capture_max_bytes: config.capture_max_bytes,
+        filter_flags: filters.flags(),
         wakeup_bytes: config.wakeup_bytes,
         ring_buffer_bytes: config.ring_buffer_mib * 1024 * 1024,
         offsets,
     })?;
+    filters.install(&mut ebpf)?;
+    if !filters.is_empty() {
+        log::info!("kernel filters: {filters:?}");
+    }
     let tracepoints = loader::attach_tracepoints(&mut ebpf)?;
     Attacher::load_programs(&mut ebpf)?;
 

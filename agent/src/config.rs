@@ -58,9 +58,45 @@ pub struct Config {
     #[arg(long, value_name = "PATH")]
     pub record_raw: Option<std::path::PathBuf>,
 
+    /// Capture only these process ids (repeatable; filtered in the kernel, as are all filters).
+    #[arg(long = "pid", value_name = "PID", help_heading = "Filters")]
+    pub pids: Vec<u32>,
+    /// Never capture these process ids (repeatable).
+    #[arg(long = "exclude-pid", value_name = "PID", help_heading = "Filters")]
+    pub exclude_pids: Vec<u32>,
+    /// Capture only processes with this task name (as in /proc/PID/comm, ≤ 15 bytes; repeatable).
+    #[arg(long = "comm", value_name = "NAME", help_heading = "Filters")]
+    pub comms: Vec<String>,
+    /// Never capture processes with this task name (repeatable).
+    #[arg(long = "exclude-comm", value_name = "NAME", help_heading = "Filters")]
+    pub exclude_comms: Vec<String>,
+    /// Capture only processes in this cgroup v2 id (the `process.cgroup_id` of events; repeatable).
+    #[arg(long = "cgroup", value_name = "ID", help_heading = "Filters")]
+    pub cgroups: Vec<u64>,
+    /// Never capture processes in this cgroup v2 id (repeatable).
+    #[arg(long = "exclude-cgroup", value_name = "ID", help_heading = "Filters")]
+    pub exclude_cgroups: Vec<u64>,
+    /// Capture only connections with this local or remote port (repeatable).
+    #[arg(long = "port", value_name = "PORT", help_heading = "Filters")]
+    pub ports: Vec<u16>,
+    /// Never capture connections with this local or remote port (repeatable).
+    #[arg(long = "exclude-port", value_name = "PORT", help_heading = "Filters")]
+    pub exclude_ports: Vec<u16>,
+
     /// Extra OpenSSL libssl file to attach to (besides those discovered). Repeatable.
     #[arg(long = "library", value_name = "PATH")]
     pub libraries: Vec<std::path::PathBuf>,
+}
+
+impl Config {
+    pub fn filters(&self) -> crate::filters::Filters {
+        crate::filters::Filters {
+            pids: (self.pids.clone(), self.exclude_pids.clone()),
+            comms: (self.comms.clone(), self.exclude_comms.clone()),
+            cgroups: (self.cgroups.clone(), self.exclude_cgroups.clone()),
+            ports: (self.ports.clone(), self.exclude_ports.clone()),
+        }
+    }
 }
 
 fn parse_ring_mib(s: &str) -> Result<u32, String> {

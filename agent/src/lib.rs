@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod conn;
 pub mod decode;
+pub mod filters;
 pub mod http;
 pub mod kernel_offsets;
 pub mod loader;

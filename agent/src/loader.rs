@@ -3,8 +3,8 @@
 use agent_common::{
     event::KernelOffsets,
     names::{
-        GLOBAL_CAPTURE_MAX_BYTES, GLOBAL_KERNEL_OFFSETS, GLOBAL_WAKEUP_BYTES, LIFETIME_TRACEPOINTS,
-        MAP_EVENTS, SOCKET_IO_SYSCALLS,
+        GLOBAL_CAPTURE_MAX_BYTES, GLOBAL_FILTER_FLAGS, GLOBAL_KERNEL_OFFSETS, GLOBAL_WAKEUP_BYTES,
+        LIFETIME_TRACEPOINTS, MAP_EVENTS, SOCKET_IO_SYSCALLS,
     },
 };
 use aya::{Ebpf, EbpfLoader, programs::TracePoint};
@@ -35,6 +35,7 @@ pub enum LoadError {
 
 pub struct LoadOptions {
     pub capture_max_bytes: u32,
+    pub filter_flags: u32,
     pub wakeup_bytes: u64,
     pub ring_buffer_bytes: u32,
     pub offsets: KernelOffsets,
@@ -48,6 +49,7 @@ pub fn load(options: &LoadOptions) -> Result<Ebpf, LoadError> {
         .override_global(GLOBAL_CAPTURE_MAX_BYTES, &options.capture_max_bytes, true)
         .override_global(GLOBAL_WAKEUP_BYTES, &options.wakeup_bytes, true)
         .override_global(GLOBAL_KERNEL_OFFSETS, &options.offsets, true)
+        .override_global(GLOBAL_FILTER_FLAGS, &options.filter_flags, true)
         .map_max_entries(MAP_EVENTS, options.ring_buffer_bytes)
         .load(EBPF_OBJECT)
         .map_err(LoadError::Load)

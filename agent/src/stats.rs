@@ -18,6 +18,7 @@ pub struct KernelCounters {
     pub ssl_return_hits: u64,
     pub data_records: u64,
     pub wakeups: u64,
+    pub filtered_calls: u64,
 }
 
 impl KernelCounters {
@@ -42,6 +43,7 @@ impl KernelCounters {
             ssl_return_hits: sum(counter::SSL_RETURN_HITS),
             data_records: sum(counter::DATA_RECORDS),
             wakeups: sum(counter::WAKEUPS),
+            filtered_calls: sum(counter::FILTERED_CALLS),
         })
     }
 
@@ -104,7 +106,8 @@ streams_idle_expired={} rescans_dropped={} attach_failures={}",
             s.push_str(&format!(
                 " | kernel: ringbuf_full_records={} ringbuf_full_bytes={} ringbuf_full_control={} \
 truncated_bytes={} read_fault_bytes={} call_table_full={} stream_table_full={} \
-ssl_probe_hits={} (entry={} return={}, per exchange={}) data_records={} forced_wakeups={}",
+ssl_probe_hits={} (entry={} return={}, per exchange={}) data_records={} forced_wakeups={} \
+filtered_calls={}",
                 k.ringbuf_full_records,
                 k.ringbuf_full_bytes,
                 k.ringbuf_full_control,
@@ -118,6 +121,7 @@ ssl_probe_hits={} (entry={} return={}, per exchange={}) data_records={} forced_w
                 per_exchange,
                 k.data_records,
                 k.wakeups,
+                k.filtered_calls,
             ));
         }
         None => s.push_str(" | kernel counters unavailable"),

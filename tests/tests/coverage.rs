@@ -199,3 +199,75 @@ fn container_with_private_libssl_and_own_cgroup() {
     );
     agent.stop();
 }
+
+/// Kernel-side filters: a task name excluded, and only one server port included. Everything
+/// else the processes do over TLS must stay invisible, and the skipped calls counted.
+#[test]
+fn filters_by_comm_and_port() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("filters");
+    let (kept, dropped) = (free_port(), free_port());
+    let nginx_server = nginx(&dir, kept);
+    let py_server = cleartap_e2e::peers::python_server(&dir, dropped);
+    let agent = Agent::start(&["--exclude-comm", "curl", "--port", &kept.to_string()]);
+    let (curl_pid, _) = run_client(&mut cleartap_e2e::peers::curl(&[
+        "-o",
+        "/dev/null",
+        &format!("https://127.0.0.1:{kept}/file.bin?who=curl"),
+    ]));
+    let python = |port: u16, query: &str| {
+        let mut cmd = Command::new(PYTHON);
+        cmd.arg(peers_dir().join("https_client.py"))
+            .arg(port.to_string())
+            .arg(format!("/file.bin?who={query}"));
+        run_client(&mut cmd).0
+    };
+    let py_kept = python(kept, "python-kept");
+    let py_dropped = python(dropped, "python-dropped");
+    // nginx answered both requests on the kept port; python's request there is captured.
+    agent.wait_events(2, WAIT, |e| pid_is(e, nginx_server.0.id()));
+    agent.wait_events(1, WAIT, |e| pid_is(e, py_kept));
+    // Anything that should not be there has had time to arrive.
+    std::thread::sleep(Duration::from_secs(1));
+    let events = agent.events();
+    let queries: Vec<(u64, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                n(at(e, &["process", "pid"])),
+                s(at(e, &["request", "query"])),
+            )
+        })
+        .collect();
+    assert!(
+        !events.iter().any(|e| pid_is(e, curl_pid)),
+        "curl was excluded: {queries:?}"
+    );
+    assert!(
+        !events.iter().any(|e| pid_is(e, py_dropped)),
+        "port {dropped} was not included: {queries:?}"
+    );
+    assert!(
+        !events.iter().any(|e| pid_is(e, py_server.0.id())),
+        "{queries:?}"
+    );
+    let nginx_seen: Vec<&str> = events
+        .iter()
+        .filter(|e| pid_is(e, nginx_server.0.id()))
+        .map(|e| s(at(e, &["request", "query"])))
+        .collect();
+    assert_eq!(nginx_seen, ["who=curl", "who=python-kept"]);
+    let lines = agent.stop();
+    let summary = lines
+        .iter()
+        .find(|l| l.contains("exit summary"))
+        .expect("summary");
+    let filtered: u64 = summary
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("filtered_calls="))
+        .and_then(|v| v.parse().ok())
+        .expect("filtered_calls in the summary");
+    assert!(filtered > 0, "{summary}");
+}
