@@ -1,9 +1,6 @@
 //! Userspace-only helpers: aya `Pod` impls are in the agent (orphan rules); here, safe decoding.
 
-use crate::event::{
-    CloseRecord, DataRecord, ExecRecord, ExitRecord, KIND_CLOSE, KIND_DATA, KIND_EXEC, KIND_EXIT,
-    KIND_SOCKET, RecordHeader, SocketRecord,
-};
+use crate::event::{CloseRecord, DataRecord, ExecRecord, ExitRecord, RecordHeader, SocketRecord};
 
 /// Marker for record structs made only of integers and byte arrays: every bit pattern is valid.
 ///
@@ -26,18 +23,6 @@ pub fn read_record<T: PlainRecord>(bytes: &[u8]) -> Option<T> {
     // SAFETY: length checked above; T is plain data (PlainRecord) so any bytes form a valid T;
     // read_unaligned copes with the ring buffer's 8-byte alignment.
     Some(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
-}
-
-/// Name of a record kind, for diagnostics.
-pub fn kind_name(kind: u32) -> &'static str {
-    match kind {
-        KIND_DATA => "data",
-        KIND_SOCKET => "socket",
-        KIND_CLOSE => "close",
-        KIND_EXEC => "exec",
-        KIND_EXIT => "exit",
-        _ => "unknown",
-    }
 }
 
 // SAFETY: plain repr(C) integers, no implicit padding (asserted in event.rs).

@@ -172,6 +172,10 @@ impl ConnTable {
         }
     }
 
+    pub fn contains(&self, id: StreamId) -> bool {
+        self.conns.contains_key(&id)
+    }
+
     pub fn len(&self) -> usize {
         self.conns.len()
     }
@@ -197,7 +201,14 @@ impl ConnTable {
         }
     }
 
-    fn entry(&mut self, id: StreamId, now_ns: u64, out: &mut Vec<ConnExchange>) -> &mut Conn {
+    /// The stream's entry (created if new, after making room), with the counters borrowed
+    /// alongside so callers can count while holding the entry.
+    fn entry(
+        &mut self,
+        id: StreamId,
+        now_ns: u64,
+        out: &mut Vec<ConnExchange>,
+    ) -> (&mut Conn, &mut ConnStats) {
         self.make_room(id, out);
         let Self {
             conns,
@@ -209,7 +220,7 @@ impl ConnTable {
             Conn::new(id, limits)
         });
         conn.last_seen_ns = conn.last_seen_ns.max(now_ns);
-        conn
+        (conn, stats)
     }
 
     pub fn on_socket(&mut self, record: &SocketRecord, out: &mut Vec<ConnExchange>) {
@@ -225,7 +236,7 @@ impl ConnTable {
             // Same SSL* on another socket without a close seen: a new connection.
             self.close(id, out);
         }
-        let conn = self.entry(id, record.header.timestamp_ns, out);
+        let (conn, _) = self.entry(id, record.header.timestamp_ns, out);
         conn.info.fd = Some(record.fd);
         conn.info.role = match record.role {
             ROLE_CLIENT => Role::Client,
@@ -248,17 +259,7 @@ impl ConnTable {
             ssl: record.ssl,
         };
         let ts = record.header.timestamp_ns;
-        self.make_room(id, out);
-        let Self {
-            conns,
-            limits,
-            stats,
-        } = self;
-        let conn = conns.entry(id).or_insert_with(|| {
-            stats.streams_opened += 1;
-            Conn::new(id, limits)
-        });
-        conn.last_seen_ns = conn.last_seen_ns.max(ts);
+        let (conn, stats) = self.entry(id, ts, out);
         if conn.info.comm[0] == 0 {
             conn.info.comm = record.comm;
             conn.info.tid = record.header.pid_tgid as u32;

@@ -92,8 +92,15 @@ impl Pipeline {
         match record {
             Record::Data(data, payload) => {
                 self.counters.payload_bytes += payload.len() as u64;
-                // Learn the exe while the process is alive; short-lived ones are gone by flush.
-                self.processes.learn((data.header.pid_tgid >> 32) as u32);
+                // Learn the exe while the process is alive (short-lived ones are gone by flush),
+                // once per stream rather than per record.
+                let tgid = (data.header.pid_tgid >> 32) as u32;
+                if !self.conns.contains(StreamId {
+                    tgid,
+                    ssl: data.ssl,
+                }) {
+                    self.processes.learn(tgid);
+                }
                 self.conns.on_data(&data, payload, &mut self.finished);
             }
             Record::Socket(socket) => self.conns.on_socket(&socket, &mut self.finished),

@@ -276,6 +276,19 @@ pub fn run_client(cmd: &mut Command) -> (u32, String) {
     (pid, String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// How long a test waits for an expected event.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// A JSON string value, "" when absent or not a string.
+pub fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+/// A JSON number value, u64::MAX when absent (so it never equals an expected value by accident).
+pub fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(u64::MAX)
+}
+
 /// `event[a][b]...` as a JSON value (Null when absent).
 pub fn at<'a>(event: &'a Value, path: &[&str]) -> &'a Value {
     path.iter().fold(event, |v, k| &v[*k])

@@ -1,24 +1,14 @@
 //! End-to-end: the real cleartap binary against real TLS clients and servers on loopback.
 //! Run as root (CI does); see the harness for what happens otherwise.
 
-use std::{process::Command, time::Duration};
+use std::process::Command;
 
 use cleartap_e2e::{
-    Agent, TempDir, at, free_port,
+    Agent, TempDir, WAIT, at, free_port, n,
     peers::{NGINX_FILE_BYTES, PYTHON, curl, nginx, peers_dir, python_server, s_server},
-    pid_is, privileged, run_client,
+    pid_is, privileged, run_client, s,
 };
 use serde_json::Value;
-
-const WAIT: Duration = Duration::from_secs(15);
-
-fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or_default()
-}
-
-fn n(v: &Value) -> u64 {
-    v.as_u64().unwrap_or(u64::MAX)
-}
 
 #[test]
 fn curl_against_openssl_s_server() {

@@ -10,21 +10,10 @@ use std::{
 };
 
 use cleartap_e2e::{
-    Agent, TempDir, at, free_port,
+    Agent, TempDir, WAIT, at, free_port, n,
     peers::{NGINX_FILE_BYTES, PYTHON, nginx, peers_dir},
-    pid_is, privileged, run_client,
+    pid_is, privileged, run_client, s,
 };
-use serde_json::Value;
-
-const WAIT: Duration = Duration::from_secs(15);
-
-fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or_default()
-}
-
-fn n(v: &Value) -> u64 {
-    v.as_u64().unwrap_or(u64::MAX)
-}
 
 #[test]
 fn node_with_statically_linked_openssl() {

@@ -9,12 +9,10 @@ use std::{
 };
 
 use cleartap_e2e::{
-    Agent, TempDir, at, free_port,
+    Agent, TempDir, WAIT, at, free_port,
     peers::{curl, nginx, python_server},
     pid_is, privileged, run_client,
 };
-
-const WAIT: Duration = Duration::from_secs(15);
 
 fn wrk(url: &str, seconds: u32) -> std::process::Child {
     Command::new("wrk")

@@ -160,10 +160,6 @@ impl Pairing {
             });
         }
     }
-
-    pub fn pending_requests(&self) -> usize {
-        self.pending.len()
-    }
 }
 
 #[cfg(test)]

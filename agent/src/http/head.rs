@@ -97,10 +97,6 @@ impl Head {
         self.raw.get(span.range()).unwrap_or(&[])
     }
 
-    pub fn is_request(&self) -> bool {
-        matches!(self.start, StartLine::Request { .. })
-    }
-
     pub fn method(&self) -> Option<&str> {
         match self.start {
             StartLine::Request { method, .. } => Some(self.text(method)),
