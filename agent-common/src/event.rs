@@ -29,6 +29,13 @@ pub const AF_INET6: u16 = 10;
 /// `SocketRecord::flags`: the addresses were read from the kernel socket.
 pub const SOCKET_ADDRESSES_KNOWN: u32 = 1;
 
+/// `DataRecord::flags`: bytes read or written on a socket directly (plain HTTP, no TLS library).
+pub const DATA_PLAINTEXT: u32 = 1;
+
+/// Stream id (the `ssl` field of records) of a plaintext socket: this bit | fd. User-space
+/// pointers never have bit 63 set on x86-64 or arm64, so the ids cannot collide with an `SSL *`.
+pub const PLAINTEXT_STREAM_BIT: u64 = 1 << 63;
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecordHeader {
@@ -57,9 +64,10 @@ pub struct DataRecord {
     pub direction: u32,
     /// Socket fd if the kernel has already tied this stream to one, else -1.
     pub fd: i32,
-    /// Attach cookie of the probe: identifies the library file in userspace.
+    /// Attach cookie of the probe: identifies the library file in userspace (0 for plaintext).
     pub library_id: u32,
-    pub _pad: u32,
+    /// DATA_* bits.
+    pub flags: u32,
     pub comm: [u8; COMM_BYTES],
     /// cgroup v2 id of the task (bpf_get_current_cgroup_id): the container, where there is one.
     pub cgroup_id: u64,
@@ -137,7 +145,20 @@ pub mod counter {
     pub const RINGBUF_FULL_CONTROL: u32 = 10;
     /// SSL calls not captured because a filter excluded the process or the connection.
     pub const FILTERED_CALLS: u32 = 11;
-    pub const COUNT: u32 = 12;
+    /// Plaintext sockets whose first bytes looked like HTTP/1 (captured from then on).
+    pub const PLAIN_SOCKETS_HTTP: u32 = 12;
+    /// Plaintext sockets whose first bytes were something else (TLS, databases…): never shipped.
+    pub const PLAIN_SOCKETS_OTHER: u32 = 13;
+    /// HTTP sockets that switched to TLS (e.g. after CONNECT): capture stopped before the
+    /// first TLS record.
+    pub const PLAIN_SOCKETS_TO_TLS: u32 = 14;
+    /// Socket addresses read from the `struct sock *` a kprobe saw (kprobe hooks).
+    pub const ADDRESSES_FROM_KPROBE: u32 = 15;
+    /// Socket addresses read by walking the task's fd table (tracepoint hooks).
+    pub const ADDRESSES_FROM_FD_TABLE: u32 = 16;
+    /// Bytes of vectored socket I/O beyond the iovecs the kernel side walks (not captured).
+    pub const IOV_UNCAPTURED_BYTES: u32 = 17;
+    pub const COUNT: u32 = 18;
 }
 
 /// Kernel-side filters: map values and FILTER_FLAGS bits.

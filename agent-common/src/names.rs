@@ -12,16 +12,30 @@ pub const PROG_SSL_RETURN: &str = "ssl_return";
 pub const PROG_SSL_CHECK_ENTRY: &str = "ssl_check_entry";
 pub const MAP_LIB_CHECKS: &str = "LIB_CHECKS";
 
-/// Syscall tracepoints that may run nested inside an SSL call and reveal its socket fd.
-pub const SOCKET_IO_SYSCALLS: [(&str, &str); 8] = [
-    ("sys_enter_read", "sys_enter_read"),
-    ("sys_enter_write", "sys_enter_write"),
-    ("sys_enter_readv", "sys_enter_readv"),
-    ("sys_enter_writev", "sys_enter_writev"),
-    ("sys_enter_recvfrom", "sys_enter_recvfrom"),
-    ("sys_enter_sendto", "sys_enter_sendto"),
-    ("sys_enter_recvmsg", "sys_enter_recvmsg"),
-    ("sys_enter_sendmsg", "sys_enter_sendmsg"),
+/// Syscall tracepoints (program = tracepoint name) of socket I/O: nested inside an SSL call
+/// they reveal its socket; outside one they carry plain HTTP.
+pub const SOCKET_IO_SYSCALLS: [&str; 16] = [
+    "sys_enter_read",
+    "sys_exit_read",
+    "sys_enter_write",
+    "sys_exit_write",
+    "sys_enter_readv",
+    "sys_exit_readv",
+    "sys_enter_writev",
+    "sys_exit_writev",
+    "sys_enter_recvfrom",
+    "sys_exit_recvfrom",
+    "sys_enter_sendto",
+    "sys_exit_sendto",
+    "sys_enter_recvmsg",
+    "sys_exit_recvmsg",
+    "sys_enter_sendmsg",
+    "sys_exit_sendmsg",
+];
+/// (program, kernel function) of the kprobe socket hooks, attached where kprobes exist.
+pub const SOCKET_KPROBES: [(&str, &str); 2] = [
+    ("tcp_sendmsg_entry", "tcp_sendmsg"),
+    ("tcp_recvmsg_entry", "tcp_recvmsg"),
 ];
 /// (program, category, tracepoint) for connection lifetime and process tracking.
 pub const LIFETIME_TRACEPOINTS: [(&str, &str, &str); 7] = [
@@ -41,5 +55,6 @@ pub const MAP_FILTER_COMMS: &str = "FILTER_COMMS";
 pub const MAP_FILTER_CGROUPS: &str = "FILTER_CGROUPS";
 pub const MAP_FILTER_PORTS: &str = "FILTER_PORTS";
 pub const GLOBAL_WAKEUP_BYTES: &str = "WAKEUP_BYTES";
+pub const GLOBAL_PLAINTEXT_ENABLED: &str = "PLAINTEXT_ENABLED";
 /// Kernel struct offsets resolved from BTF by userspace; zero means unknown.
 pub const GLOBAL_KERNEL_OFFSETS: &str = "KERNEL_OFFSETS";

@@ -13,7 +13,8 @@ use aya_ebpf::{
 };
 
 use crate::maps::{
-    COUNTERS, DATA_SCRATCH, EVENTS, WAKEUP_AT_CONSUMER, capture_max_bytes, wakeup_bytes,
+    COUNTERS, DATA_SCRATCH, DataScratch, EVENTS, WAKEUP_AT_CONSUMER, capture_max_bytes,
+    wakeup_bytes,
 };
 
 #[inline(always)]
@@ -75,24 +76,46 @@ pub struct Payload {
     pub direction: u32,
     pub fd: i32,
     pub library_id: u32,
+    /// DATA_* bits.
+    pub flags: u32,
 }
 
 /// Copies up to the capture cap of a call's payload into as many records as it needs. Each
 /// record carries its offset in the stream; bytes that are not captured only advance offsets.
 #[inline(always)]
 pub fn emit_payload(payload: &Payload) {
-    let Some(scratch) = DATA_SCRATCH.get_ptr_mut(0) else {
+    if !prepare(payload) {
         return;
-    };
-    let cap = if payload.len < capture_max_bytes() {
-        payload.len
-    } else {
-        capture_max_bytes()
-    };
-    if payload.len > cap {
-        bump(counter::TRUNCATED_BYTES, payload.len - cap);
     }
-    // SAFETY: scratch points to this CPU's DataScratch slot.
+    let cap = capped(payload.len);
+    for chunk in 0..MAX_CHUNKS_PER_CALL {
+        let done = (chunk * DATA_CHUNK_BYTES) as u64;
+        if done >= cap {
+            break;
+        }
+        emit_chunk(payload.buf + done, cap - done, payload.stream_offset + done);
+    }
+}
+
+/// The call length limited to the capture cap; the excess is counted as truncated.
+#[inline(always)]
+pub fn capped(len: u64) -> u64 {
+    let max = capture_max_bytes();
+    if len > max {
+        bump(counter::TRUNCATED_BYTES, len - max);
+        max
+    } else {
+        len
+    }
+}
+
+/// Fills this CPU's scratch record with everything but the chunk's offset and length.
+#[inline(always)]
+pub fn prepare(payload: &Payload) -> bool {
+    let Some(scratch) = DATA_SCRATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: scratch points to this CPU's DataScratch slot; nothing else runs on this CPU.
     let scratch = unsafe { &mut *scratch };
     scratch.record = DataRecord {
         header: header(KIND_DATA),
@@ -107,53 +130,72 @@ pub fn emit_payload(payload: &Payload) {
         direction: payload.direction,
         fd: payload.fd,
         library_id: payload.library_id,
-        _pad: 0,
+        flags: payload.flags,
         comm: bpf_get_current_comm().unwrap_or([0u8; 16]),
         // SAFETY: helper without preconditions.
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },
     };
-    for chunk in 0..MAX_CHUNKS_PER_CALL {
-        let done = (chunk * DATA_CHUNK_BYTES) as u64;
-        if done >= cap {
-            break;
-        }
-        let remaining = cap - done;
-        // Keep the length provably within [1, DATA_CHUNK_BYTES] for the verifier.
-        let len = if remaining > DATA_CHUNK_BYTES as u64 {
-            DATA_CHUNK_BYTES as u64
-        } else {
-            remaining
-        };
-        let len = ((len - 1) & (DATA_CHUNK_BYTES as u64 - 1)) + 1;
-        // SAFETY: destination is the scratch payload (DATA_CHUNK_BYTES long), len is bounded.
-        let read = unsafe {
-            bpf_probe_read_user(
-                scratch.payload.as_mut_ptr().cast(),
-                len as u32,
-                (payload.buf + done) as *const _,
-            )
-        };
-        if read != 0 {
-            bump(counter::READ_FAULT_BYTES, len);
-            continue;
-        }
-        scratch.record.stream_offset = payload.stream_offset + done;
-        scratch.record.payload_len = len as u32;
-        let total = core::mem::size_of::<DataRecord>() as u64 + len;
-        // SAFETY: the scratch slot holds header + DATA_CHUNK_BYTES; total never exceeds it.
-        let ret = unsafe {
-            bpf_ringbuf_output(
-                (&raw const EVENTS).cast_mut().cast(),
-                (scratch as *mut crate::maps::DataScratch).cast(),
-                total,
-                submit_flags(),
-            )
-        };
-        if ret != 0 {
-            bump(counter::RINGBUF_FULL_RECORDS, 1);
-            bump(counter::RINGBUF_FULL_BYTES, len);
-        } else {
-            bump(counter::DATA_RECORDS, 1);
-        }
+    true
+}
+
+/// Copies at most one chunk (min(`remaining`, DATA_CHUNK_BYTES) bytes at `src`) into a record
+/// at `stream_offset`, using the record `prepare` left in this CPU's scratch slot; returns the
+/// bytes it covered (copied, or counted as lost).
+#[inline(always)]
+pub fn emit_chunk(src: u64, remaining: u64, stream_offset: u64) -> u64 {
+    emit_chunk_global(src, remaining, stream_offset)
+}
+
+/// A global BPF function (see agent-ebpf/build.rs): verified once, on its own, for any
+/// arguments, so its callers' loops stay cheap to verify. Takes scalars only, as global
+/// functions must.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn emit_chunk_global(src: u64, remaining: u64, stream_offset: u64) -> u64 {
+    let Some(scratch) = DATA_SCRATCH.get_ptr_mut(0) else {
+        return remaining;
+    };
+    // SAFETY: this CPU's scratch slot, prepared by the caller.
+    let scratch = unsafe { &mut *scratch };
+    if remaining == 0 {
+        return 0;
     }
+    // Keep the length provably within [1, DATA_CHUNK_BYTES] for the verifier.
+    let len = if remaining > DATA_CHUNK_BYTES as u64 {
+        DATA_CHUNK_BYTES as u64
+    } else {
+        remaining
+    };
+    let len = ((len - 1) & (DATA_CHUNK_BYTES as u64 - 1)) + 1;
+    // SAFETY: destination is the scratch payload (DATA_CHUNK_BYTES long), len is bounded.
+    let read = unsafe {
+        bpf_probe_read_user(
+            scratch.payload.as_mut_ptr().cast(),
+            len as u32,
+            src as *const _,
+        )
+    };
+    if read != 0 {
+        bump(counter::READ_FAULT_BYTES, len);
+        return len;
+    }
+    scratch.record.stream_offset = stream_offset;
+    scratch.record.payload_len = len as u32;
+    let total = core::mem::size_of::<DataRecord>() as u64 + len;
+    // SAFETY: the scratch slot holds header + DATA_CHUNK_BYTES; total never exceeds it.
+    let ret = unsafe {
+        bpf_ringbuf_output(
+            (&raw const EVENTS).cast_mut().cast(),
+            (scratch as *mut DataScratch).cast(),
+            total,
+            submit_flags(),
+        )
+    };
+    if ret != 0 {
+        bump(counter::RINGBUF_FULL_RECORDS, 1);
+        bump(counter::RINGBUF_FULL_BYTES, len);
+    } else {
+        bump(counter::DATA_RECORDS, 1);
+    }
+    len
 }

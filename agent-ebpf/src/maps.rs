@@ -25,9 +25,15 @@ pub static CALLS: HashMap<u64, SslCall> = HashMap::with_max_entries(32768, 0);
 #[map]
 pub static STREAMS: LruHashMap<StreamKey, StreamState> = LruHashMap::with_max_entries(65536, 0);
 
-/// Per socket (tgid << 32 | fd): role from connect/accept and the SSL* bound to it.
+/// Per socket (tgid << 32 | fd): role from connect/accept, the SSL* bound to it, and what its
+/// plaintext looks like. Only sockets made by connect/accept (or used under an SSL call) are here.
 #[map]
 pub static SOCKETS: LruHashMap<u64, SocketState> = LruHashMap::with_max_entries(65536, 0);
+
+/// Per thread: a socket syscall whose exit has work to do (report the socket of an SSL stream,
+/// or capture plaintext). Set at sys_enter, consumed at sys_exit, dropped at thread exit.
+#[map]
+pub static PENDING_IO: HashMap<u64, PendingIo> = HashMap::with_max_entries(32768, 0);
 
 /// connect() in progress per thread: the fd, until sys_exit_connect tells whether it worked.
 #[map]
@@ -69,6 +75,17 @@ pub static FILTER_FLAGS: u32 = 0;
 pub fn filter_flags() -> u32 {
     // SAFETY: a global the loader may rewrite before load.
     unsafe { core::ptr::read_volatile(&FILTER_FLAGS) }
+}
+
+/// 1 = capture plain HTTP on sockets (set by the loader).
+#[unsafe(no_mangle)]
+pub static PLAINTEXT_ENABLED: u32 = 1;
+
+#[inline(always)]
+pub fn plaintext_enabled() -> bool {
+    // SAFETY: a global the loader may rewrite before load.
+    let enabled = unsafe { core::ptr::read_volatile(&PLAINTEXT_ENABLED) };
+    enabled == 1
 }
 
 /// Consumer position (+1) at this CPU's last forced wakeup.
@@ -142,7 +159,40 @@ pub struct StreamState {
 pub struct SocketState {
     pub ssl: u64,
     pub role: u32,
-    pub _pad: u32,
+    /// CLASS_*: what the first plaintext bytes on the socket looked like.
+    pub class: u32,
+}
+
+/// Nothing moved on the socket outside an SSL call yet.
+pub const CLASS_UNKNOWN: u32 = 0;
+/// First bytes were an HTTP/1 request or response line: plaintext is captured.
+pub const CLASS_HTTP: u32 = 1;
+/// TLS (bound to an SSL*, or a TLS record seen) or another protocol: never captured raw.
+pub const CLASS_OTHER: u32 = 2;
+
+pub const IO_SSL_SOCKET: u32 = 1;
+pub const IO_PLAIN: u32 = 2;
+
+/// read/write/recvfrom/sendto: `buf` is the data.
+pub const SHAPE_BUF: u32 = 0;
+/// readv/writev: `buf` is an iovec array of `count` entries.
+pub const SHAPE_IOV: u32 = 1;
+/// recvmsg/sendmsg: `buf` is a `struct user_msghdr`.
+pub const SHAPE_MSG: u32 = 2;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PendingIo {
+    /// IO_SSL_SOCKET: the SSL* whose socket is reported at exit.
+    pub ssl: u64,
+    pub buf: u64,
+    pub count: u64,
+    /// The `struct sock *` a kprobe saw during the syscall (kprobe hooks), else 0.
+    pub sk: u64,
+    pub fd: i32,
+    pub kind: u32,
+    pub shape: u32,
+    pub direction: u32,
 }
 
 #[repr(C)]

@@ -202,6 +202,7 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
         direction: call.direction,
         fd,
         library_id: call.library_id,
+        flags: 0,
     });
     0
 }

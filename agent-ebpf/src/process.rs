@@ -10,7 +10,7 @@ use aya_ebpf::{
 
 use crate::{
     emit::{emit_control, header},
-    maps::{CALLS, EXEC_SCRATCH},
+    maps::{CALLS, EXEC_SCRATCH, PENDING_IO},
 };
 
 /// Offset of `__data_loc char[] filename` in sched_process_exec (see its format file).
@@ -41,6 +41,7 @@ pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     // A thread that dies inside an SSL call never reaches the return probe.
     let _ = CALLS.remove(&pid_tgid);
+    let _ = PENDING_IO.remove(&pid_tgid);
     // Only the thread-group leader's exit ends the process as far as userspace cares.
     if pid_tgid >> 32 == pid_tgid & 0xffff_ffff {
         emit_control(&ExitRecord {

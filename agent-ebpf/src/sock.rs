@@ -1,10 +1,11 @@
-//! Reads a socket's addresses from the kernel by walking task → files → fdtable → file →
-//! socket → sock with member offsets that userspace resolved from BTF (no CO-RE in Rust eBPF).
+//! Reads a socket's addresses from its `struct sock`, found either as a kprobe argument
+//! (kprobe hooks) or by walking task → files → fdtable → file → socket → sock (tracepoint
+//! hooks). Member offsets come from BTF in userspace (no CO-RE in Rust eBPF).
 
-use agent_common::event::{AF_INET, AF_INET6, SOCKET_ADDRESSES_KNOWN, SocketRecord};
+use agent_common::event::{AF_INET, AF_INET6, SOCKET_ADDRESSES_KNOWN, SocketRecord, counter};
 use aya_ebpf::helpers::{bpf_probe_read_kernel, generated::bpf_get_current_task};
 
-use crate::maps::kernel_offsets;
+use crate::{emit::bump, maps::kernel_offsets};
 
 #[inline(always)]
 unsafe fn read<T>(base: u64, offset: u32) -> Option<T> {
@@ -12,15 +13,27 @@ unsafe fn read<T>(base: u64, offset: u32) -> Option<T> {
     unsafe { bpf_probe_read_kernel((base + offset as u64) as *const T) }.ok()
 }
 
-/// Fills family, ports and addresses of `record` for `fd` of the current task. Leaves them zero
-/// and the flag clear when offsets are unknown or the fd is not an inet socket.
+/// Fills family, ports and addresses of `record` for `fd` of the current task: from `sk` when a
+/// kprobe saw the socket, else from the fd table (the tracepoint path, and the kprobe path's
+/// fallback for a syscall that reached no TCP function). Leaves them zero and the flag clear
+/// when offsets are unknown or the socket is not inet.
 #[inline(always)]
-pub fn fill_addresses(fd: i32, record: &mut SocketRecord) {
-    let _ = try_fill(fd, record);
+pub fn fill_addresses(fd: i32, sk: u64, record: &mut SocketRecord) {
+    if sk != 0 {
+        if fill_from_sock(sk, record).is_some() {
+            bump(counter::ADDRESSES_FROM_KPROBE, 1);
+        }
+        return;
+    }
+    if let Some(sk) = sock_of_fd(fd)
+        && fill_from_sock(sk, record).is_some()
+    {
+        bump(counter::ADDRESSES_FROM_FD_TABLE, 1);
+    }
 }
 
 #[inline(always)]
-fn try_fill(fd: i32, record: &mut SocketRecord) -> Option<()> {
+fn sock_of_fd(fd: i32) -> Option<u64> {
     let off = kernel_offsets();
     if off.valid != 1 || fd < 0 {
         return None;
@@ -42,7 +55,17 @@ fn try_fill(fd: i32, record: &mut SocketRecord) -> Option<()> {
         if back != file {
             return None;
         }
-        let sk: u64 = read(socket, off.socket_sk)?;
+        read(socket, off.socket_sk)
+    }
+}
+
+#[inline(always)]
+fn fill_from_sock(sk: u64, record: &mut SocketRecord) -> Option<()> {
+    let off = kernel_offsets();
+    if off.valid != 1 {
+        return None;
+    }
+    unsafe {
         let family: u16 = read(sk, off.skc_family)?;
         record.family = family;
         if family == AF_INET {

@@ -1,11 +1,13 @@
-//! Syscall tracepoints: which socket an SSL call uses (the I/O nested inside it), the role of a
-//! socket (connect → client, accept → server) and its end (close).
+//! Syscall tracepoints: which socket an SSL call uses (the I/O nested inside it), plaintext
+//! socket I/O (handed to `plaintext`), the role of a socket (connect → client, accept → server)
+//! and its end (close).
 //!
-//! All sys_enter_* tracepoints used here carry the fd as their first argument at offset 16.
+//! The sys_enter_* tracepoints used here carry the fd at offset 16, the buffer (or iovec array,
+//! or msghdr) at 24 and the length (or iovec count) at 32; sys_exit_* carry `long ret` at 16.
 
 use agent_common::event::{
-    CloseRecord, KIND_CLOSE, KIND_SOCKET, ROLE_CLIENT, ROLE_SERVER, ROLE_UNKNOWN, SocketRecord,
-    counter,
+    CloseRecord, DIRECTION_EGRESS, DIRECTION_INGRESS, KIND_CLOSE, KIND_SOCKET,
+    PLAINTEXT_STREAM_BIT, ROLE_CLIENT, ROLE_SERVER, ROLE_UNKNOWN, SocketRecord, counter,
 };
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
@@ -14,41 +16,66 @@ use aya_ebpf::{
 use crate::{
     emit::{bump, emit_control, header},
     filter::ports_allowed,
-    maps::{CALLS, CONNECTING, SOCKETS, STREAMS, SocketState, StreamKey, StreamState},
+    maps::{
+        CALLS, CLASS_HTTP, CLASS_OTHER, CLASS_UNKNOWN, CONNECTING, IO_PLAIN, IO_SSL_SOCKET,
+        PENDING_IO, PendingIo, SHAPE_BUF, SHAPE_IOV, SHAPE_MSG, SOCKETS, STREAMS, SocketState,
+        SslCall, StreamKey, StreamState,
+    },
+    plaintext,
     sock::fill_addresses,
 };
 
-const ARG0_OFFSET: usize = 16;
+const FD_OFFSET: usize = 16;
+const BUF_OFFSET: usize = 24;
+const COUNT_OFFSET: usize = 32;
 const RET_OFFSET: usize = 16;
 const EINPROGRESS: i64 = 115;
 
 #[inline(always)]
-fn socket_key(pid_tgid: u64, fd: i64) -> u64 {
-    (pid_tgid & 0xffff_ffff_0000_0000) | (fd as u64 & 0xffff_ffff)
+pub fn socket_key(pid_tgid: u64, fd: i32) -> u64 {
+    (pid_tgid & 0xffff_ffff_0000_0000) | (fd as u32 as u64)
 }
 
 #[inline(always)]
-fn first_arg(ctx: &TracePointContext) -> Option<i64> {
-    // SAFETY: every tracepoint attached to these programs has an 8-byte field at offset 16.
-    unsafe { ctx.read_at::<i64>(ARG0_OFFSET) }.ok()
+fn arg(ctx: &TracePointContext, offset: usize) -> Option<u64> {
+    // SAFETY: every tracepoint attached to these programs has 8-byte fields at these offsets.
+    unsafe { ctx.read_at::<u64>(offset) }.ok()
 }
 
-/// Runs for every read/write-family syscall on the host; returns at the first map miss unless
-/// the thread is inside an SSL call whose socket has not been reported yet.
 #[inline(always)]
-fn on_socket_io(ctx: &TracePointContext) {
+fn syscall_ret(ctx: &TracePointContext) -> i64 {
+    // SAFETY: sys_exit_* tracepoints carry `long ret` at offset 16.
+    unsafe { ctx.read_at::<i64>(RET_OFFSET) }.unwrap_or(-1)
+}
+
+/// Runs for every read/write-family syscall on the host; returns after one or two map misses
+/// unless the thread is inside an SSL call or the fd is a socket that may carry plain HTTP.
+#[inline(always)]
+fn on_io_enter(ctx: &TracePointContext, direction: u32, shape: u32) {
     let pid_tgid = bpf_get_current_pid_tgid();
-    let Some(call) = CALLS.get_ptr_mut(&pid_tgid) else {
+    let Some(fd) = arg(ctx, FD_OFFSET) else {
         return;
     };
-    // SAFETY: map value of this thread's in-flight call.
-    let call = unsafe { &mut *call };
+    let fd = fd as i32;
+    if let Some(call) = CALLS.get_ptr_mut(&pid_tgid) {
+        // SAFETY: map value of this thread's in-flight call.
+        bind_ssl_socket(pid_tgid, unsafe { &mut *call }, fd);
+        return;
+    }
+    let (Some(buf), Some(count)) = (arg(ctx, BUF_OFFSET), arg(ctx, COUNT_OFFSET)) else {
+        return;
+    };
+    plaintext::on_enter(pid_tgid, fd, buf, count, direction, shape);
+}
+
+/// The first syscall nested in an SSL call names the stream's socket. The socket record itself
+/// is written at the syscall's exit, when a kprobe may have seen the `struct sock`.
+#[inline(always)]
+fn bind_ssl_socket(pid_tgid: u64, call: &mut SslCall, fd: i32) {
     if call.fd_seen != 0 {
         return;
     }
     call.fd_seen = 1;
-    let Some(fd) = first_arg(ctx) else { return };
-    let fd = fd as i32 as i64;
     let key = StreamKey {
         tgid: pid_tgid >> 32,
         ssl: call.ssl,
@@ -57,14 +84,14 @@ fn on_socket_io(ctx: &TracePointContext) {
         Some(state) => {
             // SAFETY: map value pointer.
             let state = unsafe { &mut *state };
-            if state.fd == fd {
+            if state.fd == fd as i64 {
                 return;
             }
-            state.fd = fd;
+            state.fd = fd as i64;
         }
         None => {
             let state = StreamState {
-                fd,
+                fd: fd as i64,
                 egress_offset: 0,
                 ingress_offset: 0,
                 filtered: 0,
@@ -77,18 +104,67 @@ fn on_socket_io(ctx: &TracePointContext) {
     let skey = socket_key(pid_tgid, fd);
     // SAFETY: value copied out.
     let role = unsafe { SOCKETS.get(&skey) }.map_or(ROLE_UNKNOWN, |s| s.role);
+    // A socket under an SSL call carries TLS: its raw bytes are never captured.
     let socket = SocketState {
         ssl: call.ssl,
         role,
-        _pad: 0,
+        class: CLASS_OTHER,
     };
     if SOCKETS.insert(&skey, &socket, 0).is_err() {
         bump(counter::STREAM_TABLE_FULL, 1);
     }
+    let pending = PendingIo {
+        ssl: call.ssl,
+        buf: 0,
+        count: 0,
+        sk: 0,
+        fd,
+        kind: IO_SSL_SOCKET,
+        shape: SHAPE_BUF,
+        direction: 0,
+    };
+    if PENDING_IO.insert(&pid_tgid, &pending, 0).is_err() {
+        bump(counter::CALL_TABLE_FULL, 1);
+    }
+}
+
+#[inline(always)]
+fn on_io_exit(ctx: &TracePointContext) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // SAFETY: value copied out before removal.
+    let Some(io) = (unsafe { PENDING_IO.get(&pid_tgid) }).copied() else {
+        return;
+    };
+    let _ = PENDING_IO.remove(&pid_tgid);
+    if io.kind == IO_SSL_SOCKET {
+        // SAFETY: value copied out.
+        let role =
+            unsafe { SOCKETS.get(&socket_key(pid_tgid, io.fd)) }.map_or(ROLE_UNKNOWN, |s| s.role);
+        if !report_socket(io.ssl, io.fd, io.sk, role) {
+            if let Some(state) = STREAMS.get_ptr_mut(&StreamKey {
+                tgid: pid_tgid >> 32,
+                ssl: io.ssl,
+            }) {
+                // SAFETY: map value pointer.
+                unsafe { (*state).filtered = 1 };
+            }
+        }
+    } else if io.kind == IO_PLAIN {
+        let ret = syscall_ret(ctx);
+        if ret > 0 {
+            plaintext::on_exit(pid_tgid, &io, ret as u64);
+        }
+    }
+}
+
+/// Writes the socket record of stream `ssl`; false (and nothing written) when a port filter
+/// excludes the connection. Unknown addresses (port 0) pass unless an include list exists.
+#[inline(always)]
+pub fn report_socket(ssl: u64, fd: i32, sk: u64, role: u32) -> bool {
     let mut record = SocketRecord {
         header: header(KIND_SOCKET),
-        ssl: call.ssl,
-        fd: fd as i32,
+        ssl,
+        fd,
         role,
         flags: 0,
         family: 0,
@@ -98,44 +174,75 @@ fn on_socket_io(ctx: &TracePointContext) {
         local_addr: [0; 16],
         remote_addr: [0; 16],
     };
-    fill_addresses(fd as i32, &mut record);
+    fill_addresses(fd, sk, &mut record);
     if !ports_allowed(record.local_port, record.remote_port) {
-        // Unknown addresses (port 0) pass unless an include list exists; an excluded
-        // connection is marked so its calls are skipped, and userspace never hears of it.
-        if let Some(state) = STREAMS.get_ptr_mut(&key) {
-            // SAFETY: map value pointer.
-            unsafe { (*state).filtered = 1 };
-        }
-        return;
+        return false;
     }
     emit_control(&record);
+    true
 }
 
-macro_rules! socket_io_tracepoint {
-    ($name:ident) => {
+macro_rules! io_tracepoints {
+    ($enter:ident, $exit:ident, $direction:expr, $shape:expr) => {
         #[tracepoint]
-        pub fn $name(ctx: TracePointContext) -> u32 {
-            on_socket_io(&ctx);
+        pub fn $enter(ctx: TracePointContext) -> u32 {
+            on_io_enter(&ctx, $direction, $shape);
+            0
+        }
+
+        #[tracepoint]
+        pub fn $exit(ctx: TracePointContext) -> u32 {
+            on_io_exit(&ctx);
             0
         }
     };
 }
 
-socket_io_tracepoint!(sys_enter_read);
-socket_io_tracepoint!(sys_enter_write);
-socket_io_tracepoint!(sys_enter_readv);
-socket_io_tracepoint!(sys_enter_writev);
-socket_io_tracepoint!(sys_enter_recvfrom);
-socket_io_tracepoint!(sys_enter_sendto);
-socket_io_tracepoint!(sys_enter_recvmsg);
-socket_io_tracepoint!(sys_enter_sendmsg);
+io_tracepoints!(sys_enter_read, sys_exit_read, DIRECTION_INGRESS, SHAPE_BUF);
+io_tracepoints!(sys_enter_write, sys_exit_write, DIRECTION_EGRESS, SHAPE_BUF);
+io_tracepoints!(
+    sys_enter_readv,
+    sys_exit_readv,
+    DIRECTION_INGRESS,
+    SHAPE_IOV
+);
+io_tracepoints!(
+    sys_enter_writev,
+    sys_exit_writev,
+    DIRECTION_EGRESS,
+    SHAPE_IOV
+);
+io_tracepoints!(
+    sys_enter_recvfrom,
+    sys_exit_recvfrom,
+    DIRECTION_INGRESS,
+    SHAPE_BUF
+);
+io_tracepoints!(
+    sys_enter_sendto,
+    sys_exit_sendto,
+    DIRECTION_EGRESS,
+    SHAPE_BUF
+);
+io_tracepoints!(
+    sys_enter_recvmsg,
+    sys_exit_recvmsg,
+    DIRECTION_INGRESS,
+    SHAPE_MSG
+);
+io_tracepoints!(
+    sys_enter_sendmsg,
+    sys_exit_sendmsg,
+    DIRECTION_EGRESS,
+    SHAPE_MSG
+);
 
 #[inline(always)]
-fn remember_role(pid_tgid: u64, fd: i64, role: u32) {
+fn remember_role(pid_tgid: u64, fd: i32, role: u32) {
     let state = SocketState {
         ssl: 0,
         role,
-        _pad: 0,
+        class: CLASS_UNKNOWN,
     };
     if SOCKETS
         .insert(&socket_key(pid_tgid, fd), &state, 0)
@@ -147,8 +254,8 @@ fn remember_role(pid_tgid: u64, fd: i64, role: u32) {
 
 #[tracepoint]
 pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
-    if let Some(fd) = first_arg(&ctx) {
-        let _ = CONNECTING.insert(&bpf_get_current_pid_tgid(), &(fd as u64), 0);
+    if let Some(fd) = arg(&ctx, FD_OFFSET) {
+        let _ = CONNECTING.insert(&bpf_get_current_pid_tgid(), &fd, 0);
     }
     0
 }
@@ -161,20 +268,18 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let _ = CONNECTING.remove(&pid_tgid);
-    // SAFETY: sys_exit_* tracepoints carry `long ret` at offset 16.
-    let ret = unsafe { ctx.read_at::<i64>(RET_OFFSET) }.unwrap_or(-1);
+    let ret = syscall_ret(&ctx);
     if ret == 0 || ret == -EINPROGRESS {
-        remember_role(pid_tgid, fd as i64, ROLE_CLIENT);
+        remember_role(pid_tgid, fd as i32, ROLE_CLIENT);
     }
     0
 }
 
 #[inline(always)]
 fn on_accept_exit(ctx: &TracePointContext) {
-    // SAFETY: as above.
-    let ret = unsafe { ctx.read_at::<i64>(RET_OFFSET) }.unwrap_or(-1);
+    let ret = syscall_ret(ctx);
     if ret >= 0 {
-        remember_role(bpf_get_current_pid_tgid(), ret, ROLE_SERVER);
+        remember_role(bpf_get_current_pid_tgid(), ret as i32, ROLE_SERVER);
     }
 }
 
@@ -192,8 +297,10 @@ pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
-    let Some(fd) = first_arg(&ctx) else { return 0 };
-    let fd = fd as i32 as i64;
+    let Some(fd) = arg(&ctx, FD_OFFSET) else {
+        return 0;
+    };
+    let fd = fd as i32;
     let pid_tgid = bpf_get_current_pid_tgid();
     let skey = socket_key(pid_tgid, fd);
     // SAFETY: value copied out.
@@ -201,19 +308,28 @@ pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let _ = SOCKETS.remove(&skey);
-    if socket.ssl == 0 {
+    let stream = if socket.ssl != 0 {
+        socket.ssl
+    } else if socket.class == CLASS_HTTP {
+        PLAINTEXT_STREAM_BIT | fd as u32 as u64
+    } else {
         return 0;
-    }
-    // The SSL* may be reused for the next connection: its stream state must start afresh.
+    };
+    // The SSL* (or fd) may be reused for the next connection: its state must start afresh.
+    end_stream(pid_tgid, stream, fd);
+    0
+}
+
+#[inline(always)]
+pub fn end_stream(pid_tgid: u64, stream: u64, fd: i32) {
     let _ = STREAMS.remove(&StreamKey {
         tgid: pid_tgid >> 32,
-        ssl: socket.ssl,
+        ssl: stream,
     });
     emit_control(&CloseRecord {
         header: header(KIND_CLOSE),
-        ssl: socket.ssl,
-        fd: fd as i32,
+        ssl: stream,
+        fd,
         _pad: 0,
     });
-    0
 }

@@ -115,7 +115,7 @@ fn rss_with_open_connections(n: u64) -> (u64, u64) {
             direction: DIRECTION_EGRESS,
             fd: 5,
             library_id: 1,
-            _pad: 0,
+            flags: 0,
             comm: [b'b'; COMM_BYTES],
             cgroup_id: 0,
         };

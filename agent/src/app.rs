@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 
 use crate::{
-    config::Config,
+    config::{Config, SocketHooks},
     conn::{ConnTable, TableLimits},
     http::h1::Limits,
     kernel_offsets,
@@ -49,6 +49,32 @@ fn monotonic_to_unix_ns() -> i128 {
     unix - mono
 }
 
+/// Picks and attaches the socket hooks; returns a description for the start-up log line.
+fn attach_socket_hooks(ebpf: &mut aya::Ebpf, wanted: SocketHooks) -> anyhow::Result<String> {
+    let has_kprobes = loader::kernel_has_kprobes();
+    match wanted {
+        SocketHooks::Tracepoint => Ok("tracepoints + fd-table walk (as configured)".into()),
+        SocketHooks::Auto if !has_kprobes => {
+            Ok("tracepoints + fd-table walk (this kernel has no kprobes)".into())
+        }
+        SocketHooks::Kprobe if !has_kprobes => bail!(
+            "--socket-hooks kprobe: this kernel has no kprobes (no /sys/bus/event_source/devices/kprobe); use auto or tracepoint"
+        ),
+        SocketHooks::Kprobe => {
+            let n = loader::attach_socket_kprobes(ebpf)?;
+            Ok(format!("{n} kprobes (tcp_sendmsg, tcp_recvmsg)"))
+        }
+        SocketHooks::Auto => match loader::attach_socket_kprobes(ebpf) {
+            Ok(n) => Ok(format!("{n} kprobes (tcp_sendmsg, tcp_recvmsg)")),
+            // The fd-table walk still finds every socket; only the cheaper path is lost.
+            Err(e) => {
+                log::warn!("{e}; falling back to the fd-table walk");
+                Ok("tracepoints + fd-table walk (kprobe attach failed)".into())
+            }
+        },
+    }
+}
+
 pub fn run(config: Config) -> anyhow::Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -72,12 +98,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         wakeup_bytes: config.wakeup_bytes,
         ring_buffer_bytes: config.ring_buffer_mib * 1024 * 1024,
         offsets,
+        plaintext: !config.no_plaintext,
     })?;
     filters.install(&mut ebpf)?;
     if !filters.is_empty() {
         log::info!("kernel filters: {filters:?}");
     }
     let tracepoints = loader::attach_tracepoints(&mut ebpf)?;
+    let hooks = attach_socket_hooks(&mut ebpf, config.socket_hooks)?;
     Attacher::load_programs(&mut ebpf)?;
 
     let mut attacher = Attacher::new(config.probe_mode);
@@ -113,8 +141,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     log::info!(
-        "probes live: {tracepoints} tracepoints, {} TLS libraries; capture cap {} bytes per call, ring buffer {} MiB",
+        "probes live: {tracepoints} tracepoints, socket hooks: {hooks}, {} TLS libraries, plain HTTP {}; capture cap {} bytes per call, ring buffer {} MiB",
         attacher.libraries().len(),
+        if config.no_plaintext { "off" } else { "on" },
         config.capture_max_bytes,
         config.ring_buffer_mib
     );

@@ -53,6 +53,16 @@ pub struct Config {
     #[arg(long, env = "CLEARTAP_PROBE_MODE", value_enum, default_value_t = crate::probes::ProbeMode::Auto)]
     pub probe_mode: crate::probes::ProbeMode,
 
+    /// Which kernel hooks tie traffic to sockets: `auto` uses kprobes on tcp_sendmsg/tcp_recvmsg
+    /// where the kernel has kprobes (the socket comes straight from the kernel call) and the
+    /// syscall tracepoints with an fd-table walk where it does not; both give the same events.
+    #[arg(long, env = "CLEARTAP_SOCKET_HOOKS", value_enum, default_value_t = SocketHooks::Auto)]
+    pub socket_hooks: SocketHooks,
+
+    /// Do not capture plain (unencrypted) HTTP on sockets; only TLS library traffic.
+    #[arg(long, env = "CLEARTAP_NO_PLAINTEXT")]
+    pub no_plaintext: bool,
+
     /// Diagnostics: also write every raw kernel record to this file (replayable with the
     /// benchmarks). It holds plaintext payloads, secrets included.
     #[arg(long, value_name = "PATH")]
@@ -86,6 +96,13 @@ pub struct Config {
     /// Extra OpenSSL libssl file to attach to (besides those discovered). Repeatable.
     #[arg(long = "library", value_name = "PATH")]
     pub libraries: Vec<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SocketHooks {
+    Auto,
+    Kprobe,
+    Tracepoint,
 }
 
 impl Config {

@@ -5,8 +5,8 @@
 use rustc_hash::FxHashMap;
 
 use agent_common::event::{
-    COMM_BYTES, DIRECTION_EGRESS, DIRECTION_INGRESS, DataRecord, ROLE_CLIENT, ROLE_SERVER,
-    SOCKET_ADDRESSES_KNOWN, SocketRecord,
+    COMM_BYTES, DIRECTION_EGRESS, DIRECTION_INGRESS, DataRecord, PLAINTEXT_STREAM_BIT, ROLE_CLIENT,
+    ROLE_SERVER, SOCKET_ADDRESSES_KNOWN, SocketRecord,
 };
 
 use crate::http::{
@@ -54,6 +54,8 @@ pub struct ConnInfo {
     pub role: Role,
     pub endpoints: Option<Endpoints>,
     pub library_id: u32,
+    /// False for plain HTTP captured from socket syscalls.
+    pub tls: bool,
     /// cgroup v2 id of the process at its first captured call.
     pub cgroup_id: u64,
 }
@@ -139,6 +141,7 @@ impl Conn {
                 role: Role::Unknown,
                 endpoints: None,
                 library_id: 0,
+                tls: id.ssl & PLAINTEXT_STREAM_BIT == 0,
                 cgroup_id: 0,
             },
             dirs: [dir(), dir()],

@@ -18,7 +18,7 @@ fn data(direction: u32, offset: u64, payload: &[u8], ts: u64) -> DataRecord {
         direction,
         fd: 5,
         library_id: 2,
-        _pad: 0,
+        flags: 0,
         comm: [0; COMM_BYTES],
         cgroup_id: 0,
     }
@@ -161,4 +161,50 @@ fn table_is_bounded() {
     assert_eq!(table.len(), 4);
     assert_eq!(table.stats.streams_evicted, 6);
     assert_eq!(table.stats.requests_without_response, 6);
+}
+
+#[test]
+fn plaintext_streams_are_marked_not_tls_and_kept_apart_from_tls() {
+    let mut table = ConnTable::new(TableLimits::default());
+    let mut out = Vec::new();
+    let plain_id = PLAINTEXT_STREAM_BIT | 5;
+    let mut plain_socket = socket(ROLE_SERVER);
+    plain_socket.ssl = plain_id;
+    table.on_socket(&plain_socket, &mut out);
+    let mut req = data(
+        DIRECTION_INGRESS,
+        0,
+        b"GET /p HTTP/1.1\r\nHost: h\r\n\r\n",
+        10,
+    );
+    req.ssl = plain_id;
+    req.library_id = 0;
+    req.flags = agent_common::event::DATA_PLAINTEXT;
+    table.on_data(&req, b"GET /p HTTP/1.1\r\nHost: h\r\n\r\n", &mut out);
+    let mut res = data(DIRECTION_EGRESS, 0, b"HTTP/1.1 204 No Content\r\n\r\n", 20);
+    res.ssl = plain_id;
+    res.library_id = 0;
+    res.flags = agent_common::event::DATA_PLAINTEXT;
+    table.on_data(&res, b"HTTP/1.1 204 No Content\r\n\r\n", &mut out);
+    // A TLS stream of the same process: its own entry, tls = true.
+    let tls = feed(
+        &mut table,
+        DIRECTION_EGRESS,
+        0,
+        b"GET /t HTTP/1.1\r\nHost: h\r\n\r\n",
+        30,
+    );
+    assert!(tls.is_empty());
+    assert_eq!(out.len(), 1);
+    let c = &out[0].conn;
+    assert!(!c.tls);
+    assert_eq!((c.role, c.fd, c.library_id), (Role::Server, Some(5), 0));
+    let mut more = Vec::new();
+    table.on_data(
+        &data(DIRECTION_INGRESS, 0, b"HTTP/1.1 204 No Content\r\n\r\n", 40),
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+        &mut more,
+    );
+    assert_eq!(more.len(), 1);
+    assert!(more[0].conn.tls);
 }

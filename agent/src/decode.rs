@@ -95,7 +95,7 @@ mod tests {
             direction: DIRECTION_EGRESS,
             fd: 3,
             library_id: 1,
-            _pad: 0,
+            flags: 0,
             comm: [b'c'; COMM_BYTES],
             cgroup_id: 0,
         };

@@ -3,11 +3,15 @@
 use agent_common::{
     event::KernelOffsets,
     names::{
-        GLOBAL_CAPTURE_MAX_BYTES, GLOBAL_FILTER_FLAGS, GLOBAL_KERNEL_OFFSETS, GLOBAL_WAKEUP_BYTES,
-        LIFETIME_TRACEPOINTS, MAP_EVENTS, SOCKET_IO_SYSCALLS,
+        GLOBAL_CAPTURE_MAX_BYTES, GLOBAL_FILTER_FLAGS, GLOBAL_KERNEL_OFFSETS,
+        GLOBAL_PLAINTEXT_ENABLED, GLOBAL_WAKEUP_BYTES, LIFETIME_TRACEPOINTS, MAP_EVENTS,
+        SOCKET_IO_SYSCALLS, SOCKET_KPROBES,
     },
 };
-use aya::{Ebpf, EbpfLoader, programs::TracePoint};
+use aya::{
+    Ebpf, EbpfLoader,
+    programs::{KProbe, TracePoint},
+};
 
 /// The object agent/build.rs produced. Empty when built with AYA_BUILD_SKIP=1.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/agent-ebpf"));
@@ -24,6 +28,14 @@ pub enum LoadError {
     Load(#[source] aya::EbpfError),
     #[error("program {0} missing from the eBPF object")]
     MissingProgram(&'static str),
+    #[error(
+        "kprobe on {function}: {source} (use --socket-hooks tracepoint on kernels without kprobes)"
+    )]
+    KProbe {
+        function: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
     #[error("tracepoint {category}:{name}: {source}")]
     TracePoint {
         category: &'static str,
@@ -39,6 +51,7 @@ pub struct LoadOptions {
     pub wakeup_bytes: u64,
     pub ring_buffer_bytes: u32,
     pub offsets: KernelOffsets,
+    pub plaintext: bool,
 }
 
 pub fn load(options: &LoadOptions) -> Result<Ebpf, LoadError> {
@@ -50,6 +63,7 @@ pub fn load(options: &LoadOptions) -> Result<Ebpf, LoadError> {
         .override_global(GLOBAL_WAKEUP_BYTES, &options.wakeup_bytes, true)
         .override_global(GLOBAL_KERNEL_OFFSETS, &options.offsets, true)
         .override_global(GLOBAL_FILTER_FLAGS, &options.filter_flags, true)
+        .override_global(GLOBAL_PLAINTEXT_ENABLED, &(options.plaintext as u32), true)
         .map_max_entries(MAP_EVENTS, options.ring_buffer_bytes)
         .load(EBPF_OBJECT)
         .map_err(LoadError::Load)
@@ -59,7 +73,7 @@ pub fn load(options: &LoadOptions) -> Result<Ebpf, LoadError> {
 pub fn attach_tracepoints(ebpf: &mut Ebpf) -> Result<usize, LoadError> {
     let all = SOCKET_IO_SYSCALLS
         .iter()
-        .map(|(prog, tp)| (*prog, "syscalls", *tp))
+        .map(|tp| (*tp, "syscalls", *tp))
         .chain(LIFETIME_TRACEPOINTS.iter().copied());
     let mut count = 0;
     for (program, category, name) in all {
@@ -77,4 +91,23 @@ pub fn attach_tracepoints(ebpf: &mut Ebpf) -> Result<usize, LoadError> {
         count += 1;
     }
     Ok(count)
+}
+
+/// Whether this kernel can attach kprobes: the kprobe perf PMU exists only with CONFIG_KPROBES.
+pub fn kernel_has_kprobes() -> bool {
+    std::path::Path::new("/sys/bus/event_source/devices/kprobe/type").exists()
+}
+
+/// Attaches the kprobe socket hooks (tcp_sendmsg, tcp_recvmsg).
+pub fn attach_socket_kprobes(ebpf: &mut Ebpf) -> Result<usize, LoadError> {
+    for (program, function) in SOCKET_KPROBES {
+        let probe: &mut KProbe = ebpf
+            .program_mut(program)
+            .and_then(|p| p.try_into().ok())
+            .ok_or(LoadError::MissingProgram(program))?;
+        let err = |source| LoadError::KProbe { function, source };
+        probe.load().map_err(err)?;
+        probe.attach(function, 0).map_err(err)?;
+    }
+    Ok(SOCKET_KPROBES.len())
 }

@@ -19,6 +19,12 @@ pub struct KernelCounters {
     pub data_records: u64,
     pub wakeups: u64,
     pub filtered_calls: u64,
+    pub plain_sockets_http: u64,
+    pub plain_sockets_other: u64,
+    pub plain_sockets_to_tls: u64,
+    pub addresses_from_kprobe: u64,
+    pub addresses_from_fd_table: u64,
+    pub iov_uncaptured_bytes: u64,
 }
 
 impl KernelCounters {
@@ -44,6 +50,12 @@ impl KernelCounters {
             data_records: sum(counter::DATA_RECORDS),
             wakeups: sum(counter::WAKEUPS),
             filtered_calls: sum(counter::FILTERED_CALLS),
+            plain_sockets_http: sum(counter::PLAIN_SOCKETS_HTTP),
+            plain_sockets_other: sum(counter::PLAIN_SOCKETS_OTHER),
+            plain_sockets_to_tls: sum(counter::PLAIN_SOCKETS_TO_TLS),
+            addresses_from_kprobe: sum(counter::ADDRESSES_FROM_KPROBE),
+            addresses_from_fd_table: sum(counter::ADDRESSES_FROM_FD_TABLE),
+            iov_uncaptured_bytes: sum(counter::IOV_UNCAPTURED_BYTES),
         })
     }
 
@@ -107,7 +119,8 @@ streams_idle_expired={} rescans_dropped={} attach_failures={}",
                 " | kernel: ringbuf_full_records={} ringbuf_full_bytes={} ringbuf_full_control={} \
 truncated_bytes={} read_fault_bytes={} call_table_full={} stream_table_full={} \
 ssl_probe_hits={} (entry={} return={}, per exchange={}) data_records={} forced_wakeups={} \
-filtered_calls={}",
+filtered_calls={} plain_sockets_http={} plain_sockets_other={} plain_sockets_to_tls={} \
+iov_uncaptured_bytes={} addresses_from_kprobe={} addresses_from_fd_table={}",
                 k.ringbuf_full_records,
                 k.ringbuf_full_bytes,
                 k.ringbuf_full_control,
@@ -122,6 +135,12 @@ filtered_calls={}",
                 k.data_records,
                 k.wakeups,
                 k.filtered_calls,
+                k.plain_sockets_http,
+                k.plain_sockets_other,
+                k.plain_sockets_to_tls,
+                k.iov_uncaptured_bytes,
+                k.addresses_from_kprobe,
+                k.addresses_from_fd_table,
             ));
         }
         None => s.push_str(" | kernel counters unavailable"),

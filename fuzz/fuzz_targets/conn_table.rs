@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
             direction,
             fd: 3,
             library_id: 1,
-            _pad: 0,
+            flags: 0,
             comm: [b'f'; COMM_BYTES],
             cgroup_id: 0,
         };

@@ -58,6 +58,55 @@ location /k/ {{ return 200 \"k\\n\"; }}\n  }}\n}}\n",
     Peer(child, "nginx")
 }
 
+pub const PLAIN_FILE_BYTES: usize = 100 * 1024;
+
+/// nginx serving plain HTTP. `sendfile off` makes it send bodies with writev, so the vectored
+/// capture path is exercised (with sendfile the body never passes through user memory).
+pub fn nginx_plain(dir: &TempDir, port: u16) -> Peer {
+    let root = dir.path("www");
+    std::fs::create_dir_all(&root).expect("www dir");
+    std::fs::write(root.join("big.bin"), vec![b'p'; PLAIN_FILE_BYTES]).expect("file");
+    let d = dir.0.display();
+    let conf = format!(
+        "pid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  \
+sendfile off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
+fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
+server {{\n    listen 127.0.0.1:{port};\n    root {};\n  }}\n}}\n",
+        root.display()
+    );
+    let conf_path = dir.path("nginx.conf");
+    std::fs::write(&conf_path, conf).expect("nginx.conf");
+    let child = Command::new("nginx")
+        .arg("-p")
+        .arg(&dir.0)
+        .arg("-c")
+        .arg(&conf_path)
+        .args(["-g", "daemon off; master_process off;"])
+        .spawn()
+        .expect("start nginx");
+    wait_for_port(port, "nginx");
+    Peer(child, "nginx")
+}
+
+/// python's http.server (plain HTTP) serving `root`.
+pub fn python_http_server(root: &std::path::Path, port: u16) -> Peer {
+    let child = Command::new(PYTHON)
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start python http.server");
+    wait_for_port(port, "python http.server");
+    Peer(child, "python http.server")
+}
+
 pub fn python_server(dir: &TempDir, port: u16) -> Peer {
     let (cert, key) = make_cert(dir);
     let child = Command::new(PYTHON)

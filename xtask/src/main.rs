@@ -340,6 +340,8 @@ fn test() -> anyhow::Result<()> {
                 "coverage",
                 "--test",
                 "reliability",
+                "--test",
+                "plaintext",
                 "--",
                 "--test-threads=1",
             ])

@@ -1,0 +1,197 @@
+//! End-to-end: plain HTTP captured from socket syscalls (python's http.server, nginx with
+//! writev, curl), and the guarantee that TLS sockets never ship their raw bytes. Root; CI runs
+//! them.
+
+use cleartap_e2e::{
+    Agent, TempDir, WAIT, at, free_port, n,
+    peers::{NGINX_FILE_BYTES, PLAIN_FILE_BYTES, curl, nginx, nginx_plain, python_http_server},
+    pid_is, privileged, run_client, s,
+};
+use serde_json::Value;
+
+const CANARY: &str = "plain-canary-7f3a9c";
+
+/// `name=value` from the agent's exit summary line.
+fn summary_counter(lines: &[String], name: &str) -> u64 {
+    let line = lines
+        .iter()
+        .find(|l| l.contains("exit summary"))
+        .expect("exit summary line");
+    let key = format!(" {name}=");
+    let start = line
+        .find(&key)
+        .unwrap_or_else(|| panic!("{name} missing: {line}"))
+        + key.len();
+    line[start..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not a number: {line}"))
+}
+
+fn curl_port_and_size(out: &str) -> (u64, u64) {
+    let f: Vec<u64> = out
+        .split_whitespace()
+        .map(|v| v.parse().expect("number"))
+        .collect();
+    (f[0], f[1])
+}
+
+#[test]
+fn plain_http_between_python_http_server_and_curl() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("plain-python");
+    let root = dir.path("root");
+    std::fs::create_dir_all(&root).expect("root");
+    std::fs::write(root.join("hello.txt"), "hello over plain http\n").expect("file");
+    let port = free_port();
+    let server = python_http_server(&root, port);
+    let agent = Agent::start(&[]);
+    let auth = format!("Authorization: Bearer {CANARY}");
+    let url = format!("http://127.0.0.1:{port}/hello.txt?q=plain&token={CANARY}");
+    let (pid, out) = run_client(&mut curl(&[
+        "-H",
+        &auth,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{local_port} %{size_download}",
+        &url,
+    ]));
+    let (local_port, size) = curl_port_and_size(&out);
+    assert_eq!(size, 22);
+    let client = agent.wait_events(1, WAIT, |e| pid_is(e, pid)).remove(0);
+    let server_pid = server.0.id();
+    let served = agent
+        .wait_events(1, WAIT, |e| pid_is(e, server_pid))
+        .remove(0);
+    for (e, role, local, remote) in [
+        (&client, "client", local_port, u64::from(port)),
+        (&served, "server", u64::from(port), local_port),
+    ] {
+        assert_eq!(at(e, &["connection", "tls"]), &Value::Bool(false), "{e}");
+        assert!(at(e, &["connection", "library"]).is_null(), "{e}");
+        assert_eq!(s(at(e, &["connection", "role"])), role);
+        assert_eq!(n(at(e, &["connection", "local", "port"])), local);
+        assert_eq!(n(at(e, &["connection", "remote", "port"])), remote);
+        assert_eq!(s(at(e, &["connection", "remote", "ip"])), "127.0.0.1");
+        assert_eq!(s(at(e, &["request", "method"])), "GET");
+        assert_eq!(s(at(e, &["request", "path"])), "/hello.txt");
+        assert_eq!(s(at(e, &["request", "query"])), "q=plain&token=[REDACTED]");
+        assert_eq!(
+            s(at(e, &["request", "headers", "authorization"])),
+            "Bearer [REDACTED]"
+        );
+        assert_eq!(n(at(e, &["response", "status"])), 200);
+        assert_eq!(s(at(e, &["response", "version"])), "HTTP/1.0");
+        assert_eq!(n(at(e, &["response", "body_size"])), 22);
+        assert_eq!(n(at(e, &["response", "body_missing_bytes"])), 0);
+    }
+    assert_eq!(s(at(&client, &["process", "comm"])), "curl");
+    let lines = agent.stop();
+    let all = lines.join("\n");
+    assert!(!all.contains(CANARY), "canary in diagnostics");
+    assert!(summary_counter(&lines, "plain_sockets_http") >= 2);
+    drop(server);
+}
+
+#[test]
+fn plain_nginx_writev_response_of_100_kib() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("plain-nginx");
+    let port = free_port();
+    let server = nginx_plain(&dir, port);
+    let agent = Agent::start(&[]);
+    let url = format!("http://127.0.0.1:{port}/big.bin");
+    let (pid, out) = run_client(&mut curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{local_port} %{size_download}",
+        &url,
+    ]));
+    let (local_port, size) = curl_port_and_size(&out);
+    assert_eq!(size, PLAIN_FILE_BYTES as u64);
+    let nginx_pid = server.0.id();
+    let served = agent
+        .wait_events(1, WAIT, |e| pid_is(e, nginx_pid))
+        .remove(0);
+    let fetched = agent.wait_events(1, WAIT, |e| pid_is(e, pid)).remove(0);
+    for e in [&served, &fetched] {
+        assert_eq!(at(e, &["connection", "tls"]), &Value::Bool(false));
+        assert_eq!(s(at(e, &["request", "path"])), "/big.bin");
+        assert_eq!(n(at(e, &["response", "status"])), 200);
+        assert_eq!(
+            n(at(e, &["response", "body_size"])),
+            PLAIN_FILE_BYTES as u64
+        );
+        assert_eq!(n(at(e, &["response", "body_missing_bytes"])), 0);
+        assert_eq!(
+            s(at(e, &["response", "headers", "content-length"])),
+            PLAIN_FILE_BYTES.to_string()
+        );
+    }
+    assert_eq!(s(at(&served, &["connection", "role"])), "server");
+    assert_eq!(s(at(&served, &["process", "comm"])), "nginx");
+    assert_eq!(
+        n(at(&served, &["connection", "remote", "port"])),
+        local_port
+    );
+    let lines = agent.stop();
+    assert_eq!(summary_counter(&lines, "iov_uncaptured_bytes"), 0);
+    assert_eq!(summary_counter(&lines, "ringbuf_full_records"), 0);
+}
+
+/// TLS connections are classified by their first bytes (a handshake) and never shipped raw:
+/// every event is tls=true and no socket was taken for plain HTTP.
+#[test]
+fn tls_sockets_never_ship_raw_bytes() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("plain-tls");
+    let port = free_port();
+    let server = nginx(&dir, port);
+    let agent = Agent::start(&["--comm", "curl", "--comm", "nginx"]);
+    let url = format!("https://127.0.0.1:{port}/file.bin");
+    let (pid, _) = run_client(&mut curl(&["-o", "/dev/null", &url]));
+    let e = agent.wait_events(1, WAIT, |e| pid_is(e, pid)).remove(0);
+    assert_eq!(at(&e, &["connection", "tls"]), &Value::Bool(true));
+    assert_eq!(
+        n(at(&e, &["response", "body_size"])),
+        NGINX_FILE_BYTES as u64
+    );
+    let nginx_pid = server.0.id();
+    agent.wait_events(1, WAIT, |e| pid_is(e, nginx_pid));
+    let lines = agent.stop();
+    assert_eq!(summary_counter(&lines, "plain_sockets_http"), 0);
+    // curl's and nginx's sockets both started with a TLS handshake.
+    assert!(summary_counter(&lines, "plain_sockets_other") >= 2);
+}
+
+#[test]
+fn no_plaintext_flag_turns_plain_capture_off() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("plain-off");
+    let port = free_port();
+    let _server = nginx_plain(&dir, port);
+    let agent = Agent::start(&["--no-plaintext"]);
+    let url = format!("http://127.0.0.1:{port}/big.bin");
+    let (pid, _) = run_client(&mut curl(&["-o", "/dev/null", &url]));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(agent.events().iter().all(|e| !pid_is(e, pid)));
+    assert!(
+        agent
+            .stderr_lines()
+            .iter()
+            .any(|l| l.contains("plain HTTP off"))
+    );
+    let lines = agent.stop();
+    assert_eq!(summary_counter(&lines, "plain_sockets_http"), 0);
+}
