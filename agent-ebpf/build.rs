@@ -1,8 +1,11 @@
-//! Keeps `emit_chunk_global` a global BPF function: bpf-linker internalises every symbol it is
-//! not told to export, and the verifier re-checks a static function at every call site, while
-//! it checks a global one once. The chunk loops would otherwise exceed the verifier's budget.
+//! Keeps the `*_global` functions global BPF functions: bpf-linker internalises every symbol it
+//! is not told to export, and the verifier re-checks a static function at every call site (and
+//! for every state reaching it), while it checks a global one once, for any arguments. The
+//! copy loops and the fd-table walk would otherwise exceed the verifier's budget on 6.1.
 fn main() {
     if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("bpf") {
-        println!("cargo:rustc-link-arg=--export=emit_chunk_global");
+        println!(
+            "cargo:rustc-link-arg=--export=emit_chunk_global,emit_buffer_global,emit_iov_global,sock_of_fd_global"
+        );
     }
 }

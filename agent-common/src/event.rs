@@ -31,9 +31,14 @@ pub const SOCKET_ADDRESSES_KNOWN: u32 = 1;
 
 /// `DataRecord::flags`: bytes read or written on a socket directly (plain HTTP, no TLS library).
 pub const DATA_PLAINTEXT: u32 = 1;
+/// `DataRecord::flags`: `call_len` bytes moved without passing through user memory (sendfile);
+/// the record carries no payload, only their place in the stream.
+pub const DATA_NOT_CAPTURED: u32 = 2;
 
-/// Stream id (the `ssl` field of records) of a plaintext socket: this bit | fd. User-space
-/// pointers never have bit 63 set on x86-64 or arm64, so the ids cannot collide with an `SSL *`.
+/// Stream ids (the `ssl` field of records) of plaintext sockets have this bit set: the kernel
+/// `struct sock *` (bit 63 is set in every kernel address on x86-64 and arm64), or this bit | fd
+/// when the socket is unknown. User-space pointers never have it, so no id collides with an
+/// `SSL *`.
 pub const PLAINTEXT_STREAM_BIT: u64 = 1 << 63;
 
 #[repr(C)]
@@ -158,7 +163,9 @@ pub mod counter {
     pub const ADDRESSES_FROM_FD_TABLE: u32 = 16;
     /// Bytes of vectored socket I/O beyond the iovecs the kernel side walks (not captured).
     pub const IOV_UNCAPTURED_BYTES: u32 = 17;
-    pub const COUNT: u32 = 18;
+    /// Bytes sendfile moved from files onto HTTP sockets (never in user memory: counted only).
+    pub const SENDFILE_BYTES: u32 = 18;
+    pub const COUNT: u32 = 19;
 }
 
 /// Kernel-side filters: map values and FILTER_FLAGS bits.

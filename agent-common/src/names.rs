@@ -38,12 +38,16 @@ pub const SOCKET_KPROBES: [(&str, &str); 2] = [
     ("tcp_recvmsg_entry", "tcp_recvmsg"),
 ];
 /// (program, category, tracepoint) for connection lifetime and process tracking.
-pub const LIFETIME_TRACEPOINTS: [(&str, &str, &str); 7] = [
+pub const LIFETIME_TRACEPOINTS: [(&str, &str, &str); 11] = [
     ("sys_enter_connect", "syscalls", "sys_enter_connect"),
     ("sys_exit_connect", "syscalls", "sys_exit_connect"),
     ("sys_exit_accept", "syscalls", "sys_exit_accept"),
     ("sys_exit_accept4", "syscalls", "sys_exit_accept4"),
     ("sys_enter_close", "syscalls", "sys_enter_close"),
+    ("sys_enter_dup2", "syscalls", "sys_enter_dup2"),
+    ("sys_enter_dup3", "syscalls", "sys_enter_dup3"),
+    ("sys_enter_sendfile64", "syscalls", "sys_enter_sendfile64"),
+    ("sys_exit_sendfile64", "syscalls", "sys_exit_sendfile64"),
     ("sched_process_exec", "sched", "sched_process_exec"),
     ("sched_process_exit", "sched", "sched_process_exit"),
 ];

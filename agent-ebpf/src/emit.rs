@@ -87,14 +87,22 @@ pub fn emit_payload(payload: &Payload) {
     if !prepare(payload) {
         return;
     }
-    let cap = capped(payload.len);
-    for chunk in 0..MAX_CHUNKS_PER_CALL {
-        let done = (chunk * DATA_CHUNK_BYTES) as u64;
-        if done >= cap {
+    emit_buffer_global(payload.buf, capped(payload.len), payload.stream_offset);
+}
+
+/// `len` bytes at `src`, chunk by chunk, as records of the prepared scratch record. Global (see
+/// agent-ebpf/build.rs) so its loop is verified once, not at every caller's state.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn emit_buffer_global(src: u64, len: u64, stream_offset: u64) -> u64 {
+    let mut done = 0u64;
+    for _ in 0..MAX_CHUNKS_PER_CALL {
+        if done >= len {
             break;
         }
-        emit_chunk(payload.buf + done, cap - done, payload.stream_offset + done);
+        done += emit_chunk(src + done, len - done, stream_offset + done);
     }
+    done
 }
 
 /// The call length limited to the capture cap; the excess is counted as truncated.

@@ -30,6 +30,11 @@ pub static STREAMS: LruHashMap<StreamKey, StreamState> = LruHashMap::with_max_en
 #[map]
 pub static SOCKETS: LruHashMap<u64, SocketState> = LruHashMap::with_max_entries(65536, 0);
 
+/// (tgid << 32 | fd) of fds found not to be sockets at their first I/O, so the fd table is
+/// walked once per fd, not per syscall. Forgotten at close and dup2/dup3 onto the fd.
+#[map]
+pub static NOT_SOCKETS: LruHashMap<u64, u8> = LruHashMap::with_max_entries(65536, 0);
+
 /// Per thread: a socket syscall whose exit has work to do (report the socket of an SSL stream,
 /// or capture plaintext). Set at sys_enter, consumed at sys_exit, dropped at thread exit.
 #[map]
@@ -161,6 +166,9 @@ pub struct SocketState {
     pub role: u32,
     /// CLASS_*: what the first plaintext bytes on the socket looked like.
     pub class: u32,
+    /// The kernel `struct sock *`, once known: names the plaintext stream, so fds duplicated
+    /// onto one socket (a forked server reading fd 0, writing fd 1) share it.
+    pub sk: u64,
 }
 
 /// Nothing moved on the socket outside an SSL call yet.
@@ -172,6 +180,7 @@ pub const CLASS_OTHER: u32 = 2;
 
 pub const IO_SSL_SOCKET: u32 = 1;
 pub const IO_PLAIN: u32 = 2;
+pub const IO_SENDFILE: u32 = 3;
 
 /// read/write/recvfrom/sendto: `buf` is the data.
 pub const SHAPE_BUF: u32 = 0;

@@ -1,24 +1,32 @@
 //! Plain HTTP/1 on sockets, captured from the read/write-family syscalls.
 //!
-//! Only sockets made by connect/accept are candidates (the SOCKETS map knows them), and each is
+//! Candidates are sockets made by connect/accept (the SOCKETS map knows them) and any other fd
+//! that the fd table shows to be a socket at its first I/O (looked up once per fd). Each is
 //! classified once by its first bytes outside any SSL call: an HTTP/1 request or status line
 //! makes it an HTTP socket, captured from then on in both directions; anything else — a TLS
 //! handshake, a database protocol, SSH — marks it "other" and none of its bytes ever leave the
 //! kernel. An HTTP socket that later carries a TLS record (a CONNECT tunnel) stops being captured.
 
 use agent_common::event::{
-    DATA_PLAINTEXT, DIRECTION_EGRESS, MAX_CHUNKS_PER_CALL, PLAINTEXT_STREAM_BIT, counter,
+    DATA_NOT_CAPTURED, DATA_PLAINTEXT, DIRECTION_EGRESS, DataRecord, KIND_DATA, ROLE_UNKNOWN,
+    counter,
 };
-use aya_ebpf::helpers::bpf_probe_read_user;
+use aya_ebpf::helpers::{
+    bpf_get_current_comm, bpf_probe_read_user, generated::bpf_get_current_cgroup_id,
+};
 
 use crate::{
-    emit::{Payload, bump, capped, emit_chunk, emit_payload, prepare},
+    emit::{
+        Payload, bump, capped, emit_buffer_global, emit_control, emit_payload, header, prepare,
+    },
     filter::process_allowed,
     maps::{
-        CLASS_HTTP, CLASS_OTHER, CLASS_UNKNOWN, IO_PLAIN, PENDING_IO, PendingIo, SHAPE_BUF,
-        SHAPE_MSG, SOCKETS, STREAMS, StreamKey, StreamState, plaintext_enabled,
+        CLASS_HTTP, CLASS_OTHER, CLASS_UNKNOWN, IO_PLAIN, IO_SENDFILE, NOT_SOCKETS, PENDING_IO,
+        PendingIo, SHAPE_BUF, SHAPE_MSG, SOCKETS, STREAMS, SocketState, StreamKey, StreamState,
+        plaintext_enabled,
     },
-    syscalls::{end_stream, report_socket, socket_key},
+    sock::sock_of_fd,
+    syscalls::{end_stream, plaintext_stream_id, report_socket, socket_key},
 };
 
 /// iovecs walked per readv/writev/sendmsg/recvmsg; bytes in later ones are counted, not copied.
@@ -40,9 +48,32 @@ pub fn on_enter(pid_tgid: u64, fd: i32, buf: u64, count: u64, direction: u32, sh
     if fd < 0 || !plaintext_enabled() {
         return;
     }
-    // SAFETY: value copied out.
-    let Some(socket) = (unsafe { SOCKETS.get(&socket_key(pid_tgid, fd)) }).copied() else {
-        return;
+    let skey = socket_key(pid_tgid, fd);
+    // SAFETY: values copied out.
+    let socket = match unsafe { SOCKETS.get(&skey) }.copied() {
+        Some(socket) => socket,
+        None => {
+            // An fd this process did not connect/accept itself: inherited across fork (servers
+            // that fork per connection), or opened before the agent started. Look once.
+            if unsafe { NOT_SOCKETS.get(&skey) }.is_some() {
+                return;
+            }
+            let Some(sk) = sock_of_fd(fd) else {
+                let _ = NOT_SOCKETS.insert(&skey, &1, 0);
+                return;
+            };
+            let socket = SocketState {
+                ssl: 0,
+                role: ROLE_UNKNOWN,
+                class: CLASS_UNKNOWN,
+                sk,
+            };
+            if SOCKETS.insert(&skey, &socket, 0).is_err() {
+                bump(counter::STREAM_TABLE_FULL, 1);
+                return;
+            }
+            socket
+        }
     };
     if socket.ssl != 0 || socket.class == CLASS_OTHER {
         return;
@@ -85,13 +116,22 @@ pub fn on_exit(pid_tgid: u64, io: &PendingIo, ret: u64) {
     let Ok(head) = (unsafe { bpf_probe_read_user(first.base as *const [u8; 8]) }) else {
         return;
     };
-    let stream = PLAINTEXT_STREAM_BIT | io.fd as u32 as u64;
     if socket.class == CLASS_UNKNOWN {
         if !looks_like_http(&head, seen) {
             socket.class = CLASS_OTHER;
             bump(counter::PLAIN_SOCKETS_OTHER, 1);
             return;
         }
+        if socket.sk == 0 {
+            socket.sk = if io.sk != 0 {
+                io.sk
+            } else {
+                sock_of_fd(io.fd).unwrap_or(0)
+            };
+        }
+    }
+    let stream = plaintext_stream_id(socket.sk, io.fd);
+    if socket.class == CLASS_UNKNOWN {
         if !report_socket(stream, io.fd, io.sk, socket.role) {
             socket.class = CLASS_OTHER;
             bump(counter::FILTERED_CALLS, 1);
@@ -128,50 +168,104 @@ pub fn on_exit(pid_tgid: u64, io: &PendingIo, ret: u64) {
         emit_payload(&payload);
         return;
     }
-    emit_vectored(&payload, io, iov, first);
-}
-
-/// Copies a vectored call's bytes chunk by chunk, moving to the next iovec as each runs out:
-/// one flat loop (chunks + iovec steps) keeps the verifier's work linear.
-#[inline(always)]
-fn emit_vectored(payload: &Payload, io: &PendingIo, iov: (u64, u64), first: Iovec) {
-    if !prepare(payload) {
+    if !prepare(&payload) {
         return;
     }
-    let cap = capped(payload.len);
-    let mut seg = first;
-    let mut index = 0u64;
-    let mut seg_done = 0u64;
-    let mut done = 0u64;
-    for _ in 0..(MAX_CHUNKS_PER_CALL as u64 + MAX_IOV) {
-        if done >= cap {
-            break;
-        }
-        if seg_done >= seg.len {
-            index += 1;
-            let Some(next) = segment(io, iov, index) else {
-                break;
-            };
-            if index >= MAX_IOV {
-                break;
-            }
-            seg = next;
-            seg_done = 0;
-            continue;
-        }
-        let seg_left = seg.len - seg_done;
-        let left = cap - done;
-        let covered = emit_chunk(
-            seg.base + seg_done,
-            if seg_left < left { seg_left } else { left },
-            payload.stream_offset + done,
-        );
-        seg_done += covered;
-        done += covered;
-    }
+    let cap = capped(ret);
+    let done = emit_iov_global(iov.0, iov.1, cap, base_offset);
     if done < cap {
         bump(counter::IOV_UNCAPTURED_BYTES, cap - done);
     }
+}
+
+/// Copies `len` bytes spread over the iovec array `iov` (`count` entries, at most MAX_IOV
+/// walked) into records of the prepared scratch record; returns the bytes covered. A global
+/// BPF function (see agent-ebpf/build.rs) whose every iteration has one way on, so the verifier
+/// checks it once and in linear time.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn emit_iov_global(iov: u64, count: u64, len: u64, stream_offset: u64) -> u64 {
+    let mut done = 0u64;
+    for index in 0..MAX_IOV {
+        if done >= len || index >= count {
+            break;
+        }
+        // SAFETY: user memory read of one iovec.
+        let Ok(seg) = (unsafe { bpf_probe_read_user((iov + index * 16) as *const Iovec) }) else {
+            break;
+        };
+        let left = len - done;
+        let take = if seg.len < left { seg.len } else { left };
+        // `take` never exceeds the per-call cap, which one buffer copy covers in full.
+        emit_buffer_global(seg.base, take, stream_offset + done);
+        done += take;
+    }
+    done
+}
+
+/// sys_enter of sendfile onto a socket already carrying plain HTTP: its exit records where the
+/// file's bytes went, so a body sent that way keeps the parser in step (a counted gap).
+#[inline(always)]
+pub fn on_sendfile_enter(pid_tgid: u64, fd: i32) {
+    if fd < 0 || !plaintext_enabled() {
+        return;
+    }
+    // SAFETY: value copied out.
+    let Some(socket) = (unsafe { SOCKETS.get(&socket_key(pid_tgid, fd)) }).copied() else {
+        return;
+    };
+    if socket.class != CLASS_HTTP {
+        return;
+    }
+    let pending = PendingIo {
+        ssl: 0,
+        buf: 0,
+        count: 0,
+        sk: 0,
+        fd,
+        kind: IO_SENDFILE,
+        shape: SHAPE_BUF,
+        direction: DIRECTION_EGRESS,
+    };
+    if PENDING_IO.insert(&pid_tgid, &pending, 0).is_err() {
+        bump(counter::CALL_TABLE_FULL, 1);
+    }
+}
+
+#[inline(always)]
+pub fn on_sendfile_exit(pid_tgid: u64, io: &PendingIo, ret: u64) {
+    // SAFETY: value copied out.
+    let Some(socket) = (unsafe { SOCKETS.get(&socket_key(pid_tgid, io.fd)) }).copied() else {
+        return;
+    };
+    if socket.class != CLASS_HTTP {
+        return;
+    }
+    let stream = plaintext_stream_id(socket.sk, io.fd);
+    let key = StreamKey {
+        tgid: pid_tgid >> 32,
+        ssl: stream,
+    };
+    let offset = claim_offsets(&key, io, ret);
+    bump(counter::SENDFILE_BYTES, ret);
+    emit_control(&DataRecord {
+        header: header(KIND_DATA),
+        ssl: stream,
+        stream_offset: offset,
+        call_len: if ret > u32::MAX as u64 {
+            u32::MAX
+        } else {
+            ret as u32
+        },
+        payload_len: 0,
+        direction: DIRECTION_EGRESS,
+        fd: io.fd,
+        library_id: 0,
+        flags: DATA_PLAINTEXT | DATA_NOT_CAPTURED,
+        comm: bpf_get_current_comm().unwrap_or([0u8; 16]),
+        // SAFETY: helper without preconditions.
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+    });
 }
 
 /// The iovec array and its length for vectored shapes; (0, 0) for a plain buffer.

@@ -32,8 +32,24 @@ pub fn fill_addresses(fd: i32, sk: u64, record: &mut SocketRecord) {
     }
 }
 
+/// The `struct sock *` behind `fd` of the current task, if `fd` is a socket.
 #[inline(always)]
-fn sock_of_fd(fd: i32) -> Option<u64> {
+pub fn sock_of_fd(fd: i32) -> Option<u64> {
+    match sock_of_fd_global(fd as u32 as u64) {
+        0 => None,
+        sk => Some(sk),
+    }
+}
+
+/// Global BPF function (see agent-ebpf/build.rs): the walk is verified once. 0 = not a socket.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn sock_of_fd_global(fd: u64) -> u64 {
+    walk_fd_table(fd as u32 as i32).unwrap_or(0)
+}
+
+#[inline(always)]
+fn walk_fd_table(fd: i32) -> Option<u64> {
     let off = kernel_offsets();
     if off.valid != 1 || fd < 0 {
         return None;

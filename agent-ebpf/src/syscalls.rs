@@ -17,9 +17,9 @@ use crate::{
     emit::{bump, emit_control, header},
     filter::ports_allowed,
     maps::{
-        CALLS, CLASS_HTTP, CLASS_OTHER, CLASS_UNKNOWN, CONNECTING, IO_PLAIN, IO_SSL_SOCKET,
-        PENDING_IO, PendingIo, SHAPE_BUF, SHAPE_IOV, SHAPE_MSG, SOCKETS, STREAMS, SocketState,
-        SslCall, StreamKey, StreamState,
+        CALLS, CLASS_HTTP, CLASS_OTHER, CLASS_UNKNOWN, CONNECTING, IO_PLAIN, IO_SENDFILE,
+        IO_SSL_SOCKET, NOT_SOCKETS, PENDING_IO, PendingIo, SHAPE_BUF, SHAPE_IOV, SHAPE_MSG,
+        SOCKETS, STREAMS, SocketState, SslCall, StreamKey, StreamState,
     },
     plaintext,
     sock::fill_addresses,
@@ -109,6 +109,7 @@ fn bind_ssl_socket(pid_tgid: u64, call: &mut SslCall, fd: i32) {
         ssl: call.ssl,
         role,
         class: CLASS_OTHER,
+        sk: 0,
     };
     if SOCKETS.insert(&skey, &socket, 0).is_err() {
         bump(counter::STREAM_TABLE_FULL, 1);
@@ -153,6 +154,11 @@ fn on_io_exit(ctx: &TracePointContext) {
         let ret = syscall_ret(ctx);
         if ret > 0 {
             plaintext::on_exit(pid_tgid, &io, ret as u64);
+        }
+    } else if io.kind == IO_SENDFILE {
+        let ret = syscall_ret(ctx);
+        if ret > 0 {
+            plaintext::on_sendfile_exit(pid_tgid, &io, ret as u64);
         }
     }
 }
@@ -237,12 +243,28 @@ io_tracepoints!(
     SHAPE_MSG
 );
 
+/// sendfile(out_fd, in_fd, offset, count): file bytes onto a socket, never in user memory.
+#[tracepoint]
+pub fn sys_enter_sendfile64(ctx: TracePointContext) -> u32 {
+    if let Some(fd) = arg(&ctx, FD_OFFSET) {
+        plaintext::on_sendfile_enter(bpf_get_current_pid_tgid(), fd as i32);
+    }
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_sendfile64(ctx: TracePointContext) -> u32 {
+    on_io_exit(&ctx);
+    0
+}
+
 #[inline(always)]
 fn remember_role(pid_tgid: u64, fd: i32, role: u32) {
     let state = SocketState {
         ssl: 0,
         role,
         class: CLASS_UNKNOWN,
+        sk: 0,
     };
     if SOCKETS
         .insert(&socket_key(pid_tgid, fd), &state, 0)
@@ -297,27 +319,63 @@ pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
-    let Some(fd) = arg(&ctx, FD_OFFSET) else {
-        return 0;
-    };
-    let fd = fd as i32;
+    if let Some(fd) = arg(&ctx, FD_OFFSET) {
+        forget_fd(fd as i32);
+    }
+    0
+}
+
+/// dup2/dup3 close `newfd` (their second argument) without a close syscall.
+#[inline(always)]
+fn on_dup_enter(ctx: &TracePointContext) {
+    if let Some(fd) = arg(ctx, BUF_OFFSET) {
+        forget_fd(fd as i32);
+    }
+}
+
+#[tracepoint]
+pub fn sys_enter_dup2(ctx: TracePointContext) -> u32 {
+    on_dup_enter(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_dup3(ctx: TracePointContext) -> u32 {
+    on_dup_enter(&ctx);
+    0
+}
+
+/// The fd is going away: its socket state goes, and a stream on it ends.
+#[inline(always)]
+fn forget_fd(fd: i32) {
     let pid_tgid = bpf_get_current_pid_tgid();
     let skey = socket_key(pid_tgid, fd);
+    let _ = NOT_SOCKETS.remove(&skey);
     // SAFETY: value copied out.
     let Some(socket) = (unsafe { SOCKETS.get(&skey) }).copied() else {
-        return 0;
+        return;
     };
     let _ = SOCKETS.remove(&skey);
     let stream = if socket.ssl != 0 {
         socket.ssl
     } else if socket.class == CLASS_HTTP {
-        PLAINTEXT_STREAM_BIT | fd as u32 as u64
+        plaintext_stream_id(socket.sk, fd)
     } else {
-        return 0;
+        return;
     };
     // The SSL* (or fd) may be reused for the next connection: its state must start afresh.
     end_stream(pid_tgid, stream, fd);
-    0
+}
+
+/// A plaintext stream is named by its kernel socket (bit 63 is set in every kernel address on
+/// x86-64 and arm64, never in a user-space `SSL *`), or by bit 63 | fd when the socket is unknown.
+#[inline(always)]
+pub fn plaintext_stream_id(sk: u64, fd: i32) -> u64 {
+    if sk != 0 {
+        sk | PLAINTEXT_STREAM_BIT
+    } else {
+        PLAINTEXT_STREAM_BIT | fd as u32 as u64
+    }
 }
 
 #[inline(always)]

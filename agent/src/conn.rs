@@ -5,8 +5,8 @@
 use rustc_hash::FxHashMap;
 
 use agent_common::event::{
-    COMM_BYTES, DIRECTION_EGRESS, DIRECTION_INGRESS, DataRecord, PLAINTEXT_STREAM_BIT, ROLE_CLIENT,
-    ROLE_SERVER, SOCKET_ADDRESSES_KNOWN, SocketRecord,
+    COMM_BYTES, DATA_NOT_CAPTURED, DIRECTION_EGRESS, DIRECTION_INGRESS, DataRecord,
+    PLAINTEXT_STREAM_BIT, ROLE_CLIENT, ROLE_SERVER, SOCKET_ADDRESSES_KNOWN, SocketRecord,
 };
 
 use crate::http::{
@@ -95,6 +95,8 @@ pub struct ConnStats {
     pub exchanges: u64,
     pub requests_without_response: u64,
     pub responses_without_request: u64,
+    /// Bytes sent from files with sendfile: in the stream, never captured (not a loss).
+    pub uncaptured_file_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -231,16 +233,21 @@ impl ConnTable {
             tgid: (record.header.pid_tgid >> 32) as u32,
             ssl: record.ssl,
         };
-        if self
-            .conns
-            .get(&id)
-            .is_some_and(|c| c.info.fd.is_some_and(|fd| fd != record.fd))
+        // Same SSL* on another socket without a close seen: a new connection. (A plaintext
+        // stream is named by its socket: another fd there is a duplicate of the same socket.)
+        let plaintext = id.ssl & PLAINTEXT_STREAM_BIT != 0;
+        if !plaintext
+            && self
+                .conns
+                .get(&id)
+                .is_some_and(|c| c.info.fd.is_some_and(|fd| fd != record.fd))
         {
-            // Same SSL* on another socket without a close seen: a new connection.
             self.close(id, out);
         }
         let (conn, _) = self.entry(id, record.header.timestamp_ns, out);
-        conn.info.fd = Some(record.fd);
+        if !plaintext || conn.info.fd.is_none() {
+            conn.info.fd = Some(record.fd);
+        }
         conn.info.role = match record.role {
             ROLE_CLIENT => Role::Client,
             ROLE_SERVER => Role::Server,
@@ -273,29 +280,54 @@ impl ConnTable {
             conn.info.fd = Some(record.fd);
         }
         let dir = &mut conn.dirs[index];
-        // Offsets come from the kernel but are still untrusted: all arithmetic saturates.
-        let mut payload = payload;
-        let mut offset = record.stream_offset;
-        if offset < dir.next_offset {
-            // Overlap with bytes already seen: keep only the new tail.
-            let overlap = (dir.next_offset - offset).min(payload.len() as u64) as usize;
-            stats.duplicate_bytes = stats.duplicate_bytes.saturating_add(overlap as u64);
-            payload = &payload[overlap..];
-            offset = offset.saturating_add(overlap as u64);
-        }
-        if payload.is_empty() {
-            return;
-        }
-        if offset > dir.next_offset {
-            let missing = offset - dir.next_offset;
-            stats.gap_events += 1;
-            stats.gap_bytes = stats.gap_bytes.saturating_add(missing);
-            if !dir.parser.gap(missing) {
+        if record.flags & DATA_NOT_CAPTURED != 0 {
+            // sendfile: bytes that never passed through user memory take their place in the
+            // stream as missing bytes, so a body sent that way still ends where it should.
+            let end = record
+                .stream_offset
+                .saturating_add(u64::from(record.call_len));
+            if end <= dir.next_offset {
+                return;
+            }
+            let start = record.stream_offset.max(dir.next_offset);
+            if start > dir.next_offset {
+                let missing = start - dir.next_offset;
+                stats.gap_events += 1;
+                stats.gap_bytes = stats.gap_bytes.saturating_add(missing);
+                if !dir.parser.gap(missing) {
+                    stats.desyncs += 1;
+                }
+            }
+            stats.uncaptured_file_bytes = stats.uncaptured_file_bytes.saturating_add(end - start);
+            if !dir.parser.gap(end - start) {
                 stats.desyncs += 1;
             }
+            dir.next_offset = end;
+        } else {
+            // Offsets come from the kernel but are still untrusted: all arithmetic saturates.
+            let mut payload = payload;
+            let mut offset = record.stream_offset;
+            if offset < dir.next_offset {
+                // Overlap with bytes already seen: keep only the new tail.
+                let overlap = (dir.next_offset - offset).min(payload.len() as u64) as usize;
+                stats.duplicate_bytes = stats.duplicate_bytes.saturating_add(overlap as u64);
+                payload = &payload[overlap..];
+                offset = offset.saturating_add(overlap as u64);
+            }
+            if payload.is_empty() {
+                return;
+            }
+            if offset > dir.next_offset {
+                let missing = offset - dir.next_offset;
+                stats.gap_events += 1;
+                stats.gap_bytes = stats.gap_bytes.saturating_add(missing);
+                if !dir.parser.gap(missing) {
+                    stats.desyncs += 1;
+                }
+            }
+            dir.next_offset = offset.saturating_add(payload.len() as u64);
+            dir.parser.push(payload, ts);
         }
-        dir.next_offset = offset.saturating_add(payload.len() as u64);
-        dir.parser.push(payload, ts);
         let mut exchanges = Vec::new();
         if conn.pairing.drive(&mut dir.parser, &mut exchanges).is_err() {
             stats.parse_errors += 1;

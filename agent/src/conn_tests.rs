@@ -208,3 +208,32 @@ fn plaintext_streams_are_marked_not_tls_and_kept_apart_from_tls() {
     assert_eq!(more.len(), 1);
     assert!(more[0].conn.tls);
 }
+
+#[test]
+fn sendfile_bytes_complete_a_body_as_missing_bytes() {
+    let mut table = ConnTable::new(TableLimits::default());
+    let mut out = Vec::new();
+    table.on_socket(&socket(ROLE_SERVER), &mut out);
+    assert!(
+        feed(
+            &mut table,
+            DIRECTION_INGRESS,
+            0,
+            b"GET /f HTTP/1.1\r\nHost: h\r\n\r\n",
+            10
+        )
+        .is_empty()
+    );
+    let head = b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n";
+    assert!(feed(&mut table, DIRECTION_EGRESS, 0, head, 20).is_empty());
+    let mut file = data(DIRECTION_EGRESS, head.len() as u64, b"", 30);
+    file.call_len = 12;
+    file.flags = agent_common::event::DATA_NOT_CAPTURED;
+    table.on_data(&file, b"", &mut out);
+    assert_eq!(out.len(), 1);
+    let res = out[0].exchange.response.as_ref().expect("response");
+    let body = res.body.as_ref().expect("body");
+    assert_eq!((body.size, body.missing_bytes), (12, 12));
+    assert_eq!(table.stats.uncaptured_file_bytes, 12);
+    assert_eq!(table.stats.gap_bytes, 0);
+}

@@ -25,13 +25,15 @@ pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 pub fn resolve(path: &str) -> Result<KernelOffsets, OffsetsError> {
     // Mmap backend: fifteen lookups do not justify parsing all of vmlinux's BTF into the heap
-    // (the cached backend left ~20 MiB of heap behind).
-    let btf = Btf::from_file_with_backend(path, btf_rs::Backend::Mmap).map_err(|source| {
-        OffsetsError::Btf {
+    // (the cached backend left ~20 MiB of heap behind). Kernels before 6.12 cannot mmap
+    // /sys/kernel/btf/vmlinux (ENODEV); there the file is parsed into memory, which start-up
+    // gives back (malloc_trim) once the offsets are known.
+    let btf = Btf::from_file_with_backend(path, btf_rs::Backend::Mmap)
+        .or_else(|_| Btf::from_file_with_backend(path, btf_rs::Backend::Cache))
+        .map_err(|source| OffsetsError::Btf {
             path: path.to_owned(),
             source,
-        }
-    })?;
+        })?;
     let at = |s: &str, m: &str| member_offset(&btf, s, m);
     Ok(KernelOffsets {
         valid: 1,

@@ -25,6 +25,7 @@ pub struct KernelCounters {
     pub addresses_from_kprobe: u64,
     pub addresses_from_fd_table: u64,
     pub iov_uncaptured_bytes: u64,
+    pub sendfile_bytes: u64,
 }
 
 impl KernelCounters {
@@ -56,6 +57,7 @@ impl KernelCounters {
             addresses_from_kprobe: sum(counter::ADDRESSES_FROM_KPROBE),
             addresses_from_fd_table: sum(counter::ADDRESSES_FROM_FD_TABLE),
             iov_uncaptured_bytes: sum(counter::IOV_UNCAPTURED_BYTES),
+            sendfile_bytes: sum(counter::SENDFILE_BYTES),
         })
     }
 
@@ -87,8 +89,8 @@ pub fn summary(
     let mut s = format!(
         "exchanges={} events_written={} records={} payload_bytes={} decode_errors={} \
 parse_errors={} desyncs={} gap_events={} gap_bytes={} duplicate_bytes={} \
-requests_without_response={} responses_without_request={} streams_opened={} streams_evicted={} \
-streams_idle_expired={} rescans_dropped={} attach_failures={}",
+requests_without_response={} responses_without_request={} uncaptured_file_bytes={} \
+streams_opened={} streams_evicted={} streams_idle_expired={} rescans_dropped={} attach_failures={}",
         conns.exchanges,
         agent.events_written,
         agent.records,
@@ -101,6 +103,7 @@ streams_idle_expired={} rescans_dropped={} attach_failures={}",
         conns.duplicate_bytes,
         conns.requests_without_response,
         conns.responses_without_request,
+        conns.uncaptured_file_bytes,
         conns.streams_opened,
         conns.streams_evicted,
         conns.streams_idle_expired,
@@ -120,7 +123,7 @@ streams_idle_expired={} rescans_dropped={} attach_failures={}",
 truncated_bytes={} read_fault_bytes={} call_table_full={} stream_table_full={} \
 ssl_probe_hits={} (entry={} return={}, per exchange={}) data_records={} forced_wakeups={} \
 filtered_calls={} plain_sockets_http={} plain_sockets_other={} plain_sockets_to_tls={} \
-iov_uncaptured_bytes={} addresses_from_kprobe={} addresses_from_fd_table={}",
+iov_uncaptured_bytes={} sendfile_bytes={} addresses_from_kprobe={} addresses_from_fd_table={}",
                 k.ringbuf_full_records,
                 k.ringbuf_full_bytes,
                 k.ringbuf_full_control,
@@ -139,6 +142,7 @@ iov_uncaptured_bytes={} addresses_from_kprobe={} addresses_from_fd_table={}",
                 k.plain_sockets_other,
                 k.plain_sockets_to_tls,
                 k.iov_uncaptured_bytes,
+                k.sendfile_bytes,
                 k.addresses_from_kprobe,
                 k.addresses_from_fd_table,
             ));

@@ -297,4 +297,23 @@ pub fn at<'a>(event: &'a Value, path: &[&str]) -> &'a Value {
 pub fn pid_is(event: &Value, pid: u32) -> bool {
     at(event, &["process", "pid"]).as_u64() == Some(u64::from(pid))
 }
+
+/// `name=value` from the agent's exit summary line among `lines`.
+pub fn summary_counter(lines: &[String], name: &str) -> u64 {
+    let line = lines
+        .iter()
+        .find(|l| l.contains("exit summary"))
+        .unwrap_or_else(|| panic!("no exit summary line in {lines:#?}"));
+    let key = format!(" {name}=");
+    let start = line
+        .find(&key)
+        .unwrap_or_else(|| panic!("{name} missing: {line}"))
+        + key.len();
+    line[start..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not a number: {line}"))
+}
 pub mod peers;
+pub mod qemu;

@@ -60,18 +60,19 @@ location /k/ {{ return 200 \"k\\n\"; }}\n  }}\n}}\n",
 
 pub const PLAIN_FILE_BYTES: usize = 100 * 1024;
 
-/// nginx serving plain HTTP. `sendfile off` makes it send bodies with writev, so the vectored
-/// capture path is exercised (with sendfile the body never passes through user memory).
-pub fn nginx_plain(dir: &TempDir, port: u16) -> Peer {
+/// nginx serving plain HTTP. With `sendfile` off it sends bodies with writev (the vectored
+/// capture path); with it on, bodies go file → socket and never pass through user memory.
+pub fn nginx_plain(dir: &TempDir, port: u16, sendfile: bool) -> Peer {
     let root = dir.path("www");
     std::fs::create_dir_all(&root).expect("www dir");
     std::fs::write(root.join("big.bin"), vec![b'p'; PLAIN_FILE_BYTES]).expect("file");
     let d = dir.0.display();
     let conf = format!(
         "pid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  \
-sendfile off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
+sendfile {};\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
 fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
 server {{\n    listen 127.0.0.1:{port};\n    root {};\n  }}\n}}\n",
+        if sendfile { "on" } else { "off" },
         root.display()
     );
     let conf_path = dir.path("nginx.conf");

@@ -5,29 +5,11 @@
 use cleartap_e2e::{
     Agent, TempDir, WAIT, at, free_port, n,
     peers::{NGINX_FILE_BYTES, PLAIN_FILE_BYTES, curl, nginx, nginx_plain, python_http_server},
-    pid_is, privileged, run_client, s,
+    pid_is, privileged, run_client, s, summary_counter,
 };
 use serde_json::Value;
 
 const CANARY: &str = "plain-canary-7f3a9c";
-
-/// `name=value` from the agent's exit summary line.
-fn summary_counter(lines: &[String], name: &str) -> u64 {
-    let line = lines
-        .iter()
-        .find(|l| l.contains("exit summary"))
-        .expect("exit summary line");
-    let key = format!(" {name}=");
-    let start = line
-        .find(&key)
-        .unwrap_or_else(|| panic!("{name} missing: {line}"))
-        + key.len();
-    line[start..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{name} not a number: {line}"))
-}
 
 fn curl_port_and_size(out: &str) -> (u64, u64) {
     let f: Vec<u64> = out
@@ -104,7 +86,7 @@ fn plain_nginx_writev_response_of_100_kib() {
     }
     let dir = TempDir::new("plain-nginx");
     let port = free_port();
-    let server = nginx_plain(&dir, port);
+    let server = nginx_plain(&dir, port, false);
     let agent = Agent::start(&[]);
     let url = format!("http://127.0.0.1:{port}/big.bin");
     let (pid, out) = run_client(&mut curl(&[
@@ -146,6 +128,36 @@ fn plain_nginx_writev_response_of_100_kib() {
     assert_eq!(summary_counter(&lines, "ringbuf_full_records"), 0);
 }
 
+/// With sendfile the body goes file → socket: nginx's event keeps the body's size and says all
+/// of it is missing (not lost: `uncaptured_file_bytes`), while curl's side sees every byte.
+#[test]
+fn plain_nginx_sendfile_body_is_sized_and_marked_missing() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("plain-sendfile");
+    let port = free_port();
+    let server = nginx_plain(&dir, port, true);
+    let agent = Agent::start(&[]);
+    let url = format!("http://127.0.0.1:{port}/big.bin");
+    let (pid, _) = run_client(&mut curl(&["-o", "/dev/null", &url]));
+    let nginx_pid = server.0.id();
+    let served = agent
+        .wait_events(1, WAIT, |e| pid_is(e, nginx_pid))
+        .remove(0);
+    let fetched = agent.wait_events(1, WAIT, |e| pid_is(e, pid)).remove(0);
+    let size = PLAIN_FILE_BYTES as u64;
+    assert_eq!(n(at(&served, &["response", "status"])), 200);
+    assert_eq!(n(at(&served, &["response", "body_size"])), size);
+    assert_eq!(n(at(&served, &["response", "body_missing_bytes"])), size);
+    assert_eq!(n(at(&fetched, &["response", "body_size"])), size);
+    assert_eq!(n(at(&fetched, &["response", "body_missing_bytes"])), 0);
+    let lines = agent.stop();
+    assert_eq!(summary_counter(&lines, "sendfile_bytes"), size);
+    assert_eq!(summary_counter(&lines, "uncaptured_file_bytes"), size);
+    assert_eq!(summary_counter(&lines, "gap_bytes"), 0);
+}
+
 /// TLS connections are classified by their first bytes (a handshake) and never shipped raw:
 /// every event is tls=true and no socket was taken for plain HTTP.
 #[test]
@@ -180,7 +192,7 @@ fn no_plaintext_flag_turns_plain_capture_off() {
     }
     let dir = TempDir::new("plain-off");
     let port = free_port();
-    let _server = nginx_plain(&dir, port);
+    let _server = nginx_plain(&dir, port, false);
     let agent = Agent::start(&["--no-plaintext"]);
     let url = format!("http://127.0.0.1:{port}/big.bin");
     let (pid, _) = run_client(&mut curl(&["-o", "/dev/null", &url]));

@@ -16,6 +16,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod qemu;
 mod soak;
 
 /// Pinned: newer bpf-linker releases may need a newer rustc than this machine has.
@@ -332,6 +333,7 @@ fn test() -> anyhow::Result<()> {
     // A short bounded fuzz of the parsers; `cargo xtask fuzz --seconds 3600` is the long run.
     setup_fuzz()?;
     fuzz(15, None)?;
+    let guest_kernel = qemu::kernel()?;
     run_cmd(
         cargo()
             .args(["test", "-p", "cleartap-e2e", "--test", "capture"])
@@ -342,10 +344,13 @@ fn test() -> anyhow::Result<()> {
                 "reliability",
                 "--test",
                 "plaintext",
+                "--test",
+                "kprobe_qemu",
                 "--",
                 "--test-threads=1",
             ])
-            .env("CLEARTAP_BIN", &binary),
+            .env("CLEARTAP_BIN", &binary)
+            .env("CLEARTAP_QEMU_KERNEL", &guest_kernel),
     )?;
     eprintln!("xtask: all tests passed");
     Ok(())
