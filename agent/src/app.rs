@@ -171,13 +171,30 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    runtime.block_on(
+    let listen = crate::metrics::parse_listen(&config.metrics_listen).map_err(|allowed| {
+        anyhow::anyhow!("--metrics-listen {:?}: {allowed}", config.metrics_listen)
+    })?;
+    runtime.block_on(async move {
+        let metrics = match listen {
+            Some(addr) => {
+                let shared = crate::metrics::Shared::default();
+                crate::metrics::serve(addr, shared.clone())
+                    .await
+                    .with_context(|| format!("serving metrics on {addr} (--metrics-listen)"))?;
+                log::info!("metrics on http://{addr}/metrics, health on http://{addr}/healthz");
+                Some(shared)
+            }
+            None => None,
+        };
         Loop {
             ebpf,
             attacher,
             pipeline,
             poll_interval: Duration::from_millis(config.poll_interval_ms),
+            library_sweep: Duration::from_secs(config.library_sweep_secs),
+            metrics,
         }
-        .run(),
-    )
+        .run()
+        .await
+    })
 }

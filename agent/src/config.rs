@@ -9,14 +9,32 @@ use agent_common::event::CAPTURE_LIMIT_BYTES;
     name = "cleartap",
     version,
     about = "See the HTTP traffic of every process on this host in clear text, TLS included.",
-    long_about = "cleartap loads eBPF programs that read plaintext at OpenSSL's SSL_read/SSL_write \
-(before encryption, after decryption), ties it to sockets with syscall tracepoints, rebuilds \
-HTTP/1.x exchanges and prints one JSON object per exchange on stdout. Diagnostics go to stderr. \
-Needs root (CAP_BPF + CAP_PERFMON + CAP_SYS_PTRACE, or CAP_SYS_ADMIN). Stop with Ctrl-C or \
-SIGTERM: probes are detached and an exit summary with every drop counter is logged.",
+    long_about = "cleartap loads eBPF programs that read plaintext at the TLS libraries' read/write \
+functions (OpenSSL, also inside executables such as node, and GnuTLS: after decryption, before \
+encryption), ties it to sockets with syscall tracepoints (and kprobes where the kernel has them), \
+captures plain HTTP from socket syscalls, rebuilds HTTP/1.x exchanges and prints one JSON object \
+per exchange on stdout. Diagnostics go to stderr. Needs root (CAP_BPF + CAP_PERFMON + \
+CAP_SYS_PTRACE, or CAP_SYS_ADMIN). Stop with Ctrl-C or SIGTERM: probes are detached and an exit \
+summary with every drop counter is logged.",
     after_help = "Log verbosity: RUST_LOG=debug|info|warn (default info)."
 )]
 pub struct Config {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// TOML configuration file (see `cleartap config default`). Flags and environment variables
+    /// override it. Without this option /etc/cleartap/cleartap.toml is read when it exists.
+    #[arg(long, env = "CLEARTAP_CONFIG", value_name = "PATH", global = true)]
+    pub config: Option<std::path::PathBuf>,
+
+    /// Where to serve Prometheus /metrics and /healthz ("IP:PORT"), or "off".
+    #[arg(
+        long,
+        env = "CLEARTAP_METRICS_LISTEN",
+        default_value = "127.0.0.1:9464"
+    )]
+    pub metrics_listen: String,
+
     /// Bytes of each request/response body to include in events (0 = none). Bodies may hold
     /// secrets; enable only where needed.
     #[arg(long, env = "CLEARTAP_BODY_PREFIX_BYTES", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=65536))]
@@ -39,13 +57,19 @@ pub struct Config {
     #[arg(long, env = "CLEARTAP_WAKEUP_BYTES", default_value_t = 256 * 1024)]
     pub wakeup_bytes: u64,
 
-    /// Concurrent TLS streams tracked at most; the longest idle is evicted (and counted).
+    /// Concurrent streams (TLS or plain) tracked at most; the longest idle is evicted (and counted).
     #[arg(long, env = "CLEARTAP_MAX_STREAMS", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_streams: u64,
 
     /// Seconds without traffic after which a stream is dropped and its pending requests reported.
     #[arg(long, env = "CLEARTAP_IDLE_TIMEOUT_SECS", default_value_t = 300)]
     pub idle_timeout_secs: u64,
+
+    /// Every this many seconds, detach TLS libraries that no process maps and whose path no
+    /// longer names the same file (replaced by an upgrade, or a finished container's copy), so
+    /// their inodes are not pinned.
+    #[arg(long, env = "CLEARTAP_LIBRARY_SWEEP_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub library_sweep_secs: u64,
 
     /// Where to probe OpenSSL: `auto` probes the internal read/write functions when the
     /// library's machine code has the known shape (much cheaper; verified against the exported
@@ -98,7 +122,25 @@ pub struct Config {
     pub libraries: Vec<std::path::PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Configuration file helpers.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum ConfigAction {
+    /// Validate the configuration (file + environment + flags); errors name the field.
+    Check,
+    /// Print the default configuration file, every setting commented.
+    Default,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SocketHooks {
     Auto,
     Kprobe,

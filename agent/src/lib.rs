@@ -3,12 +3,14 @@
 
 pub mod app;
 pub mod config;
+pub mod config_file;
 pub mod conn;
 pub mod decode;
 pub mod filters;
 pub mod http;
 pub mod kernel_offsets;
 pub mod loader;
+pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod probes;

@@ -42,9 +42,32 @@ pub struct Loop {
     pub attacher: Attacher,
     pub pipeline: Pipeline,
     pub poll_interval: Duration,
+    /// How often libraries nothing uses any more are looked for and released.
+    pub library_sweep: Duration,
+    /// Where the counters are published for /metrics, once a second.
+    pub metrics: Option<crate::metrics::Shared>,
 }
 
 impl Loop {
+    fn publish(&mut self) {
+        let Some(shared) = &self.metrics else {
+            return;
+        };
+        self.pipeline.counters.attach_failures = self.attacher.attach_failures;
+        self.pipeline.counters.libraries_released = self.attacher.libraries_released;
+        let snapshot = crate::metrics::Snapshot {
+            kernel: KernelCounters::read(&self.ebpf),
+            agent: self.pipeline.counters,
+            conns: self.pipeline.conns.stats,
+            open_streams: self.pipeline.conns.len() as u64,
+            attached_libraries: self.attacher.attached_count() as u64,
+            published: Some(std::time::Instant::now()),
+        };
+        if let Ok(mut slot) = shared.lock() {
+            *slot = snapshot;
+        }
+    }
+
     pub async fn run(mut self) -> anyhow::Result<()> {
         let map = self
             .ebpf
@@ -60,6 +83,9 @@ impl Loop {
         let mut poll = tokio::time::interval(self.poll_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut housekeeping = tokio::time::interval(Duration::from_secs(5));
+        let mut library_sweep = tokio::time::interval(self.library_sweep);
+        library_sweep.reset();
+        let mut publish = tokio::time::interval(Duration::from_secs(1));
         let mut last_losses = 0u64;
 
         let stop = loop {
@@ -93,6 +119,11 @@ impl Loop {
                         last_losses = k.losses();
                     }
                 }
+                _ = publish.tick() => self.publish(),
+                _ = library_sweep.tick() => {
+                    let mapped = discovery::mapped_files();
+                    self.attacher.release_unused(&mut self.ebpf, &mapped);
+                }
                 _ = sigterm.recv() => break "SIGTERM",
                 _ = sigint.recv() => break "SIGINT",
             }
@@ -104,6 +135,7 @@ impl Loop {
         self.pipeline.close_all();
         self.pipeline.flush(&self.attacher).context("output")?;
         self.pipeline.counters.attach_failures = self.attacher.attach_failures;
+        self.pipeline.counters.libraries_released = self.attacher.libraries_released;
         let kernel = KernelCounters::read(&self.ebpf);
         log::info!(
             "exit summary: {}",

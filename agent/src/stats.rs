@@ -79,6 +79,7 @@ pub struct AgentCounters {
     pub events_written: u64,
     pub rescans_dropped: u64,
     pub attach_failures: u64,
+    pub libraries_released: u64,
 }
 
 pub fn summary(
@@ -90,7 +91,7 @@ pub fn summary(
         "exchanges={} events_written={} records={} payload_bytes={} decode_errors={} \
 parse_errors={} desyncs={} gap_events={} gap_bytes={} duplicate_bytes={} \
 requests_without_response={} responses_without_request={} uncaptured_file_bytes={} \
-streams_opened={} streams_evicted={} streams_idle_expired={} rescans_dropped={} attach_failures={}",
+streams_opened={} streams_evicted={} streams_idle_expired={} rescans_dropped={} attach_failures={} libraries_released={}",
         conns.exchanges,
         agent.events_written,
         agent.records,
@@ -109,6 +110,7 @@ streams_opened={} streams_evicted={} streams_idle_expired={} rescans_dropped={} 
         conns.streams_idle_expired,
         agent.rescans_dropped,
         agent.attach_failures,
+        agent.libraries_released,
     );
     match kernel {
         Some(k) => {

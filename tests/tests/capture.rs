@@ -6,7 +6,7 @@ use std::process::Command;
 use cleartap_e2e::{
     Agent, TempDir, WAIT, at, free_port, n,
     peers::{NGINX_FILE_BYTES, PYTHON, curl, nginx, peers_dir, python_server, s_server},
-    pid_is, privileged, run_client, s,
+    pid_is, privileged, run_client, s, summary_counter,
 };
 use serde_json::Value;
 
@@ -271,7 +271,7 @@ fn fifty_keep_alive_requests_on_one_connection() {
 /// A libssl that no process mapped when the agent started (a private copy: new inode) is
 /// attached within a second of the exec of the process that loads it.
 #[test]
-fn library_of_a_process_started_later_is_attached_within_one_second() {
+fn private_library_is_attached_on_first_use_released_when_gone_and_reattached() {
     if !privileged() {
         return;
     }
@@ -283,29 +283,43 @@ fn library_of_a_process_started_later_is_attached_within_one_second() {
     std::fs::create_dir_all(&lib_dir).expect("lib dir");
     let copy = lib_dir.join(system_lib.file_name().expect("file name"));
     std::fs::copy(&system_lib, &copy).expect("copy libssl");
-    let agent = Agent::start(&[]);
-    let mut cmd = Command::new(PYTHON);
-    cmd.arg(peers_dir().join("delayed_https_client.py"))
-        .arg(port.to_string())
-        .arg("/file.bin?late=1")
-        .arg("1.0")
-        .env("LD_LIBRARY_PATH", &lib_dir);
-    let (pid, out) = run_client(&mut cmd);
-    assert_eq!(out.trim(), format!("200 {NGINX_FILE_BYTES}"));
-    let e = agent.wait_events(1, WAIT, |e| pid_is(e, pid)).remove(0);
-    assert_eq!(s(at(&e, &["request", "query"])), "late=1");
-    assert_eq!(
-        s(at(&e, &["connection", "library"])),
-        copy.to_string_lossy()
-    );
-    assert!(
+    let agent = Agent::start(&["--library-sweep-secs", "1"]);
+    let shown = copy.to_string_lossy().into_owned();
+    let fetch = |query: &str| {
+        let mut cmd = Command::new(PYTHON);
+        cmd.arg(peers_dir().join("delayed_https_client.py"))
+            .arg(port.to_string())
+            .arg(format!("/file.bin?{query}"))
+            .arg("1.0")
+            .env("LD_LIBRARY_PATH", &lib_dir);
+        let (pid, out) = run_client(&mut cmd);
+        assert_eq!(out.trim(), format!("200 {NGINX_FILE_BYTES}"));
+        let e = agent.wait_events(1, WAIT, |e| pid_is(e, pid)).remove(0);
+        assert_eq!(s(at(&e, &["request", "query"])), query);
+        assert_eq!(s(at(&e, &["connection", "library"])), shown);
+    };
+    fetch("late=1");
+    let lines_with = |needle: &str| {
         agent
             .stderr_lines()
             .iter()
-            .any(|l| l.contains("attached to") && l.contains(&*copy.to_string_lossy())),
-        "no attach line for the private copy"
-    );
-    agent.stop();
+            .filter(|l| l.contains(needle) && l.contains(&shown))
+            .count()
+    };
+    assert_eq!(lines_with("attached to"), 1, "no attach line for the copy");
+    // The process is gone; once the file is too, the sweep releases its probes (and inode).
+    std::fs::remove_file(&copy).expect("remove the copy");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while lines_with("released") == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(lines_with("released"), 1, "{:#?}", agent.stderr_lines());
+    // A new file at the same path (a restarted container, an upgrade): attached again.
+    std::fs::copy(&system_lib, &copy).expect("copy libssl again");
+    fetch("again=1");
+    assert_eq!(lines_with("attached to"), 2);
+    let lines = agent.stop();
+    assert_eq!(summary_counter(&lines, "libraries_released"), 1);
 }
 
 /// The libssl that Debian's python3 loads, found through its _ssl module's dependencies.

@@ -346,6 +346,8 @@ fn test() -> anyhow::Result<()> {
                 "plaintext",
                 "--test",
                 "kprobe_qemu",
+                "--test",
+                "operations",
                 "--",
                 "--test-threads=1",
             ])

@@ -71,6 +71,30 @@ fn same_mount_namespace(pid: u32) -> bool {
     }
 }
 
+/// (device, inode) of every file some running process maps, as stat(2) reports them: the maps
+/// `dev` field is "major:minor" in hex.
+pub fn mapped_files() -> std::collections::HashSet<(u64, u64)> {
+    let mut files = std::collections::HashSet::new();
+    for pid in all_pids() {
+        if let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+            files.extend(files_in_maps(&maps));
+        }
+    }
+    files
+}
+
+pub fn files_in_maps(maps: &str) -> impl Iterator<Item = (u64, u64)> + '_ {
+    maps.lines().filter_map(|line| {
+        let mut fields = line.split_ascii_whitespace();
+        let dev = fields.nth(3)?;
+        let inode: u64 = fields.next()?.parse().ok()?;
+        let (major, minor) = dev.split_once(':')?;
+        let major = u32::from_str_radix(major, 16).ok()?;
+        let minor = u32::from_str_radix(minor, 16).ok()?;
+        (inode != 0).then(|| (libc::makedev(major, minor), inode))
+    })
+}
+
 pub fn all_pids() -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -127,6 +151,24 @@ garbage line";
                 "/usr/lib/x86_64-linux-gnu/libssl.so.3"
             ]
         );
+    }
+
+    #[test]
+    fn mapped_files_use_stat_device_numbers() {
+        let maps = "\
+7f0000000000-7f0000001000 r-xp 00000000 fe:01 123 /usr/lib/x86_64-linux-gnu/libssl.so.3
+7f0000007000-7f0000008000 rw-p 00000000 00:00 0 [heap]
+7f0000009000-7f000000a000 r-xp 00000000 103:05 77 /opt/a b/libssl.so.3 (deleted)
+garbage";
+        let found: Vec<_> = files_in_maps(maps).collect();
+        assert_eq!(
+            found,
+            [(libc::makedev(0xfe, 1), 123), (libc::makedev(0x103, 5), 77)]
+        );
+        let meta = std::fs::metadata("/proc/self/exe").expect("own exe");
+        let own = std::fs::read_to_string("/proc/self/maps").expect("own maps");
+        use std::os::unix::fs::MetadataExt;
+        assert!(files_in_maps(&own).any(|f| f == (meta.dev(), meta.ino())));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 pub mod attach_point;
 pub mod discovery;
 pub mod elf;
+mod release;
 mod verify;
 
 use std::{
@@ -18,7 +19,7 @@ use std::{
 };
 
 use agent_common::{
-    event::MAX_LIBRARIES,
+    event::{LibCheck, MAX_LIBRARIES},
     names::{
         PROG_SSL_CHECK_ENTRY, PROG_SSL_READ_ENTRY, PROG_SSL_READ_EX_ENTRY, PROG_SSL_RETURN,
         PROG_SSL_WRITE_ENTRY, PROG_SSL_WRITE_EX_ENTRY,
@@ -83,7 +84,8 @@ impl Stack {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ProbeMode {
     /// Internal functions when their shape is recognised and verified, else exported ones.
     Auto,
@@ -152,6 +154,12 @@ pub struct Library {
     links: Vec<(&'static str, UProbeLinkId)>,
     check_links: Vec<(&'static str, UProbeLinkId)>,
     pid_note: String,
+    /// (device, inode) of the file.
+    file: (u64, u64),
+    /// Detached because nothing used it; the slot (and id) may be reused.
+    pub released: bool,
+    /// Runtime-check counts already in LIB_CHECKS for this id when it was (re)used.
+    check_baseline: LibCheck,
 }
 
 pub struct Attacher {
@@ -161,6 +169,7 @@ pub struct Attacher {
     libraries: Vec<Library>,
     mode: ProbeMode,
     pub attach_failures: u64,
+    pub libraries_released: u64,
 }
 
 fn uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, ProbeError> {
@@ -221,6 +230,7 @@ impl Attacher {
             libraries: Vec::new(),
             mode,
             attach_failures: 0,
+            libraries_released: 0,
         }
     }
 
@@ -250,6 +260,11 @@ impl Attacher {
         &self.libraries
     }
 
+    /// Libraries currently attached (released ones not counted).
+    pub fn attached_count(&self) -> usize {
+        self.libraries.iter().filter(|l| !l.released).count()
+    }
+
     /// Attaches to `path` unless that file was looked at already; files without a TLS stack
     /// are remembered and skipped. Returns the new library's id.
     pub fn attach(
@@ -276,7 +291,9 @@ impl Attacher {
             self.by_file.insert(file, 0);
             return Ok(None);
         };
-        let id = self.libraries.len() as u32 + 1;
+        // A released slot is reused; its id's runtime-check counters start from a baseline.
+        let reuse = self.libraries.iter().position(|l| l.released);
+        let id = reuse.map_or(self.libraries.len(), |i| i) as u32 + 1;
         if id >= MAX_LIBRARIES {
             self.by_file.insert(file, 0);
             return Err(ProbeError::TooManyLibraries(path.to_owned()));
@@ -323,6 +340,9 @@ impl Attacher {
             links: Vec::new(),
             check_links: Vec::new(),
             pid_note: pid_note.clone(),
+            file,
+            released: false,
+            check_baseline: verify::current_check(ebpf, id),
         };
         let mut target = Target {
             ebpf,
@@ -361,7 +381,10 @@ impl Attacher {
                 ""
             }
         );
-        self.libraries.push(library);
+        match reuse {
+            Some(index) => self.libraries[index] = library,
+            None => self.libraries.push(library),
+        }
         Ok(Some(id))
     }
 }

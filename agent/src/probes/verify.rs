@@ -62,6 +62,14 @@ fn read_checks(ebpf: &Ebpf, ids: &[u32]) -> Vec<(u32, LibCheck)> {
         .collect()
 }
 
+/// The summed counters of `id` now (zero when unreadable).
+pub fn current_check(ebpf: &Ebpf, id: u32) -> LibCheck {
+    read_checks(ebpf, &[id])
+        .pop()
+        .map(|(_, c)| c)
+        .unwrap_or_default()
+}
+
 impl Attacher {
     /// Settles libraries whose runtime check has a verdict. Cheap when none is verifying.
     pub fn verify(&mut self, ebpf: &mut Ebpf) {
@@ -69,7 +77,7 @@ impl Attacher {
             .libraries
             .iter()
             .enumerate()
-            .filter(|(_, l)| l.mode == Mode::Verifying)
+            .filter(|(_, l)| l.mode == Mode::Verifying && !l.released)
             .map(|(i, _)| i as u32 + 1)
             .collect();
         if ids.is_empty() {
@@ -80,6 +88,12 @@ impl Attacher {
                 continue;
             };
             let shown = display_path(&library.path);
+            let base = library.check_baseline;
+            let check = LibCheck {
+                wrapper_hits: check.wrapper_hits.saturating_sub(base.wrapper_hits),
+                matches: check.matches.saturating_sub(base.matches),
+                mismatches: check.mismatches.saturating_sub(base.mismatches),
+            };
             match judge(&check) {
                 Verdict::Pending => {}
                 Verdict::Confirmed => {

@@ -1,0 +1,304 @@
+//! Prometheus `/metrics` and `/healthz` on a small HTTP/1 server (127.0.0.1 by default).
+//!
+//! The capture loop publishes a snapshot of its counters once a second; scrapes read the last
+//! snapshot and never touch the loop. `/healthz` answers 200 while the loop keeps publishing
+//! (it is stuck or gone otherwise: 503), so a liveness probe catches a wedged agent.
+
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode, body::Bytes, service::service_fn};
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric as _},
+    metrics::{counter::ConstCounter, gauge::ConstGauge},
+    registry::Registry,
+};
+
+use crate::{
+    conn::ConnStats,
+    stats::{AgentCounters, KernelCounters},
+};
+
+/// A loop that has not published for this long is reported unhealthy.
+const STALE_AFTER: Duration = Duration::from_secs(10);
+
+/// What the capture loop publishes.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub kernel: Option<KernelCounters>,
+    pub agent: AgentCounters,
+    pub conns: ConnStats,
+    pub open_streams: u64,
+    pub attached_libraries: u64,
+    pub published: Option<Instant>,
+}
+
+pub type Shared = Arc<Mutex<Snapshot>>;
+
+/// `"HOST:PORT"` or `"off"` (→ None); the error says what is allowed.
+pub fn parse_listen(text: &str) -> Result<Option<SocketAddr>, String> {
+    if text == "off" {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| "must be an IP:PORT such as \"127.0.0.1:9464\", or \"off\"".to_owned())
+}
+
+#[derive(Debug)]
+struct SnapshotCollector(Shared);
+
+type Family<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str, u64)]);
+
+fn counter(
+    encoder: &mut DescriptorEncoder<'_>,
+    (name, help, series): Family<'_>,
+) -> std::fmt::Result {
+    let metric = ConstCounter::new(0u64);
+    let mut family = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+    for &(label, value, n) in series {
+        if label.is_empty() {
+            // An unlabelled counter: one sample, no `{}`.
+            return ConstCounter::new(n).encode(family);
+        }
+        ConstCounter::new(n).encode(family.encode_family(&[(label, value)])?)?;
+    }
+    Ok(())
+}
+
+fn gauge(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, n: u64) -> std::fmt::Result {
+    let metric = ConstGauge::new(n as i64);
+    let family = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+    metric.encode(family)
+}
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let s = self.0.lock().map(|s| s.clone()).unwrap_or_default();
+        let k = s.kernel.unwrap_or_default();
+        let (a, c) = (s.agent, s.conns);
+        counter(
+            &mut e,
+            (
+                "cleartap_exchanges",
+                "HTTP exchanges rebuilt",
+                &[("", "", c.exchanges)],
+            ),
+        )?;
+        counter(
+            &mut e,
+            (
+                "cleartap_events_written",
+                "events written to the output",
+                &[("", "", a.events_written)],
+            ),
+        )?;
+        counter(
+            &mut e,
+            (
+                "cleartap_records",
+                "kernel records read",
+                &[("", "", a.records)],
+            ),
+        )?;
+        counter(
+            &mut e,
+            (
+                "cleartap_payload_bytes",
+                "payload bytes read from the kernel",
+                &[("", "", a.payload_bytes)],
+            ),
+        )?;
+        counter(
+            &mut e,
+            (
+                "cleartap_dropped_records",
+                "records lost, by cause",
+                &[
+                    ("cause", "ringbuf_full", k.ringbuf_full_records),
+                    ("cause", "ringbuf_full_control", k.ringbuf_full_control),
+                    ("cause", "call_table_full", k.call_table_full),
+                    ("cause", "stream_table_full", k.stream_table_full),
+                    ("cause", "undecodable", a.decode_errors),
+                ],
+            ),
+        )?;
+        counter(
+            &mut e,
+            (
+                "cleartap_uncaptured_bytes",
+                "payload bytes not captured, by cause",
+                &[
+                    ("cause", "ringbuf_full", k.ringbuf_full_bytes),
+                    ("cause", "read_fault", k.read_fault_bytes),
+                    ("cause", "capture_cap", k.truncated_bytes),
+                    ("cause", "iovec_cap", k.iov_uncaptured_bytes),
+                    ("cause", "sendfile", k.sendfile_bytes),
+                    ("cause", "stream_gap", c.gap_bytes),
+                ],
+            ),
+        )?;
+        counter(
+            &mut e,
+            (
+                "cleartap_stream_problems",
+                "stream-level problems, by kind",
+                &[
+                    ("kind", "parse_error", c.parse_errors),
+                    ("kind", "desync", c.desyncs),
+                    ("kind", "evicted", c.streams_evicted),
+                    ("kind", "idle_expired", c.streams_idle_expired),
+                    (
+                        "kind",
+                        "request_without_response",
+                        c.requests_without_response,
+                    ),
+                    (
+                        "kind",
+                        "response_without_request",
+                        c.responses_without_request,
+                    ),
+                ],
+            ),
+        )?;
+        counter(
+            &mut e,
+            (
+                "cleartap_probe_hits",
+                "TLS probe hits",
+                &[
+                    ("probe", "entry", k.ssl_entry_hits),
+                    ("probe", "return", k.ssl_return_hits),
+                ],
+            ),
+        )?;
+        counter(
+            &mut e,
+            (
+                "cleartap_filtered_calls",
+                "calls skipped by filters",
+                &[("", "", k.filtered_calls)],
+            ),
+        )?;
+        counter(
+            &mut e,
+            (
+                "cleartap_plain_sockets",
+                "sockets classified by their first plaintext bytes",
+                &[
+                    ("class", "http", k.plain_sockets_http),
+                    ("class", "other", k.plain_sockets_other),
+                    ("class", "to_tls", k.plain_sockets_to_tls),
+                ],
+            ),
+        )?;
+        counter(
+            &mut e,
+            (
+                "cleartap_attach_failures",
+                "library attach failures",
+                &[("", "", a.attach_failures)],
+            ),
+        )?;
+        counter(
+            &mut e,
+            (
+                "cleartap_libraries_released",
+                "libraries detached as unused",
+                &[("", "", a.libraries_released)],
+            ),
+        )?;
+        gauge(
+            &mut e,
+            "cleartap_attached_libraries",
+            "TLS libraries attached now",
+            s.attached_libraries,
+        )?;
+        gauge(
+            &mut e,
+            "cleartap_open_streams",
+            "streams tracked now",
+            s.open_streams,
+        )?;
+        Ok(())
+    }
+}
+
+fn text_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+}
+
+fn answer(path: &str, registry: &Registry, shared: &Shared) -> Response<Full<Bytes>> {
+    match path {
+        "/metrics" => {
+            let mut body = String::new();
+            match prometheus_client::encoding::text::encode(&mut body, registry) {
+                Ok(()) => {
+                    let mut r = text_response(StatusCode::OK, body);
+                    r.headers_mut().insert(
+                        hyper::header::CONTENT_TYPE,
+                        hyper::header::HeaderValue::from_static(
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        ),
+                    );
+                    r
+                }
+                Err(_) => text_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "encoding failed\n".into(),
+                ),
+            }
+        }
+        "/healthz" => {
+            let fresh = shared
+                .lock()
+                .ok()
+                .and_then(|s| s.published)
+                .is_some_and(|t| t.elapsed() < STALE_AFTER);
+            if fresh {
+                text_response(StatusCode::OK, "ok\n".into())
+            } else {
+                text_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "capture loop not running\n".into(),
+                )
+            }
+        }
+        _ => text_response(StatusCode::NOT_FOUND, "try /metrics or /healthz\n".into()),
+    }
+}
+
+/// Binds `addr` (an error names the address) and serves on the current tokio runtime.
+pub async fn serve(addr: SocketAddr, shared: Shared) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(SnapshotCollector(shared.clone())));
+    let registry = Arc::new(registry);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (registry, shared) = (registry.clone(), shared.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let response = answer(req.uri().path(), &registry, &shared);
+                    async move { Ok::<_, Infallible>(response) }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    Ok(())
+}

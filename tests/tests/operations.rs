@@ -1,0 +1,130 @@
+//! End-to-end: the configuration file commands (`cleartap config default|check`) and the
+//! Prometheus /metrics and /healthz endpoints of a live agent.
+
+use std::{
+    io::{Read as _, Write as _},
+    process::Command,
+};
+
+use cleartap_e2e::{
+    Agent, TempDir, WAIT, agent_binary, free_port,
+    peers::{curl, nginx},
+    pid_is, privileged, run_client,
+};
+
+fn cleartap(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(agent_binary())
+        .args(args)
+        .env_remove("CLEARTAP_CONFIG")
+        .output()
+        .expect("run cleartap");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn config_default_round_trips_and_check_names_bad_fields() {
+    let dir = TempDir::new("config");
+    let (ok, default, _) = cleartap(&["config", "default"]);
+    assert!(ok);
+    assert!(default.contains("[capture]") && default.contains("listen = \"127.0.0.1:9464\""));
+    let good = dir.path("good.toml");
+    std::fs::write(&good, &default).expect("write");
+    let (ok, out, err) = cleartap(&["config", "check", "--config", &good.to_string_lossy()]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        format!("ok: {} (with environment and flags)", good.display())
+    );
+    for (text, field) in [
+        (
+            "[kernel]\nring_buffer_mib = 3\n",
+            "kernel.ring_buffer_mib = 3: must be a power of two",
+        ),
+        ("[capture]\nsocket_hooks = \"fentry\"\n", "socket_hooks"),
+        ("[filters]\nport = [443]\n", "unknown field `port`"),
+        ("[metrics]\nlisten = \"everywhere\"\n", "metrics.listen"),
+    ] {
+        let bad = dir.path("bad.toml");
+        std::fs::write(&bad, text).expect("write");
+        let (ok, _, err) = cleartap(&["config", "check", "--config", &bad.to_string_lossy()]);
+        assert!(!ok, "{text} accepted");
+        assert!(err.contains(field), "{text:?}: {err}");
+    }
+    let (ok, _, err) = cleartap(&["config", "check", "--config", "/nonexistent/c.toml"]);
+    assert!(!ok);
+    assert!(err.contains("/nonexistent/c.toml"), "{err}");
+}
+
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read");
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn metrics_and_healthz_of_a_live_agent() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("metrics");
+    let port = free_port();
+    let server = nginx(&dir, port);
+    let metrics_port = free_port();
+    let listen = format!("127.0.0.1:{metrics_port}");
+    let agent = Agent::start(&[
+        "--metrics-listen",
+        &listen,
+        "--comm",
+        "curl",
+        "--comm",
+        "nginx",
+    ]);
+    let (status, body) = http_get(metrics_port, "/healthz");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let url = format!("https://127.0.0.1:{port}/file.bin");
+    let (pid, _) = run_client(&mut curl(&["-o", "/dev/null", &url]));
+    agent.wait_events(1, WAIT, |e| pid_is(e, pid));
+    let nginx_pid = server.0.id();
+    agent.wait_events(1, WAIT, |e| pid_is(e, nginx_pid));
+    // Snapshots are published once a second.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (status, metrics) = http_get(metrics_port, "/metrics");
+    assert_eq!(status, 200);
+    for line in [
+        "cleartap_exchanges_total 2",
+        "cleartap_events_written_total 2",
+        "cleartap_dropped_records_total{cause=\"ringbuf_full\"} 0",
+        "cleartap_uncaptured_bytes_total{cause=\"stream_gap\"} 0",
+        "cleartap_plain_sockets_total{class=\"http\"} 0",
+        "# TYPE cleartap_attached_libraries gauge",
+        "# EOF",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line:?} missing:\n{metrics}"
+        );
+    }
+    let (status, _) = http_get(metrics_port, "/nope");
+    assert_eq!(status, 404);
+    agent.stop();
+    assert!(std::net::TcpStream::connect(("127.0.0.1", metrics_port)).is_err());
+}
