@@ -156,7 +156,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             ..Limits::default()
         },
     };
-    let mut pipeline = Pipeline::new(ConnTable::new(limits), hostname(), monotonic_to_unix_ns());
+    let host = hostname();
+    let output = crate::output::Output::start(&config.sinks, &host)?;
+    let mut pipeline = Pipeline::new(ConnTable::new(limits), output, host, monotonic_to_unix_ns());
     if let Some(path) = &config.record_raw {
         pipeline.record_to(crate::recording::Recorder::create(path)?);
         log::warn!(

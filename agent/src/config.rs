@@ -117,6 +117,10 @@ pub struct Config {
     #[arg(long = "exclude-port", value_name = "PORT", help_heading = "Filters")]
     pub exclude_ports: Vec<u16>,
 
+    /// Sinks from the config file's `[[sinks]]` (none: one stdout sink, native format).
+    #[arg(skip)]
+    pub sinks: Vec<crate::output::sink_config::SinkConfig>,
+
     /// Extra OpenSSL libssl file to attach to (besides those discovered). Repeatable.
     #[arg(long = "library", value_name = "PATH")]
     pub libraries: Vec<std::path::PathBuf>,

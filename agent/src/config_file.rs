@@ -27,6 +27,8 @@ pub enum ConfigError {
     },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error(transparent)]
+    Sinks(#[from] crate::output::sink_config::SinkError),
     #[error("{field} = {value}: {allowed}")]
     Invalid {
         field: &'static str,
@@ -48,6 +50,8 @@ pub struct FileConfig {
     filters: FiltersSection,
     #[serde(default)]
     metrics: MetricsSection,
+    #[serde(default)]
+    sinks: Vec<crate::output::sink_config::SinkConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,7 +151,9 @@ pub fn merge(config: &mut Config, file: FileConfig, matches: &ArgMatches) {
         streams,
         filters,
         metrics,
+        sinks,
     } = file;
+    config.sinks = sinks;
     take!(
         body_prefix_bytes <- capture.body_prefix_bytes,
         capture_max_bytes <- capture.capture_max_bytes,
@@ -224,6 +230,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
     }
     range("kernel.poll_interval_ms", config.poll_interval_ms, 1, 1000)?;
     range("streams.max_streams", config.max_streams, 1, 1_000_000)?;
+    crate::output::sink_config::validate(&config.sinks)?;
     crate::metrics::parse_listen(&config.metrics_listen).map_err(|allowed| {
         ConfigError::Invalid {
             field: "metrics.listen",

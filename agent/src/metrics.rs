@@ -37,6 +37,7 @@ pub struct Snapshot {
     pub open_streams: u64,
     pub attached_libraries: u64,
     pub published: Option<Instant>,
+    pub sinks: Vec<crate::output::SinkSnapshot>,
 }
 
 pub type Shared = Arc<Mutex<Snapshot>>;
@@ -214,6 +215,7 @@ impl Collector for SnapshotCollector {
                 &[("", "", a.libraries_released)],
             ),
         )?;
+        sink_families(&mut e, &s.sinks)?;
         gauge(
             &mut e,
             "cleartap_attached_libraries",
@@ -228,6 +230,72 @@ impl Collector for SnapshotCollector {
         )?;
         Ok(())
     }
+}
+
+fn sink_families(
+    e: &mut DescriptorEncoder<'_>,
+    sinks: &[crate::output::SinkSnapshot],
+) -> std::fmt::Result {
+    type Pick = fn(&crate::output::SinkSnapshot) -> u64;
+    let counters: [(&str, &str, Pick); 6] = [
+        ("cleartap_sink_delivered", "events a sink delivered", |s| {
+            s.delivered
+        }),
+        (
+            "cleartap_sink_spooled",
+            "events a sink spooled to disk",
+            |s| s.spooled,
+        ),
+        (
+            "cleartap_sink_dropped",
+            "events a sink lost (queue and spool full, or exit)",
+            |s| s.dropped,
+        ),
+        (
+            "cleartap_sink_rejected",
+            "events the receiver refused for good",
+            |s| s.rejected,
+        ),
+        (
+            "cleartap_sink_failed_sends",
+            "delivery attempts that failed",
+            |s| s.failed_sends,
+        ),
+        (
+            "cleartap_sink_spool_bytes",
+            "bytes waiting in a sink's spool",
+            |s| s.spool_bytes,
+        ),
+    ];
+    for (name, help, pick) in counters {
+        let gauge_like = name.ends_with("spool_bytes");
+        if gauge_like {
+            let mut family =
+                e.encode_descriptor(name, help, None, ConstGauge::new(0i64).metric_type())?;
+            for s in sinks {
+                ConstGauge::new(pick(s) as i64)
+                    .encode(family.encode_family(&[("sink", s.name.as_str())])?)?;
+            }
+        } else {
+            let mut family =
+                e.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+            for s in sinks {
+                ConstCounter::new(pick(s))
+                    .encode(family.encode_family(&[("sink", s.name.as_str())])?)?;
+            }
+        }
+    }
+    let mut family = e.encode_descriptor(
+        "cleartap_sink_queue_depth",
+        "events waiting in a sink's memory queue",
+        None,
+        ConstGauge::new(0i64).metric_type(),
+    )?;
+    for s in sinks {
+        ConstGauge::new(s.queue_depth as i64)
+            .encode(family.encode_family(&[("sink", s.name.as_str())])?)?;
+    }
+    Ok(())
 }
 
 fn text_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {

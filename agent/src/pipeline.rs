@@ -10,8 +10,8 @@ use crate::{
     conn::{ConnExchange, ConnTable, StreamId},
     decode::{Record, c_string, decode},
     output::{
-        OutputError, StdoutSink,
-        schema::{Enrichment, render},
+        Output, OutputError,
+        schema::{Enrichment, render, start_unix_ns},
     },
     probes::Attacher,
     process::ProcessTable,
@@ -32,7 +32,7 @@ pub struct Pipeline {
     pub conns: ConnTable,
     pub processes: ProcessTable,
     pub counters: AgentCounters,
-    pub sink: StdoutSink,
+    pub output: Output,
     host: String,
     monotonic_to_unix_ns: i128,
     rescans: VecDeque<(Instant, u32, usize)>,
@@ -43,12 +43,12 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(conns: ConnTable, host: String, monotonic_to_unix_ns: i128) -> Self {
+    pub fn new(conns: ConnTable, output: Output, host: String, monotonic_to_unix_ns: i128) -> Self {
         Self {
             conns,
             processes: ProcessTable::default(),
             counters: AgentCounters::default(),
-            sink: StdoutSink::default(),
+            output,
             host,
             monotonic_to_unix_ns,
             rescans: VecDeque::new(),
@@ -156,7 +156,7 @@ impl Pipeline {
         due.into_iter().map(|(pid, _)| pid).collect()
     }
 
-    /// Renders and writes finished exchanges; flushes the sink.
+    /// Renders finished exchanges and hands them to the sinks.
     pub fn flush(&mut self, attacher: &Attacher) -> Result<(), OutputError> {
         for item in std::mem::take(&mut self.finished) {
             let ctx = Enrichment {
@@ -165,9 +165,10 @@ impl Pipeline {
                 library: attacher.library_path(item.conn.library_id),
                 monotonic_to_unix_ns: self.monotonic_to_unix_ns,
             };
-            self.sink.write(&render(&item, &ctx))?;
+            let epoch_ms = (start_unix_ns(&item, self.monotonic_to_unix_ns) / 1_000_000) as i64;
+            self.output.write(&render(&item, &ctx), epoch_ms)?;
         }
-        self.counters.events_written = self.sink.events_written;
+        self.counters.events_written = self.output.events_written;
         if let Some(recorder) = self.recorder.as_mut()
             && let Err(e) = recorder.flush()
         {
@@ -177,7 +178,7 @@ impl Pipeline {
         for pid in self.exited.drain(..) {
             self.processes.on_exit(pid);
         }
-        self.sink.flush()
+        Ok(())
     }
 
     pub fn expire_idle(&mut self, now_ns: u64) {

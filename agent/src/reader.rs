@@ -37,6 +37,9 @@ pub fn monotonic_now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// How long each sink may take at exit to deliver what it holds (the rest stays spooled).
+const SINK_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+
 pub struct Loop {
     pub ebpf: Ebpf,
     pub attacher: Attacher,
@@ -62,6 +65,7 @@ impl Loop {
             open_streams: self.pipeline.conns.len() as u64,
             attached_libraries: self.attacher.attached_count() as u64,
             published: Some(std::time::Instant::now()),
+            sinks: self.pipeline.output.snapshot(),
         };
         if let Ok(mut slot) = shared.lock() {
             *slot = snapshot;
@@ -137,13 +141,15 @@ impl Loop {
         self.pipeline.counters.attach_failures = self.attacher.attach_failures;
         self.pipeline.counters.libraries_released = self.attacher.libraries_released;
         let kernel = KernelCounters::read(&self.ebpf);
+        let sinks = self.pipeline.output.shutdown(SINK_SHUTDOWN_DEADLINE);
         log::info!(
-            "exit summary: {}",
+            "exit summary: {} | {}",
             summary(
                 kernel.as_ref(),
                 &self.pipeline.counters,
                 &self.pipeline.conns.stats
-            )
+            ),
+            crate::output::summary(&sinks)
         );
         drop(ring);
         // Dropping the Ebpf object detaches every probe and closes every map.

@@ -1,43 +1,156 @@
-//! The output stage: renders exchanges as JSON lines (schema.rs, redact.rs) and writes them to
-//! the sink. Events leave the agent only through here.
+//! The output stage: renders exchanges (schema.rs, redact.rs; formats.rs for OCSF/ECS) and
+//! offers each rendered line to every configured sink. Events leave the agent only through
+//! here. Sinks deliver on their own threads (sink.rs); nothing here waits on a network.
 
+pub mod formats;
+pub mod http_sink;
 pub mod redact;
 pub mod schema;
+pub mod sink;
+pub mod sink_config;
+pub mod spool;
+pub mod transports;
 
-use std::io::Write;
+use std::{sync::Arc, sync::atomic::Ordering::Relaxed, time::Duration};
+
+use formats::Format;
+use sink::{Line, SinkHandle};
+use sink_config::{SinkConfig, SinkError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
-    #[error("writing events to stdout failed (is the reader gone?): {0}")]
-    Stdout(#[source] std::io::Error),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
     #[error("serialising an event failed: {0}")]
     Json(#[from] serde_json::Error),
 }
 
-/// JSON lines on stdout, buffered; flushed after every batch so events are never held long.
-pub struct StdoutSink {
-    out: std::io::BufWriter<std::io::Stdout>,
+/// Per-sink counters at one moment (for the exit summary and /metrics).
+#[derive(Debug, Clone, Default)]
+pub struct SinkSnapshot {
+    pub name: String,
+    pub delivered: u64,
+    pub queue_depth: u64,
+    pub spooled: u64,
+    pub spool_bytes: u64,
+    pub dropped: u64,
+    pub rejected: u64,
+    pub failed_sends: u64,
+}
+
+pub struct Output {
+    sinks: Vec<(Format, SinkHandle)>,
     pub events_written: u64,
 }
 
-impl Default for StdoutSink {
-    fn default() -> Self {
-        Self {
-            out: std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout()),
-            events_written: 0,
+impl Output {
+    /// Starts every sink; with none configured, one native stdout sink.
+    pub fn start(configs: &[SinkConfig], host: &str) -> Result<Self, OutputError> {
+        let default = [SinkConfig::stdout()];
+        let configs = if configs.is_empty() {
+            &default[..]
+        } else {
+            configs
+        };
+        let mut sinks = Vec::new();
+        for (i, c) in configs.iter().enumerate() {
+            let handle = sink_config::start(i, c, host)?;
+            log::info!(
+                "sink {} ({:?}, {:?} format) started",
+                handle.name,
+                c.kind,
+                c.format.unwrap_or(Format::Native)
+            );
+            sinks.push((c.format.unwrap_or(Format::Native), handle));
         }
+        Ok(Self {
+            sinks,
+            events_written: 0,
+        })
     }
-}
 
-impl StdoutSink {
-    pub fn write<T: serde::Serialize>(&mut self, event: &T) -> Result<(), OutputError> {
-        serde_json::to_writer(&mut self.out, event)?;
-        self.out.write_all(b"\n").map_err(OutputError::Stdout)?;
+    /// Renders `event` once per format in use and offers it to every sink.
+    pub fn write<T: serde::Serialize>(
+        &mut self,
+        event: &T,
+        epoch_ms: i64,
+    ) -> Result<(), OutputError> {
+        let needs = |f: Format| self.sinks.iter().any(|(g, _)| *g == f);
+        let native: Option<Arc<str>> = if needs(Format::Native) {
+            Some(Arc::from(serde_json::to_string(event)?))
+        } else {
+            None
+        };
+        let value = if needs(Format::Ocsf) || needs(Format::Ecs) {
+            Some(serde_json::to_value(event)?)
+        } else {
+            None
+        };
+        let ocsf = match (&value, needs(Format::Ocsf)) {
+            (Some(v), true) => Some(Arc::from(formats::ocsf(v, epoch_ms).to_string())),
+            _ => None,
+        };
+        let ecs = match (&value, needs(Format::Ecs)) {
+            (Some(v), true) => Some(Arc::from(formats::ecs(v).to_string())),
+            _ => None,
+        };
+        for (format, sink) in &self.sinks {
+            let text = match format {
+                Format::Native => &native,
+                Format::Ocsf => &ocsf,
+                Format::Ecs => &ecs,
+            };
+            if let Some(text) = text {
+                sink.offer(Line {
+                    text: text.clone(),
+                    epoch_ms,
+                });
+            }
+        }
         self.events_written += 1;
         Ok(())
     }
 
-    pub fn flush(&mut self) -> Result<(), OutputError> {
-        self.out.flush().map_err(OutputError::Stdout)
+    pub fn snapshot(&self) -> Vec<SinkSnapshot> {
+        self.sinks.iter().map(|(_, s)| snapshot_of(s)).collect()
     }
+
+    /// Lets every sink deliver what it holds (waiting up to `deadline` for each); returns the
+    /// final counts.
+    pub fn shutdown(&mut self, deadline: Duration) -> Vec<SinkSnapshot> {
+        for (_, s) in &mut self.sinks {
+            s.close();
+        }
+        for (_, s) in &mut self.sinks {
+            s.join(deadline);
+        }
+        self.snapshot()
+    }
+}
+
+fn snapshot_of(s: &SinkHandle) -> SinkSnapshot {
+    SinkSnapshot {
+        name: s.name.clone(),
+        delivered: s.stats.delivered.load(Relaxed),
+        queue_depth: s.stats.queue_depth.load(Relaxed),
+        spooled: s.stats.spooled.load(Relaxed),
+        spool_bytes: s.stats.spool_bytes.load(Relaxed),
+        dropped: s.stats.dropped.load(Relaxed),
+        rejected: s.stats.rejected.load(Relaxed),
+        failed_sends: s.stats.failed_sends.load(Relaxed),
+    }
+}
+
+/// One summary fragment per sink for the exit line.
+pub fn summary(sinks: &[SinkSnapshot]) -> String {
+    sinks
+        .iter()
+        .map(|s| {
+            format!(
+                "sink {}: delivered={} queued={} spooled={} spool_bytes={} dropped={} rejected={} failed_sends={}",
+                s.name, s.delivered, s.queue_depth, s.spooled, s.spool_bytes, s.dropped, s.rejected, s.failed_sends
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
 }

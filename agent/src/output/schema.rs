@@ -205,6 +205,16 @@ fn end_ns(m: &Message) -> u64 {
         .map_or(m.head.end_ns, |b| b.end_ns.max(m.head.end_ns))
 }
 
+/// When the exchange started (its `time`), in nanoseconds since the Unix epoch.
+pub fn start_unix_ns(item: &ConnExchange, monotonic_to_unix_ns: i128) -> i128 {
+    let first = item
+        .exchange
+        .request
+        .as_ref()
+        .or(item.exchange.response.as_ref());
+    first.map_or(0, |m| m.head.start_ns) as i128 + monotonic_to_unix_ns
+}
+
 pub fn render<'a>(item: &'a ConnExchange, ctx: &'a Enrichment<'a>) -> ExchangeEvent<'a> {
     let req = item.exchange.request.as_ref();
     let res = item.exchange.response.as_ref();

@@ -1,0 +1,243 @@
+//! Renderings of the native exchange event for SIEMs, chosen per sink: OCSF (HTTP Activity,
+//! class 4002) and ECS (Elastic Common Schema). Both are built from the native event's JSON, so
+//! they carry exactly what it carries — redaction included.
+
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Native,
+    Ocsf,
+    Ecs,
+}
+
+pub const OCSF_VERSION: &str = "1.3.0";
+
+fn endpoint(v: &Value) -> Value {
+    if v.is_null() {
+        return Value::Null;
+    }
+    json!({ "ip": v["ip"], "port": v["port"] })
+}
+
+/// (source, destination) endpoints: the client is the source.
+fn source_destination(event: &Value) -> (Value, Value) {
+    let c = &event["connection"];
+    let (local, remote) = (endpoint(&c["local"]), endpoint(&c["remote"]));
+    if c["role"] == "server" {
+        (remote, local)
+    } else {
+        (local, remote)
+    }
+}
+
+fn header<'a>(message: &'a Value, name: &str) -> &'a Value {
+    &message["headers"][name]
+}
+
+fn version_number(v: &Value) -> Value {
+    v.as_str()
+        .and_then(|s| s.strip_prefix("HTTP/"))
+        .map_or(Value::Null, Value::from)
+}
+
+fn headers_list(message: &Value) -> Value {
+    message["headers"]
+        .as_object()
+        .map(|h| {
+            h.iter()
+                .map(|(k, v)| json!({ "name": k, "value": v }))
+                .collect::<Vec<_>>()
+        })
+        .map_or(Value::Null, Value::Array)
+}
+
+/// OCSF HTTP Activity: activity from the method (OCSF 1.3 ids), `type_uid = 400200 + id`.
+pub fn ocsf(event: &Value, epoch_ms: i64) -> Value {
+    let req = &event["request"];
+    let res = &event["response"];
+    let activity_id = match req["method"].as_str().unwrap_or("") {
+        "CONNECT" => 1,
+        "DELETE" => 2,
+        "GET" => 3,
+        "HEAD" => 4,
+        "OPTIONS" => 5,
+        "POST" => 6,
+        "PUT" => 7,
+        "TRACE" => 8,
+        _ => 99,
+    };
+    let (src, dst) = source_destination(event);
+    let p = &event["process"];
+    let mut out = json!({
+        "class_uid": 4002,
+        "class_name": "HTTP Activity",
+        "category_uid": 4,
+        "category_name": "Network Activity",
+        "activity_id": activity_id,
+        "type_uid": 400200 + activity_id,
+        "severity_id": 1,
+        "time": epoch_ms,
+        "metadata": {
+            "version": OCSF_VERSION,
+            "product": { "name": "cleartap", "vendor_name": "cleartap" },
+            "original_schema": event["schema"],
+        },
+        "src_endpoint": src,
+        "dst_endpoint": dst,
+        "connection_info": { "protocol_name": "tcp", "direction": event["connection"]["role"] },
+        "actor": { "process": {
+            "pid": p["pid"], "tid": p["tid"], "name": p["comm"],
+            "file": { "path": p["exe"] },
+        }},
+        "device": { "hostname": event["host"] },
+        "duration": event["duration_us"].as_u64().map(|us| us / 1000),
+        "unmapped": {
+            "cgroup_id": p["cgroup_id"],
+            "tls": event["connection"]["tls"],
+            "tls_library": event["connection"]["library"],
+            "fd": event["connection"]["fd"],
+            "latency_us": event["latency_us"],
+        },
+    });
+    if !req.is_null() {
+        out["http_request"] = json!({
+            "http_method": req["method"],
+            "version": req["version"],
+            "url": {
+                "path": req["path"],
+                "query_string": req["query"],
+                "hostname": header(req, "host"),
+            },
+            "user_agent": header(req, "user-agent"),
+            "http_headers": headers_list(req),
+            "length": req["body_size"],
+        });
+    }
+    if !res.is_null() {
+        out["http_response"] = json!({
+            "code": res["status"],
+            "message": res["reason"],
+            "http_headers": headers_list(res),
+            "length": res["body_size"],
+            "content_type": header(res, "content-type"),
+        });
+    }
+    strip_nulls(&mut out);
+    out
+}
+
+/// ECS 8.x field set: event.*, http.*, url.*, source.*, destination.*, process.*, host.*.
+pub fn ecs(event: &Value) -> Value {
+    let req = &event["request"];
+    let res = &event["response"];
+    let (src, dst) = source_destination(event);
+    let p = &event["process"];
+    let mut out = json!({
+        "@timestamp": event["time"],
+        "ecs": { "version": "8.11.0" },
+        "event": {
+            "kind": "event",
+            "category": ["network", "web"],
+            "type": ["access", "connection"],
+            "module": "cleartap",
+            "dataset": "cleartap.http_exchange",
+            "duration": event["duration_us"].as_u64().map(|us| us * 1000),
+        },
+        "host": { "hostname": event["host"] },
+        "source": src,
+        "destination": dst,
+        "network": { "transport": "tcp", "protocol": "http" },
+        "process": {
+            "pid": p["pid"], "name": p["comm"], "executable": p["exe"],
+            "thread": { "id": p["tid"] },
+        },
+        "http": {
+            "version": version_number(&req["version"]),
+            "request": {
+                "method": req["method"],
+                "body": { "bytes": req["body_size"] },
+                "headers": req["headers"],
+            },
+            "response": {
+                "status_code": res["status"],
+                "body": { "bytes": res["body_size"] },
+                "headers": res["headers"],
+            },
+        },
+        "url": {
+            "path": req["path"],
+            "query": req["query"],
+            "domain": header(req, "host"),
+        },
+        "user_agent": { "original": header(req, "user-agent") },
+        "cleartap": {
+            "schema": event["schema"],
+            "cgroup_id": p["cgroup_id"],
+            "role": event["connection"]["role"],
+            "tls": event["connection"]["tls"],
+            "tls_library": event["connection"]["library"],
+            "fd": event["connection"]["fd"],
+            "latency_us": event["latency_us"],
+        },
+    });
+    if event["connection"]["tls"] == true {
+        out["tls"] = json!({ "established": true });
+    }
+    strip_nulls(&mut out);
+    out
+}
+
+/// Removes null members and objects left empty: SIEMs index absent fields better than nulls.
+fn strip_nulls(v: &mut Value) {
+    if let Value::Object(map) = v {
+        for child in map.values_mut() {
+            strip_nulls(child);
+        }
+        map.retain(|_, c| !(c.is_null() || c.as_object().is_some_and(|o| o.is_empty())));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn golden() -> Value {
+        serde_json::from_str(include_str!("../../tests/golden/exchange_event.json"))
+            .expect("golden event")
+    }
+
+    #[test]
+    fn ocsf_http_activity_from_the_golden_event() {
+        let o = ocsf(&golden(), 1_763_700_000_001);
+        assert_eq!(o["class_uid"], 4002);
+        assert_eq!(o["activity_id"], 6);
+        assert_eq!(o["type_uid"], 400206);
+        assert_eq!(o["http_request"]["http_method"], "POST");
+        assert_eq!(o["http_request"]["url"]["path"], "/api/v1/users");
+        assert_eq!(o["http_request"]["url"]["hostname"], "api.local");
+        assert_eq!(o["http_response"]["code"], 201);
+        assert_eq!(o["src_endpoint"]["port"], 50000);
+        assert_eq!(o["dst_endpoint"]["port"], 8443);
+        assert_eq!(o["actor"]["process"]["name"], "curl");
+        assert_eq!(o["time"], 1_763_700_000_001i64);
+        let text = o.to_string();
+        assert!(text.contains("Bearer [REDACTED]") && !text.contains("null"));
+    }
+
+    #[test]
+    fn ecs_fields_from_the_golden_event() {
+        let e = ecs(&golden());
+        assert_eq!(e["@timestamp"], "2025-11-21T04:40:00.001Z");
+        assert_eq!(e["http"]["request"]["method"], "POST");
+        assert_eq!(e["http"]["response"]["status_code"], 201);
+        assert_eq!(e["http"]["version"], "1.1");
+        assert_eq!(e["url"]["query"], "id=7&api_key=[REDACTED]");
+        assert_eq!(e["source"]["port"], 50000);
+        assert_eq!(e["destination"]["ip"], "127.0.0.1");
+        assert_eq!(e["process"]["executable"], "/usr/bin/curl");
+        assert_eq!(e["tls"]["established"], true);
+        assert_eq!(e["event"]["duration"], 250_000);
+    }
+}
