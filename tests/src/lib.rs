@@ -118,6 +118,11 @@ pub struct Agent {
 impl Agent {
     /// Starts cleartap and waits until it reports its probes live.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// As `start`, with extra environment variables for the agent.
+    pub fn start_with_env(args: &[&str], envs: &[(&str, &str)]) -> Self {
         let binary = agent_binary();
         assert!(
             binary.exists(),
@@ -126,6 +131,7 @@ impl Agent {
         );
         let mut child = Command::new(&binary)
             .args(args)
+            .envs(envs.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

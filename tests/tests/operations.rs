@@ -47,6 +47,16 @@ fn config_default_round_trips_and_check_names_bad_fields() {
         ("[capture]\nsocket_hooks = \"fentry\"\n", "socket_hooks"),
         ("[filters]\nport = [443]\n", "unknown field `port`"),
         ("[metrics]\nlisten = \"everywhere\"\n", "metrics.listen"),
+        (
+            "[[sinks]]\ntype = \"http\"\nurl = \"ftp://siem\"\n",
+            "sinks[0].url",
+        ),
+        ("[[sinks]]\ntype = \"file\"\n", "sinks[0].path: required"),
+        (
+            "[[sinks]]\ntype = \"stdout\"\naddress = \"x\"\n",
+            "sinks[0].address: only applies",
+        ),
+        ("[[sinks]]\ntype = \"kafka\"\n", "unknown variant `kafka`"),
     ] {
         let bad = dir.path("bad.toml");
         std::fs::write(&bad, text).expect("write");

@@ -23,7 +23,7 @@ mod soak;
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 /// Debian packages the end-to-end tests start as real peers.
-const TEST_PEERS: [&str; 7] = [
+const TEST_PEERS: [&str; 8] = [
     "nginx",
     "curl",
     "openssl",
@@ -31,6 +31,7 @@ const TEST_PEERS: [&str; 7] = [
     "wrk",
     "bpftool",
     "gnutls-bin",
+    "rsyslog",
 ];
 
 #[derive(Parser)]
@@ -348,6 +349,8 @@ fn test() -> anyhow::Result<()> {
                 "kprobe_qemu",
                 "--test",
                 "operations",
+                "--test",
+                "sinks",
                 "--",
                 "--test-threads=1",
             ])

@@ -75,15 +75,18 @@ impl RotatingFile {
 
 impl Transport for RotatingFile {
     fn send(&mut self, batch: &[Line]) -> Result<(), SendError> {
-        let mut buf = Vec::with_capacity(batch.iter().map(|l| l.text.len() + 1).sum());
+        let mut buf = Vec::new();
         for line in batch {
+            buf.clear();
             buf.extend_from_slice(line.text.as_bytes());
             buf.push(b'\n');
+            // One write per line: the file rotates between lines, never inside one.
+            self.file
+                .write_all(&buf)
+                .map_err(|e| io_err(&self.path.display().to_string(), e))?;
         }
-        // One write per batch: the file rotates between batches, never inside a line.
         self.file
-            .write_all(&buf)
-            .and_then(|()| self.file.flush())
+            .flush()
             .map_err(|e| io_err(&self.path.display().to_string(), e))
     }
 }
