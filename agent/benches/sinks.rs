@@ -80,6 +80,9 @@ fn file_config(tag: &str, queue: usize) -> SinkConfig {
     c
 }
 
+/// Builds round N's sink configuration (fresh directories per round).
+type MakeConfig = Box<dyn Fn(usize) -> SinkConfig>;
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -103,7 +106,7 @@ fn main() {
         let mut buf = vec![0u8; 65536];
         while receiver.recv(&mut buf).is_ok() {}
     });
-    let cases: Vec<(&str, Box<dyn Fn(usize) -> SinkConfig>)> = vec![
+    let cases: Vec<(&str, MakeConfig)> = vec![
         (
             "file sink, queue holds all",
             Box::new(|i| file_config(&format!("q{i}"), EVENTS)),
