@@ -27,6 +27,17 @@ pub fn privileged() -> bool {
     false
 }
 
+/// The JSON Schema of the native event (schema/http_exchange.schema.json), compiled.
+pub fn event_schema() -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/http_exchange.schema.json");
+    let text = std::fs::read_to_string(&path).expect("schema file");
+    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("schema compiles")
+}
+
 pub fn agent_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("CLEARTAP_BIN") {
         return PathBuf::from(p);
@@ -143,10 +154,21 @@ impl Agent {
         let err = child.stderr.take().expect("stderr");
         {
             let events = events.clone();
+            let schema = event_schema();
             std::thread::spawn(move || {
                 for line in BufReader::new(out).lines().map_while(Result::ok) {
                     let value: Value = serde_json::from_str(&line)
                         .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+                    // Every event any end-to-end test sees is checked against the schema file;
+                    // a violation is kept and fails the test at its next look at the events.
+                    if let Err(e) = schema.validate(&value) {
+                        let e = format!(
+                            "event violates schema/http_exchange.schema.json: {e} at {}: {line}",
+                            e.instance_path()
+                        );
+                        events.lock().expect("lock").push(Value::String(e));
+                        continue;
+                    }
                     events.lock().expect("lock").push(value);
                 }
             });
@@ -199,7 +221,11 @@ impl Agent {
     }
 
     pub fn events(&self) -> Vec<Value> {
-        self.events.lock().expect("lock").clone()
+        let events = self.events.lock().expect("lock").clone();
+        if let Some(violation) = events.iter().find_map(Value::as_str) {
+            panic!("{violation}");
+        }
+        events
     }
 
     /// Waits until `count` events satisfy `pred`; returns them in arrival order.

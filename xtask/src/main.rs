@@ -351,6 +351,8 @@ fn test() -> anyhow::Result<()> {
                 "operations",
                 "--test",
                 "sinks",
+                "--test",
+                "schema",
                 "--",
                 "--test-threads=1",
             ])
