@@ -49,6 +49,29 @@ fn monotonic_to_unix_ns() -> i128 {
     unix - mono
 }
 
+/// Loads (or creates) the redaction key. A key file that cannot be created (read-only disk)
+/// falls back to a key for this run only; a malformed one is an error.
+fn install_token_key(path: &std::path::Path) -> anyhow::Result<()> {
+    use crate::token_key::{TokenKeyError, load_or_create, random_key};
+    let key = match load_or_create(path) {
+        Ok((key, created)) => {
+            if created {
+                log::info!("created redaction key {}", path.display());
+            }
+            key
+        }
+        Err(e @ TokenKeyError::Length { .. }) => return Err(e.into()),
+        Err(e) => {
+            log::warn!(
+                "{e}; using a key for this run only: redaction tags will differ after a restart"
+            );
+            random_key().context("reading /dev/urandom")?
+        }
+    };
+    crate::output::redact::set_token_key(key);
+    Ok(())
+}
+
 /// Picks and attaches the socket hooks; returns a description for the start-up log line.
 fn attach_socket_hooks(ebpf: &mut aya::Ebpf, wanted: SocketHooks) -> anyhow::Result<String> {
     let has_kprobes = loader::kernel_has_kprobes();
@@ -84,6 +107,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     }
     let filters = config.filters();
     filters.validate()?;
+    install_token_key(&config.token_key_file)?;
     ensure_tracefs();
     let offsets = match kernel_offsets::resolve(kernel_offsets::VMLINUX_BTF) {
         Ok(o) => o,

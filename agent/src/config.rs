@@ -117,6 +117,12 @@ pub struct Config {
     #[arg(long = "exclude-port", value_name = "PORT", help_heading = "Filters")]
     pub exclude_ports: Vec<u16>,
 
+    /// Key of the redaction tags: secrets become [REDACTED:<HMAC tag>] so one token can be
+    /// followed across events without being stored. Created (32 random bytes, mode 0600) when
+    /// missing.
+    #[arg(long, env = "CLEARTAP_TOKEN_KEY_FILE", value_name = "PATH", default_value = crate::token_key::DEFAULT_PATH)]
+    pub token_key_file: std::path::PathBuf,
+
     /// Sinks from the config file's `[[sinks]]` (none: one stdout sink, native format).
     #[arg(skip)]
     pub sinks: Vec<crate::output::sink_config::SinkConfig>,

@@ -51,7 +51,15 @@ pub struct FileConfig {
     #[serde(default)]
     metrics: MetricsSection,
     #[serde(default)]
+    redaction: RedactionSection,
+    #[serde(default)]
     sinks: Vec<crate::output::sink_config::SinkConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedactionSection {
+    token_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +159,7 @@ pub fn merge(config: &mut Config, file: FileConfig, matches: &ArgMatches) {
         streams,
         filters,
         metrics,
+        redaction,
         sinks,
     } = file;
     config.sinks = sinks;
@@ -175,6 +184,7 @@ pub fn merge(config: &mut Config, file: FileConfig, matches: &ArgMatches) {
         ports <- filters.ports,
         exclude_ports <- filters.exclude_ports,
         metrics_listen <- metrics.listen,
+        token_key_file <- redaction.token_key_file,
     );
     if let Some(plaintext) = capture.plaintext
         && defaulted("no_plaintext")

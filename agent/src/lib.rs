@@ -18,3 +18,4 @@ pub mod process;
 pub mod reader;
 pub mod recording;
 pub mod stats;
+pub mod token_key;

@@ -330,6 +330,32 @@ pub fn pid_is(event: &Value, pid: u32) -> bool {
     at(event, &["process", "pid"]).as_u64() == Some(u64::from(pid))
 }
 
+/// The redaction tag the agent writes for `secret` under the key in `key_file`, computed
+/// independently with `openssl dgst -mac HMAC`: `[REDACTED:<first 16 hex digits>]`.
+pub fn redaction_tag(key_file: &Path, secret: &str) -> String {
+    let key = std::fs::read(key_file).expect("token key file");
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let mut child = Command::new("openssl")
+        .args(["dgst", "-sha256", "-mac", "HMAC", "-macopt"])
+        .arg(format!("hexkey:{hex}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("openssl dgst");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(secret.as_bytes())
+        .expect("write secret");
+    let out = child.wait_with_output().expect("openssl output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let digest = text.rsplit(' ').next().unwrap_or("").trim();
+    assert_eq!(digest.len(), 64, "openssl dgst said: {text}");
+    format!("[REDACTED:{}]", &digest[..16])
+}
+
 /// `name=value` from the agent's exit summary line among `lines`.
 pub fn summary_counter(lines: &[String], name: &str) -> u64 {
     let line = lines

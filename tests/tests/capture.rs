@@ -104,10 +104,12 @@ fn curl_against_nginx_both_sides() {
         assert_eq!(s(at(e, &["request", "method"])), "GET");
         assert_eq!(s(at(e, &["request", "path"])), "/file.bin");
         // Credentials never reach the output.
-        assert_eq!(s(at(e, &["request", "query"])), "a=b&token=[REDACTED]");
-        assert_eq!(
-            s(at(e, &["request", "headers", "authorization"])),
-            "Bearer [REDACTED]"
+        let query = s(at(e, &["request", "query"]));
+        assert!(query.starts_with("a=b&token=[REDACTED:"), "{query}");
+        let auth = s(at(e, &["request", "headers", "authorization"]));
+        assert!(
+            auth.starts_with("Bearer [REDACTED:") && auth.len() == 34,
+            "{auth}"
         );
         assert_eq!(n(at(e, &["response", "status"])), 200);
         assert_eq!(

@@ -223,7 +223,7 @@ mod tests {
         assert_eq!(o["actor"]["process"]["name"], "curl");
         assert_eq!(o["time"], 1_763_700_000_001i64);
         let text = o.to_string();
-        assert!(text.contains("Bearer [REDACTED]") && !text.contains("null"));
+        assert!(text.contains("Bearer [REDACTED:81dcd9d1e4b785bc]") && !text.contains("null"));
     }
 
     #[test]
@@ -233,7 +233,10 @@ mod tests {
         assert_eq!(e["http"]["request"]["method"], "POST");
         assert_eq!(e["http"]["response"]["status_code"], 201);
         assert_eq!(e["http"]["version"], "1.1");
-        assert_eq!(e["url"]["query"], "id=7&api_key=[REDACTED]");
+        assert_eq!(
+            e["url"]["query"],
+            "id=7&api_key=[REDACTED:60a4135bea98eb18]"
+        );
         assert_eq!(e["source"]["port"], 50000);
         assert_eq!(e["destination"]["ip"], "127.0.0.1");
         assert_eq!(e["process"]["executable"], "/usr/bin/curl");

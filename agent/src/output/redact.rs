@@ -1,9 +1,40 @@
 //! Redaction of secrets before anything is written: credentials in headers and query strings.
-//! On by default and not switchable here; keyed token hashing arrives with the output issue.
+//! Always on. A secret becomes `[REDACTED:<tag>]`, the tag being the first 8 bytes (hex) of
+//! HMAC-SHA256(key, secret): the same token gives the same tag in every event and sink, so
+//! detections and SIEM queries can follow it, while the token itself is never written and
+//! cannot be recovered or brute-forced without the key (token_key.rs keeps it per install).
 
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::OnceLock};
 
-pub const REDACTED: &str = "[REDACTED]";
+use hmac::{Hmac, KeyInit as _, Mac as _};
+
+static TOKEN_KEY: OnceLock<[u8; 32]> = OnceLock::new();
+
+/// Sets the key for the life of the process (once; later calls are ignored and return false).
+pub fn set_token_key(key: [u8; 32]) -> bool {
+    TOKEN_KEY.set(key).is_ok()
+}
+
+fn token_key() -> &'static [u8; 32] {
+    // Unset only in unit tests and tools: a fixed, documented key keeps their output stable.
+    TOKEN_KEY.get_or_init(|| [0x42; 32])
+}
+
+/// `[REDACTED:<16 hex digits>]` for `secret`.
+pub fn marker(secret: &[u8]) -> String {
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(token_key()) else {
+        return "[REDACTED]".to_owned();
+    };
+    mac.update(secret);
+    let tag = mac.finalize().into_bytes();
+    let mut out = String::with_capacity(28);
+    out.push_str("[REDACTED:");
+    for b in &tag[..8] {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out.push(']');
+    out
+}
 
 /// Headers whose values are credentials by definition (lower-case).
 fn is_secret_header(lower: &str) -> bool {
@@ -51,14 +82,14 @@ pub fn header_value<'v>(lower_name: &str, value: &'v [u8]) -> Cow<'v, str> {
     if lower_name == "authorization" || lower_name == "proxy-authorization" {
         let text = String::from_utf8_lossy(value);
         return Cow::Owned(match text.split_once(' ') {
-            Some((scheme, _)) if !scheme.is_empty() && scheme.len() <= 16 => {
-                format!("{scheme} {REDACTED}")
+            Some((scheme, credentials)) if !scheme.is_empty() && scheme.len() <= 16 => {
+                format!("{scheme} {}", marker(credentials.trim().as_bytes()))
             }
-            _ => REDACTED.to_owned(),
+            _ => marker(value),
         });
     }
     if is_secret_header(lower_name) || name_looks_secret(lower_name) {
-        return Cow::Borrowed(REDACTED);
+        return Cow::Owned(marker(value));
     }
     String::from_utf8_lossy(value)
 }
@@ -88,7 +119,7 @@ pub fn query(query: &str) -> Cow<'_, str> {
         query
             .split('&')
             .map(|pair| match pair.split_once('=') {
-                Some((k, _)) if is_secret_query_key(k) => format!("{k}={REDACTED}"),
+                Some((k, v)) if is_secret_query_key(k) => format!("{k}={}", marker(v.as_bytes())),
                 _ => pair.to_owned(),
             })
             .collect::<Vec<_>>()
@@ -107,14 +138,34 @@ mod tests {
 
     #[test]
     fn headers() {
-        assert_eq!(
-            header_value("authorization", b"Bearer abc.def"),
-            "Bearer [REDACTED]"
+        let bearer = header_value("authorization", b"Bearer abc.def");
+        assert_eq!(bearer, format!("Bearer {}", marker(b"abc.def")));
+        assert!(
+            bearer.starts_with("Bearer [REDACTED:")
+                && bearer.len() == "Bearer [REDACTED:]".len() + 16
         );
-        assert_eq!(header_value("authorization", b"opaque"), "[REDACTED]");
-        assert_eq!(header_value("cookie", b"sid=1"), "[REDACTED]");
-        assert_eq!(header_value("x-upstream-token", b"t"), "[REDACTED]");
+        assert_eq!(header_value("authorization", b"opaque"), marker(b"opaque"));
+        assert_eq!(header_value("cookie", b"sid=1"), marker(b"sid=1"));
+        assert_eq!(header_value("x-upstream-token", b"t"), marker(b"t"));
         assert_eq!(header_value("user-agent", b"curl/8"), "curl/8");
+    }
+
+    #[test]
+    fn same_secret_same_tag_other_secret_other_tag() {
+        assert_eq!(marker(b"token-1"), marker(b"token-1"));
+        assert_ne!(marker(b"token-1"), marker(b"token-2"));
+        // The same token in a header and in a query string is followed across both.
+        let q = query("access_token=tok-9");
+        assert_eq!(q, format!("access_token={}", marker(b"tok-9")));
+        assert!(header_value("authorization", b"Bearer tok-9").ends_with(&marker(b"tok-9")));
+    }
+
+    #[test]
+    fn tag_is_hmac_sha256_of_the_secret() {
+        // HMAC-SHA256(key, data) with the unit-test key
+        // (32 bytes of 0x42); computed independently with
+        // `printf abc | openssl dgst -sha256 -mac HMAC -macopt hexkey:4242…42`.
+        assert_eq!(marker(b"abc"), "[REDACTED:67309d866ce6deea]");
     }
 
     #[test]
@@ -144,7 +195,11 @@ mod tests {
     fn query_values() {
         assert_eq!(
             query("y=1&access_token=abc&api_key=k&q=select"),
-            "y=1&access_token=[REDACTED]&api_key=[REDACTED]&q=select"
+            format!(
+                "y=1&access_token={}&api_key={}&q=select",
+                marker(b"abc"),
+                marker(b"k")
+            )
         );
         assert_eq!(query("flag"), "flag");
     }
