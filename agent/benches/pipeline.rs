@@ -57,6 +57,7 @@ fn pipeline_and_output(records: &[&[u8]], sink: &mut Vec<u8>) -> usize {
         exe: Some("/usr/bin/bench".into()),
         library: Some("/usr/lib/libssl.so.3".into()),
         monotonic_to_unix_ns: 0,
+        body_routes: &[],
     };
     sink.clear();
     for item in &out {

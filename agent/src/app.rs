@@ -98,7 +98,7 @@ fn attach_socket_hooks(ebpf: &mut aya::Ebpf, wanted: SocketHooks) -> anyhow::Res
     }
 }
 
-pub fn run(config: Config) -> anyhow::Result<()> {
+pub fn run(config: Config, loader: crate::config_file::Loader) -> anyhow::Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!(
@@ -183,6 +183,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let host = hostname();
     let output = crate::output::Output::start(&config.sinks, &host)?;
     let mut pipeline = Pipeline::new(ConnTable::new(limits), output, host, monotonic_to_unix_ns());
+    pipeline.body_routes = config.body_routes.clone();
     if let Some(path) = &config.record_raw {
         pipeline.record_to(crate::recording::Recorder::create(path)?);
         log::warn!(
@@ -219,6 +220,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             poll_interval: Duration::from_millis(config.poll_interval_ms),
             library_sweep: Duration::from_secs(config.library_sweep_secs),
             metrics,
+            reload: crate::reader::Reload {
+                loader,
+                running: config,
+            },
         }
         .run()
         .await

@@ -40,6 +40,11 @@ pub struct Config {
     #[arg(long, env = "CLEARTAP_BODY_PREFIX_BYTES", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=65536))]
     pub body_prefix_bytes: u32,
 
+    /// Show body prefixes only for requests whose path starts with this (repeatable; e.g.
+    /// /api/). Without it, --body-prefix-bytes applies to every route.
+    #[arg(long = "body-route", value_name = "PATH_PREFIX")]
+    pub body_routes: Vec<String>,
+
     /// Bytes captured from one SSL_read/SSL_write call at most; the rest is counted as truncated.
     #[arg(long, env = "CLEARTAP_CAPTURE_MAX_BYTES", default_value_t = CAPTURE_LIMIT_BYTES as u32,
           value_parser = clap::value_parser!(u32).range(1..=CAPTURE_LIMIT_BYTES as i64))]

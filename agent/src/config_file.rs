@@ -14,6 +14,74 @@ use crate::{
     probes::ProbeMode,
 };
 
+/// Builds the configuration from the command line (parsed once, at start) and the config file
+/// (read at every `load`, so SIGHUP picks up its changes).
+pub struct Loader {
+    matches: ArgMatches,
+}
+
+impl Loader {
+    /// Parses the process's arguments; `--help`, `--version` and usage errors exit here.
+    pub fn from_command_line() -> Self {
+        use clap::CommandFactory as _;
+        Self {
+            matches: Config::command().get_matches(),
+        }
+    }
+
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        use clap::FromArgMatches as _;
+        let mut config =
+            Config::from_arg_matches(&self.matches).map_err(|e| ConfigError::Cli(e.to_string()))?;
+        if let Some(path) = chosen_path(config.config.as_deref()) {
+            let file = FileConfig::load(&path)?;
+            merge(&mut config, file, &self.matches);
+            config.config = Some(path);
+        }
+        validate(&config)?;
+        config.filters().validate()?;
+        Ok(config)
+    }
+}
+
+/// Settings a running agent cannot change (they shape the loaded eBPF programs, its maps or
+/// start-up state); SIGHUP reports them and they take effect after a restart.
+pub fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    macro_rules! compare {
+        ($($field:ident),*) => {
+            $(if format!("{:?}", running.$field) != format!("{:?}", new.$field) {
+                changed.push(stringify!($field));
+            })*
+        };
+    }
+    compare!(
+        body_prefix_bytes,
+        capture_max_bytes,
+        no_plaintext,
+        probe_mode,
+        socket_hooks,
+        libraries,
+        library_sweep_secs,
+        ring_buffer_mib,
+        poll_interval_ms,
+        wakeup_bytes,
+        max_streams,
+        idle_timeout_secs,
+        pids,
+        exclude_pids,
+        comms,
+        exclude_comms,
+        cgroups,
+        exclude_cgroups,
+        ports,
+        exclude_ports,
+        metrics_listen,
+        token_key_file
+    );
+    changed
+}
+
 /// Used when neither `--config` nor CLEARTAP_CONFIG is given and this file exists.
 pub const DEFAULT_PATH: &str = "/etc/cleartap/cleartap.toml";
 
@@ -29,6 +97,10 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error(transparent)]
     Sinks(#[from] crate::output::sink_config::SinkError),
+    #[error(transparent)]
+    Filters(#[from] crate::filters::FilterError),
+    #[error("{0}")]
+    Cli(String),
     #[error("{field} = {value}: {allowed}")]
     Invalid {
         field: &'static str,
@@ -66,6 +138,7 @@ struct RedactionSection {
 #[serde(deny_unknown_fields)]
 struct CaptureSection {
     body_prefix_bytes: Option<u32>,
+    body_routes: Option<Vec<String>>,
     capture_max_bytes: Option<u32>,
     plaintext: Option<bool>,
     probe_mode: Option<ProbeMode>,
@@ -165,6 +238,7 @@ pub fn merge(config: &mut Config, file: FileConfig, matches: &ArgMatches) {
     config.sinks = sinks;
     take!(
         body_prefix_bytes <- capture.body_prefix_bytes,
+        body_routes <- capture.body_routes,
         capture_max_bytes <- capture.capture_max_bytes,
         probe_mode <- capture.probe_mode,
         socket_hooks <- capture.socket_hooks,

@@ -1,28 +1,14 @@
 //! `cleartap`: thin binary over the agent library. Reads flags, environment and the config
 //! file (in that precedence), then runs the agent or a `config` subcommand.
 
-use clap::{CommandFactory as _, FromArgMatches as _};
-
 use agent::{
-    config::{Command, Config, ConfigAction},
-    config_file::{self, FileConfig},
+    config::{Command, ConfigAction},
+    config_file::{self, Loader},
 };
 
-fn load() -> anyhow::Result<Config> {
-    let matches = Config::command().get_matches();
-    let mut config = Config::from_arg_matches(&matches)?;
-    if let Some(path) = config_file::chosen_path(config.config.as_deref()) {
-        let file = FileConfig::load(&path)?;
-        config_file::merge(&mut config, file, &matches);
-        config.config = Some(path);
-    }
-    config_file::validate(&config)?;
-    config.filters().validate()?;
-    Ok(config)
-}
-
 fn run() -> anyhow::Result<()> {
-    let config = load()?;
+    let loader = Loader::from_command_line();
+    let config = loader.load()?;
     match &config.command {
         Some(Command::Config {
             action: ConfigAction::Default,
@@ -39,7 +25,7 @@ fn run() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        None => agent::app::run(config),
+        None => agent::app::run(config, loader),
     }
 }
 

@@ -33,6 +33,8 @@ pub struct Pipeline {
     pub processes: ProcessTable,
     pub counters: AgentCounters,
     pub output: Output,
+    /// `--body-route` prefixes (empty: bodies of every route, when body capture is on).
+    pub body_routes: Vec<String>,
     host: String,
     monotonic_to_unix_ns: i128,
     rescans: VecDeque<(Instant, u32, usize)>,
@@ -49,6 +51,7 @@ impl Pipeline {
             processes: ProcessTable::default(),
             counters: AgentCounters::default(),
             output,
+            body_routes: Vec::new(),
             host,
             monotonic_to_unix_ns,
             rescans: VecDeque::new(),
@@ -57,6 +60,10 @@ impl Pipeline {
             exited: Vec::new(),
             recorder: None,
         }
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     pub fn record_to(&mut self, recorder: Recorder) {
@@ -164,6 +171,7 @@ impl Pipeline {
                 exe: self.processes.exe(item.conn.tgid),
                 library: attacher.library_path(item.conn.library_id),
                 monotonic_to_unix_ns: self.monotonic_to_unix_ns,
+                body_routes: &self.body_routes,
             };
             let epoch_ms = (start_unix_ns(&item, self.monotonic_to_unix_ns) / 1_000_000) as i64;
             self.output.write(&render(&item, &ctx), epoch_ms)?;

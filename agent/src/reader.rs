@@ -49,6 +49,13 @@ pub struct Loop {
     pub library_sweep: Duration,
     /// Where the counters are published for /metrics, once a second.
     pub metrics: Option<crate::metrics::Shared>,
+    pub reload: Reload,
+}
+
+/// What SIGHUP needs: how to read the configuration again, and what is running now.
+pub struct Reload {
+    pub loader: crate::config_file::Loader,
+    pub running: crate::config::Config,
 }
 
 impl Loop {
@@ -72,6 +79,47 @@ impl Loop {
         }
     }
 
+    /// SIGHUP: reads the configuration again; restarts the sinks with it (which reopens
+    /// files and re-reads auth headers; spools carry over) and names the settings that need a
+    /// restart. A configuration that does not load changes nothing.
+    fn reload(&mut self) {
+        let new = match self.reload.loader.load() {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!(
+                    "SIGHUP: configuration not reloaded, still running the previous one: {e}"
+                );
+                return;
+            }
+        };
+        let pending = crate::config_file::restart_needed(&self.reload.running, &new);
+        if !pending.is_empty() {
+            log::warn!(
+                "SIGHUP: {} changed; that takes effect after a restart",
+                pending.join(", ")
+            );
+        }
+        // The old sinks finish (what they cannot deliver stays in their spools) before the new
+        // ones open the same files and spool directories.
+        let old = self.pipeline.output.shutdown(Duration::from_secs(2));
+        log::info!("SIGHUP: sinks stopped: {}", crate::output::summary(&old));
+        let host = self.pipeline.host().to_owned();
+        match crate::output::Output::start(&new.sinks, &host) {
+            Ok(output) => {
+                self.pipeline.output = output;
+                self.reload.running.sinks = new.sinks;
+                log::info!("SIGHUP: sinks restarted from the configuration");
+            }
+            Err(e) => {
+                log::error!("SIGHUP: {e}; restarting the previous sinks");
+                match crate::output::Output::start(&self.reload.running.sinks, &host) {
+                    Ok(output) => self.pipeline.output = output,
+                    Err(e) => log::error!("SIGHUP: previous sinks failed to start too: {e}"),
+                }
+            }
+        }
+    }
+
     pub async fn run(mut self) -> anyhow::Result<()> {
         let map = self
             .ebpf
@@ -84,6 +132,7 @@ impl Loop {
             .map_err(|e| anyhow::anyhow!("registering the ring buffer with tokio: {e}"))?;
         let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
         let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+        let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
         let mut poll = tokio::time::interval(self.poll_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut housekeeping = tokio::time::interval(Duration::from_secs(5));
@@ -128,6 +177,7 @@ impl Loop {
                     let mapped = discovery::mapped_files();
                     self.attacher.release_unused(&mut self.ebpf, &mapped);
                 }
+                _ = sighup.recv() => self.reload(),
                 _ = sigterm.recv() => break "SIGTERM",
                 _ = sigint.recv() => break "SIGINT",
             }

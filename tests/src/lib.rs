@@ -216,6 +216,28 @@ impl Agent {
         })
     }
 
+    /// Sends `signal` (e.g. SIGHUP) without waiting for anything.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.pid() as i32, signal) };
+    }
+
+    /// Waits until a stderr line contains `needle` (panics with stderr after `timeout`).
+    pub fn wait_stderr(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.stderr_lines().into_iter().find(|l| l.contains(needle)) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no stderr line with {needle:?} within {timeout:?}: {:#?}",
+                self.stderr_lines()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn stderr_lines(&self) -> Vec<String> {
         self.stderr.lock().expect("lock").clone()
     }

@@ -69,6 +69,75 @@ fn config_default_round_trips_and_check_names_bad_fields() {
     assert!(err.contains("/nonexistent/c.toml"), "{err}");
 }
 
+fn line_count(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
+}
+
+fn wait_line_count(path: &std::path::Path, n: usize) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while line_count(path) < n && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(line_count(path), n, "{}", path.display());
+}
+
+/// SIGHUP re-reads the config file: the file sink reopens its path (logrotate moved the old
+/// file away), a broken config changes nothing, and settings that need a restart are named.
+#[test]
+fn sighup_reopens_files_and_rejects_a_broken_config() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("sighup");
+    let port = free_port();
+    let server = nginx(&dir, port);
+    let events = dir.path("out/events.jsonl");
+    let config = |extra: &str| {
+        format!(
+            "[filters]\ncomms = [\"curl\", \"nginx\"]\n{extra}\n[[sinks]]\ntype = \"stdout\"\n\
+[[sinks]]\nname = \"file\"\ntype = \"file\"\npath = \"{}\"\nspool_dir = \"{}\"\n",
+            events.display(),
+            dir.path("spool").display()
+        )
+    };
+    let config_path = dir.path("cleartap.toml");
+    std::fs::write(&config_path, config("")).expect("config");
+    let agent = Agent::start(&["--config", &config_path.to_string_lossy()]);
+    let fetch = |n: usize| {
+        let url = format!("https://127.0.0.1:{port}/file.bin?round={n}");
+        let (pid, _) = run_client(&mut curl(&["-o", "/dev/null", &url]));
+        agent.wait_events(1, WAIT, |e| pid_is(e, pid));
+        let nginx_pid = server.0.id();
+        agent.wait_events(n, WAIT, |e| pid_is(e, nginx_pid));
+    };
+    fetch(1);
+    wait_line_count(&events, 2);
+    // logrotate's move, then SIGHUP: the sink opens a new file at the path.
+    let moved = dir.path("out/events.jsonl.moved");
+    std::fs::rename(&events, &moved).expect("rotate");
+    agent.signal(libc::SIGHUP);
+    agent.wait_stderr("SIGHUP: sinks restarted", WAIT);
+    fetch(2);
+    wait_line_count(&events, 2);
+    assert_eq!(line_count(&moved), 2);
+    // A broken file: reported with its field, nothing changes, capture goes on.
+    std::fs::write(&config_path, config("[kernel]\nring_buffer_mib = 3\n")).expect("config");
+    agent.signal(libc::SIGHUP);
+    let line = agent.wait_stderr("configuration not reloaded", WAIT);
+    assert!(line.contains("kernel.ring_buffer_mib"), "{line}");
+    fetch(3);
+    wait_line_count(&events, 4);
+    // A setting that needs a restart is named.
+    std::fs::write(&config_path, config("[streams]\nmax_streams = 100\n")).expect("config");
+    agent.signal(libc::SIGHUP);
+    agent.wait_stderr(
+        "max_streams changed; that takes effect after a restart",
+        WAIT,
+    );
+    assert!(agent.is_running());
+    agent.stop();
+}
+
 fn http_get(port: u16, path: &str) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     write!(

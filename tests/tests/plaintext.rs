@@ -213,3 +213,40 @@ fn no_plaintext_flag_turns_plain_capture_off() {
     let lines = agent.stop();
     assert_eq!(summary_counter(&lines, "plain_sockets_http"), 0);
 }
+
+/// Bodies are shown only when asked for, and only for the routes listed.
+#[test]
+fn body_prefix_only_for_listed_routes() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("body-routes");
+    let port = free_port();
+    let _server = nginx_plain(&dir, port, false);
+    let agent = Agent::start(&["--body-prefix-bytes", "8", "--body-route", "/api/"]);
+    let (pid, _) = run_client(&mut curl(&[
+        "-o",
+        "/dev/null",
+        &format!("http://127.0.0.1:{port}/big.bin"),
+        "-o",
+        "/dev/null",
+        &format!("http://127.0.0.1:{port}/api/missing"),
+    ]));
+    let events = agent.wait_events(2, WAIT, |e| pid_is(e, pid));
+    let by_path = |p: &str| {
+        events
+            .iter()
+            .find(|e| s(at(e, &["request", "path"])) == p)
+            .unwrap_or_else(|| panic!("no event for {p}: {events:#?}"))
+    };
+    let big = by_path("/big.bin");
+    assert_eq!(s(at(big, &["response", "body_prefix"])), "");
+    assert_eq!(
+        n(at(big, &["response", "body_size"])),
+        PLAIN_FILE_BYTES as u64
+    );
+    let api = by_path("/api/missing");
+    assert_eq!(n(at(api, &["response", "status"])), 404);
+    assert_eq!(s(at(api, &["response", "body_prefix"])), "<html>\r\n");
+    agent.stop();
+}

@@ -132,6 +132,13 @@ pub struct Enrichment<'a> {
     pub library: Option<String>,
     /// Add to a CLOCK_MONOTONIC timestamp to get nanoseconds since the Unix epoch.
     pub monotonic_to_unix_ns: i128,
+    /// Path prefixes whose bodies may be shown (`--body-route`); empty: every route.
+    pub body_routes: &'a [String],
+}
+
+/// Whether the body prefixes of an exchange with this request path may be written.
+fn body_allowed(path: Option<&str>, routes: &[String]) -> bool {
+    routes.is_empty() || path.is_some_and(|p| routes.iter().any(|r| p.starts_with(r.as_str())))
 }
 
 fn version(head: &Head) -> &'static str {
@@ -225,6 +232,16 @@ pub fn render<'a>(item: &'a ConnExchange, ctx: &'a Enrichment<'a>) -> ExchangeEv
         port: a.port(),
     };
     let conn = &item.conn;
+    let mut request_out = req.and_then(request);
+    let mut response_out = res.and_then(response);
+    if !body_allowed(request_out.as_ref().map(|r| r.path), ctx.body_routes) {
+        if let Some(r) = request_out.as_mut() {
+            r.body_prefix = std::borrow::Cow::Borrowed("");
+        }
+        if let Some(r) = response_out.as_mut() {
+            r.body_prefix = std::borrow::Cow::Borrowed("");
+        }
+    }
     ExchangeEvent {
         schema: SCHEMA,
         time: rfc3339(start_ns as i128 + ctx.monotonic_to_unix_ns),
@@ -244,8 +261,8 @@ pub fn render<'a>(item: &'a ConnExchange, ctx: &'a Enrichment<'a>) -> ExchangeEv
             library: ctx.library.as_deref(),
             fd: conn.fd,
         },
-        request: req.and_then(request),
-        response: res.and_then(response),
+        request: request_out,
+        response: response_out,
         latency_us: match (req, res) {
             (Some(r), Some(s)) => Some(micros(end_ns(r), s.head.start_ns)),
             _ => None,
@@ -254,6 +271,21 @@ pub fn render<'a>(item: &'a ConnExchange, ctx: &'a Enrichment<'a>) -> ExchangeEv
             (Some(r), Some(s)) => Some(micros(r.head.start_ns, end_ns(s))),
             _ => None,
         },
+    }
+}
+
+#[cfg(test)]
+mod body_route_tests {
+    use super::body_allowed;
+
+    #[test]
+    fn routes_are_path_prefixes_and_empty_means_all() {
+        let routes = ["/api/".to_owned(), "/login".to_owned()];
+        assert!(body_allowed(Some("/api/v1/users"), &routes));
+        assert!(body_allowed(Some("/login"), &routes));
+        assert!(!body_allowed(Some("/static/app.js"), &routes));
+        assert!(!body_allowed(None, &routes));
+        assert!(body_allowed(Some("/anything"), &[]));
     }
 }
 
@@ -315,6 +347,7 @@ Set-Cookie: b=2\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"id\"\r\n4\r\n:42}\r
             exe: Some("/usr/bin/curl".into()),
             library: Some("/usr/lib/x86_64-linux-gnu/libssl.so.3".into()),
             monotonic_to_unix_ns: 1_763_700_000_000_000_000,
+            body_routes: &[],
         };
         let rendered =
             serde_json::to_string_pretty(&render(&exchange(), &ctx)).expect("json") + "\n";

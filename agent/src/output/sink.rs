@@ -105,7 +105,11 @@ impl SinkHandle {
 
     /// Never blocks on the transport: queue, else spool, else count the drop.
     pub fn offer(&self, line: Line) {
-        let Some(tx) = &self.tx else { return };
+        let Some(tx) = &self.tx else {
+            // Closed (shut down, or a failed restart): counted, never silent.
+            self.stats.dropped.fetch_add(1, Relaxed);
+            return;
+        };
         match tx.try_send(line) {
             Ok(()) => {
                 self.stats.queue_depth.fetch_add(1, Relaxed);
