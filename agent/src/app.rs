@@ -184,6 +184,9 @@ pub fn run(config: Config, loader: crate::config_file::Loader) -> anyhow::Result
     let output = crate::output::Output::start(&config.sinks, &host)?;
     let mut pipeline = Pipeline::new(ConnTable::new(limits), output, host, monotonic_to_unix_ns());
     pipeline.body_routes = config.body_routes.clone();
+    if config.detect.enabled {
+        pipeline.detect = Some(crate::detect::Engine::new(config.detect.clone()));
+    }
     if let Some(path) = &config.record_raw {
         pipeline.record_to(crate::recording::Recorder::create(path)?);
         log::warn!(

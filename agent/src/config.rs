@@ -128,6 +128,19 @@ pub struct Config {
     #[arg(long, env = "CLEARTAP_TOKEN_KEY_FILE", value_name = "PATH", default_value = crate::token_key::DEFAULT_PATH)]
     pub token_key_file: std::path::PathBuf,
 
+    /// Write the API inventory (JSON) here at exit and on SIGUSR1; "off" for never.
+    #[arg(
+        long,
+        env = "CLEARTAP_INVENTORY_FILE",
+        value_name = "PATH",
+        default_value = "/var/lib/cleartap/inventory.json"
+    )]
+    pub inventory_file: String,
+
+    /// Detections from the config file's `[detect]` (on by default).
+    #[arg(skip)]
+    pub detect: crate::detect::DetectConfig,
+
     /// Sinks from the config file's `[[sinks]]` (none: one stdout sink, native format).
     #[arg(skip)]
     pub sinks: Vec<crate::output::sink_config::SinkConfig>,
@@ -139,6 +152,15 @@ pub struct Config {
 
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum Command {
+    /// Run the detections over saved exchange events (the agent's own JSON lines, e.g. from a
+    /// file sink) without eBPF; findings go to stdout as JSON lines, a summary to stderr.
+    Replay {
+        /// JSON-lines file of `cleartap.http_exchange/1` events ("-" for stdin).
+        file: std::path::PathBuf,
+        /// Also write the API inventory learned from the file here.
+        #[arg(long, value_name = "PATH")]
+        inventory_out: Option<std::path::PathBuf>,
+    },
     /// Configuration file helpers.
     Config {
         #[command(subcommand)]

@@ -101,6 +101,8 @@ pub enum ConfigError {
     Filters(#[from] crate::filters::FilterError),
     #[error("{0}")]
     Cli(String),
+    #[error("{0}")]
+    Detect(String),
     #[error("{field} = {value}: {allowed}")]
     Invalid {
         field: &'static str,
@@ -124,6 +126,7 @@ pub struct FileConfig {
     metrics: MetricsSection,
     #[serde(default)]
     redaction: RedactionSection,
+    detect: Option<crate::detect::DetectConfig>,
     #[serde(default)]
     sinks: Vec<crate::output::sink_config::SinkConfig>,
 }
@@ -233,9 +236,13 @@ pub fn merge(config: &mut Config, file: FileConfig, matches: &ArgMatches) {
         filters,
         metrics,
         redaction,
+        detect,
         sinks,
     } = file;
     config.sinks = sinks;
+    if let Some(detect) = detect {
+        config.detect = detect;
+    }
     take!(
         body_prefix_bytes <- capture.body_prefix_bytes,
         body_routes <- capture.body_routes,
@@ -315,6 +322,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
     range("kernel.poll_interval_ms", config.poll_interval_ms, 1, 1000)?;
     range("streams.max_streams", config.max_streams, 1, 1_000_000)?;
     crate::output::sink_config::validate(&config.sinks)?;
+    config.detect.validate().map_err(ConfigError::Detect)?;
     crate::metrics::parse_listen(&config.metrics_listen).map_err(|allowed| {
         ConfigError::Invalid {
             field: "metrics.listen",

@@ -25,8 +25,43 @@ fn run() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Some(Command::Replay {
+            file,
+            inventory_out,
+        }) => replay(file, inventory_out.as_deref(), config.detect.clone()),
         None => agent::app::run(config, loader),
     }
+}
+
+fn replay(
+    file: &std::path::Path,
+    inventory_out: Option<&std::path::Path>,
+    detect: agent::detect::DetectConfig,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let input: Box<dyn std::io::BufRead> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+        Box::new(std::io::BufReader::new(f))
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let (summary, engine) = agent::replay::run(input, file, detect, &mut out)?;
+    std::io::Write::flush(&mut out)?;
+    if let Some(path) = inventory_out {
+        std::fs::write(path, engine.inventory.to_json().to_string())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let rate = summary.exchanges as f64 / summary.seconds.max(1e-9);
+    log::info!(
+        "replayed {} exchanges ({} other lines skipped) in {:.3} s ({rate:.0} exchanges/s): {} findings {:?}",
+        summary.exchanges,
+        summary.skipped_lines,
+        summary.seconds,
+        summary.findings,
+        summary.by_rule
+    );
+    Ok(())
 }
 
 fn main() -> std::process::ExitCode {

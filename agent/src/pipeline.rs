@@ -35,6 +35,8 @@ pub struct Pipeline {
     pub output: Output,
     /// `--body-route` prefixes (empty: bodies of every route, when body capture is on).
     pub body_routes: Vec<String>,
+    /// The detection engine; None when detections are off.
+    pub detect: Option<crate::detect::Engine>,
     host: String,
     monotonic_to_unix_ns: i128,
     rescans: VecDeque<(Instant, u32, usize)>,
@@ -52,6 +54,7 @@ impl Pipeline {
             counters: AgentCounters::default(),
             output,
             body_routes: Vec::new(),
+            detect: None,
             host,
             monotonic_to_unix_ns,
             rescans: VecDeque::new(),
@@ -174,7 +177,19 @@ impl Pipeline {
                 body_routes: &self.body_routes,
             };
             let epoch_ms = (start_unix_ns(&item, self.monotonic_to_unix_ns) / 1_000_000) as i64;
-            self.output.write(&render(&item, &ctx), epoch_ms)?;
+            let event = render(&item, &ctx);
+            match self.detect.as_mut() {
+                None => self.output.write(&event, epoch_ms)?,
+                Some(engine) => {
+                    // Rules read the same JSON the sinks get (and `cleartap replay` reads).
+                    let value = serde_json::to_value(&event)?;
+                    let findings = engine.inspect(&value, epoch_ms);
+                    self.output.write(&value, epoch_ms)?;
+                    for finding in &findings {
+                        self.output.write_finding(finding, epoch_ms)?;
+                    }
+                }
+            }
         }
         self.counters.events_written = self.output.events_written;
         if let Some(recorder) = self.recorder.as_mut()

@@ -189,6 +189,110 @@ pub fn ecs(event: &Value) -> Value {
     out
 }
 
+fn severity_id(severity: &Value) -> u8 {
+    match severity.as_str() {
+        Some("low") => 2,
+        Some("medium") => 3,
+        Some("high") => 4,
+        Some("critical") => 5,
+        _ => 1,
+    }
+}
+
+/// OCSF Detection Finding (class 2004) for a `cleartap.finding/1`.
+pub fn finding_ocsf(f: &Value, epoch_ms: i64) -> Value {
+    let rule = &f["rule"];
+    let x = &f["exchange"];
+    let confidence_id = match rule["confidence"].as_str() {
+        Some("low") => 1,
+        Some("medium") => 2,
+        Some("high") => 3,
+        _ => 0,
+    };
+    let mut out = json!({
+        "class_uid": 2004,
+        "class_name": "Detection Finding",
+        "category_uid": 2,
+        "category_name": "Findings",
+        "activity_id": 1,
+        "type_uid": 200401,
+        "severity_id": severity_id(&rule["severity"]),
+        "severity": rule["severity"],
+        "confidence_id": confidence_id,
+        "time": epoch_ms,
+        "metadata": {
+            "version": OCSF_VERSION,
+            "product": { "name": "cleartap", "vendor_name": "cleartap" },
+            "original_schema": f["schema"],
+        },
+        "finding_info": {
+            "uid": format!("{}:{}:{}", rule["id"].as_str().unwrap_or(""), f["route"]["template"].as_str().unwrap_or(""), epoch_ms),
+            "title": rule["title"],
+            "types": [rule["owasp"]],
+            "analytic": { "uid": rule["id"], "name": rule["title"], "type_id": 1, "type": "Rule" },
+        },
+        "evidences": [{
+            "data": f["evidence"],
+            "src_endpoint": endpoint(&x["connection"]["remote"]),
+            "dst_endpoint": endpoint(&x["connection"]["local"]),
+            "process": { "pid": x["process"]["pid"], "name": x["process"]["comm"] },
+            "http_request": {
+                "http_method": x["request"]["method"],
+                "url": { "path": x["request"]["path"], "query_string": x["request"]["query"], "hostname": f["route"]["host"] },
+            },
+        }],
+        "device": { "hostname": f["host"] },
+        "unmapped": {
+            "actor_token": f["actor"]["token"],
+            "actor_client_ip": f["actor"]["client_ip"],
+            "route_template": f["route"]["template"],
+            "occurrences": f["occurrences"],
+        },
+    });
+    strip_nulls(&mut out);
+    out
+}
+
+/// ECS alert for a `cleartap.finding/1`: event.kind alert, rule.*, the exchange's fields.
+pub fn finding_ecs(f: &Value) -> Value {
+    let rule = &f["rule"];
+    let x = &f["exchange"];
+    let mut out = json!({
+        "@timestamp": f["time"],
+        "ecs": { "version": "8.11.0" },
+        "event": {
+            "kind": "alert",
+            "category": ["intrusion_detection", "web"],
+            "type": ["info"],
+            "module": "cleartap",
+            "dataset": "cleartap.finding",
+            "severity": severity_id(&rule["severity"]),
+        },
+        "rule": {
+            "id": rule["id"],
+            "name": rule["title"],
+            "category": rule["owasp"],
+            "ruleset": "cleartap",
+        },
+        "host": { "hostname": f["host"] },
+        "source": { "ip": f["actor"]["client_ip"] },
+        "url": { "path": x["request"]["path"], "query": x["request"]["query"], "domain": f["route"]["host"] },
+        "http": { "request": { "method": x["request"]["method"] }, "response": { "status_code": x["response"]["status"] } },
+        "process": { "pid": x["process"]["pid"], "name": x["process"]["comm"] },
+        "cleartap": {
+            "schema": f["schema"],
+            "route_template": f["route"]["template"],
+            "actor_token": f["actor"]["token"],
+            "evidence": f["evidence"],
+            "severity": rule["severity"],
+            "confidence": rule["confidence"],
+            "occurrences": f["occurrences"],
+        },
+    });
+    strip_nulls(&mut out);
+    out
+}
+
 /// Removes null members and objects left empty: SIEMs index absent fields better than nulls.
 fn strip_nulls(v: &mut Value) {
     if let Value::Object(map) = v {

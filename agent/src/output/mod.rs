@@ -41,6 +41,7 @@ pub struct SinkSnapshot {
 pub struct Output {
     sinks: Vec<(Format, SinkHandle)>,
     pub events_written: u64,
+    pub findings_written: u64,
 }
 
 impl Output {
@@ -66,6 +67,7 @@ impl Output {
         Ok(Self {
             sinks,
             events_written: 0,
+            findings_written: 0,
         })
     }
 
@@ -108,6 +110,29 @@ impl Output {
             }
         }
         self.events_written += 1;
+        Ok(())
+    }
+
+    /// Offers a finding (native `cleartap.finding/1` JSON) to every sink, in its format.
+    pub fn write_finding(
+        &mut self,
+        finding: &serde_json::Value,
+        epoch_ms: i64,
+    ) -> Result<(), OutputError> {
+        let mut rendered: [Option<Arc<str>>; 3] = [None, None, None];
+        for (format, sink) in &self.sinks {
+            let (slot, make): (usize, fn(&serde_json::Value, i64) -> String) = match format {
+                Format::Native => (0, |f, _| f.to_string()),
+                Format::Ocsf => (1, |f, t| formats::finding_ocsf(f, t).to_string()),
+                Format::Ecs => (2, |f, _| formats::finding_ecs(f).to_string()),
+            };
+            let text = rendered[slot].get_or_insert_with(|| Arc::from(make(finding, epoch_ms)));
+            sink.offer(Line {
+                text: text.clone(),
+                epoch_ms,
+            });
+        }
+        self.findings_written += 1;
         Ok(())
     }
 

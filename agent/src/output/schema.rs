@@ -62,6 +62,8 @@ pub struct RequestOut<'a> {
     pub body_size: Option<u64>,
     pub body_prefix: std::borrow::Cow<'a, str>,
     pub body_missing_bytes: u64,
+    /// Non-secret parts of a bearer JWT (alg, time claims); null when there is none.
+    pub jwt: Option<crate::detect::jwt::JwtSummary>,
 }
 
 #[derive(Debug, Serialize)]
@@ -178,6 +180,9 @@ fn request(message: &Message) -> Option<RequestOut<'_>> {
         body_size,
         body_prefix,
         body_missing_bytes,
+        jwt: head
+            .header("authorization")
+            .and_then(crate::detect::jwt::summarize),
     })
 }
 

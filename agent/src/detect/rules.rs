@@ -1,0 +1,310 @@
+//! Stateless rules: each looks at one exchange and returns its evidence (redacted: only values
+//! the event already shows, or the kind of thing found) when it fires.
+
+use serde_json::{Value, json};
+
+use super::view::{View, percent_decode};
+
+/// AUTH-1: a JWT with `alg` none or missing was accepted (2xx).
+pub fn auth1_jwt_alg(v: &View) -> Option<Value> {
+    let jwt = v.jwt?;
+    let alg = jwt["alg"].as_str();
+    let unsigned = alg.is_none_or(|a| a.eq_ignore_ascii_case("none"));
+    (unsigned && v.success()).then(|| json!({ "jwt_alg": alg, "status": v.status }))
+}
+
+/// AUTH-2: an expired (or not yet valid) JWT was accepted; 60 s of clock skew allowed.
+pub fn auth2_jwt_time(v: &View) -> Option<Value> {
+    let jwt = v.jwt?;
+    if !v.success() {
+        return None;
+    }
+    let now = v.epoch_ms / 1000;
+    if let Some(exp) = jwt["exp"].as_i64()
+        && exp + 60 < now
+    {
+        return Some(json!({ "problem": "expired", "exp": exp, "seconds_past": now - exp }));
+    }
+    if let Some(nbf) = jwt["nbf"].as_i64()
+        && nbf > now + 60
+    {
+        return Some(json!({ "problem": "not_yet_valid", "nbf": nbf }));
+    }
+    None
+}
+
+/// AUTH-5: credentials in the URL (a query parameter redaction masked), or Basic auth over
+/// plain HTTP.
+pub fn auth5_credentials_exposed(v: &View) -> Option<Value> {
+    let in_url: Vec<String> = v
+        .params()
+        .into_iter()
+        .filter(|(_, value)| value.starts_with("[REDACTED:"))
+        .map(|(k, _)| k)
+        .collect();
+    if !in_url.is_empty() {
+        return Some(json!({ "problem": "credentials_in_url", "parameters": in_url }));
+    }
+    let basic = v
+        .authorization
+        .is_some_and(|a| a.len() > 6 && a[..6].eq_ignore_ascii_case("basic "));
+    (basic && !v.tls).then(|| json!({ "problem": "basic_auth_without_tls" }))
+}
+
+/// Luhn check of a digit string.
+pub fn luhn(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (i, d) in digits.iter().rev().enumerate() {
+        let mut n = u32::from(d - b'0');
+        if i % 2 == 1 {
+            n *= 2;
+            if n > 9 {
+                n -= 9;
+            }
+        }
+        sum += n;
+    }
+    sum.is_multiple_of(10)
+}
+
+/// A payment card number: 13-19 digits (spaces/dashes allowed between), a known issuer prefix,
+/// Luhn-valid. Returns the brand.
+pub fn card_brand(candidate: &str) -> Option<&'static str> {
+    let digits: Vec<u8> = candidate.bytes().filter(|b| b.is_ascii_digit()).collect();
+    if !(13..=19).contains(&digits.len()) || !luhn(&digits) {
+        return None;
+    }
+    let prefix = |n: usize| -> u32 {
+        std::str::from_utf8(&digits[..n])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    };
+    match digits[0] {
+        b'4' => Some("visa"),
+        b'5' if (51..=55).contains(&prefix(2)) => Some("mastercard"),
+        b'2' if (2221..=2720).contains(&prefix(4)) => Some("mastercard"),
+        b'3' if prefix(2) == 34 || prefix(2) == 37 => Some("amex"),
+        b'6' if prefix(4) == 6011 || prefix(2) == 65 => Some("discover"),
+        _ => None,
+    }
+}
+
+/// A US SSN `AAA-GG-SSSS` with valid area, group and serial.
+pub fn valid_ssn(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 11 || b[3] != b'-' || b[6] != b'-' {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let part = &s[r];
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    match (num(0..3), num(4..6), num(7..11)) {
+        (Some(area), Some(group), Some(serial)) => {
+            area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
+        }
+        _ => false,
+    }
+}
+
+/// Runs of digits (with single spaces/dashes inside) long enough to be a card number.
+fn digit_runs(text: &str) -> Vec<&str> {
+    let b = text.as_bytes();
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut end = i;
+        while i < b.len()
+            && (b[i].is_ascii_digit()
+                || ((b[i] == b' ' || b[i] == b'-') && i + 1 < b.len() && b[i + 1].is_ascii_digit()))
+        {
+            if b[i].is_ascii_digit() {
+                end = i + 1;
+            }
+            i += 1;
+        }
+        runs.push(&text[start..end]);
+    }
+    runs
+}
+
+/// DATA-2: card numbers (issuer prefix + Luhn) or SSNs in the path or query.
+pub fn data2_sensitive_in_url(v: &View) -> Option<Value> {
+    let mut found = Vec::new();
+    let path = percent_decode(v.path);
+    let mut texts = vec![path];
+    texts.extend(v.params().into_iter().map(|(_, value)| value));
+    for text in &texts {
+        for run in digit_runs(text) {
+            if let Some(brand) = card_brand(run) {
+                found.push(format!("card:{brand}"));
+            } else if valid_ssn(run) {
+                found.push("ssn".to_owned());
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    (!found.is_empty()).then(|| json!({ "kinds": found }))
+}
+
+/// Values an attacker controls: query parameter values and path segments, decoded.
+fn inputs(v: &View) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = v
+        .params()
+        .into_iter()
+        .filter(|(_, value)| !value.starts_with("[REDACTED:"))
+        .map(|(k, value)| (format!("query.{k}"), value))
+        .collect();
+    out.extend(
+        v.path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| ("path".to_owned(), percent_decode(s))),
+    );
+    out
+}
+
+/// INJ-1: SQL injection or XSS in a parameter, by libinjection (its fingerprint as evidence).
+pub fn inj1_sqli_xss(v: &View) -> Option<Value> {
+    for (name, value) in inputs(v) {
+        if value.len() < 2 {
+            continue;
+        }
+        let sqli = libinjectionrs::detect_sqli(value.as_bytes());
+        if sqli.is_injection() {
+            let fingerprint = sqli.fingerprint.map(|f| f.to_string());
+            return Some(json!({ "kind": "sqli", "input": name, "fingerprint": fingerprint }));
+        }
+        if libinjectionrs::detect_xss(value.as_bytes()).is_injection() {
+            return Some(json!({ "kind": "xss", "input": name }));
+        }
+    }
+    None
+}
+
+const SHELL_COMMANDS: [&str; 15] = [
+    "cat", "ls", "id", "whoami", "uname", "wget", "curl", "sh", "bash", "nc", "ping", "rm", "echo",
+    "sleep", "nslookup",
+];
+
+/// INJ-2: path traversal / file inclusion, shell command injection, NoSQL operators.
+pub fn inj2_traversal_command_nosql(v: &View) -> Option<Value> {
+    let decoded_path = percent_decode(&percent_decode(v.path));
+    if decoded_path.contains("../") || decoded_path.contains("..\\") {
+        return Some(json!({ "kind": "path_traversal", "input": "path" }));
+    }
+    for (k, value) in v.params() {
+        let twice = percent_decode(&value);
+        let lower = twice.to_ascii_lowercase();
+        if lower.contains("../")
+            || lower.contains("..\\")
+            || lower.starts_with("/etc/")
+            || lower.starts_with("file://")
+            || lower.contains("php://")
+        {
+            return Some(json!({ "kind": "path_traversal", "input": format!("query.{k}") }));
+        }
+        for sep in [";", "|", "&&", "`", "$("] {
+            if let Some(at) = lower.find(sep) {
+                let word: String = lower[at + sep.len()..]
+                    .trim_start()
+                    .chars()
+                    .take_while(char::is_ascii_alphanumeric)
+                    .collect();
+                if SHELL_COMMANDS.contains(&word.as_str()) {
+                    return Some(
+                        json!({ "kind": "command_injection", "input": format!("query.{k}") }),
+                    );
+                }
+            }
+        }
+        if k.contains("[$") || lower.starts_with("{\"$") || k.starts_with('$') {
+            return Some(json!({ "kind": "nosql_operator", "input": format!("query.{k}") }));
+        }
+    }
+    None
+}
+
+/// Whether a URL or host in a parameter points at cloud metadata, loopback or a private range.
+pub fn internal_target(value: &str) -> Option<&'static str> {
+    let lower = value.trim().to_ascii_lowercase();
+    let rest = lower.split_once("://").map_or(lower.as_str(), |(_, r)| r);
+    let host_port = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = host_port.rsplit_once('@').map_or(host_port, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    if host.is_empty() || (!lower.contains("://") && !host.contains('.') && host != "localhost") {
+        return None;
+    }
+    if host == "169.254.169.254" || host == "metadata.google.internal" || host == "fd00:ec2::254" {
+        return Some("cloud_metadata");
+    }
+    if host == "localhost" || host == "::1" || host.starts_with("127.") || host == "0.0.0.0" {
+        return Some("loopback");
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) if ip.is_private() || ip.is_link_local() => Some("private"),
+        Ok(std::net::IpAddr::V6(ip)) if (ip.segments()[0] & 0xfe00) == 0xfc00 => Some("private"),
+        _ => None,
+    }
+}
+
+/// SSRF-1: a parameter that looks like a URL or host pointing inside.
+pub fn ssrf1_internal_url(v: &View) -> Option<Value> {
+    v.params().into_iter().find_map(|(k, value)| {
+        internal_target(&value)
+            .map(|target| json!({ "input": format!("query.{k}"), "target": target }))
+    })
+}
+
+const SCANNERS: [&str; 14] = [
+    "sqlmap",
+    "nikto",
+    "nuclei",
+    "gobuster",
+    "dirbuster",
+    "ffuf",
+    "wfuzz",
+    "masscan",
+    "zgrab",
+    "wpscan",
+    "acunetix",
+    "nessus",
+    "openvas",
+    "burpcollaborator",
+];
+
+/// SCAN-1: a known scanner's User-Agent.
+pub fn scan1_scanner(v: &View) -> Option<Value> {
+    let ua = v.user_agent.to_ascii_lowercase();
+    SCANNERS
+        .iter()
+        .find(|s| ua.contains(*s))
+        .map(|s| json!({ "scanner": s }))
+}
+
+/// CFG-2: CORS that lets any origin read credentialed responses.
+pub fn cfg2_cors(v: &View) -> Option<Value> {
+    let origin = v.response_header("access-control-allow-origin")?;
+    let credentials = v
+        .response_header("access-control-allow-credentials")
+        .is_some_and(|c| c.eq_ignore_ascii_case("true"));
+    ((origin == "*" || origin == "null") && credentials)
+        .then(|| json!({ "allow_origin": origin, "allow_credentials": true }))
+}
+
+#[cfg(test)]
+#[path = "rules_tests.rs"]
+mod tests;
