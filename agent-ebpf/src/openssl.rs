@@ -92,14 +92,21 @@ fn verify(pid_tgid: u64, ssl: u64, buf: u64, library_id: u32) {
 #[inline(always)]
 fn enter(ctx: &ProbeContext, direction: u32, is_ex: bool) {
     bump(counter::SSL_ENTRY_HITS, 1);
-    if !process_allowed() {
-        bump(counter::FILTERED_CALLS, 1);
-        return;
-    }
     let (Some(ssl), Some(buf)) = (ctx.arg::<u64>(0), ctx.arg::<u64>(1)) else {
         return;
     };
     let pid_tgid = bpf_get_current_pid_tgid();
+    // SAFETY: helper valid in uprobe context; 0 when no cookie was set.
+    let library_id = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
+    // The runtime check of the attach point counts every process's calls, filtered or not:
+    // the wrapper probe cannot filter, so skipping here would look like missed calls.
+    if is_ex {
+        verify(pid_tgid, ssl, buf, library_id);
+    }
+    if !process_allowed() {
+        bump(counter::FILTERED_CALLS, 1);
+        return;
+    }
     let len_out = if is_ex {
         ctx.arg::<u64>(3).unwrap_or(0)
     } else {
@@ -111,13 +118,9 @@ fn enter(ctx: &ProbeContext, direction: u32, is_ex: bool) {
         len_out,
         direction,
         is_ex: is_ex as u32,
-        // SAFETY: helper valid in uprobe context; 0 when no cookie was set.
-        library_id: unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32,
+        library_id,
         fd_seen: 0,
     };
-    if is_ex {
-        verify(pid_tgid, ssl, buf, call.library_id);
-    }
     if CALLS.insert(&pid_tgid, &call, 0).is_err() {
         bump(counter::CALL_TABLE_FULL, 1);
     }

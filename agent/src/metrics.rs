@@ -38,6 +38,7 @@ pub struct Snapshot {
     pub attached_libraries: u64,
     pub published: Option<Instant>,
     pub sinks: Vec<crate::output::SinkSnapshot>,
+    pub findings: u64,
 }
 
 pub type Shared = Arc<Mutex<Snapshot>>;
@@ -213,6 +214,14 @@ impl Collector for SnapshotCollector {
                 "cleartap_libraries_released",
                 "libraries detached as unused",
                 &[("", "", a.libraries_released)],
+            ),
+        )?;
+        counter(
+            &mut e,
+            (
+                "cleartap_findings",
+                "detection findings emitted",
+                &[("", "", s.findings)],
             ),
         )?;
         sink_families(&mut e, &s.sinks)?;

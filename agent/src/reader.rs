@@ -73,9 +73,39 @@ impl Loop {
             attached_libraries: self.attacher.attached_count() as u64,
             published: Some(std::time::Instant::now()),
             sinks: self.pipeline.output.snapshot(),
+            findings: self
+                .pipeline
+                .detect
+                .as_ref()
+                .map_or(0, |e| e.stats.findings),
         };
         if let Ok(mut slot) = shared.lock() {
             *slot = snapshot;
+        }
+    }
+
+    /// Writes the API inventory to --inventory-file (atomically: a temporary file renamed).
+    fn dump_inventory(&self, why: &str) {
+        let path = &self.reload.running.inventory_file;
+        let Some(engine) = &self.pipeline.detect else {
+            return;
+        };
+        if path == "off" {
+            return;
+        }
+        let path = std::path::Path::new(path);
+        let tmp = path.with_extension("json.tmp");
+        let result = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&tmp, engine.inventory.to_json().to_string()))
+            .and_then(|()| std::fs::rename(&tmp, path));
+        match result {
+            Ok(()) => log::info!("{why}: API inventory written to {}", path.display()),
+            Err(e) => log::warn!(
+                "{why}: writing the API inventory to {}: {e}",
+                path.display()
+            ),
         }
     }
 
@@ -133,6 +163,8 @@ impl Loop {
         let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
         let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
         let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+        let mut sigusr1 =
+            signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
         let mut poll = tokio::time::interval(self.poll_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut housekeeping = tokio::time::interval(Duration::from_secs(5));
@@ -178,6 +210,7 @@ impl Loop {
                     self.attacher.release_unused(&mut self.ebpf, &mapped);
                 }
                 _ = sighup.recv() => self.reload(),
+                _ = sigusr1.recv() => self.dump_inventory("SIGUSR1"),
                 _ = sigterm.recv() => break "SIGTERM",
                 _ = sigint.recv() => break "SIGINT",
             }
@@ -191,6 +224,7 @@ impl Loop {
         self.pipeline.counters.attach_failures = self.attacher.attach_failures;
         self.pipeline.counters.libraries_released = self.attacher.libraries_released;
         let kernel = KernelCounters::read(&self.ebpf);
+        self.dump_inventory("exit");
         let sinks = self.pipeline.output.shutdown(SINK_SHUTDOWN_DEADLINE);
         log::info!(
             "exit summary: {} | {}",
@@ -201,6 +235,17 @@ impl Loop {
             ),
             crate::output::summary(&sinks)
         );
+        if let Some(engine) = &self.pipeline.detect {
+            log::info!(
+                "detections: {} exchanges judged, {} findings, {} repeats suppressed, {} table evictions, {} routes in the inventory ({} not tracked)",
+                engine.stats.exchanges_judged,
+                engine.stats.findings,
+                engine.stats.suppressed_repeats,
+                engine.state_evictions(),
+                engine.inventory.to_json()["routes"],
+                engine.inventory.overflow
+            );
+        }
         drop(ring);
         // Dropping the Ebpf object detaches every probe and closes every map.
         drop(self.ebpf);

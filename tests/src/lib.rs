@@ -29,7 +29,18 @@ pub fn privileged() -> bool {
 
 /// The JSON Schema of the native event (schema/http_exchange.schema.json), compiled.
 pub fn event_schema() -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/http_exchange.schema.json");
+    compile_schema("http_exchange.schema.json")
+}
+
+/// The JSON Schema of findings (schema/finding.schema.json), compiled.
+pub fn finding_schema() -> jsonschema::Validator {
+    compile_schema("finding.schema.json")
+}
+
+fn compile_schema(name: &str) -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../schema")
+        .join(name);
     let text = std::fs::read_to_string(&path).expect("schema file");
     let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
     jsonschema::options()
@@ -154,14 +165,19 @@ impl Agent {
         let err = child.stderr.take().expect("stderr");
         {
             let events = events.clone();
-            let schema = event_schema();
+            let (schema, finding_schema) = (event_schema(), finding_schema());
             std::thread::spawn(move || {
                 for line in BufReader::new(out).lines().map_while(Result::ok) {
                     let value: Value = serde_json::from_str(&line)
                         .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
-                    // Every event any end-to-end test sees is checked against the schema file;
+                    // Every event any end-to-end test sees is checked against its schema file;
                     // a violation is kept and fails the test at its next look at the events.
-                    if let Err(e) = schema.validate(&value) {
+                    let checker = if value["schema"] == "cleartap.finding/1" {
+                        &finding_schema
+                    } else {
+                        &schema
+                    };
+                    if let Err(e) = checker.validate(&value) {
                         let e = format!(
                             "event violates schema/http_exchange.schema.json: {e} at {}: {line}",
                             e.instance_path()
@@ -240,6 +256,14 @@ impl Agent {
 
     pub fn stderr_lines(&self) -> Vec<String> {
         self.stderr.lock().expect("lock").clone()
+    }
+
+    /// Findings (schema cleartap.finding/1) seen so far.
+    pub fn findings(&self) -> Vec<Value> {
+        self.events()
+            .into_iter()
+            .filter(|e| e["schema"] == "cleartap.finding/1")
+            .collect()
     }
 
     pub fn events(&self) -> Vec<Value> {

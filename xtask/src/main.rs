@@ -353,6 +353,8 @@ fn test() -> anyhow::Result<()> {
                 "sinks",
                 "--test",
                 "schema",
+                "--test",
+                "detections",
                 "--",
                 "--test-threads=1",
             ])

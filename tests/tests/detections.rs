@@ -1,0 +1,140 @@
+//! End-to-end detections over real TLS: a python client enumerates /users/1..50 with one token
+//! (BOLA-1) and presents an unsigned JWT that the server accepts (AUTH-1); then `cleartap
+//! replay` over the agent's own output finds the same. Root; CI runs it.
+
+use std::process::Command;
+
+use cleartap_e2e::{
+    Agent, TempDir, WAIT, agent_binary, free_port,
+    peers::{PYTHON, peers_dir, python_server},
+    privileged, redaction_tag, run_client,
+};
+use serde_json::Value;
+
+const TOKEN: &str = "opaque-session-token-8f41";
+
+fn by_rule<'a>(findings: &'a [Value], id: &str) -> Vec<&'a Value> {
+    findings.iter().filter(|f| f["rule"]["id"] == id).collect()
+}
+
+#[test]
+fn bola_enumeration_and_unsigned_jwt_live_and_in_replay() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("detect");
+    let port = free_port();
+    let server = python_server(&dir, port);
+    let key_file = dir.path("token.key");
+    let live_inventory = dir.path("live-inventory.json");
+    let agent = Agent::start(&[
+        "--token-key-file",
+        &key_file.to_string_lossy(),
+        "--inventory-file",
+        &live_inventory.to_string_lossy(),
+        "--pid",
+        &server.0.id().to_string(),
+    ]);
+    let mut cmd = Command::new(PYTHON);
+    cmd.arg(peers_dir().join("api_client.py"))
+        .arg(port.to_string())
+        .arg(TOKEN)
+        .arg("50");
+    let (_, out) = run_client(&mut cmd);
+    assert!(out.split_whitespace().all(|s| s == "200"), "{out}");
+    let deadline = std::time::Instant::now() + WAIT;
+    while (by_rule(&agent.findings(), "BOLA-1").is_empty()
+        || by_rule(&agent.findings(), "AUTH-1").is_empty())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let findings = agent.findings();
+    let tag = redaction_tag(&key_file, TOKEN);
+    let bola = by_rule(&findings, "BOLA-1");
+    assert_eq!(
+        bola.len(),
+        1,
+        "one BOLA-1 (the rest deduplicated): {findings:#?}"
+    );
+    let b = bola[0];
+    assert_eq!(b["rule"]["owasp"], "API1:2023");
+    assert_eq!(b["rule"]["severity"], "high");
+    assert_eq!(b["actor"]["token"], Value::from(tag.as_str()));
+    assert_eq!(b["actor"]["client_ip"], "127.0.0.1");
+    assert_eq!(b["route"]["host"], "api.test");
+    assert_eq!(b["route"]["method"], "GET");
+    assert_eq!(b["route"]["template"], "/users/{id}");
+    assert_eq!(b["evidence"]["distinct_ids"], 20);
+    let server_paths: Vec<String> = agent
+        .events()
+        .iter()
+        .filter(|e| e["schema"] == "cleartap.http_exchange/1")
+        .map(|e| e["request"]["path"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        b["exchange"]["request"]["path"], "/users/20",
+        "{server_paths:?}"
+    );
+    assert_eq!(b["exchange"]["connection"]["role"], "server");
+    let auth1 = by_rule(&findings, "AUTH-1");
+    assert_eq!(auth1.len(), 1, "{findings:#?}");
+    assert_eq!(auth1[0]["route"]["template"], "/me");
+    assert_eq!(auth1[0]["evidence"]["jwt_alg"], "none");
+    assert_eq!(auth1[0]["evidence"]["status"], 200);
+    assert_eq!(auth1[0]["rule"]["severity"], "critical");
+    // Nothing else: ordinary reads by one token are not findings.
+    let others: Vec<&Value> = findings
+        .iter()
+        .filter(|f| !["BOLA-1", "AUTH-1"].contains(&f["rule"]["id"].as_str().unwrap_or("")))
+        .collect();
+    assert!(others.is_empty(), "{others:#?}");
+    let text = findings.iter().map(Value::to_string).collect::<String>();
+    assert!(!text.contains(TOKEN), "the token leaked into a finding");
+    // The inventory on demand (SIGUSR1), from the live agent.
+    agent.signal(libc::SIGUSR1);
+    agent.wait_stderr("SIGUSR1: API inventory written", WAIT);
+    let live: Value =
+        serde_json::from_str(&std::fs::read_to_string(&live_inventory).expect("inventory"))
+            .expect("json");
+    assert_eq!(live["schema"], "cleartap.inventory/1");
+    assert_eq!(live["hosts"]["api.test"]["GET /users/{id}"]["requests"], 50);
+    assert_eq!(live["hosts"]["api.test"]["GET /me"]["requests"], 1);
+    // Replay the agent's own output: the same two findings.
+    let saved = dir.path("live.jsonl");
+    let lines: String = agent.events().iter().map(|e| format!("{e}\n")).collect();
+    std::fs::write(&saved, lines).expect("save events");
+    agent.stop();
+    let inventory = dir.path("inventory.json");
+    let out = Command::new(agent_binary())
+        .arg("replay")
+        .arg(&saved)
+        .arg("--inventory-out")
+        .arg(&inventory)
+        .output()
+        .expect("cleartap replay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replayed: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("finding json"))
+        .collect();
+    let ids: Vec<&str> = replayed
+        .iter()
+        .map(|f| f["rule"]["id"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(ids, ["BOLA-1", "AUTH-1"], "{replayed:#?}");
+    assert_eq!(replayed[0]["actor"]["token"], Value::from(tag.as_str()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("replayed 51 exchanges"), "{stderr}");
+    let inventory: Value =
+        serde_json::from_str(&std::fs::read_to_string(&inventory).expect("inventory"))
+            .expect("json");
+    let users = &inventory["hosts"]["api.test"]["GET /users/{id}"];
+    assert_eq!(users["requests"], 50);
+    assert_eq!(users["status_2xx"], 50);
+    assert_eq!(users["with_auth"], 50);
+}
