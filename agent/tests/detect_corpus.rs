@@ -1,0 +1,232 @@
+//! Detection quality on public corpora: libinjection's SQLi/XSS attack samples (detection rate,
+//! printed) and its list of benign strings that fool naive detectors (false positives,
+//! printed), each sent as a query parameter through INJ-1; and a benign API traffic corpus that
+//! must produce no finding at all with every rule on.
+//!
+//!   cargo test -p agent --test detect_corpus -- --nocapture
+
+use agent::detect::{DetectConfig, Engine, rules, view::View};
+use serde_json::{Value, json};
+
+const T0: i64 = 1_763_700_000_000;
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn event(method: &str, path_and_query: &str, status: u16, token: Option<&str>, ip: &str) -> Value {
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Value::from(q)),
+        None => (path_and_query, Value::Null),
+    };
+    let mut headers = json!({ "host": "shop.example", "user-agent": "Mozilla/5.0" });
+    if let Some(t) = token {
+        headers["authorization"] = Value::from(format!("Bearer [REDACTED:{t}]"));
+    }
+    json!({
+        "schema": "cleartap.http_exchange/1", "time": "2025-11-21T04:40:00Z", "host": "n",
+        "process": { "pid": 1, "tid": 1, "comm": "api", "exe": null, "cgroup_id": 1 },
+        "connection": { "local": { "ip": "10.0.0.5", "port": 443 }, "remote": { "ip": ip, "port": 40000 },
+                        "role": "server", "tls": true, "library": null, "fd": 3 },
+        "request": { "method": method, "path": path, "query": query, "version": "HTTP/1.1",
+                     "headers": headers, "body_size": 0, "body_prefix": "", "body_missing_bytes": 0, "jwt": null },
+        "response": { "status": status, "reason": "", "version": "HTTP/1.1", "headers": {},
+                      "body_size": 10, "body_prefix": "", "body_missing_bytes": 0 },
+        "latency_us": 1, "duration_us": 2
+    })
+}
+
+fn samples(prefix: &str) -> Vec<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/libinjection");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("corpus dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            String::from_utf8_lossy(&std::fs::read(f).expect("read"))
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
+fn inj1_hits(lines: &[String]) -> usize {
+    lines
+        .iter()
+        .filter(|line| {
+            let e = event(
+                "GET",
+                &format!("/search?q={}", percent_encode(line)),
+                200,
+                None,
+                "192.0.2.1",
+            );
+            View::of(&e, T0).is_some_and(|v| rules::inj1_sqli_xss(&v).is_some())
+        })
+        .count()
+}
+
+#[test]
+fn libinjection_attack_samples_detection_rate() {
+    for (family, floor) in [("sqli-", 0.95), ("xss-", 0.90)] {
+        let lines = samples(family);
+        let hits = inj1_hits(&lines);
+        let rate = hits as f64 / lines.len() as f64;
+        println!(
+            "INJ-1 on libinjection {family}*: {hits}/{} detected ({:.1}%)",
+            lines.len(),
+            rate * 100.0
+        );
+        assert!(lines.len() > 100, "corpus missing");
+        assert!(
+            rate >= floor,
+            "{family}: detection rate {rate:.3} below {floor}"
+        );
+    }
+}
+
+#[test]
+fn libinjection_benign_look_alikes_false_positives() {
+    let lines = samples("false_positives");
+    let hits = inj1_hits(&lines);
+    println!(
+        "INJ-1 on libinjection false_positives.txt: {hits}/{} flagged",
+        lines.len()
+    );
+    assert!(lines.len() > 50);
+    assert!(
+        hits * 20 <= lines.len(),
+        "more than 5% of the benign look-alikes flagged: {hits}"
+    );
+}
+
+/// Ordinary API traffic: CRUD by several users, searches with SQL-ish words, names with
+/// apostrophes, pagination, dates, 16-digit order numbers that fail Luhn, UUIDs, login
+/// failures well under the brute-force bar. Every rule on; no finding may come out.
+fn benign_corpus() -> Vec<Value> {
+    let mut out = Vec::new();
+    let words = [
+        "select a chair",
+        "drop-down menu",
+        "union station",
+        "O'Brien",
+        "insert coin",
+        "where is my order",
+        "1=1 puzzle book",
+        "rock & roll",
+        "<3 mugs",
+        "script writing",
+        "java update",
+        "C++ primer",
+        "50% off",
+        "table/desk",
+        "grep tips",
+    ];
+    let users: Vec<String> = (0..12).map(|u| format!("{:016x}", 0x1000 + u)).collect();
+    for (u, token) in users.iter().enumerate() {
+        let ip = format!("198.51.100.{}", u + 1);
+        for i in 0..8 {
+            let id = u * 100 + i;
+            out.push(event(
+                "GET",
+                &format!("/api/v2/products/{id}"),
+                200,
+                Some(token),
+                &ip,
+            ));
+            out.push(event(
+                "GET",
+                &format!(
+                    "/api/v2/search?q={}&page={}&limit=50",
+                    percent_encode(words[(u + i) % words.len()]),
+                    i + 1
+                ),
+                200,
+                Some(token),
+                &ip,
+            ));
+        }
+        out.push(event(
+            "GET",
+            &format!("/api/v2/orders/4111111111111112?since=2024-05-01"),
+            200,
+            Some(token),
+            &ip,
+        ));
+        out.push(event(
+            "PUT",
+            &format!("/api/v2/users/{}", 1_234_567 + u as u64),
+            204,
+            Some(token),
+            &ip,
+        ));
+        out.push(event(
+            "GET",
+            "/api/v2/carts/123e4567-e89b-12d3-a456-426614174000",
+            200,
+            Some(token),
+            &ip,
+        ));
+        out.push(event(
+            "DELETE",
+            &format!("/api/v2/carts/{u}/items/7"),
+            204,
+            Some(token),
+            &ip,
+        ));
+        out.push(event("POST", "/api/v2/login", 401, None, &ip));
+        out.push(event("POST", "/api/v2/login", 200, None, &ip));
+        out.push(event("GET", "/api/v2/missing", 404, Some(token), &ip));
+        out.push(event("GET", "/healthz", 200, None, "10.0.0.1"));
+        out.push(event("GET", "/static/app.9f3c2b1a.js", 200, None, &ip));
+        out.push(event(
+            "GET",
+            "/api/v2/redirect?next=%2Faccount%2Fsettings",
+            302,
+            Some(token),
+            &ip,
+        ));
+        out.push(event(
+            "GET",
+            "/api/v2/avatar?url=https%3A%2F%2Fcdn.example.com%2Fa.png",
+            200,
+            Some(token),
+            &ip,
+        ));
+    }
+    out
+}
+
+#[test]
+fn benign_api_traffic_produces_no_findings() {
+    let mut engine = Engine::new(DetectConfig::default());
+    let corpus = benign_corpus();
+    let mut findings = Vec::new();
+    for (i, e) in corpus.iter().enumerate() {
+        findings.extend(engine.inspect(e, T0 + i as i64 * 50));
+    }
+    println!(
+        "benign API corpus: {} exchanges, {} findings",
+        corpus.len(),
+        findings.len()
+    );
+    assert!(findings.is_empty(), "{findings:#?}");
+    assert_eq!(engine.stats.exchanges_judged as usize, corpus.len());
+}
