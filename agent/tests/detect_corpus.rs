@@ -165,7 +165,7 @@ fn benign_corpus() -> Vec<Value> {
         }
         out.push(event(
             "GET",
-            &format!("/api/v2/orders/4111111111111112?since=2024-05-01"),
+            "/api/v2/orders/4111111111111112?since=2024-05-01",
             200,
             Some(token),
             &ip,
