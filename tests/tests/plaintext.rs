@@ -223,7 +223,7 @@ fn body_prefix_only_for_listed_routes() {
     let dir = TempDir::new("body-routes");
     let port = free_port();
     let _server = nginx_plain(&dir, port, false);
-    let agent = Agent::start(&["--body-prefix-bytes", "8", "--body-route", "/api/"]);
+    let agent = Agent::start(&["--body-prefix-bytes", "64", "--body-route", "/api/"]);
     let (pid, _) = run_client(&mut curl(&[
         "-o",
         "/dev/null",
@@ -232,7 +232,26 @@ fn body_prefix_only_for_listed_routes() {
         "/dev/null",
         &format!("http://127.0.0.1:{port}/api/missing"),
     ]));
+    let body = format!(r#"{{"user":"a","password":"{CANARY}"}}"#);
+    let (post_pid, _) = run_client(&mut curl(&[
+        "-o",
+        "/dev/null",
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        &body,
+        &format!("http://127.0.0.1:{port}/api/login"),
+    ]));
     let events = agent.wait_events(2, WAIT, |e| pid_is(e, pid));
+    let login = agent
+        .wait_events(1, WAIT, |e| pid_is(e, post_pid))
+        .remove(0);
+    let shown = s(at(&login, &["request", "body_prefix"]));
+    assert!(
+        shown.starts_with(r#"{"user":"a","password":"[REDACTED:"#),
+        "{shown}"
+    );
+    assert!(!shown.contains(CANARY), "{shown}");
     let by_path = |p: &str| {
         events
             .iter()
@@ -247,6 +266,10 @@ fn body_prefix_only_for_listed_routes() {
     );
     let api = by_path("/api/missing");
     assert_eq!(n(at(api, &["response", "status"])), 404);
-    assert_eq!(s(at(api, &["response", "body_prefix"])), "<html>\r\n");
+    assert!(
+        s(at(api, &["response", "body_prefix"]))
+            .starts_with("<html>\r\n<head><title>404 Not Found</title>"),
+        "{api}"
+    );
     agent.stop();
 }

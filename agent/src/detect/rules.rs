@@ -111,7 +111,7 @@ pub fn valid_ssn(s: &str) -> bool {
 }
 
 /// Runs of digits (with single spaces/dashes inside) long enough to be a card number.
-fn digit_runs(text: &str) -> Vec<&str> {
+pub fn digit_runs(text: &str) -> Vec<&str> {
     let b = text.as_bytes();
     let mut runs = Vec::new();
     let mut i = 0;

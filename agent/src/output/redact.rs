@@ -1,4 +1,5 @@
-//! Redaction of secrets before anything is written: credentials in headers and query strings.
+//! Redaction of secrets before anything is written: credentials in headers, query strings and
+//! (when body prefixes are on) bodies.
 //! Always on. A secret becomes `[REDACTED:<tag>]`, the tag being the first 8 bytes (hex) of
 //! HMAC-SHA256(key, secret): the same token gives the same tag in every event and sink, so
 //! detections and SIEM queries can follow it, while the token itself is never written and
@@ -127,6 +128,56 @@ pub fn query(query: &str) -> Cow<'_, str> {
     )
 }
 
+static JWT: OnceLock<regex::Regex> = OnceLock::new();
+static JSON_SECRET: OnceLock<regex::Regex> = OnceLock::new();
+
+/// A body prefix with sensitive values masked (the same tags as headers): JWTs, values of
+/// secret-named JSON members or form fields, payment card numbers (issuer + Luhn), US SSNs.
+pub fn body(text: Cow<'_, str>) -> Cow<'_, str> {
+    let jwt = JWT.get_or_init(|| {
+        regex::Regex::new(r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+            .expect("static regex")
+    });
+    let secret = JSON_SECRET.get_or_init(|| {
+        regex::Regex::new(
+            r#"(?i)("?[a-z_-]*(?:password|passwd|secret|token|api_?key|apikey)[a-z_-]*"?\s*[:=]\s*"?)([^"&,}\s]+)"#,
+        )
+        .expect("static regex")
+    });
+    let is_sensitive = |run: &&str| {
+        crate::detect::rules::card_brand(run).is_some() || crate::detect::rules::valid_ssn(run)
+    };
+    if !jwt.is_match(&text)
+        && !secret.is_match(&text)
+        && !crate::detect::rules::digit_runs(&text)
+            .iter()
+            .any(is_sensitive)
+    {
+        return text;
+    }
+    let mut out = jwt
+        .replace_all(&text, |c: &regex::Captures| marker(c[0].as_bytes()))
+        .into_owned();
+    out = secret
+        .replace_all(&out, |c: &regex::Captures| {
+            if c[2].starts_with("[REDACTED") {
+                c[0].to_owned()
+            } else {
+                format!("{}{}", &c[1], marker(c[2].as_bytes()))
+            }
+        })
+        .into_owned();
+    let sensitive: Vec<String> = crate::detect::rules::digit_runs(&out)
+        .into_iter()
+        .filter(is_sensitive)
+        .map(str::to_owned)
+        .collect();
+    for run in sensitive {
+        out = out.replace(&run, &marker(run.as_bytes()));
+    }
+    Cow::Owned(out)
+}
+
 fn is_secret_query_key(key: &str) -> bool {
     let lower = key.to_ascii_lowercase();
     SECRET_QUERY_KEYS.contains(&lower.as_str()) || name_looks_secret(&lower)
@@ -189,6 +240,29 @@ mod tests {
         ] {
             assert_eq!(name_looks_secret(name), name == "tokenless", "{name}");
         }
+    }
+
+    #[test]
+    fn body_values() {
+        let text = r#"{"user":"a","password":"hunter2","card":"4111 1111 1111 1111","order":"4111111111111112","ssn":"078-05-1120","jwt":"eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.","note":"select a chair"}"#;
+        let masked = body(Cow::Borrowed(text));
+        assert!(!masked.contains("hunter2"), "{masked}");
+        assert!(!masked.contains("4111 1111 1111 1111"), "{masked}");
+        assert!(!masked.contains("078-05-1120"), "{masked}");
+        assert!(!masked.contains("eyJzdWIiOiJhIn0"), "{masked}");
+        assert!(
+            masked.contains(&format!("\"password\":\"{}\"", marker(b"hunter2"))),
+            "{masked}"
+        );
+        // A 16-digit order number failing Luhn and ordinary words stay.
+        assert!(
+            masked.contains("4111111111111112") && masked.contains("select a chair"),
+            "{masked}"
+        );
+        assert_eq!(
+            body(Cow::Borrowed("password=s3cret&x=1")),
+            format!("password={}&x=1", marker(b"s3cret"))
+        );
     }
 
     #[test]

@@ -155,7 +155,7 @@ fn body(message: &Message) -> (Option<u64>, std::borrow::Cow<'_, str>, u64) {
     match &message.body {
         Some(b) => (
             Some(b.size),
-            String::from_utf8_lossy(&b.prefix),
+            redact::body(String::from_utf8_lossy(&b.prefix)),
             b.missing_bytes,
         ),
         None => (None, std::borrow::Cow::Borrowed(""), 0),
