@@ -58,6 +58,7 @@ fn pipeline_and_output(records: &[&[u8]], sink: &mut Vec<u8>) -> usize {
         library: Some("/usr/lib/libssl.so.3".into()),
         monotonic_to_unix_ns: 0,
         body_routes: &[],
+        event_body_bytes: 0,
     };
     sink.clear();
     for item in &out {

@@ -176,7 +176,12 @@ pub fn run(config: Config, loader: crate::config_file::Loader) -> anyhow::Result
         max_streams: config.max_streams as usize,
         idle_timeout_ns: config.idle_timeout_secs.saturating_mul(1_000_000_000),
         http: Limits {
-            body_prefix_bytes: config.body_prefix_bytes as usize,
+            // The parser keeps what events show, or what the detection rules read if more.
+            body_prefix_bytes: (config.body_prefix_bytes as usize).max(if config.detect.enabled {
+                config.detect.body_tap_bytes
+            } else {
+                0
+            }),
             ..Limits::default()
         },
     };
@@ -184,6 +189,7 @@ pub fn run(config: Config, loader: crate::config_file::Loader) -> anyhow::Result
     let output = crate::output::Output::start(&config.sinks, &host)?;
     let mut pipeline = Pipeline::new(ConnTable::new(limits), output, host, monotonic_to_unix_ns());
     pipeline.body_routes = config.body_routes.clone();
+    pipeline.event_body_bytes = config.body_prefix_bytes as usize;
     if config.detect.enabled {
         pipeline.detect = Some(crate::detect::Engine::new(config.detect.clone()));
     }

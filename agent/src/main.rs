@@ -49,7 +49,7 @@ fn replay(
     let (summary, engine) = agent::replay::run(input, file, detect, &mut out)?;
     std::io::Write::flush(&mut out)?;
     if let Some(path) = inventory_out {
-        std::fs::write(path, engine.inventory.to_json().to_string())
+        std::fs::write(path, engine.dump(summary.last_epoch_ms).to_string())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     let rate = summary.exchanges as f64 / summary.seconds.max(1e-9);

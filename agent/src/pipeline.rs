@@ -28,6 +28,24 @@ const RESCAN_DELAYS: [Duration; 3] = [
 ];
 const MAX_PENDING_RESCANS: usize = 8192;
 
+/// The body bytes the detection rules may read for an exchange (decompressed).
+fn body_tap(item: &ConnExchange) -> crate::detect::content::Bodies {
+    let prefix = |m: Option<&crate::http::exchange::Message>| -> Vec<u8> {
+        m.and_then(|m| m.body.as_ref())
+            .map(|b| b.prefix.clone())
+            .unwrap_or_default()
+    };
+    let response = item.exchange.response.as_ref();
+    let encoding = response
+        .and_then(|r| r.head.header("content-encoding"))
+        .and_then(|v| std::str::from_utf8(v).ok());
+    crate::detect::content::Bodies::from_raw(
+        &prefix(item.exchange.request.as_ref()),
+        &prefix(response),
+        encoding,
+    )
+}
+
 pub struct Pipeline {
     pub conns: ConnTable,
     pub processes: ProcessTable,
@@ -37,6 +55,8 @@ pub struct Pipeline {
     pub body_routes: Vec<String>,
     /// The detection engine; None when detections are off.
     pub detect: Option<crate::detect::Engine>,
+    /// Body bytes events show (`--body-prefix-bytes`); the parser may keep more for the rules.
+    pub event_body_bytes: usize,
     host: String,
     monotonic_to_unix_ns: i128,
     rescans: VecDeque<(Instant, u32, usize)>,
@@ -55,6 +75,7 @@ impl Pipeline {
             output,
             body_routes: Vec::new(),
             detect: None,
+            event_body_bytes: 0,
             host,
             monotonic_to_unix_ns,
             rescans: VecDeque::new(),
@@ -175,15 +196,18 @@ impl Pipeline {
                 library: attacher.library_path(item.conn.library_id),
                 monotonic_to_unix_ns: self.monotonic_to_unix_ns,
                 body_routes: &self.body_routes,
+                event_body_bytes: self.event_body_bytes,
             };
             let epoch_ms = (start_unix_ns(&item, self.monotonic_to_unix_ns) / 1_000_000) as i64;
             let event = render(&item, &ctx);
             match self.detect.as_mut() {
                 None => self.output.write(&event, epoch_ms)?,
                 Some(engine) => {
-                    // Rules read the same JSON the sinks get (and `cleartap replay` reads).
+                    // Rules read the same JSON the sinks get (and `cleartap replay` reads), plus
+                    // the bounded body tap that events do not show.
                     let value = serde_json::to_value(&event)?;
-                    let findings = engine.inspect(&value, epoch_ms);
+                    let bodies = body_tap(&item);
+                    let findings = engine.inspect(&value, epoch_ms, &bodies);
                     self.output.write(&value, epoch_ms)?;
                     for finding in &findings {
                         self.output.write_finding(finding, epoch_ms)?;

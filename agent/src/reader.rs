@@ -37,6 +37,12 @@ pub fn monotonic_now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+pub fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// How long each sink may take at exit to deliver what it holds (the rest stays spooled).
 const SINK_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -98,7 +104,9 @@ impl Loop {
         let result = path
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(&tmp, engine.inventory.to_json().to_string()))
+            .and_then(|()| {
+                std::fs::write(&tmp, engine.dump(crate::reader::unix_now_ms()).to_string())
+            })
             .and_then(|()| std::fs::rename(&tmp, path));
         match result {
             Ok(()) => log::info!("{why}: API inventory written to {}", path.display()),

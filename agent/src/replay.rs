@@ -19,6 +19,8 @@ pub struct ReplaySummary {
     pub skipped_lines: u64,
     pub findings: u64,
     pub by_rule: std::collections::BTreeMap<String, u64>,
+    /// Time of the latest exchange replayed (dynamic lists are dumped as of then).
+    pub last_epoch_ms: i64,
     pub seconds: f64,
 }
 
@@ -70,7 +72,9 @@ pub fn run(
             continue;
         };
         summary.exchanges += 1;
-        for finding in engine.inspect(&event, when) {
+        let bodies = crate::detect::content::Bodies::from_event(&event);
+        summary.last_epoch_ms = summary.last_epoch_ms.max(when);
+        for finding in engine.inspect(&event, when, &bodies) {
             summary.findings += 1;
             *summary
                 .by_rule

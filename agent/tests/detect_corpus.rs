@@ -5,7 +5,7 @@
 //!
 //!   cargo test -p agent --test detect_corpus -- --nocapture
 
-use agent::detect::{DetectConfig, Engine, rules, view::View};
+use agent::detect::{DetectConfig, Engine, content::Bodies, rules, view::View};
 use serde_json::{Value, json};
 
 const T0: i64 = 1_763_700_000_000;
@@ -220,7 +220,7 @@ fn benign_api_traffic_produces_no_findings() {
     let corpus = benign_corpus();
     let mut findings = Vec::new();
     for (i, e) in corpus.iter().enumerate() {
-        findings.extend(engine.inspect(e, T0 + i as i64 * 50));
+        findings.extend(engine.inspect(e, T0 + i as i64 * 50, &Bodies::default()));
     }
     println!(
         "benign API corpus: {} exchanges, {} findings",

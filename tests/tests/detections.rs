@@ -1,6 +1,6 @@
 //! End-to-end detections over real TLS: a python client enumerates /users/1..50 with one token
-//! (BOLA-1) and presents an unsigned JWT that the server accepts (AUTH-1); then `cleartap
-//! replay` over the agent's own output finds the same. Root; CI runs it.
+//! (BOLA-1) and presents an unsigned JWT without expiry that the server accepts (AUTH-1,
+//! AUTH-3); then `cleartap replay` over the agent's own output finds the same. Root; CI runs it.
 
 use std::process::Command;
 
@@ -44,7 +44,7 @@ fn bola_enumeration_and_unsigned_jwt_live_and_in_replay() {
     assert!(out.split_whitespace().all(|s| s == "200"), "{out}");
     let deadline = std::time::Instant::now() + WAIT;
     while (by_rule(&agent.findings(), "BOLA-1").is_empty()
-        || by_rule(&agent.findings(), "AUTH-1").is_empty())
+        || by_rule(&agent.findings(), "AUTH-3").is_empty())
         && std::time::Instant::now() < deadline
     {
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -83,10 +83,17 @@ fn bola_enumeration_and_unsigned_jwt_live_and_in_replay() {
     assert_eq!(auth1[0]["evidence"]["jwt_alg"], "none");
     assert_eq!(auth1[0]["evidence"]["status"], 200);
     assert_eq!(auth1[0]["rule"]["severity"], "critical");
+    // The same unsigned token never expires either.
+    let auth3 = by_rule(&findings, "AUTH-3");
+    assert_eq!(auth3.len(), 1, "{findings:#?}");
+    assert_eq!(auth3[0]["evidence"]["problem"], "no_expiry");
+    assert_eq!(auth3[0]["route"]["template"], "/me");
     // Nothing else: ordinary reads by one token are not findings.
     let others: Vec<&Value> = findings
         .iter()
-        .filter(|f| !["BOLA-1", "AUTH-1"].contains(&f["rule"]["id"].as_str().unwrap_or("")))
+        .filter(|f| {
+            !["BOLA-1", "AUTH-1", "AUTH-3"].contains(&f["rule"]["id"].as_str().unwrap_or(""))
+        })
         .collect();
     assert!(others.is_empty(), "{others:#?}");
     let text = findings.iter().map(Value::to_string).collect::<String>();
@@ -126,7 +133,7 @@ fn bola_enumeration_and_unsigned_jwt_live_and_in_replay() {
         .iter()
         .map(|f| f["rule"]["id"].as_str().unwrap_or(""))
         .collect();
-    assert_eq!(ids, ["BOLA-1", "AUTH-1"], "{replayed:#?}");
+    assert_eq!(ids, ["BOLA-1", "AUTH-1", "AUTH-3"], "{replayed:#?}");
     assert_eq!(replayed[0]["actor"]["token"], Value::from(tag.as_str()));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("replayed 51 exchanges"), "{stderr}");

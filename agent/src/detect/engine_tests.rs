@@ -3,7 +3,10 @@
 use serde_json::json;
 
 use super::*;
-use crate::detect::test_events::{T0, exchange, from_ip, with_token};
+use crate::detect::{
+    content::Bodies,
+    test_events::{T0, exchange, from_ip, with_token},
+};
 
 fn ids(findings: &[Value]) -> Vec<String> {
     findings
@@ -21,7 +24,7 @@ fn bola_fires_once_at_the_threshold_then_dedups() {
             exchange("GET", &format!("/users/{i}"), 200, json!({})),
             "aaaaaaaaaaaaaaaa",
         );
-        all.extend(engine.inspect(&e, T0 + i * 100));
+        all.extend(engine.inspect(&e, T0 + i * 100, &Bodies::default()));
     }
     assert_eq!(ids(&all), ["BOLA-1"]);
     let f = &all[0];
@@ -41,12 +44,15 @@ fn bola_not_for_one_object_read_often_nor_for_failures() {
             exchange("GET", "/users/7", 200, json!({})),
             "bbbbbbbbbbbbbbbb",
         );
-        assert!(engine.inspect(&same, T0 + i).is_empty());
+        assert!(engine.inspect(&same, T0 + i, &Bodies::default()).is_empty());
         let denied = with_token(
             exchange("GET", &format!("/orders/{i}"), 403, json!({})),
             "cccccccccccccccc",
         );
-        assert!(!ids(&engine.inspect(&denied, T0 + i)).contains(&"BOLA-1".to_owned()));
+        assert!(
+            !ids(&engine.inspect(&denied, T0 + i, &Bodies::default()))
+                .contains(&"BOLA-1".to_owned())
+        );
     }
 }
 
@@ -58,14 +64,17 @@ fn client_side_copies_and_allowlisted_actors_are_not_judged() {
     });
     let mut client = exchange("GET", "/x?id=1%27%20OR%20%271%27%3D%271", 200, json!({}));
     client["connection"]["role"] = "client".into();
-    assert!(engine.inspect(&client, T0).is_empty());
+    assert!(engine.inspect(&client, T0, &Bodies::default()).is_empty());
     let allowed = from_ip(
         exchange("GET", "/x?id=1%27%20OR%20%271%27%3D%271", 200, json!({})),
         "198.51.100.9",
     );
-    assert!(engine.inspect(&allowed, T0).is_empty());
+    assert!(engine.inspect(&allowed, T0, &Bodies::default()).is_empty());
     let other = exchange("GET", "/x?id=1%27%20OR%20%271%27%3D%271", 200, json!({}));
-    assert_eq!(ids(&engine.inspect(&other, T0)), ["INJ-1"]);
+    assert_eq!(
+        ids(&engine.inspect(&other, T0, &Bodies::default())),
+        ["INJ-1"]
+    );
 }
 
 #[test]
@@ -77,13 +86,13 @@ fn token_from_many_addresses_and_error_ratio_and_brute_force() {
             with_token(exchange("GET", "/me", 200, json!({})), "dddddddddddddddd"),
             ip,
         );
-        found.extend(ids(&engine.inspect(&e, T0 + i as i64)));
+        found.extend(ids(&engine.inspect(&e, T0 + i as i64, &Bodies::default())));
     }
     assert_eq!(found, ["TOK-1"]);
     let mut found = Vec::new();
     for i in 0..25 {
         let e = from_ip(exchange("POST", "/login", 401, json!({})), "203.0.113.5");
-        found.extend(ids(&engine.inspect(&e, T0 + 1000 + i)));
+        found.extend(ids(&engine.inspect(&e, T0 + 1000 + i, &Bodies::default())));
     }
     found.sort();
     found.dedup();
@@ -98,15 +107,24 @@ fn new_route_after_learning_and_old_version_still_used() {
     });
     assert!(
         engine
-            .inspect(&exchange("GET", "/v2/items/1", 200, json!({})), T0)
+            .inspect(
+                &exchange("GET", "/v2/items/1", 200, json!({})),
+                T0,
+                &Bodies::default()
+            )
             .is_empty()
     );
-    let old = engine.inspect(&exchange("GET", "/v1/items/2", 200, json!({})), T0 + 1000);
+    let old = engine.inspect(
+        &exchange("GET", "/v1/items/2", 200, json!({})),
+        T0 + 1000,
+        &Bodies::default(),
+    );
     assert_eq!(ids(&old), ["INV-2"]);
     assert_eq!(old[0]["evidence"]["newer_version"], "v2");
     let shadow = engine.inspect(
         &exchange("GET", "/internal/debug", 200, json!({})),
         T0 + 120_000,
+        &Bodies::default(),
     );
     assert_eq!(ids(&shadow), ["INV-1"]);
     let inventory = engine.inventory.to_json();
@@ -146,8 +164,207 @@ fn config_errors_name_the_key() {
         engine
             .inspect(
                 &exchange("GET", "/x?id=1%27%20OR%20%271%27%3D%271", 200, json!({})),
-                T0
+                T0,
+                &Bodies::default()
             )
             .is_empty()
     );
+}
+
+#[test]
+fn auth4_unauthenticated_success_on_an_authenticated_route() {
+    let mut engine = Engine::new(DetectConfig::default());
+    for i in 0..25 {
+        let e = with_token(
+            exchange("GET", "/api/account", 200, json!({})),
+            "ffffffffffffffff",
+        );
+        assert!(engine.inspect(&e, T0 + i, &Bodies::default()).is_empty());
+    }
+    let anonymous = engine.inspect(
+        &exchange("GET", "/api/account", 200, json!({})),
+        T0 + 100,
+        &Bodies::default(),
+    );
+    assert_eq!(ids(&anonymous), ["AUTH-4"]);
+    assert_eq!(anonymous[0]["evidence"]["route_requests"], 25);
+    // A 401 to the anonymous caller is the route working as it should.
+    let denied = engine.inspect(
+        &from_ip(
+            exchange("GET", "/api/account", 401, json!({})),
+            "192.0.2.99",
+        ),
+        T0 + 200,
+        &Bodies::default(),
+    );
+    assert!(denied.is_empty());
+}
+
+#[test]
+fn auth3_tokens_without_expiry_or_too_long_lived() {
+    let mut engine = Engine::new(DetectConfig::default());
+    let mut e = exchange("GET", "/me", 200, json!({}));
+    e["request"]["jwt"] = json!({ "alg": "RS256", "exp": null, "nbf": null, "iat": 1 });
+    assert_eq!(ids(&engine.inspect(&e, T0, &Bodies::default())), ["AUTH-3"]);
+    let mut year = exchange("GET", "/you", 200, json!({}));
+    let now = T0 / 1000;
+    year["request"]["jwt"] =
+        json!({ "alg": "RS256", "exp": now + 365 * 86400, "nbf": null, "iat": now });
+    let f = engine.inspect(&from_ip(year, "192.0.2.50"), T0, &Bodies::default());
+    assert_eq!(f[0]["evidence"]["problem"], "long_lived");
+    let mut hour = exchange("GET", "/ok", 200, json!({}));
+    hour["request"]["jwt"] = json!({ "alg": "RS256", "exp": now + 3600, "nbf": null, "iat": now });
+    assert!(
+        engine
+            .inspect(&from_ip(hour, "192.0.2.51"), T0, &Bodies::default())
+            .is_empty()
+    );
+}
+
+#[test]
+fn response_bodies_sensitive_data_and_error_disclosure_and_json_body_injection() {
+    let mut engine = Engine::new(DetectConfig::default());
+    let leak = Bodies {
+        request: Vec::new(),
+        response: br#"{"name":"alice","card":"4111 1111 1111 1111"}"#.to_vec(),
+    };
+    let f = engine.inspect(&exchange("GET", "/api/profile", 200, json!({})), T0, &leak);
+    assert_eq!(ids(&f), ["DATA-1"]);
+    assert_eq!(f[0]["evidence"]["kinds"], json!(["card:visa"]));
+    let trace = Bodies {
+        request: Vec::new(),
+        response: b"Traceback (most recent call last):\n  File \"/srv/app.py\"".to_vec(),
+    };
+    let f = engine.inspect(&exchange("GET", "/api/crash", 500, json!({})), T0, &trace);
+    assert_eq!(ids(&f), ["CFG-1"]);
+    let sqli = Bodies {
+        request: br#"{"filter":{"name":"x' OR '1'='1"}}"#.to_vec(),
+        response: Vec::new(),
+    };
+    let f = engine.inspect(&exchange("POST", "/api/search", 200, json!({})), T0, &sqli);
+    assert_eq!(ids(&f), ["INJ-1"]);
+    assert_eq!(f[0]["evidence"]["input"], "body.filter.name");
+}
+
+#[test]
+fn layered_tok3_abusive_actor_on_sensitive_route_and_lists_age_out() {
+    let mut engine = Engine::new(DetectConfig::default());
+    let leak = Bodies {
+        request: Vec::new(),
+        response: br#"{"ssn":"078-05-1120"}"#.to_vec(),
+    };
+    // The route becomes sensitive (DATA-1 for one caller)…
+    let f = engine.inspect(
+        &from_ip(
+            exchange("GET", "/api/patients/1", 200, json!({})),
+            "192.0.2.10",
+        ),
+        T0,
+        &leak,
+    );
+    assert_eq!(ids(&f), ["DATA-1"]);
+    // …another caller gets on the abusive list (a scanner)…
+    let scan = from_ip(
+        exchange("GET", "/", 404, json!({ "user-agent": "nikto/2.5" })),
+        "203.0.113.66",
+    );
+    assert_eq!(
+        ids(&engine.inspect(&scan, T0 + 1, &Bodies::default())),
+        ["SCAN-1"]
+    );
+    // …and then reads the sensitive route: layered TOK-3 (DATA-1 fires for it too).
+    let read = from_ip(
+        exchange("GET", "/api/patients/2", 200, json!({})),
+        "203.0.113.66",
+    );
+    let f = engine.inspect(&read, T0 + 2, &leak);
+    let tok3: Vec<&Value> = f.iter().filter(|x| x["rule"]["id"] == "TOK-3").collect();
+    assert_eq!(tok3.len(), 1, "{f:#?}");
+    assert_eq!(
+        tok3[0]["evidence"]["layered"],
+        "abusive_actor_on_sensitive_route"
+    );
+    assert_eq!(tok3[0]["evidence"]["actor_listed_for"], "SCAN-1");
+    let dump = engine.dump(T0 + 3);
+    assert_eq!(
+        dump["dynamic_lists"]["abusive_actors"][0]["key"],
+        "203.0.113.66"
+    );
+    assert_eq!(
+        dump["dynamic_lists"]["sensitive_routes"][0]["key"],
+        "api.local GET /api/patients/{id}"
+    );
+    // An hour later the actor is off the list.
+    assert_eq!(
+        engine.dump(T0 + 3_700_000)["dynamic_lists"]["abusive_actors"],
+        json!([])
+    );
+}
+
+#[test]
+fn cidr_allowlist_token_agents_and_sensitive_kinds_in_the_inventory() {
+    let mut engine = Engine::new(DetectConfig {
+        allow_cidrs: vec!["203.0.113.0/24".into()],
+        ..DetectConfig::default()
+    });
+    let attack = "/x?id=1%27%20OR%20%271%27%3D%271";
+    let inside = from_ip(exchange("GET", attack, 200, json!({})), "203.0.113.77");
+    assert!(engine.inspect(&inside, T0, &Bodies::default()).is_empty());
+    let mut agents = Vec::new();
+    for (i, ua) in [
+        "curl/8",
+        "python-requests/2",
+        "okhttp/4",
+        "Go-http-client/1.1",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let e = with_token(
+            exchange("GET", "/me", 200, json!({ "user-agent": ua })),
+            "2222222222222222",
+        );
+        agents.extend(ids(&engine.inspect(&e, T0 + i as i64, &Bodies::default())));
+    }
+    assert_eq!(agents, ["TOK-1"]);
+    let leak = Bodies {
+        request: Vec::new(),
+        response: br#"{"iban":"DE89370400440532013000"}"#.to_vec(),
+    };
+    engine.inspect(
+        &exchange("GET", "/api/payouts/9", 200, json!({})),
+        T0,
+        &leak,
+    );
+    let dump = engine.dump(T0);
+    assert_eq!(
+        dump["hosts"]["api.local"]["GET /api/payouts/{id}"]["sensitive_data"],
+        json!(["iban"])
+    );
+    let bad = DetectConfig {
+        allow_cidrs: vec!["10.0.0.0/33".into()],
+        ..DetectConfig::default()
+    };
+    assert!(
+        bad.validate()
+            .expect_err("invalid")
+            .contains("detect.allow_cidrs")
+    );
+}
+
+#[test]
+fn tok3_request_rate() {
+    let mut engine = Engine::new(DetectConfig {
+        tok3_requests_per_minute: 50,
+        ..DetectConfig::default()
+    });
+    let mut found = Vec::new();
+    for i in 0..60 {
+        let e = with_token(
+            exchange("GET", "/api/feed", 200, json!({})),
+            "1111111111111111",
+        );
+        found.extend(ids(&engine.inspect(&e, T0 + i * 100, &Bodies::default())));
+    }
+    assert_eq!(found, ["TOK-3"]);
 }

@@ -20,6 +20,8 @@ pub struct RouteStats {
     pub with_auth: u64,
     pub first_seen_ms: i64,
     pub last_seen_ms: i64,
+    /// Sensitive data kinds seen on this route (DATA-1 in responses, DATA-2 in URLs).
+    pub sensitive_data: Vec<String>,
 }
 
 pub struct Inventory {
@@ -81,10 +83,36 @@ impl Inventory {
             5 => stats.status_5xx += 1,
             _ => {}
         }
-        if v.authorization.is_some() || v.token.is_some() {
+        if v.has_credentials() {
             stats.with_auth += 1;
         }
         seen
+    }
+
+    /// Adds sensitive data kinds seen on a route (kept sorted, at most 16).
+    pub fn note_sensitive(&mut self, v: &View, template: &str, kinds: &[String]) {
+        let Some(stats) = self
+            .routes
+            .get_mut(v.host)
+            .and_then(|h| h.get_mut(&format!("{} {template}", v.method)))
+        else {
+            return;
+        };
+        for k in kinds {
+            if stats.sensitive_data.len() < 16 && !stats.sensitive_data.contains(k) {
+                stats.sensitive_data.push(k.clone());
+            }
+        }
+        stats.sensitive_data.sort();
+    }
+
+    /// (requests, requests with credentials) seen on this route so far.
+    pub fn auth_baseline(&self, v: &View, template: &str) -> Option<(u64, u64)> {
+        let stats = self
+            .routes
+            .get(v.host)?
+            .get(&format!("{} {template}", v.method))?;
+        Some((stats.requests, stats.with_auth))
     }
 
     /// INV-2: `template` has a version segment `vN` and the same route exists with a higher

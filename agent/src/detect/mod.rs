@@ -3,6 +3,7 @@
 //! gives what the live agent gave. Server-side exchanges are judged (the API this node serves);
 //! a client's copy of the same exchange is not judged twice.
 
+pub mod content;
 pub mod inventory;
 pub mod jwt;
 pub mod route;
@@ -40,7 +41,42 @@ macro_rules! rule {
 }
 
 /// Every rule this build knows (DESIGN.md's catalogue ids).
-pub const CATALOGUE: [RuleInfo; 15] = [
+pub const CATALOGUE: [RuleInfo; 20] = [
+    rule!(
+        "AUTH-3",
+        "Token that never expires or lives too long accepted",
+        "API2:2023",
+        "medium",
+        "high"
+    ),
+    rule!(
+        "AUTH-4",
+        "Unauthenticated access to a normally authenticated route",
+        "API2:2023",
+        "high",
+        "medium"
+    ),
+    rule!(
+        "TOK-3",
+        "Excessive usage or exfiltration by one actor",
+        "API4:2023",
+        "high",
+        "medium"
+    ),
+    rule!(
+        "DATA-1",
+        "Sensitive data in a response",
+        "API3:2023",
+        "high",
+        "high"
+    ),
+    rule!(
+        "CFG-1",
+        "Stack trace or database error in a response",
+        "API8:2023",
+        "medium",
+        "high"
+    ),
     rule!(
         "AUTH-1",
         "JWT with alg none or missing accepted",
@@ -168,6 +204,25 @@ pub struct DetectConfig {
     pub allow_routes: Vec<String>,
     /// Actors (token tags `[REDACTED:…]` or client IPs) never judged.
     pub allow_actors: Vec<String>,
+    /// Client address ranges never judged (`10.0.0.0/8`, `fd00::/8`).
+    pub allow_cidrs: Vec<String>,
+    /// TOK-1: one token from this many user agents within tok1_window_secs.
+    pub tok1_distinct_agents: u64,
+    /// Body bytes per message the rules may read (never shown in events); 0: none.
+    pub body_tap_bytes: usize,
+    /// AUTH-3: accepted JWTs living longer than this (exp - iat).
+    pub max_token_lifetime_secs: u64,
+    /// AUTH-4: a route is "normally authenticated" after this many requests, this share with
+    /// credentials.
+    pub auth4_min_requests: u64,
+    pub auth4_auth_ratio: f64,
+    /// TOK-3: requests or response bytes per actor per minute.
+    pub tok3_requests_per_minute: u64,
+    pub tok3_bytes_per_minute: u64,
+    /// How long an actor stays on the abusive list after a finding against it.
+    pub abusive_ttl_secs: u64,
+    /// How long a route stays on the sensitive-data list after a DATA-1 finding on it.
+    pub sensitive_ttl_secs: u64,
 }
 
 impl Default for DetectConfig {
@@ -188,6 +243,16 @@ impl Default for DetectConfig {
             dedup_secs: 600,
             allow_routes: Vec::new(),
             allow_actors: Vec::new(),
+            allow_cidrs: Vec::new(),
+            tok1_distinct_agents: 4,
+            body_tap_bytes: 4096,
+            max_token_lifetime_secs: 7 * 24 * 3600,
+            auth4_min_requests: 20,
+            auth4_auth_ratio: 0.9,
+            tok3_requests_per_minute: 600,
+            tok3_bytes_per_minute: 100 << 20,
+            abusive_ttl_secs: 3600,
+            sensitive_ttl_secs: 24 * 3600,
         }
     }
 }
@@ -219,6 +284,28 @@ impl DetectConfig {
         at_least("auth6_failures", self.auth6_failures, 1)?;
         at_least("max_routes", self.max_routes as u64, 1)?;
         at_least("max_keys", self.max_keys as u64, 100)?;
+        at_least("tok3_requests_per_minute", self.tok3_requests_per_minute, 1)?;
+        at_least("tok1_distinct_agents", self.tok1_distinct_agents, 2)?;
+        for cidr in &self.allow_cidrs {
+            if cidr.parse::<ipnet::IpNet>().is_err() {
+                return Err(format!(
+                    "detect.allow_cidrs: {cidr:?} is not a network like \"10.0.0.0/8\" or \"fd00::/8\""
+                ));
+            }
+        }
+        at_least("auth4_min_requests", self.auth4_min_requests, 1)?;
+        if self.body_tap_bytes > 65_536 {
+            return Err(format!(
+                "detect.body_tap_bytes = {}: must be at most 65536",
+                self.body_tap_bytes
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.auth4_auth_ratio) || self.auth4_auth_ratio == 0.0 {
+            return Err(format!(
+                "detect.auth4_auth_ratio = {}: must be in (0, 1]",
+                self.auth4_auth_ratio
+            ));
+        }
         if !(0.0..=1.0).contains(&self.tok2_error_ratio) || self.tok2_error_ratio == 0.0 {
             return Err(format!(
                 "detect.tok2_error_ratio = {}: must be in (0, 1]",
@@ -238,14 +325,33 @@ pub struct DetectStats {
 
 type StatelessRule = fn(&View) -> Option<Value>;
 
+/// The sensitive data kinds DATA-1/DATA-2 found in this exchange.
+fn hits_kinds(hits: &[(&'static str, Value)]) -> Vec<String> {
+    hits.iter()
+        .filter(|(id, _)| *id == "DATA-1" || *id == "DATA-2")
+        .flat_map(|(_, e)| e["kinds"].as_array().cloned().unwrap_or_default())
+        .filter_map(|k| k.as_str().map(str::to_owned))
+        .collect()
+}
+
 pub struct Engine {
     config: DetectConfig,
     windows: Windows,
     pub inventory: Inventory,
     /// (rule, actor, route) → (last emitted ms, repeats since).
     dedup: Bounded<(i64, u64)>,
+    allow_nets: Vec<ipnet::IpNet>,
+    /// Dynamic lists for layered rules: actor → (until ms, why); "host METHOD template" →
+    /// (until ms, why). Both age out and are dumped with the inventory.
+    abusive: Bounded<(i64, String)>,
+    sensitive: Bounded<(i64, String)>,
     pub stats: DetectStats,
 }
+
+/// Rules whose findings put the actor on the abusive list.
+const ABUSE_RULES: [&str; 8] = [
+    "AUTH-1", "AUTH-6", "TOK-2", "BOLA-1", "INJ-1", "INJ-2", "SSRF-1", "SCAN-1",
+];
 
 impl Engine {
     pub fn new(config: DetectConfig) -> Self {
@@ -253,22 +359,59 @@ impl Engine {
             windows: Windows::new(config.max_keys),
             inventory: Inventory::new(config.max_routes, config.inventory_learning_secs),
             dedup: Bounded::new(config.max_keys),
+            allow_nets: config
+                .allow_cidrs
+                .iter()
+                .filter_map(|c| c.parse().ok())
+                .collect(),
+            abusive: Bounded::new(config.max_keys),
+            sensitive: Bounded::new(config.max_routes),
             stats: DetectStats::default(),
             config,
         }
     }
 
     pub fn state_evictions(&self) -> u64 {
-        self.windows.evicted() + self.dedup.evicted
+        self.windows.evicted() + self.dedup.evicted + self.abusive.evicted + self.sensitive.evicted
+    }
+
+    /// Body bytes per message the rules want (the parser keeps at least this many).
+    pub fn body_tap_bytes(&self) -> usize {
+        self.config.body_tap_bytes
+    }
+
+    /// The inventory and the dynamic lists (what is on them now, and until when).
+    pub fn dump(&self, now_ms: i64) -> Value {
+        let list = |b: &Bounded<(i64, String)>| -> Vec<Value> {
+            let mut items: Vec<Value> = b
+                .iter()
+                .filter(|(_, (until, _))| *until > now_ms)
+                .map(|(k, (until, why))| json!({ "key": k, "until_ms": until, "because": why }))
+                .collect();
+            items.sort_by(|a, b| a["key"].as_str().cmp(&b["key"].as_str()));
+            items
+        };
+        let mut out = self.inventory.to_json();
+        out["dynamic_lists"] = json!({
+            "abusive_actors": list(&self.abusive),
+            "sensitive_routes": list(&self.sensitive),
+        });
+        out
     }
 
     fn on(&self, id: &str) -> bool {
         !self.config.disabled_rules.iter().any(|d| d == id)
     }
 
-    /// Findings for one exchange event (the native JSON) that happened at `epoch_ms`.
-    pub fn inspect(&mut self, event: &Value, epoch_ms: i64) -> Vec<Value> {
-        let Some(v) = View::of(event, epoch_ms) else {
+    /// Findings for one exchange event (the native JSON) that happened at `epoch_ms`, with the
+    /// body bytes the rules may read.
+    pub fn inspect(
+        &mut self,
+        event: &Value,
+        epoch_ms: i64,
+        bodies: &content::Bodies,
+    ) -> Vec<Value> {
+        let Some(v) = View::with_bodies(event, epoch_ms, &bodies.request, &bodies.response) else {
             return Vec::new();
         };
         if event["connection"]["role"] == "client" {
@@ -284,6 +427,9 @@ impl Engine {
                 .allow_actors
                 .iter()
                 .any(|a| Some(a.as_str()) == v.token || Some(a.as_str()) == v.client_ip)
+            || v.client_ip
+                .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+                .is_some_and(|ip| self.allow_nets.iter().any(|n| n.contains(&ip)))
         {
             return Vec::new();
         }
@@ -309,6 +455,62 @@ impl Engine {
             }
         }
         let c = self.config.clone();
+        for (id, found) in [
+            (
+                "AUTH-3",
+                rules::auth3_token_hygiene(&v, c.max_token_lifetime_secs as i64),
+            ),
+            (
+                "DATA-1",
+                content::data1_sensitive_in_response(v.response_body),
+            ),
+            ("CFG-1", content::cfg1_error_disclosure(v.response_body)),
+        ] {
+            if self.on(id)
+                && let Some(evidence) = found
+            {
+                hits.push((id, evidence));
+            }
+        }
+        if self.on("AUTH-4")
+            && !v.has_credentials()
+            && v.success()
+            && let Some((requests, with_auth)) = self.inventory.auth_baseline(&v, &template)
+            && requests >= c.auth4_min_requests
+            && with_auth as f64 / requests as f64 >= c.auth4_auth_ratio
+        {
+            hits.push((
+                "AUTH-4",
+                json!({ "route_requests": requests, "route_requests_with_credentials": with_auth }),
+            ));
+        }
+        if self.on("TOK-3") {
+            let route_key = format!("{} {} {template}", v.host, v.method);
+            let actor = v.actor();
+            let abusive = self
+                .abusive
+                .get(&actor)
+                .filter(|(until, _)| *until > v.epoch_ms)
+                .map(|(_, why)| why.clone());
+            let sensitive = self
+                .sensitive
+                .get(&route_key)
+                .filter(|(until, _)| *until > v.epoch_ms)
+                .is_some();
+            if let Some(e) = self.windows.tok3(&v, &c) {
+                hits.push(("TOK-3", e));
+            } else if let Some(why) = abusive
+                && sensitive
+                && v.success()
+            {
+                // Layered: an actor already seen abusing reads a route known to return
+                // sensitive data.
+                hits.push((
+                    "TOK-3",
+                    json!({ "layered": "abusive_actor_on_sensitive_route", "actor_listed_for": why }),
+                ));
+            }
+        }
         if self.on("BOLA-1")
             && let Some(e) = self.windows.bola1(&v, &template, &ids, &c)
         {
@@ -340,6 +542,27 @@ impl Engine {
             && let Some(newer) = self.inventory.newer_version(&v, &template)
         {
             hits.push(("INV-2", json!({ "newer_version": newer })));
+        }
+        let ttl_abuse = c.abusive_ttl_secs as i64 * 1000;
+        let ttl_sensitive = c.sensitive_ttl_secs as i64 * 1000;
+        for (id, _) in &hits {
+            if ABUSE_RULES.contains(id) {
+                *self
+                    .abusive
+                    .entry(&v.actor(), v.epoch_ms, || (0, String::new())) =
+                    (v.epoch_ms + ttl_abuse, (*id).to_owned());
+            }
+            if *id == "DATA-1" || *id == "DATA-2" {
+                self.inventory
+                    .note_sensitive(&v, &template, &hits_kinds(&hits));
+            }
+            if *id == "DATA-1" {
+                let route_key = format!("{} {} {template}", v.host, v.method);
+                *self
+                    .sensitive
+                    .entry(&route_key, v.epoch_ms, || (0, String::new())) =
+                    (v.epoch_ms + ttl_sensitive, "DATA-1".to_owned());
+            }
         }
         hits.into_iter()
             .filter_map(|(id, evidence)| self.finding(id, evidence, &v, &template))

@@ -170,7 +170,27 @@ fn inputs(v: &View) -> Vec<(String, String)> {
             .filter(|s| !s.is_empty())
             .map(|s| ("path".to_owned(), percent_decode(s))),
     );
+    out.extend(
+        super::content::body_inputs(v.request_body)
+            .into_iter()
+            .filter(|(_, value)| !value.starts_with("[REDACTED:")),
+    );
     out
+}
+
+/// AUTH-3: an accepted JWT that never expires, or lives longer than `max_lifetime_secs`.
+pub fn auth3_token_hygiene(v: &View, max_lifetime_secs: i64) -> Option<Value> {
+    let jwt = v.jwt?;
+    if !v.success() {
+        return None;
+    }
+    match (jwt["exp"].as_i64(), jwt["iat"].as_i64()) {
+        (None, _) => Some(json!({ "problem": "no_expiry" })),
+        (Some(exp), Some(iat)) if exp - iat > max_lifetime_secs => {
+            Some(json!({ "problem": "long_lived", "lifetime_secs": exp - iat }))
+        }
+        _ => None,
+    }
 }
 
 /// INJ-1: SQL injection or XSS in a parameter, by libinjection (its fingerprint as evidence).
@@ -196,13 +216,23 @@ const SHELL_COMMANDS: [&str; 15] = [
     "sleep", "nslookup",
 ];
 
+/// How evidence names an input: body fields keep their `body.` path, query keys get `query.`.
+fn label(key: &str) -> String {
+    if key.starts_with("body.") {
+        key.to_owned()
+    } else {
+        format!("query.{key}")
+    }
+}
+
 /// INJ-2: path traversal / file inclusion, shell command injection, NoSQL operators.
 pub fn inj2_traversal_command_nosql(v: &View) -> Option<Value> {
     let decoded_path = percent_decode(&percent_decode(v.path));
     if decoded_path.contains("../") || decoded_path.contains("..\\") {
         return Some(json!({ "kind": "path_traversal", "input": "path" }));
     }
-    for (k, value) in v.params() {
+    let body = super::content::body_inputs(v.request_body);
+    for (k, value) in v.params().into_iter().chain(body) {
         let twice = percent_decode(&value);
         let lower = twice.to_ascii_lowercase();
         if lower.contains("../")
@@ -211,7 +241,7 @@ pub fn inj2_traversal_command_nosql(v: &View) -> Option<Value> {
             || lower.starts_with("file://")
             || lower.contains("php://")
         {
-            return Some(json!({ "kind": "path_traversal", "input": format!("query.{k}") }));
+            return Some(json!({ "kind": "path_traversal", "input": label(&k) }));
         }
         for sep in [";", "|", "&&", "`", "$("] {
             if let Some(at) = lower.find(sep) {
@@ -221,14 +251,12 @@ pub fn inj2_traversal_command_nosql(v: &View) -> Option<Value> {
                     .take_while(char::is_ascii_alphanumeric)
                     .collect();
                 if SHELL_COMMANDS.contains(&word.as_str()) {
-                    return Some(
-                        json!({ "kind": "command_injection", "input": format!("query.{k}") }),
-                    );
+                    return Some(json!({ "kind": "command_injection", "input": label(&k) }));
                 }
             }
         }
         if k.contains("[$") || lower.starts_with("{\"$") || k.starts_with('$') {
-            return Some(json!({ "kind": "nosql_operator", "input": format!("query.{k}") }));
+            return Some(json!({ "kind": "nosql_operator", "input": label(&k) }));
         }
     }
     None
@@ -295,14 +323,24 @@ pub fn scan1_scanner(v: &View) -> Option<Value> {
         .map(|s| json!({ "scanner": s }))
 }
 
-/// CFG-2: CORS that lets any origin read credentialed responses.
+/// CFG-2: CORS that lets any origin read credentialed responses; or an HTML page served over
+/// TLS without HSTS (security-header posture).
 pub fn cfg2_cors(v: &View) -> Option<Value> {
-    let origin = v.response_header("access-control-allow-origin")?;
-    let credentials = v
-        .response_header("access-control-allow-credentials")
-        .is_some_and(|c| c.eq_ignore_ascii_case("true"));
-    ((origin == "*" || origin == "null") && credentials)
-        .then(|| json!({ "allow_origin": origin, "allow_credentials": true }))
+    if let Some(origin) = v.response_header("access-control-allow-origin") {
+        let credentials = v
+            .response_header("access-control-allow-credentials")
+            .is_some_and(|c| c.eq_ignore_ascii_case("true"));
+        if (origin == "*" || origin == "null") && credentials {
+            return Some(
+                json!({ "problem": "cors_any_origin_with_credentials", "allow_origin": origin }),
+            );
+        }
+    }
+    let html = v
+        .response_header("content-type")
+        .is_some_and(|t| t.starts_with("text/html"));
+    (v.tls && v.success() && html && v.response_header("strict-transport-security").is_none())
+        .then(|| json!({ "problem": "missing_header", "header": "strict-transport-security" }))
 }
 
 #[cfg(test)]

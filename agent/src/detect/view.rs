@@ -20,6 +20,10 @@ pub struct View<'a> {
     pub tls: bool,
     pub jwt: Option<&'a Value>,
     pub epoch_ms: i64,
+    /// Request body bytes the rules may read (the detection tap, or a replayed prefix).
+    pub request_body: &'a [u8],
+    /// Response body bytes, decompressed.
+    pub response_body: &'a [u8],
 }
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -36,6 +40,15 @@ pub fn redaction_tag(value: &str) -> Option<&str> {
 impl<'a> View<'a> {
     /// None for events without a request (nothing to judge).
     pub fn of(event: &'a Value, epoch_ms: i64) -> Option<Self> {
+        Self::with_bodies(event, epoch_ms, &[], &[])
+    }
+
+    pub fn with_bodies(
+        event: &'a Value,
+        epoch_ms: i64,
+        request_body: &'a [u8],
+        response_body: &'a [u8],
+    ) -> Option<Self> {
         let req = event.get("request").filter(|r| r.is_object())?;
         let headers = &req["headers"];
         let authorization = headers.get("authorization").and_then(Value::as_str);
@@ -61,6 +74,8 @@ impl<'a> View<'a> {
             tls: event["connection"]["tls"] == true,
             jwt: req.get("jwt").filter(|j| j.is_object()),
             epoch_ms,
+            request_body,
+            response_body,
         })
     }
 
@@ -75,6 +90,22 @@ impl<'a> View<'a> {
             (None, Some(ip)) => ip.to_owned(),
             (None, None) => "unknown".to_owned(),
         }
+    }
+
+    pub fn has_credentials(&self) -> bool {
+        self.authorization.is_some()
+            || self.token.is_some()
+            || self
+                .event
+                .pointer("/request/headers/cookie")
+                .is_some_and(|c| !c.is_null())
+    }
+
+    pub fn response_bytes(&self) -> u64 {
+        self.event
+            .pointer("/response/body_size")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
     }
 
     pub fn response_header(&self, name: &str) -> Option<&'a str> {

@@ -33,6 +33,14 @@ impl<V> Bounded<V> {
         self.entries.is_empty()
     }
 
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.entries.get(key).map(|(_, v)| v)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &V)> {
+        self.entries.iter().map(|(k, (_, v))| (k, v))
+    }
+
     pub fn entry(&mut self, key: &str, now: i64, new: impl FnOnce() -> V) -> &mut V {
         if !self.entries.contains_key(key) && self.entries.len() >= self.max {
             let mut ages: Vec<(i64, String)> = self
@@ -82,8 +90,10 @@ impl Window {
 }
 
 pub struct Windows {
+    usage: Bounded<Window>,
     bola: Bounded<Window>,
     token_ips: Bounded<Window>,
+    token_agents: Bounded<Window>,
     actor_errors: Bounded<Window>,
     auth_failures: Bounded<Window>,
 }
@@ -91,8 +101,10 @@ pub struct Windows {
 impl Windows {
     pub fn new(max_keys: usize) -> Self {
         Self {
+            usage: Bounded::new(max_keys),
             bola: Bounded::new(max_keys),
             token_ips: Bounded::new(max_keys),
+            token_agents: Bounded::new(max_keys),
             actor_errors: Bounded::new(max_keys),
             auth_failures: Bounded::new(max_keys),
         }
@@ -100,7 +112,9 @@ impl Windows {
 
     pub fn evicted(&self) -> u64 {
         self.bola.evicted
+            + self.usage.evicted
             + self.token_ips.evicted
+            + self.token_agents.evicted
             + self.actor_errors.evicted
             + self.auth_failures.evicted
     }
@@ -134,9 +148,40 @@ impl Windows {
         })
     }
 
-    /// TOK-1: one token used from several client addresses within the window.
+    /// TOK-3: an actor's requests or response bytes in a minute pass the limits. `errors`
+    /// holds the bytes here.
+    pub fn tok3(&mut self, v: &View, c: &DetectConfig) -> Option<Value> {
+        let actor = v.actor();
+        let w = self
+            .usage
+            .entry(&actor, v.epoch_ms, || Window::new(v.epoch_ms));
+        w.roll(v.epoch_ms, 60_000);
+        w.count += 1;
+        w.errors = w.errors.saturating_add(v.response_bytes());
+        (w.count >= c.tok3_requests_per_minute || w.errors >= c.tok3_bytes_per_minute)
+            .then(|| json!({ "requests": w.count, "response_bytes": w.errors, "window_secs": 60 }))
+    }
+
+    /// TOK-1: one token used from several client addresses, or by several user agents, within
+    /// the window.
     pub fn tok1(&mut self, v: &View, c: &DetectConfig) -> Option<Value> {
-        let (token, ip) = (v.token?, v.client_ip?);
+        let token = v.token?;
+        if !v.user_agent.is_empty() {
+            let w = self
+                .token_agents
+                .entry(token, v.epoch_ms, || Window::new(v.epoch_ms));
+            w.roll(v.epoch_ms, c.tok1_window_secs as i64 * 1000);
+            if w.distinct.len() < c.tok1_distinct_agents as usize {
+                w.distinct.insert(v.user_agent.to_owned());
+            }
+            if w.distinct.len() >= c.tok1_distinct_agents as usize {
+                return Some(json!({
+                    "distinct_user_agents": w.distinct.len(),
+                    "window_secs": c.tok1_window_secs,
+                }));
+            }
+        }
+        let ip = v.client_ip?;
         let w = self
             .token_ips
             .entry(token, v.epoch_ms, || Window::new(v.epoch_ms));

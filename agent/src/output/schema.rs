@@ -136,6 +136,8 @@ pub struct Enrichment<'a> {
     pub monotonic_to_unix_ns: i128,
     /// Path prefixes whose bodies may be shown (`--body-route`); empty: every route.
     pub body_routes: &'a [String],
+    /// Body bytes shown (the parser may have kept more for the detection rules).
+    pub event_body_bytes: usize,
 }
 
 /// Whether the body prefixes of an exchange with this request path may be written.
@@ -239,6 +241,21 @@ pub fn render<'a>(item: &'a ConnExchange, ctx: &'a Enrichment<'a>) -> ExchangeEv
     let conn = &item.conn;
     let mut request_out = req.and_then(request);
     let mut response_out = res.and_then(response);
+    let shown = |r: &mut std::borrow::Cow<'_, str>| {
+        if r.len() > ctx.event_body_bytes {
+            let mut end = ctx.event_body_bytes;
+            while end > 0 && !r.is_char_boundary(end) {
+                end -= 1;
+            }
+            *r = std::borrow::Cow::Owned(r[..end].to_owned());
+        }
+    };
+    if let Some(r) = request_out.as_mut() {
+        shown(&mut r.body_prefix);
+    }
+    if let Some(r) = response_out.as_mut() {
+        shown(&mut r.body_prefix);
+    }
     if !body_allowed(request_out.as_ref().map(|r| r.path), ctx.body_routes) {
         if let Some(r) = request_out.as_mut() {
             r.body_prefix = std::borrow::Cow::Borrowed("");
@@ -353,6 +370,7 @@ Set-Cookie: b=2\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"id\"\r\n4\r\n:42}\r
             library: Some("/usr/lib/x86_64-linux-gnu/libssl.so.3".into()),
             monotonic_to_unix_ns: 1_763_700_000_000_000_000,
             body_routes: &[],
+            event_body_bytes: 16,
         };
         let rendered =
             serde_json::to_string_pretty(&render(&exchange(), &ctx)).expect("json") + "\n";

@@ -1,0 +1,244 @@
+//! Body content for the rules: a bounded tap of request and response bodies that the rules
+//! read and the events never show (unless body prefixes are opted in), decompressed when the
+//! response says gzip or deflate. DATA-1 (sensitive data in responses, validated) and CFG-1
+//! (stack traces and database errors in responses) live here.
+
+use std::sync::OnceLock;
+
+use regex::Regex;
+use serde_json::{Value, json};
+
+use super::rules::{card_brand, digit_runs, valid_ssn};
+
+/// Decoded bodies are cut here (a gzip bomb in a prefix stays small).
+const MAX_DECODED: usize = 64 * 1024;
+
+/// The body bytes the rules see for one exchange.
+#[derive(Debug, Default, Clone)]
+pub struct Bodies {
+    pub request: Vec<u8>,
+    pub response: Vec<u8>,
+}
+
+impl Bodies {
+    /// From raw captured prefixes; the response is inflated per its Content-Encoding.
+    pub fn from_raw(request: &[u8], response: &[u8], response_encoding: Option<&str>) -> Self {
+        let response = match response_encoding.map(str::trim) {
+            Some(e) if e.eq_ignore_ascii_case("gzip") => {
+                inflate(flate2::read::GzDecoder::new(response))
+            }
+            Some(e) if e.eq_ignore_ascii_case("deflate") => {
+                // RFC 9110's "deflate" is zlib; some servers send raw deflate.
+                let zlib = inflate(flate2::read::ZlibDecoder::new(response));
+                if zlib.is_empty() {
+                    inflate(flate2::read::DeflateDecoder::new(response))
+                } else {
+                    zlib
+                }
+            }
+            _ => response.to_vec(),
+        };
+        Self {
+            request: request.to_vec(),
+            response,
+        }
+    }
+
+    /// From a (replayed) event: whatever body prefixes it carries.
+    pub fn from_event(event: &Value) -> Self {
+        let text = |m: &str| {
+            event
+                .pointer(&format!("/{m}/body_prefix"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .as_bytes()
+                .to_vec()
+        };
+        Self {
+            request: text("request"),
+            response: text("response"),
+        }
+    }
+}
+
+/// Reads what a decoder yields from a (possibly truncated) stream, up to MAX_DECODED.
+fn inflate(mut decoder: impl std::io::Read) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 8192];
+    while out.len() < MAX_DECODED {
+        match decoder.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&chunk[..n.min(MAX_DECODED - out.len())]),
+        }
+    }
+    out
+}
+
+/// String leaves of a JSON body, or the fields of a form body, or nothing.
+pub fn body_inputs(body: &[u8]) -> Vec<(String, String)> {
+    let trimmed = body.trim_ascii_start();
+    if trimmed.first().is_some_and(|b| *b == b'{' || *b == b'[') {
+        if let Ok(v) = serde_json::from_slice::<Value>(trimmed) {
+            let mut out = Vec::new();
+            leaves(&v, "body", &mut out);
+            return out;
+        }
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(body);
+    if text.contains('=') && !text.contains('\n') {
+        return text
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| {
+                (
+                    format!("body.{}", super::view::percent_decode(k)),
+                    super::view::percent_decode(v),
+                )
+            })
+            .collect();
+    }
+    Vec::new()
+}
+
+fn leaves(v: &Value, path: &str, out: &mut Vec<(String, String)>) {
+    if out.len() >= 256 {
+        return;
+    }
+    match v {
+        Value::String(s) => out.push((path.to_owned(), s.clone())),
+        Value::Array(items) => items.iter().for_each(|i| leaves(i, path, out)),
+        Value::Object(map) => map
+            .iter()
+            .for_each(|(k, i)| leaves(i, &format!("{path}.{k}"), out)),
+        _ => {}
+    }
+}
+
+/// IBAN with a valid mod-97 check.
+pub fn valid_iban(s: &str) -> bool {
+    let b = s.as_bytes();
+    if !(15..=34).contains(&b.len())
+        || !b[..2].iter().all(u8::is_ascii_uppercase)
+        || !b[2..4].iter().all(u8::is_ascii_digit)
+    {
+        return false;
+    }
+    let rearranged = s[4..].chars().chain(s[..4].chars());
+    let mut remainder = 0u32;
+    for c in rearranged {
+        let value = match c {
+            '0'..='9' => c as u32 - '0' as u32,
+            'A'..='Z' => c as u32 - 'A' as u32 + 10,
+            _ => return false,
+        };
+        remainder = if value >= 10 {
+            (remainder * 100 + value) % 97
+        } else {
+            (remainder * 10 + value) % 97
+        };
+    }
+    remainder == 1
+}
+
+/// Shannon entropy, bits per character.
+pub fn entropy(s: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    for b in s.bytes() {
+        counts[b as usize] += 1;
+    }
+    let n = s.len() as f64;
+    counts
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|c| {
+            let p = f64::from(*c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+struct Patterns {
+    keys: Vec<(&'static str, Regex)>,
+    iban: Regex,
+    secret_member: Regex,
+    errors: Vec<(&'static str, Regex)>,
+}
+
+fn patterns() -> &'static Patterns {
+    static P: OnceLock<Patterns> = OnceLock::new();
+    P.get_or_init(|| {
+        let r = |s: &str| Regex::new(s).expect("static regex");
+        Patterns {
+            keys: vec![
+                ("aws_access_key", r(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+                ("gcp_api_key", r(r"\bAIza[0-9A-Za-z_-]{35}\b")),
+                ("github_token", r(r"\bgh[pousr]_[A-Za-z0-9]{36}\b")),
+                ("slack_token", r(r"\bxox[baprs]-[A-Za-z0-9-]{10,}\b")),
+                ("private_key", r(r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----")),
+                ("jwt", r(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")),
+            ],
+            iban: r(r"\b[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}\b"),
+            secret_member: r(r#"(?i)"[a-z_]*(?:secret|password|private_key|api_key|access_key)[a-z_]*"\s*:\s*"([^"]{16,})""#),
+            errors: vec![
+                ("python_traceback", r(r"Traceback \(most recent call last\)")),
+                ("java_stack_trace", r(r"(?m)^\s*at [a-z][\w.$]+\.[\w$<>]+\([\w.]+(?::\d+)?\)")),
+                ("dotnet_exception", r(r"System\.[A-Za-z.]+Exception")),
+                ("php_error", r(r"(?:Fatal error|Warning|Parse error): .+ in /.+ on line \d+")),
+                ("sql_error", r(r"(?i)(?:SQLSTATE\[|You have an error in your SQL syntax|ORA-\d{5}|PG::[A-Za-z]+Error|psycopg2\.errors\.|SQLiteException|unterminated quoted string)")),
+                ("node_stack_trace", r(r"(?m)^\s*at .+ \(/.+\.js:\d+:\d+\)")),
+            ],
+        }
+    })
+}
+
+/// DATA-1: validated sensitive data in a response body.
+pub fn data1_sensitive_in_response(response: &[u8]) -> Option<Value> {
+    if response.is_empty() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(response);
+    let p = patterns();
+    let mut kinds: Vec<String> = Vec::new();
+    for run in digit_runs(&text) {
+        if let Some(brand) = card_brand(run) {
+            kinds.push(format!("card:{brand}"));
+        } else if valid_ssn(run) {
+            kinds.push("ssn".into());
+        }
+    }
+    if p.iban.find_iter(&text).any(|m| valid_iban(m.as_str())) {
+        kinds.push("iban".into());
+    }
+    for (kind, re) in &p.keys {
+        if re.is_match(&text) {
+            kinds.push((*kind).into());
+        }
+    }
+    if p.secret_member
+        .captures_iter(&text)
+        .any(|c| !c[1].starts_with("[REDACTED") && entropy(&c[1]) >= 3.5)
+    {
+        kinds.push("high_entropy_secret".into());
+    }
+    kinds.sort();
+    kinds.dedup();
+    (!kinds.is_empty()).then(|| json!({ "kinds": kinds }))
+}
+
+/// CFG-1: a stack trace or a database error message in a response body.
+pub fn cfg1_error_disclosure(response: &[u8]) -> Option<Value> {
+    if response.is_empty() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(response);
+    patterns()
+        .errors
+        .iter()
+        .find(|(_, re)| re.is_match(&text))
+        .map(|(kind, _)| json!({ "kind": kind }))
+}
+
+#[cfg(test)]
+#[path = "content_tests.rs"]
+mod tests;
