@@ -71,13 +71,14 @@ fn through_sink(config: SinkConfig, line: &Arc<str>) -> (Duration, u64, u64) {
 
 fn file_config(tag: &str, queue: usize) -> SinkConfig {
     let d = dir(tag);
-    let mut c = SinkConfig::stdout();
-    c.kind = SinkType::File;
-    c.path = Some(d.join("events.jsonl"));
-    c.max_bytes = Some(1 << 30);
-    c.queue_events = Some(queue);
-    c.spool_dir = Some(d.join("spool"));
-    c
+    SinkConfig {
+        kind: SinkType::File,
+        path: Some(d.join("events.jsonl")),
+        max_bytes: Some(1 << 30),
+        queue_events: Some(queue),
+        spool_dir: Some(d.join("spool")),
+        ..SinkConfig::default()
+    }
 }
 
 /// Builds round N's sink configuration (fresh directories per round).
@@ -117,14 +118,13 @@ fn main() {
         ),
         (
             "syslog UDP sink",
-            Box::new(move |i| {
-                let mut c = SinkConfig::stdout();
-                c.kind = SinkType::Syslog;
-                c.transport = Some(SyslogProtocol::Udp);
-                c.address = Some(address.clone());
-                c.queue_events = Some(EVENTS);
-                c.spool_dir = Some(dir(&format!("u{i}")).join("spool"));
-                c
+            Box::new(move |i| SinkConfig {
+                kind: SinkType::Syslog,
+                transport: Some(SyslogProtocol::Udp),
+                address: Some(address.clone()),
+                queue_events: Some(EVENTS),
+                spool_dir: Some(dir(&format!("u{i}")).join("spool")),
+                ..SinkConfig::default()
             }),
         ),
     ];

@@ -246,7 +246,7 @@ fn sink_families(
     sinks: &[crate::output::SinkSnapshot],
 ) -> std::fmt::Result {
     type Pick = fn(&crate::output::SinkSnapshot) -> u64;
-    let counters: [(&str, &str, Pick); 6] = [
+    let counters: [(&str, &str, Pick); 5] = [
         ("cleartap_sink_delivered", "events a sink delivered", |s| {
             s.delivered
         }),
@@ -270,39 +270,34 @@ fn sink_families(
             "delivery attempts that failed",
             |s| s.failed_sends,
         ),
+    ];
+    let gauges: [(&str, &str, Pick); 2] = [
         (
             "cleartap_sink_spool_bytes",
             "bytes waiting in a sink's spool",
             |s| s.spool_bytes,
         ),
+        (
+            "cleartap_sink_queue_depth",
+            "events waiting in a sink's memory queue",
+            |s| s.queue_depth,
+        ),
     ];
     for (name, help, pick) in counters {
-        let gauge_like = name.ends_with("spool_bytes");
-        if gauge_like {
-            let mut family =
-                e.encode_descriptor(name, help, None, ConstGauge::new(0i64).metric_type())?;
-            for s in sinks {
-                ConstGauge::new(pick(s) as i64)
-                    .encode(family.encode_family(&[("sink", s.name.as_str())])?)?;
-            }
-        } else {
-            let mut family =
-                e.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
-            for s in sinks {
-                ConstCounter::new(pick(s))
-                    .encode(family.encode_family(&[("sink", s.name.as_str())])?)?;
-            }
+        let mut family =
+            e.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+        for s in sinks {
+            ConstCounter::new(pick(s))
+                .encode(family.encode_family(&[("sink", s.name.as_str())])?)?;
         }
     }
-    let mut family = e.encode_descriptor(
-        "cleartap_sink_queue_depth",
-        "events waiting in a sink's memory queue",
-        None,
-        ConstGauge::new(0i64).metric_type(),
-    )?;
-    for s in sinks {
-        ConstGauge::new(s.queue_depth as i64)
-            .encode(family.encode_family(&[("sink", s.name.as_str())])?)?;
+    for (name, help, pick) in gauges {
+        let mut family =
+            e.encode_descriptor(name, help, None, ConstGauge::new(0i64).metric_type())?;
+        for s in sinks {
+            ConstGauge::new(pick(s) as i64)
+                .encode(family.encode_family(&[("sink", s.name.as_str())])?)?;
+        }
     }
     Ok(())
 }

@@ -28,20 +28,19 @@ const RESCAN_DELAYS: [Duration; 3] = [
 ];
 const MAX_PENDING_RESCANS: usize = 8192;
 
-/// The body bytes the detection rules may read for an exchange (decompressed).
-fn body_tap(item: &ConnExchange) -> crate::detect::content::Bodies {
-    let prefix = |m: Option<&crate::http::exchange::Message>| -> Vec<u8> {
+/// The body bytes the detection rules may read for an exchange (decompressed), borrowed.
+fn body_tap(item: &ConnExchange) -> crate::detect::content::Bodies<'_> {
+    fn prefix(m: Option<&crate::http::exchange::Message>) -> &[u8] {
         m.and_then(|m| m.body.as_ref())
-            .map(|b| b.prefix.clone())
-            .unwrap_or_default()
-    };
+            .map_or(&[][..], |b| b.prefix.as_slice())
+    }
     let response = item.exchange.response.as_ref();
     let encoding = response
         .and_then(|r| r.head.header("content-encoding"))
         .and_then(|v| std::str::from_utf8(v).ok());
     crate::detect::content::Bodies::from_raw(
-        &prefix(item.exchange.request.as_ref()),
-        &prefix(response),
+        prefix(item.exchange.request.as_ref()),
+        prefix(response),
         encoding,
     )
 }

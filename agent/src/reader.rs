@@ -65,12 +65,16 @@ pub struct Reload {
 }
 
 impl Loop {
-    fn publish(&mut self) {
-        let Some(shared) = &self.metrics else {
-            return;
-        };
+    fn sync_attacher_counters(&mut self) {
         self.pipeline.counters.attach_failures = self.attacher.attach_failures;
         self.pipeline.counters.libraries_released = self.attacher.libraries_released;
+    }
+
+    fn publish(&mut self) {
+        if self.metrics.is_none() {
+            return;
+        }
+        self.sync_attacher_counters();
         let snapshot = crate::metrics::Snapshot {
             kernel: KernelCounters::read(&self.ebpf),
             agent: self.pipeline.counters,
@@ -85,7 +89,9 @@ impl Loop {
                 .as_ref()
                 .map_or(0, |e| e.stats.findings),
         };
-        if let Ok(mut slot) = shared.lock() {
+        if let Some(shared) = &self.metrics
+            && let Ok(mut slot) = shared.lock()
+        {
             *slot = snapshot;
         }
     }
@@ -229,8 +235,7 @@ impl Loop {
         drain(ring.get_mut(), &mut self.pipeline);
         self.pipeline.close_all();
         self.pipeline.flush(&self.attacher).context("output")?;
-        self.pipeline.counters.attach_failures = self.attacher.attach_failures;
-        self.pipeline.counters.libraries_released = self.attacher.libraries_released;
+        self.sync_attacher_counters();
         let kernel = KernelCounters::read(&self.ebpf);
         self.dump_inventory("exit");
         let sinks = self.pipeline.output.shutdown(SINK_SHUTDOWN_DEADLINE);
@@ -250,7 +255,7 @@ impl Loop {
                 engine.stats.findings,
                 engine.stats.suppressed_repeats,
                 engine.state_evictions(),
-                engine.inventory.to_json()["routes"],
+                engine.inventory.routes(),
                 engine.inventory.overflow
             );
         }

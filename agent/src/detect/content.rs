@@ -3,7 +3,7 @@
 //! response says gzip or deflate. DATA-1 (sensitive data in responses, validated) and CFG-1
 //! (stack traces and database errors in responses) live here.
 
-use std::sync::OnceLock;
+use std::{borrow::Cow, sync::OnceLock};
 
 use regex::Regex;
 use serde_json::{Value, json};
@@ -13,46 +13,53 @@ use super::rules::{card_brand, digit_runs, valid_ssn};
 /// Decoded bodies are cut here (a gzip bomb in a prefix stays small).
 const MAX_DECODED: usize = 64 * 1024;
 
-/// The body bytes the rules see for one exchange.
+/// The body bytes the rules see for one exchange: borrowed from the captured prefixes (or a
+/// replayed event), owned only when a response had to be inflated.
 #[derive(Debug, Default, Clone)]
-pub struct Bodies {
-    pub request: Vec<u8>,
-    pub response: Vec<u8>,
+pub struct Bodies<'a> {
+    pub request: Cow<'a, [u8]>,
+    pub response: Cow<'a, [u8]>,
 }
 
-impl Bodies {
+impl<'a> Bodies<'a> {
     /// From raw captured prefixes; the response is inflated per its Content-Encoding.
-    pub fn from_raw(request: &[u8], response: &[u8], response_encoding: Option<&str>) -> Self {
+    pub fn from_raw(
+        request: &'a [u8],
+        response: &'a [u8],
+        response_encoding: Option<&str>,
+    ) -> Self {
         let response = match response_encoding.map(str::trim) {
             Some(e) if e.eq_ignore_ascii_case("gzip") => {
-                inflate(flate2::read::GzDecoder::new(response))
+                Cow::Owned(inflate(flate2::read::GzDecoder::new(response)))
             }
             Some(e) if e.eq_ignore_ascii_case("deflate") => {
                 // RFC 9110's "deflate" is zlib; some servers send raw deflate.
                 let zlib = inflate(flate2::read::ZlibDecoder::new(response));
-                if zlib.is_empty() {
+                Cow::Owned(if zlib.is_empty() {
                     inflate(flate2::read::DeflateDecoder::new(response))
                 } else {
                     zlib
-                }
+                })
             }
-            _ => response.to_vec(),
+            _ => Cow::Borrowed(response),
         };
         Self {
-            request: request.to_vec(),
+            request: Cow::Borrowed(request),
             response,
         }
     }
 
     /// From a (replayed) event: whatever body prefixes it carries.
-    pub fn from_event(event: &Value) -> Self {
+    pub fn from_event(event: &'a Value) -> Self {
         let text = |m: &str| {
-            event
-                .pointer(&format!("/{m}/body_prefix"))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .as_bytes()
-                .to_vec()
+            Cow::Borrowed(
+                event
+                    .get(m)
+                    .and_then(|m| m.get("body_prefix"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .as_bytes(),
+            )
         };
         Self {
             request: text("request"),

@@ -225,21 +225,23 @@ fn auth3_tokens_without_expiry_or_too_long_lived() {
 fn response_bodies_sensitive_data_and_error_disclosure_and_json_body_injection() {
     let mut engine = Engine::new(DetectConfig::default());
     let leak = Bodies {
-        request: Vec::new(),
-        response: br#"{"name":"alice","card":"4111 1111 1111 1111"}"#.to_vec(),
+        request: Vec::new().into(),
+        response: br#"{"name":"alice","card":"4111 1111 1111 1111"}"#.to_vec().into(),
     };
     let f = engine.inspect(&exchange("GET", "/api/profile", 200, json!({})), T0, &leak);
     assert_eq!(ids(&f), ["DATA-1"]);
     assert_eq!(f[0]["evidence"]["kinds"], json!(["card:visa"]));
     let trace = Bodies {
-        request: Vec::new(),
-        response: b"Traceback (most recent call last):\n  File \"/srv/app.py\"".to_vec(),
+        request: Vec::new().into(),
+        response: b"Traceback (most recent call last):\n  File \"/srv/app.py\""
+            .to_vec()
+            .into(),
     };
     let f = engine.inspect(&exchange("GET", "/api/crash", 500, json!({})), T0, &trace);
     assert_eq!(ids(&f), ["CFG-1"]);
     let sqli = Bodies {
-        request: br#"{"filter":{"name":"x' OR '1'='1"}}"#.to_vec(),
-        response: Vec::new(),
+        request: br#"{"filter":{"name":"x' OR '1'='1"}}"#.to_vec().into(),
+        response: Vec::new().into(),
     };
     let f = engine.inspect(&exchange("POST", "/api/search", 200, json!({})), T0, &sqli);
     assert_eq!(ids(&f), ["INJ-1"]);
@@ -250,8 +252,8 @@ fn response_bodies_sensitive_data_and_error_disclosure_and_json_body_injection()
 fn layered_tok3_abusive_actor_on_sensitive_route_and_lists_age_out() {
     let mut engine = Engine::new(DetectConfig::default());
     let leak = Bodies {
-        request: Vec::new(),
-        response: br#"{"ssn":"078-05-1120"}"#.to_vec(),
+        request: Vec::new().into(),
+        response: br#"{"ssn":"078-05-1120"}"#.to_vec().into(),
     };
     // The route becomes sensitive (DATA-1 for one caller)…
     let f = engine.inspect(
@@ -328,8 +330,8 @@ fn cidr_allowlist_token_agents_and_sensitive_kinds_in_the_inventory() {
     }
     assert_eq!(agents, ["TOK-1"]);
     let leak = Bodies {
-        request: Vec::new(),
-        response: br#"{"iban":"DE89370400440532013000"}"#.to_vec(),
+        request: Vec::new().into(),
+        response: br#"{"iban":"DE89370400440532013000"}"#.to_vec().into(),
     };
     engine.inspect(
         &exchange("GET", "/api/payouts/9", 200, json!({})),
@@ -367,4 +369,19 @@ fn tok3_request_rate() {
         found.extend(ids(&engine.inspect(&e, T0 + i * 100, &Bodies::default())));
     }
     assert_eq!(found, ["TOK-3"]);
+}
+
+#[test]
+fn inventory_bound_holds_against_new_host_headers() {
+    let mut engine = Engine::new(DetectConfig {
+        max_routes: 2,
+        ..DetectConfig::default()
+    });
+    for i in 0..100 {
+        let e = exchange("GET", "/a", 200, json!({ "host": format!("h{i}.example") }));
+        engine.inspect(&e, T0 + i, &Bodies::default());
+    }
+    let dump = engine.dump(T0);
+    assert_eq!(dump["hosts"].as_object().map(|h| h.len()), Some(2));
+    assert_eq!(dump["routes_not_tracked"], 98);
 }

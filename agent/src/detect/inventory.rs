@@ -58,10 +58,15 @@ impl Inventory {
     pub fn record(&mut self, v: &View, template: &str) -> Seen {
         let started = *self.started_ms.get_or_insert(v.epoch_ms);
         let key = format!("{} {template}", v.method);
-        let host = self.routes.entry(v.host.to_owned()).or_default();
-        let seen = if host.contains_key(&key) {
+        let known = self
+            .routes
+            .get(v.host)
+            .is_some_and(|h| h.contains_key(&key));
+        let seen = if known {
             Seen::Known
         } else if self.count >= self.max_routes {
+            // Checked before any insertion: Host headers come from the network, and an empty
+            // per-host map for each new one would grow without bound.
             self.overflow += 1;
             return Seen::Overflow;
         } else {
@@ -70,6 +75,7 @@ impl Inventory {
                 after_learning: v.epoch_ms - started > self.learning_ms,
             }
         };
+        let host = self.routes.entry(v.host.to_owned()).or_default();
         let stats = host.entry(key).or_insert_with(|| RouteStats {
             first_seen_ms: v.epoch_ms,
             ..RouteStats::default()
@@ -141,6 +147,11 @@ impl Inventory {
                 .all(|(i, (a, b))| i == at || a == b);
             same_rest.then(|| format!("v{newer}"))
         })
+    }
+
+    /// Route templates tracked.
+    pub fn routes(&self) -> usize {
+        self.count
     }
 
     /// The whole inventory as JSON (dumped on demand and at exit).

@@ -454,7 +454,8 @@ impl Engine {
                 hits.push((id, evidence));
             }
         }
-        let c = self.config.clone();
+        // Borrowed, not cloned: this runs for every exchange.
+        let c = &self.config;
         for (id, found) in [
             (
                 "AUTH-3",
@@ -497,7 +498,7 @@ impl Engine {
                 .get(&route_key)
                 .filter(|(until, _)| *until > v.epoch_ms)
                 .is_some();
-            if let Some(e) = self.windows.tok3(&v, &c) {
+            if let Some(e) = self.windows.tok3(&v, c) {
                 hits.push(("TOK-3", e));
             } else if let Some(why) = abusive
                 && sensitive
@@ -512,22 +513,22 @@ impl Engine {
             }
         }
         if self.on("BOLA-1")
-            && let Some(e) = self.windows.bola1(&v, &template, &ids, &c)
+            && let Some(e) = self.windows.bola1(&v, &template, &ids, c)
         {
             hits.push(("BOLA-1", e));
         }
         if self.on("TOK-1")
-            && let Some(e) = self.windows.tok1(&v, &c)
+            && let Some(e) = self.windows.tok1(&v, c)
         {
             hits.push(("TOK-1", e));
         }
         if self.on("TOK-2")
-            && let Some(e) = self.windows.tok2(&v, &c)
+            && let Some(e) = self.windows.tok2(&v, c)
         {
             hits.push(("TOK-2", e));
         }
         if self.on("AUTH-6")
-            && let Some(e) = self.windows.auth6(&v, &c)
+            && let Some(e) = self.windows.auth6(&v, c)
         {
             hits.push(("AUTH-6", e));
         }

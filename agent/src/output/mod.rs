@@ -47,7 +47,7 @@ pub struct Output {
 impl Output {
     /// Starts every sink; with none configured, one native stdout sink.
     pub fn start(configs: &[SinkConfig], host: &str) -> Result<Self, OutputError> {
-        let default = [SinkConfig::stdout()];
+        let default = [SinkConfig::default()];
         let configs = if configs.is_empty() {
             &default[..]
         } else {

@@ -28,10 +28,12 @@ pub fn marker(secret: &[u8]) -> String {
     };
     mac.update(secret);
     let tag = mac.finalize().into_bytes();
-    let mut out = String::with_capacity(28);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(27);
     out.push_str("[REDACTED:");
     for b in &tag[..8] {
-        out.push_str(&format!("{b:02x}"));
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 0xf)] as char);
     }
     out.push(']');
     out

@@ -13,17 +13,19 @@ use super::{
     transports::{RotatingFile, Stdout, Syslog, SyslogProtocol},
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SinkType {
+    #[default]
     Stdout,
     File,
     Syslog,
     Http,
 }
 
-/// One `[[sinks]]` table. Keys that do not apply to its type are errors.
-#[derive(Debug, Clone, Deserialize)]
+/// One `[[sinks]]` table. Keys that do not apply to its type are errors. The default is a
+/// stdout sink in the native format.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinkConfig {
     #[serde(rename = "type")]
@@ -53,30 +55,6 @@ pub struct SinkConfig {
 }
 
 impl SinkConfig {
-    pub fn stdout() -> Self {
-        Self {
-            kind: SinkType::Stdout,
-            name: None,
-            format: None,
-            path: None,
-            max_bytes: None,
-            keep_files: None,
-            transport: None,
-            address: None,
-            url: None,
-            protocol: None,
-            index: None,
-            auth_header_file: None,
-            auth_header_env: None,
-            ca_file: None,
-            queue_events: None,
-            batch_max_events: None,
-            batch_max_ms: None,
-            spool_dir: None,
-            spool_max_bytes: None,
-        }
-    }
-
     pub fn name(&self, index: usize) -> String {
         self.name.clone().unwrap_or_else(|| {
             let kind = format!("{:?}", self.kind).to_lowercase();
