@@ -59,6 +59,8 @@ fn pipeline_and_output(records: &[&[u8]], sink: &mut Vec<u8>) -> usize {
         monotonic_to_unix_ns: 0,
         body_routes: &[],
         event_body_bytes: 0,
+        workload: Default::default(),
+        node: None,
     };
     sink.clear();
     for item in &out {

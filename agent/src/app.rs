@@ -193,6 +193,9 @@ pub fn run(config: Config, loader: crate::config_file::Loader) -> anyhow::Result
     if config.detect.enabled {
         pipeline.detect = Some(crate::detect::Engine::new(config.detect.clone()));
     }
+    if let Some(api) = kubernetes_api(&config)? {
+        pipeline.workloads.watch_pods(api)?;
+    }
     if let Some(path) = &config.record_raw {
         pipeline.record_to(crate::recording::Recorder::create(path)?);
         log::warn!(
@@ -237,4 +240,32 @@ pub fn run(config: Config, loader: crate::config_file::Loader) -> anyhow::Result
         .run()
         .await
     })
+}
+
+/// Where to watch pods, if anywhere: --kubernetes-api, else the in-cluster service account.
+fn kubernetes_api(config: &Config) -> anyhow::Result<Option<crate::workload::api::ApiConfig>> {
+    use crate::{config::Toggle, workload::api::ApiConfig};
+    if config.kubernetes == Toggle::Off {
+        return Ok(None);
+    }
+    let node = config.node_name.clone();
+    let mut api = match (&config.kubernetes_api, ApiConfig::in_cluster(node.clone())) {
+        (Some(url), _) => ApiConfig::new(url.clone(), None, None, node)?,
+        (None, Some(in_cluster)) => in_cluster?,
+        (None, None) if config.kubernetes == Toggle::On => anyhow::bail!(
+            "--kubernetes on, but this is not a pod (KUBERNETES_SERVICE_HOST is unset) and no \
+--kubernetes-api was given"
+        ),
+        (None, None) => {
+            log::debug!("pod enrichment off: not in a Kubernetes pod");
+            return Ok(None);
+        }
+    };
+    if let Some(token) = &config.kubernetes_token_file {
+        api.token_file = Some(token.clone());
+    }
+    if let Some(ca) = &config.kubernetes_ca_file {
+        api.ca_file = Some(ca.clone());
+    }
+    Ok(Some(api))
 }

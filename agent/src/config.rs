@@ -148,6 +148,52 @@ pub struct Config {
     /// Extra OpenSSL libssl file to attach to (besides those discovered). Repeatable.
     #[arg(long = "library", value_name = "PATH")]
     pub libraries: Vec<std::path::PathBuf>,
+
+    /// Pod enrichment (pod name, namespace, node on events): `auto` turns it on inside a
+    /// Kubernetes pod (KUBERNETES_SERVICE_HOST set) or when --kubernetes-api is given. Watches
+    /// only the pods of --node-name; needs get/list/watch on pods.
+    #[arg(long, env = "CLEARTAP_KUBERNETES", value_enum, default_value_t = Toggle::Auto, help_heading = "Kubernetes")]
+    pub kubernetes: Toggle,
+    /// API server URL when not running in a pod (in a pod: from KUBERNETES_SERVICE_HOST/PORT).
+    #[arg(
+        long,
+        env = "CLEARTAP_KUBERNETES_API",
+        value_name = "URL",
+        help_heading = "Kubernetes"
+    )]
+    pub kubernetes_api: Option<String>,
+    /// Bearer token file for the API (in a pod: the service account token).
+    #[arg(
+        long,
+        env = "CLEARTAP_KUBERNETES_TOKEN_FILE",
+        value_name = "PATH",
+        help_heading = "Kubernetes"
+    )]
+    pub kubernetes_token_file: Option<std::path::PathBuf>,
+    /// CA bundle that signs the API's certificate (in a pod: the service account ca.crt).
+    #[arg(
+        long,
+        env = "CLEARTAP_KUBERNETES_CA_FILE",
+        value_name = "PATH",
+        help_heading = "Kubernetes"
+    )]
+    pub kubernetes_ca_file: Option<std::path::PathBuf>,
+    /// This node's name, as the API knows it (a DaemonSet sets NODE_NAME from spec.nodeName).
+    #[arg(
+        long,
+        env = "NODE_NAME",
+        value_name = "NAME",
+        help_heading = "Kubernetes"
+    )]
+    pub node_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Toggle {
+    Auto,
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]

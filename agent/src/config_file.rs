@@ -77,7 +77,12 @@ pub fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
         ports,
         exclude_ports,
         metrics_listen,
-        token_key_file
+        token_key_file,
+        kubernetes,
+        kubernetes_api,
+        kubernetes_token_file,
+        kubernetes_ca_file,
+        node_name
     );
     changed
 }
@@ -128,6 +133,8 @@ pub struct FileConfig {
     redaction: RedactionSection,
     detect: Option<crate::detect::DetectConfig>,
     #[serde(default)]
+    kubernetes: KubernetesSection,
+    #[serde(default)]
     sinks: Vec<crate::output::sink_config::SinkConfig>,
 }
 
@@ -176,6 +183,16 @@ struct FiltersSection {
     exclude_cgroups: Option<Vec<u64>>,
     ports: Option<Vec<u16>>,
     exclude_ports: Option<Vec<u16>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KubernetesSection {
+    enabled: Option<crate::config::Toggle>,
+    api_url: Option<String>,
+    token_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    node_name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -237,6 +254,7 @@ pub fn merge(config: &mut Config, file: FileConfig, matches: &ArgMatches) {
         metrics,
         redaction,
         detect,
+        kubernetes,
         sinks,
     } = file;
     config.sinks = sinks;
@@ -266,6 +284,11 @@ pub fn merge(config: &mut Config, file: FileConfig, matches: &ArgMatches) {
         exclude_ports <- filters.exclude_ports,
         metrics_listen <- metrics.listen,
         token_key_file <- redaction.token_key_file,
+        kubernetes <- kubernetes.enabled,
+        kubernetes_api <- kubernetes.api_url.map(Some),
+        kubernetes_token_file <- kubernetes.token_file.map(Some),
+        kubernetes_ca_file <- kubernetes.ca_file.map(Some),
+        node_name <- kubernetes.node_name.map(Some),
     );
     if let Some(plaintext) = capture.plaintext
         && defaulted("no_plaintext")

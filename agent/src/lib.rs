@@ -21,3 +21,4 @@ pub mod recording;
 pub mod replay;
 pub mod stats;
 pub mod token_key;
+pub mod workload;

@@ -39,6 +39,7 @@ pub struct Snapshot {
     pub published: Option<Instant>,
     pub sinks: Vec<crate::output::SinkSnapshot>,
     pub findings: u64,
+    pub workload: crate::workload::WorkloadStats,
 }
 
 pub type Shared = Arc<Mutex<Snapshot>>;
@@ -237,8 +238,54 @@ impl Collector for SnapshotCollector {
             "streams tracked now",
             s.open_streams,
         )?;
-        Ok(())
+        workload_families(&mut e, &s.workload)
     }
+}
+
+fn workload_families(
+    e: &mut DescriptorEncoder<'_>,
+    w: &crate::workload::WorkloadStats,
+) -> std::fmt::Result {
+    counter(
+        e,
+        (
+            "cleartap_cgroups",
+            "cgroups looked up for container enrichment, by result",
+            &[
+                ("result", "resolved", w.cgroups_resolved),
+                ("result", "unresolved", w.cgroups_unresolved),
+            ],
+        ),
+    )?;
+    counter(
+        e,
+        (
+            "cleartap_kubernetes_api_errors",
+            "failed Kubernetes API requests (retried with backoff)",
+            &[("", "", w.api_errors)],
+        ),
+    )?;
+    counter(
+        e,
+        (
+            "cleartap_kubernetes_unusable_objects",
+            "watch lines or objects that did not parse or were too long",
+            &[("", "", w.api_unusable)],
+        ),
+    )?;
+    gauge(
+        e,
+        "cleartap_kubernetes_pods",
+        "pods of this node in the enrichment index",
+        w.pods_known,
+    )?;
+    gauge(
+        e,
+        "cleartap_kubernetes_synced",
+        "1 once the pod list of this node has been read",
+        u64::from(w.api_synced),
+    )?;
+    Ok(())
 }
 
 fn sink_families(

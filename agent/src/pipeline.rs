@@ -48,6 +48,8 @@ fn body_tap(item: &ConnExchange) -> crate::detect::content::Bodies<'_> {
 pub struct Pipeline {
     pub conns: ConnTable,
     pub processes: ProcessTable,
+    /// Container and pod of each cgroup.
+    pub workloads: crate::workload::Workloads,
     pub counters: AgentCounters,
     pub output: Output,
     /// `--body-route` prefixes (empty: bodies of every route, when body capture is on).
@@ -70,6 +72,7 @@ impl Pipeline {
         Self {
             conns,
             processes: ProcessTable::default(),
+            workloads: crate::workload::Workloads::default(),
             counters: AgentCounters::default(),
             output,
             body_routes: Vec::new(),
@@ -131,6 +134,9 @@ impl Pipeline {
                 }) {
                     self.processes.learn(tgid);
                 }
+                // A hash lookup when known; the stream may predate its first data record (a
+                // socket record opens it), so this is not tied to the stream's first record.
+                self.workloads.learn(tgid, data.cgroup_id);
                 self.conns.on_data(&data, payload, &mut self.finished);
             }
             Record::Socket(socket) => self.conns.on_socket(&socket, &mut self.finished),
@@ -196,6 +202,8 @@ impl Pipeline {
                 monotonic_to_unix_ns: self.monotonic_to_unix_ns,
                 body_routes: &self.body_routes,
                 event_body_bytes: self.event_body_bytes,
+                workload: self.workloads.resolve(item.conn.cgroup_id),
+                node: self.workloads.node(),
             };
             let epoch_ms = (start_unix_ns(&item, self.monotonic_to_unix_ns) / 1_000_000) as i64;
             let event = render(&item, &ctx);

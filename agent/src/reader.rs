@@ -88,6 +88,7 @@ impl Loop {
                 .detect
                 .as_ref()
                 .map_or(0, |e| e.stats.findings),
+            workload: self.pipeline.workloads.stats(),
         };
         if let Some(shared) = &self.metrics
             && let Ok(mut slot) = shared.lock()
@@ -247,6 +248,25 @@ impl Loop {
                 &self.pipeline.conns.stats
             ),
             crate::output::summary(&sinks)
+        );
+        let w = self.pipeline.workloads.stats();
+        log::info!(
+            "workloads: cgroups_resolved={} cgroups_unresolved={} cgroup_cache_resets={}{}",
+            w.cgroups_resolved,
+            w.cgroups_unresolved,
+            w.cgroup_cache_resets,
+            match self.pipeline.workloads.node() {
+                Some(node) => format!(
+                    " | kubernetes node={node} synced={} pods={} pods_dropped={} api_errors={} relists={} unusable_objects={}",
+                    w.api_synced,
+                    w.pods_known,
+                    w.pods_dropped,
+                    w.api_errors,
+                    w.api_relists,
+                    w.api_unusable
+                ),
+                None => " | kubernetes off".into(),
+            }
         );
         if let Some(engine) = &self.pipeline.detect {
             log::info!(

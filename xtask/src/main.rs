@@ -355,6 +355,8 @@ fn test() -> anyhow::Result<()> {
                 "schema",
                 "--test",
                 "detections",
+                "--test",
+                "workloads",
                 "--",
                 "--test-threads=1",
             ])

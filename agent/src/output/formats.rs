@@ -99,8 +99,18 @@ pub fn ocsf(event: &Value, epoch_ms: i64) -> Value {
             "tls_library": event["connection"]["library"],
             "fd": event["connection"]["fd"],
             "latency_us": event["latency_us"],
+            "kubernetes": event["kubernetes"],
         },
     });
+    if event["container"].is_object() {
+        let c = &event["container"];
+        out["container"] = json!({
+            "uid": c["id"],
+            "runtime": c["runtime"],
+            "pod_uuid": event["kubernetes"]["pod_uid"],
+            "orchestrator": event["kubernetes"].is_object().then_some("kubernetes"),
+        });
+    }
     if !req.is_null() {
         out["http_request"] = json!({
             "http_method": req["method"],
@@ -180,8 +190,23 @@ pub fn ecs(event: &Value) -> Value {
             "tls_library": event["connection"]["library"],
             "fd": event["connection"]["fd"],
             "latency_us": event["latency_us"],
+            "kubernetes_node": event["kubernetes"]["node"],
         },
     });
+    if event["container"].is_object() {
+        out["container"] = json!({
+            "id": event["container"]["id"],
+            "runtime": event["container"]["runtime"],
+        });
+    }
+    let k = &event["kubernetes"];
+    if k["pod"].is_string() {
+        out["orchestrator"] = json!({
+            "type": "kubernetes",
+            "namespace": k["namespace"],
+            "resource": { "type": "pod", "name": k["pod"], "id": k["pod_uid"] },
+        });
+    }
     if event["connection"]["tls"] == true {
         out["tls"] = json!({ "established": true });
     }
@@ -326,6 +351,16 @@ mod tests {
         assert_eq!(o["dst_endpoint"]["port"], 8443);
         assert_eq!(o["actor"]["process"]["name"], "curl");
         assert_eq!(o["time"], 1_763_700_000_001i64);
+        assert_eq!(o["container"]["runtime"], "containerd");
+        assert_eq!(
+            o["container"]["pod_uuid"],
+            "0f4c1d2e-3a4b-4c5d-8e9f-0123456789ab"
+        );
+        assert_eq!(o["container"]["orchestrator"], "kubernetes");
+        assert_eq!(
+            o["unmapped"]["kubernetes"]["pod"],
+            "checkout-api-7c9d8f6b5-x2lqz"
+        );
         let text = o.to_string();
         assert!(text.contains("Bearer [REDACTED:81dcd9d1e4b785bc]") && !text.contains("null"));
     }
@@ -346,5 +381,15 @@ mod tests {
         assert_eq!(e["process"]["executable"], "/usr/bin/curl");
         assert_eq!(e["tls"]["established"], true);
         assert_eq!(e["event"]["duration"], 250_000);
+        assert_eq!(
+            e["container"]["id"],
+            "8d2f0c1b7e3a4f5d9c6b0a1e2d3f4c5b6a7e8d9c0b1a2f3e4d5c6b7a8e9f0a1b"
+        );
+        assert_eq!(e["orchestrator"]["namespace"], "shop");
+        assert_eq!(
+            e["orchestrator"]["resource"]["name"],
+            "checkout-api-7c9d8f6b5-x2lqz"
+        );
+        assert_eq!(e["cleartap"]["kubernetes_node"], "worker-3");
     }
 }

@@ -19,6 +19,12 @@ pub struct ExchangeEvent<'a> {
     pub time: String,
     pub host: &'a str,
     pub process: ProcessOut<'a>,
+    /// The container of the process; absent for processes outside containers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerOut<'a>>,
+    /// Present when the agent watches Kubernetes: the node, and the pod when it is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesOut<'a>>,
     pub connection: ConnectionOut<'a>,
     pub request: Option<RequestOut<'a>>,
     pub response: Option<ResponseOut<'a>>,
@@ -34,6 +40,24 @@ pub struct ProcessOut<'a> {
     pub exe: Option<&'a str>,
     /// cgroup v2 id (the inode of the cgroup directory): identifies the container.
     pub cgroup_id: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ContainerOut<'a> {
+    pub id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KubernetesOut<'a> {
+    pub node: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -138,6 +162,10 @@ pub struct Enrichment<'a> {
     pub body_routes: &'a [String],
     /// Body bytes shown (the parser may have kept more for the detection rules).
     pub event_body_bytes: usize,
+    /// Container and pod of the process.
+    pub workload: crate::workload::Workload,
+    /// This node's Kubernetes name, when pods are watched.
+    pub node: Option<&'a str>,
 }
 
 /// Whether the body prefixes of an exchange with this request path may be written.
@@ -275,6 +303,19 @@ pub fn render<'a>(item: &'a ConnExchange, ctx: &'a Enrichment<'a>) -> ExchangeEv
             exe: ctx.exe.as_deref(),
             cgroup_id: conn.cgroup_id,
         },
+        container: ctx.workload.container.as_deref().map(|c| ContainerOut {
+            id: &c.id,
+            runtime: c.runtime,
+        }),
+        kubernetes: ctx.node.map(|node| {
+            let pod = ctx.workload.pod.as_deref();
+            KubernetesOut {
+                node,
+                namespace: pod.map(|p| p.namespace.as_str()),
+                pod: pod.map(|p| p.name.as_str()),
+                pod_uid: pod.map(|p| p.uid.as_str()),
+            }
+        }),
         connection: ConnectionOut {
             local: conn.endpoints.map(|e| endpoint(e.local)),
             remote: conn.endpoints.map(|e| endpoint(e.remote)),
@@ -371,6 +412,18 @@ Set-Cookie: b=2\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"id\"\r\n4\r\n:42}\r
             monotonic_to_unix_ns: 1_763_700_000_000_000_000,
             body_routes: &[],
             event_body_bytes: 16,
+            workload: crate::workload::Workload {
+                container: crate::workload::cgroup::container_of_path(
+                    "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0f4c1d2e_3a4b_4c5d_8e9f_0123456789ab.slice/cri-containerd-8d2f0c1b7e3a4f5d9c6b0a1e2d3f4c5b6a7e8d9c0b1a2f3e4d5c6b7a8e9f0a1b.scope",
+                )
+                .map(std::sync::Arc::new),
+                pod: Some(std::sync::Arc::new(crate::workload::PodMeta {
+                    name: "checkout-api-7c9d8f6b5-x2lqz".into(),
+                    namespace: "shop".into(),
+                    uid: "0f4c1d2e-3a4b-4c5d-8e9f-0123456789ab".into(),
+                })),
+            },
+            node: Some("worker-3"),
         };
         let rendered =
             serde_json::to_string_pretty(&render(&exchange(), &ctx)).expect("json") + "\n";
