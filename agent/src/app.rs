@@ -136,7 +136,7 @@ pub fn run(config: Config, loader: crate::config_file::Loader) -> anyhow::Result
     let mut candidates: Vec<(std::path::PathBuf, Option<u32>)> = Vec::new();
     candidates.extend(config.libraries.iter().map(|p| (p.clone(), None)));
     candidates.extend(
-        discovery::tls_libraries_in_linker_cache()
+        discovery::tls_libraries_for_new_processes()
             .into_iter()
             .map(|p| (p, None)),
     );

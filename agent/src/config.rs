@@ -207,6 +207,27 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         inventory_out: Option<std::path::PathBuf>,
     },
+    /// Install the node agent: this binary as /usr/local/bin/cleartap, the default config as
+    /// /etc/cleartap/cleartap.toml (an existing one is kept), the hardened systemd unit
+    /// cleartap.service (enabled and started when systemd runs). Needs root.
+    Install {
+        /// Stage the files under this directory instead of / (nothing is started).
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: std::path::PathBuf,
+        /// Enable the service but do not start it now.
+        #[arg(long)]
+        no_start: bool,
+    },
+    /// Stop and remove what `install` put in place, and the agent's state in
+    /// /var/lib/cleartap (redaction key, spool, inventory) and /var/log/cleartap.
+    Uninstall {
+        /// Remove from this directory instead of /.
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: std::path::PathBuf,
+        /// Keep /var/lib/cleartap and /var/log/cleartap (the redaction key keeps tags stable).
+        #[arg(long)]
+        keep_data: bool,
+    },
     /// Configuration file helpers.
     Config {
         #[command(subcommand)]

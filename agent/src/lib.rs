@@ -9,6 +9,7 @@ pub mod decode;
 pub mod detect;
 pub mod filters;
 pub mod http;
+pub mod install;
 pub mod kernel_offsets;
 pub mod loader;
 pub mod metrics;

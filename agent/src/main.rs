@@ -29,6 +29,18 @@ fn run() -> anyhow::Result<()> {
             file,
             inventory_out,
         }) => replay(file, inventory_out.as_deref(), config.detect.clone()),
+        Some(Command::Install { root, no_start }) => {
+            for line in agent::install::install(root, *no_start)? {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Some(Command::Uninstall { root, keep_data }) => {
+            for line in agent::install::uninstall(root, *keep_data)? {
+                println!("{line}");
+            }
+            Ok(())
+        }
         None => agent::app::run(config, loader),
     }
 }

@@ -151,14 +151,21 @@ impl Agent {
             "{} not built (run `cargo xtask test`)",
             binary.display()
         );
-        let mut child = Command::new(&binary)
-            .args(args)
+        let mut cmd = Command::new(&binary);
+        cmd.args(args)
             .envs(envs.iter().copied())
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info");
+        Self::from_command(cmd)
+    }
+
+    /// Starts the agent with any command line that runs it in the foreground (e.g. `podman
+    /// run`, which forwards signals to the container) and waits for its probes.
+    pub fn from_command(mut cmd: Command) -> Self {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start cleartap");
+            .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
         let events = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let out = child.stdout.take().expect("stdout");

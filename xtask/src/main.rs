@@ -16,6 +16,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod image;
 mod qemu;
 mod soak;
 
@@ -60,6 +61,12 @@ enum Cmd {
         /// Only this target (decode, h1_stream, conn_table).
         target: Option<String>,
     },
+    /// Build the container image with podman, offline (FROM scratch: binary + its libraries).
+    Image {
+        /// Image tag.
+        #[arg(long, default_value = image::DEFAULT_TAG)]
+        tag: String,
+    },
     /// Long run under steady load (as root), sampling RSS and open fds.
     Soak(soak::SoakArgs),
     /// Benchmarks (as root): `overhead` measures capture cost under wrk load.
@@ -83,6 +90,10 @@ fn main() -> anyhow::Result<()> {
         Cmd::Fuzz { seconds, target } => {
             setup_fuzz()?;
             fuzz(seconds, target.as_deref())
+        }
+        Cmd::Image { tag } => {
+            setup()?;
+            image::build(&tag).map(drop)
         }
         Cmd::Soak(args) => {
             setup()?;
@@ -335,6 +346,7 @@ fn test() -> anyhow::Result<()> {
     setup_fuzz()?;
     fuzz(15, None)?;
     let guest_kernel = qemu::kernel()?;
+    let image = image::build(image::DEFAULT_TAG)?;
     run_cmd(
         cargo()
             .args(["test", "-p", "cleartap-e2e", "--test", "capture"])
@@ -357,11 +369,16 @@ fn test() -> anyhow::Result<()> {
                 "detections",
                 "--test",
                 "workloads",
+                "--test",
+                "install",
+                "--test",
+                "container",
                 "--",
                 "--test-threads=1",
             ])
             .env("CLEARTAP_BIN", &binary)
-            .env("CLEARTAP_QEMU_KERNEL", &guest_kernel),
+            .env("CLEARTAP_QEMU_KERNEL", &guest_kernel)
+            .env("CLEARTAP_IMAGE", &image),
     )?;
     eprintln!("xtask: all tests passed");
     Ok(())

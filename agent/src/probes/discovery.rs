@@ -103,8 +103,54 @@ pub fn all_pids() -> Vec<u32> {
         .collect()
 }
 
-/// TLS library entries of `ldconfig -p`, so that processes started later are covered even when
-/// no running process maps the library yet.
+/// Where the dynamic linker looks on Debian, Ubuntu, Fedora, Alpine and friends.
+const HOST_LIBRARY_DIRS: [&str; 8] = [
+    "lib",
+    "lib64",
+    "usr/lib",
+    "usr/lib64",
+    "lib/x86_64-linux-gnu",
+    "usr/lib/x86_64-linux-gnu",
+    "lib/aarch64-linux-gnu",
+    "usr/lib/aarch64-linux-gnu",
+];
+
+/// The system TLS libraries of the host, so that processes started later are covered from
+/// their first call even when no running process maps the library yet. On the host this is
+/// the linker cache; in a container that shares the host's PID namespace (a DaemonSet, or
+/// `podman run --pid=host`) it is the host's library directories through /proc/1/root — the
+/// image has neither the host's libraries nor an ldconfig.
+pub fn tls_libraries_for_new_processes() -> Vec<PathBuf> {
+    if same_mount_namespace(1) || !Path::new("/proc/1/root/").is_dir() {
+        return tls_libraries_in_linker_cache();
+    }
+    let found = tls_libraries_in_dirs(Path::new("/proc/1/root"));
+    log::debug!("host TLS libraries through /proc/1/root: {}", found.len());
+    found
+}
+
+/// TLS libraries directly in the standard library directories under `root`.
+pub fn tls_libraries_in_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for dir in HOST_LIBRARY_DIRS {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            // Regular files only: the versioned name and its symlinks are the same inode.
+            if is_tls_library_name(&path.to_string_lossy())
+                && entry.file_type().is_ok_and(|t| t.is_file())
+            {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// TLS library entries of `ldconfig -p`.
 pub fn tls_libraries_in_linker_cache() -> Vec<PathBuf> {
     let output = match std::process::Command::new("ldconfig").arg("-p").output() {
         Ok(o) if o.status.success() => o.stdout,
@@ -169,6 +215,23 @@ garbage";
         let own = std::fs::read_to_string("/proc/self/maps").expect("own maps");
         use std::os::unix::fs::MetadataExt;
         assert!(files_in_maps(&own).any(|f| f == (meta.dev(), meta.ino())));
+    }
+
+    #[test]
+    fn tls_libraries_found_in_library_directories() {
+        let root = std::env::temp_dir().join(format!("cleartap-libdirs-{}", std::process::id()));
+        let dir = root.join("usr/lib/x86_64-linux-gnu");
+        std::fs::create_dir_all(&dir).expect("dirs");
+        std::fs::write(dir.join("libssl.so.3"), b"").expect("file");
+        std::fs::write(dir.join("libssl3.so"), b"").expect("file");
+        std::os::unix::fs::symlink("libssl.so.3", dir.join("libssl.so")).expect("link");
+        std::fs::create_dir_all(root.join("lib64")).expect("dirs");
+        std::fs::write(root.join("lib64/libgnutls.so.30"), b"").expect("file");
+        assert_eq!(
+            tls_libraries_in_dirs(&root),
+            [root.join("lib64/libgnutls.so.30"), dir.join("libssl.so.3")]
+        );
+        std::fs::remove_dir_all(&root).expect("cleanup");
     }
 
     #[test]
