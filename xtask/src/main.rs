@@ -180,6 +180,30 @@ fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
     )
 }
 
+/// Offline validators of the Kubernetes manifests (deploy/validate.py): Helm's SDK as a
+/// library (Helm itself is not in Debian) and the Kubernetes OpenAPI schemas.
+const PYPI_TOOLS: [&str; 3] = [
+    "helm-python-sdk==0.2.2",
+    "kubernetes-validate==1.37.0",
+    "PyYAML==6.0.3",
+];
+
+fn pip_install(packages: &[&str]) -> anyhow::Result<()> {
+    run_cmd(
+        Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            // Debian's python3 refuses pip installs without it; a pyenv python ignores it.
+            .arg("--break-system-packages")
+            .args(packages),
+    )
+}
+
 fn setup() -> anyhow::Result<()> {
     if !output(Command::new("rustup").args(["toolchain", "list"])).contains("nightly") {
         eprintln!("xtask: nightly toolchain missing (eBPF needs it)");
@@ -347,6 +371,7 @@ fn test() -> anyhow::Result<()> {
     fuzz(15, None)?;
     let guest_kernel = qemu::kernel()?;
     let image = image::build(image::DEFAULT_TAG)?;
+    pip_install(&PYPI_TOOLS)?;
     run_cmd(
         cargo()
             .args(["test", "-p", "cleartap-e2e", "--test", "capture"])
@@ -373,6 +398,8 @@ fn test() -> anyhow::Result<()> {
                 "install",
                 "--test",
                 "container",
+                "--test",
+                "deploy",
                 "--",
                 "--test-threads=1",
             ])
