@@ -13,8 +13,9 @@ use agent_common::event::CAPTURE_LIMIT_BYTES;
 functions (OpenSSL, also inside executables such as node, and GnuTLS: after decryption, before \
 encryption), ties it to sockets with syscall tracepoints (and kprobes where the kernel has them), \
 captures plain HTTP from socket syscalls, rebuilds HTTP/1.x exchanges and prints one JSON object \
-per exchange on stdout. Diagnostics go to stderr. Needs root (CAP_BPF + CAP_PERFMON + \
-CAP_SYS_PTRACE, or CAP_SYS_ADMIN). Stop with Ctrl-C or SIGTERM: probes are detached and an exit \
+per exchange on stdout. Diagnostics go to stderr. Needs root with CAP_SYS_ADMIN (uprobes \
+require it on current kernels), CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH; `cleartap install` sets \
+up a systemd unit with exactly those. Stop with Ctrl-C or SIGTERM: probes are detached and an exit \
 summary with every drop counter is logged.",
     after_help = "Log verbosity: RUST_LOG=debug|info|warn (default info)."
 )]
