@@ -2,6 +2,7 @@
 //! reader → decode → conn → http → output, wired together by [`run`].
 
 pub mod app;
+pub mod ca_file;
 pub mod config;
 pub mod config_file;
 pub mod conn;

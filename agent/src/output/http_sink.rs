@@ -46,17 +46,11 @@ impl HttpSink {
         let mut tls = ureq::tls::TlsConfig::builder();
         if let Some(path) = ca_file {
             let shown = path.display().to_string();
-            let pem = std::fs::read(path).map_err(|e| HttpSetupError::CaFile(shown.clone(), e))?;
-            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-                .filter_map(|item| match item {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c.to_owned()),
-                    _ => None,
-                })
-                .collect();
-            if certs.is_empty() {
-                return Err(HttpSetupError::NoCertificate(shown));
-            }
-            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+            let roots = crate::ca_file::root_certs(path).map_err(|e| match e {
+                crate::ca_file::CaFileError::Read(e) => HttpSetupError::CaFile(shown.clone(), e),
+                crate::ca_file::CaFileError::NoCertificate => HttpSetupError::NoCertificate(shown),
+            })?;
+            tls = tls.root_certs(roots);
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(15)))

@@ -51,6 +51,8 @@ spec.nodeName) or --node-name"
     Status(u16, &'static str),
     #[error("the Kubernetes API sent a pod list that does not parse: {0}")]
     BadList(serde_json::Error),
+    #[error("starting the pod watcher thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// Where the API is and how to authenticate.
@@ -130,17 +132,11 @@ impl Client {
         let mut tls = ureq::tls::TlsConfig::builder();
         if let Some(path) = &config.ca_file {
             let shown = path.display().to_string();
-            let pem = std::fs::read(path).map_err(|e| ApiError::CaFile(shown.clone(), e))?;
-            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-                .filter_map(|item| match item {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c.to_owned()),
-                    _ => None,
-                })
-                .collect();
-            if certs.is_empty() {
-                return Err(ApiError::NoCertificate(shown));
-            }
-            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+            let roots = crate::ca_file::root_certs(path).map_err(|e| match e {
+                crate::ca_file::CaFileError::Read(e) => ApiError::CaFile(shown.clone(), e),
+                crate::ca_file::CaFileError::NoCertificate => ApiError::NoCertificate(shown),
+            })?;
+            tls = tls.root_certs(roots);
         }
         let agent = ureq::Agent::config_builder()
             .timeout_connect(Some(Duration::from_secs(5)))
@@ -265,7 +261,7 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("k8s-pods".into())
         .spawn(move || run(client, &index, &status, &stop))
-        .map_err(|e| ApiError::Http(ureq::Error::Io(e)))?;
+        .map_err(ApiError::Thread)?;
     Ok(())
 }
 

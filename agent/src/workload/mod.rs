@@ -17,6 +17,7 @@ use std::{
 };
 
 pub use cgroup::Container;
+use pods::PodIndex;
 pub use pods::PodMeta;
 
 /// cgroups remembered at most; a busy node creates and removes a few per second.
@@ -45,8 +46,6 @@ struct Kubernetes {
     index: Arc<RwLock<PodIndex>>,
     status: Arc<api::ApiStatus>,
 }
-
-use pods::PodIndex;
 
 pub struct Workloads {
     /// cgroup id → the container in it (None: resolved, not a container).
@@ -114,12 +113,14 @@ impl Workloads {
         if cgroup_id == 0 || self.containers.contains_key(&cgroup_id) {
             return;
         }
-        let path = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .ok()
-            .and_then(|text| cgroup::unified_path(&text).map(str::to_owned));
-        if let Some(path) = path {
-            self.remember(cgroup_id, &path);
-        }
+        // A process already gone is left to the walk at flush time; a readable file without a
+        // cgroup v2 line (a v1-only host) is remembered as "no container", so the file is not
+        // read again for every record of that cgroup.
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+            return;
+        };
+        let path = cgroup::unified_path(&text).unwrap_or("/").to_owned();
+        self.remember(cgroup_id, &path);
     }
 
     fn remember(&mut self, cgroup_id: u64, path: &str) {
