@@ -58,7 +58,7 @@ pub struct RecordHeader {
 pub struct DataRecord {
     pub header: RecordHeader,
     /// The `SSL *` of the call: with the tgid it names one TLS stream.
-    pub ssl: u64,
+    pub stream: u64,
     /// Offset of the first payload byte within this direction of the stream. Offsets advance by
     /// the whole call length even when bytes were not captured, so userspace can see gaps.
     pub stream_offset: u64,
@@ -83,7 +83,7 @@ pub struct DataRecord {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SocketRecord {
     pub header: RecordHeader,
-    pub ssl: u64,
+    pub stream: u64,
     pub fd: i32,
     pub role: u32,
     pub flags: u32,
@@ -103,7 +103,7 @@ pub struct SocketRecord {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CloseRecord {
     pub header: RecordHeader,
-    pub ssl: u64,
+    pub stream: u64,
     pub fd: i32,
     pub _pad: u32,
 }

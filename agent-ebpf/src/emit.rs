@@ -69,7 +69,7 @@ pub fn emit_control<T>(record: &T) {
 }
 
 pub struct Payload {
-    pub ssl: u64,
+    pub stream: u64,
     pub buf: u64,
     pub len: u64,
     pub stream_offset: u64,
@@ -127,7 +127,7 @@ pub fn prepare(payload: &Payload) -> bool {
     let scratch = unsafe { &mut *scratch };
     scratch.record = DataRecord {
         header: header(KIND_DATA),
-        ssl: payload.ssl,
+        stream: payload.stream,
         stream_offset: payload.stream_offset,
         call_len: if payload.len > u32::MAX as u64 {
             u32::MAX

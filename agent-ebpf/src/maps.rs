@@ -58,7 +58,7 @@ pub static LIB_CHECKS: PerCpuArray<LibCheck> = PerCpuArray::with_max_entries(MAX
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct CheckCall {
-    pub ssl: u64,
+    pub stream: u64,
     pub buf: u64,
     pub library_id: u64,
 }
@@ -131,7 +131,7 @@ pub static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct SslCall {
-    pub ssl: u64,
+    pub stream: u64,
     pub buf: u64,
     /// `size_t *` out-argument of the `_ex` functions.
     pub len_out: u64,
@@ -146,7 +146,7 @@ pub struct SslCall {
 #[derive(Clone, Copy)]
 pub struct StreamKey {
     pub tgid: u64,
-    pub ssl: u64,
+    pub stream: u64,
 }
 
 #[repr(C)]
@@ -162,7 +162,7 @@ pub struct StreamState {
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct SocketState {
-    pub ssl: u64,
+    pub stream: u64,
     pub role: u32,
     /// CLASS_*: what the first plaintext bytes on the socket looked like.
     pub class: u32,
@@ -193,7 +193,7 @@ pub const SHAPE_MSG: u32 = 2;
 #[derive(Clone, Copy)]
 pub struct PendingIo {
     /// IO_SSL_SOCKET: the SSL* whose socket is reported at exit.
-    pub ssl: u64,
+    pub stream: u64,
     pub buf: u64,
     pub count: u64,
     /// The `struct sock *` a kprobe saw during the syscall (kprobe hooks), else 0.

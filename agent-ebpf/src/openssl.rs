@@ -59,7 +59,7 @@ pub fn ssl_check_entry(ctx: ProbeContext) -> u32 {
         unsafe { (*check).wrapper_hits += 1 };
     }
     let call = CheckCall {
-        ssl,
+        stream: ssl,
         buf,
         library_id,
     };
@@ -80,7 +80,7 @@ fn verify(pid_tgid: u64, ssl: u64, buf: u64, library_id: u32) {
     if let Some(check) = LIB_CHECKS.get_ptr_mut(library_id) {
         // SAFETY: per-CPU slot.
         unsafe {
-            if pending.ssl == ssl && pending.buf == buf {
+            if pending.stream == ssl && pending.buf == buf {
                 (*check).matches += 1;
             } else {
                 (*check).mismatches += 1;
@@ -113,7 +113,7 @@ fn enter(ctx: &ProbeContext, direction: u32, is_ex: bool) {
         0
     };
     let call = SslCall {
-        ssl,
+        stream: ssl,
         buf,
         len_out,
         direction,
@@ -157,7 +157,7 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
     }
     let key = StreamKey {
         tgid: pid_tgid >> 32,
-        ssl: call.ssl,
+        stream: call.stream,
     };
     let (fd, stream_offset) = match STREAMS.get_ptr_mut(&key) {
         Some(state) => {
@@ -198,7 +198,7 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
         }
     };
     emit_payload(&Payload {
-        ssl: call.ssl,
+        stream: call.stream,
         buf: call.buf,
         len,
         stream_offset,

@@ -63,7 +63,7 @@ pub fn on_enter(pid_tgid: u64, fd: i32, buf: u64, count: u64, direction: u32, sh
                 return;
             };
             let socket = SocketState {
-                ssl: 0,
+                stream: 0,
                 role: ROLE_UNKNOWN,
                 class: CLASS_UNKNOWN,
                 sk,
@@ -75,7 +75,7 @@ pub fn on_enter(pid_tgid: u64, fd: i32, buf: u64, count: u64, direction: u32, sh
             socket
         }
     };
-    if socket.ssl != 0 || socket.class == CLASS_OTHER {
+    if socket.stream != 0 || socket.class == CLASS_OTHER {
         return;
     }
     if !process_allowed() {
@@ -83,7 +83,7 @@ pub fn on_enter(pid_tgid: u64, fd: i32, buf: u64, count: u64, direction: u32, sh
         return;
     }
     let pending = PendingIo {
-        ssl: 0,
+        stream: 0,
         buf,
         count,
         sk: 0,
@@ -151,11 +151,11 @@ pub fn on_exit(pid_tgid: u64, io: &PendingIo, ret: u64) {
     }
     let key = StreamKey {
         tgid: pid_tgid >> 32,
-        ssl: stream,
+        stream: stream,
     };
     let base_offset = claim_offsets(&key, io, ret);
     let payload = Payload {
-        ssl: stream,
+        stream: stream,
         buf: first.base,
         len: ret,
         stream_offset: base_offset,
@@ -218,7 +218,7 @@ pub fn on_sendfile_enter(pid_tgid: u64, fd: i32) {
         return;
     }
     let pending = PendingIo {
-        ssl: 0,
+        stream: 0,
         buf: 0,
         count: 0,
         sk: 0,
@@ -244,13 +244,13 @@ pub fn on_sendfile_exit(pid_tgid: u64, io: &PendingIo, ret: u64) {
     let stream = plaintext_stream_id(socket.sk, io.fd);
     let key = StreamKey {
         tgid: pid_tgid >> 32,
-        ssl: stream,
+        stream: stream,
     };
     let offset = claim_offsets(&key, io, ret);
     bump(counter::SENDFILE_BYTES, ret);
     emit_control(&DataRecord {
         header: header(KIND_DATA),
-        ssl: stream,
+        stream: stream,
         stream_offset: offset,
         call_len: if ret > u32::MAX as u64 {
             u32::MAX

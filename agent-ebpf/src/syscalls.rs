@@ -78,7 +78,7 @@ fn bind_ssl_socket(pid_tgid: u64, call: &mut SslCall, fd: i32) {
     call.fd_seen = 1;
     let key = StreamKey {
         tgid: pid_tgid >> 32,
-        ssl: call.ssl,
+        stream: call.stream,
     };
     match STREAMS.get_ptr_mut(&key) {
         Some(state) => {
@@ -106,7 +106,7 @@ fn bind_ssl_socket(pid_tgid: u64, call: &mut SslCall, fd: i32) {
     let role = unsafe { SOCKETS.get(&skey) }.map_or(ROLE_UNKNOWN, |s| s.role);
     // A socket under an SSL call carries TLS: its raw bytes are never captured.
     let socket = SocketState {
-        ssl: call.ssl,
+        stream: call.stream,
         role,
         class: CLASS_OTHER,
         sk: 0,
@@ -115,7 +115,7 @@ fn bind_ssl_socket(pid_tgid: u64, call: &mut SslCall, fd: i32) {
         bump(counter::STREAM_TABLE_FULL, 1);
     }
     let pending = PendingIo {
-        ssl: call.ssl,
+        stream: call.stream,
         buf: 0,
         count: 0,
         sk: 0,
@@ -141,10 +141,10 @@ fn on_io_exit(ctx: &TracePointContext) {
         // SAFETY: value copied out.
         let role =
             unsafe { SOCKETS.get(&socket_key(pid_tgid, io.fd)) }.map_or(ROLE_UNKNOWN, |s| s.role);
-        if !report_socket(io.ssl, io.fd, io.sk, role) {
+        if !report_socket(io.stream, io.fd, io.sk, role) {
             if let Some(state) = STREAMS.get_ptr_mut(&StreamKey {
                 tgid: pid_tgid >> 32,
-                ssl: io.ssl,
+                stream: io.stream,
             }) {
                 // SAFETY: map value pointer.
                 unsafe { (*state).filtered = 1 };
@@ -169,7 +169,7 @@ fn on_io_exit(ctx: &TracePointContext) {
 pub fn report_socket(ssl: u64, fd: i32, sk: u64, role: u32) -> bool {
     let mut record = SocketRecord {
         header: header(KIND_SOCKET),
-        ssl,
+        stream: ssl,
         fd,
         role,
         flags: 0,
@@ -261,7 +261,7 @@ pub fn sys_exit_sendfile64(ctx: TracePointContext) -> u32 {
 #[inline(always)]
 fn remember_role(pid_tgid: u64, fd: i32, role: u32) {
     let state = SocketState {
-        ssl: 0,
+        stream: 0,
         role,
         class: CLASS_UNKNOWN,
         sk: 0,
@@ -356,8 +356,8 @@ fn forget_fd(fd: i32) {
         return;
     };
     let _ = SOCKETS.remove(&skey);
-    let stream = if socket.ssl != 0 {
-        socket.ssl
+    let stream = if socket.stream != 0 {
+        socket.stream
     } else if socket.class == CLASS_HTTP {
         plaintext_stream_id(socket.sk, fd)
     } else {
@@ -382,11 +382,11 @@ pub fn plaintext_stream_id(sk: u64, fd: i32) -> u64 {
 pub fn end_stream(pid_tgid: u64, stream: u64, fd: i32) {
     let _ = STREAMS.remove(&StreamKey {
         tgid: pid_tgid >> 32,
-        ssl: stream,
+        stream: stream,
     });
     emit_control(&CloseRecord {
         header: header(KIND_CLOSE),
-        ssl: stream,
+        stream: stream,
         fd,
         _pad: 0,
     });

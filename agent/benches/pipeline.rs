@@ -6,10 +6,15 @@
 use std::{hint::black_box, time::Instant};
 
 use agent::{
+    classify::redact::TokenKey,
     conn::{ConnTable, TableLimits},
     decode::{Record, decode},
-    output::schema::{Enrichment, render},
+    detect::{DetectConfig, Engine},
+    event::build::{Enrichment, build, start_epoch_ms},
+    http::h1::Limits,
+    pipeline::body_tap,
     recording::{read, replay, split},
+    workload::Workload,
 };
 use criterion::{Criterion, Throughput};
 
@@ -48,25 +53,50 @@ fn pipeline(records: &[&[u8]]) -> usize {
     out.len()
 }
 
-fn pipeline_and_output(records: &[&[u8]], sink: &mut Vec<u8>) -> usize {
-    let mut table = ConnTable::new(TableLimits::default());
+/// The whole userspace path after the ring buffer, with the agent's defaults: decode → conn →
+/// HTTP → typed event (redaction) → detections (every rule, 4 KiB body tap) → native JSON.
+fn pipeline_and_output(records: &[&[u8]], sink: &mut Vec<u8>, detect: bool) -> usize {
+    let config = DetectConfig::default();
+    let mut table = ConnTable::new(TableLimits {
+        http: Limits {
+            body_prefix_bytes: if detect { config.body_tap_bytes } else { 0 },
+            ..Limits::default()
+        },
+        ..TableLimits::default()
+    });
+    let mut engine = detect.then(|| Engine::new(config));
     let mut out = Vec::new();
     replay(records.iter().copied(), &mut table, &mut out);
+    let key = TokenKey::for_tests();
+    let workload = Workload::default();
     let ctx = Enrichment {
         host: "bench",
-        exe: Some("/usr/bin/bench".into()),
-        library: Some("/usr/lib/libssl.so.3".into()),
-        monotonic_to_unix_ns: 0,
+        exe: Some("/usr/bin/bench"),
+        library: Some("/usr/lib/libssl.so.3"),
+        monotonic_to_unix_ns: 1_763_700_000_000_000_000,
         body_routes: &[],
         event_body_bytes: 0,
-        workload: Default::default(),
+        workload: &workload,
         node: None,
+        key: &key,
     };
     sink.clear();
+    let mut findings = 0;
     for item in &out {
-        serde_json::to_writer(&mut *sink, &render(item, &ctx)).expect("json");
+        let event = build(item, &ctx);
+        if let Some(engine) = engine.as_mut() {
+            let epoch_ms = start_epoch_ms(item, ctx.monotonic_to_unix_ns);
+            let bodies = body_tap(item);
+            for f in engine.inspect(&event, epoch_ms, &bodies) {
+                serde_json::to_writer(&mut *sink, &f).expect("json");
+                sink.push(b'\n');
+                findings += 1;
+            }
+        }
+        serde_json::to_writer(&mut *sink, &event).expect("json");
         sink.push(b'\n');
     }
+    black_box(findings);
     out.len()
 }
 
@@ -112,7 +142,7 @@ fn rss_with_open_connections(n: u64) -> (u64, u64) {
                 timestamp_ns: i,
                 pid_tgid: (1000 + (i % 500)) << 32,
             },
-            ssl: 0x10_0000 + i * 64,
+            stream: 0x10_0000 + i * 64,
             stream_offset: 0,
             call_len: head.len() as u32,
             payload_len: head.len() as u32,
@@ -143,6 +173,15 @@ fn main() {
         .collect();
     let total: u64 = payloads.iter().map(|p| p.len() as u64).sum();
     let exchanges = pipeline(&records);
+    // For callgrind: `CLEARTAP_BENCH_PROFILE=1 valgrind --tool=callgrind <bench binary>`
+    // runs only the full default path, a few times, without criterion.
+    if std::env::var_os("CLEARTAP_BENCH_PROFILE").is_some() {
+        let mut sink = Vec::with_capacity(4 << 20);
+        for _ in 0..5 {
+            black_box(pipeline_and_output(&records, &mut sink, true));
+        }
+        return;
+    }
 
     let mut c = Criterion::default().configure_from_args();
     let mut group = c.benchmark_group("corpus");
@@ -153,7 +192,10 @@ fn main() {
     group.bench_function("pipeline", |b| b.iter(|| pipeline(black_box(&records))));
     let mut sink = Vec::with_capacity(4 << 20);
     group.bench_function("pipeline_and_output", |b| {
-        b.iter(|| pipeline_and_output(black_box(&records), &mut sink))
+        b.iter(|| pipeline_and_output(black_box(&records), &mut sink, false))
+    });
+    group.bench_function("pipeline_detect_output", |b| {
+        b.iter(|| pipeline_and_output(black_box(&records), &mut sink, true))
     });
     group.finish();
     c.final_summary();
@@ -165,7 +207,10 @@ fn main() {
         black_box(pipeline(&records));
     });
     let full = median_secs(|| {
-        black_box(pipeline_and_output(&records, &mut sink));
+        black_box(pipeline_and_output(&records, &mut sink, false));
+    });
+    let judged = median_secs(|| {
+        black_box(pipeline_and_output(&records, &mut sink, true));
     });
     println!(
         "\ncorpus: {} records, {} payload bytes, {exchanges} exchanges (medians of 21 runs, this machine, this run)",
@@ -183,10 +228,16 @@ fn main() {
         pipe * 1e6 / exchanges as f64
     );
     println!(
-        "  pipeline + JSON        {:>8.2} ms  throughput ratio to bare httparse {:.2}  ({:.2} µs/exchange)",
+        "  pipeline + event + JSON {:>8.2} ms  throughput ratio to bare httparse {:.2}  ({:.2} µs/exchange)",
         full * 1e3,
         base / full,
         full * 1e6 / exchanges as f64
+    );
+    println!(
+        "  + detections (defaults) {:>8.2} ms  throughput ratio to bare httparse {:.2}  ({:.2} µs/exchange)",
+        judged * 1e3,
+        base / judged,
+        judged * 1e6 / exchanges as f64
     );
     let (before, after) = rss_with_open_connections(10_000);
     println!(

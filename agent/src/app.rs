@@ -51,7 +51,7 @@ fn monotonic_to_unix_ns() -> i128 {
 
 /// Loads (or creates) the redaction key. A key file that cannot be created (read-only disk)
 /// falls back to a key for this run only; a malformed one is an error.
-fn install_token_key(path: &std::path::Path) -> anyhow::Result<()> {
+fn load_token_key(path: &std::path::Path) -> anyhow::Result<crate::classify::redact::TokenKey> {
     use crate::token_key::{TokenKeyError, load_or_create, random_key};
     let key = match load_or_create(path) {
         Ok((key, created)) => {
@@ -68,8 +68,7 @@ fn install_token_key(path: &std::path::Path) -> anyhow::Result<()> {
             random_key().context("reading /dev/urandom")?
         }
     };
-    crate::output::redact::set_token_key(key);
-    Ok(())
+    Ok(crate::classify::redact::TokenKey::new(&key))
 }
 
 /// Picks and attaches the socket hooks; returns a description for the start-up log line.
@@ -107,7 +106,7 @@ pub fn run(config: Config, loader: crate::config_file::Loader) -> anyhow::Result
     }
     let filters = config.filters();
     filters.validate()?;
-    install_token_key(&config.token_key_file)?;
+    let token_key = load_token_key(&config.token_key_file)?;
     ensure_tracefs();
     let offsets = match kernel_offsets::resolve(kernel_offsets::VMLINUX_BTF) {
         Ok(o) => o,
@@ -187,7 +186,13 @@ pub fn run(config: Config, loader: crate::config_file::Loader) -> anyhow::Result
     };
     let host = hostname();
     let output = crate::output::Output::start(&config.sinks, &host)?;
-    let mut pipeline = Pipeline::new(ConnTable::new(limits), output, host, monotonic_to_unix_ns());
+    let mut pipeline = Pipeline::new(
+        ConnTable::new(limits),
+        output,
+        host,
+        monotonic_to_unix_ns(),
+        token_key,
+    );
     pipeline.body_routes = config.body_routes.clone();
     pipeline.event_body_bytes = config.body_prefix_bytes as usize;
     if config.detect.enabled {

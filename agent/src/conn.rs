@@ -17,25 +17,11 @@ use crate::http::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StreamId {
     pub tgid: u32,
-    pub ssl: u64,
+    pub stream: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Client,
-    Server,
-    Unknown,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Client => "client",
-            Role::Server => "server",
-            Role::Unknown => "unknown",
-        }
-    }
-}
+/// Which end of the connection the process is (the typed exchange carries the same value).
+pub use crate::event::Role;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Endpoints {
@@ -58,6 +44,8 @@ pub struct ConnInfo {
     pub tls: bool,
     /// cgroup v2 id of the process at its first captured call.
     pub cgroup_id: u64,
+    /// The kernel's stream key within the process (TLS object or socket address).
+    pub stream: u64,
 }
 
 impl ConnInfo {
@@ -143,8 +131,9 @@ impl Conn {
                 role: Role::Unknown,
                 endpoints: None,
                 library_id: 0,
-                tls: id.ssl & PLAINTEXT_STREAM_BIT == 0,
+                tls: id.stream & PLAINTEXT_STREAM_BIT == 0,
                 cgroup_id: 0,
+                stream: id.stream,
             },
             dirs: [dir(), dir()],
             pairing: Pairing::default(),
@@ -231,11 +220,11 @@ impl ConnTable {
     pub fn on_socket(&mut self, record: &SocketRecord, out: &mut Vec<ConnExchange>) {
         let id = StreamId {
             tgid: (record.header.pid_tgid >> 32) as u32,
-            ssl: record.ssl,
+            stream: record.stream,
         };
         // Same SSL* on another socket without a close seen: a new connection. (A plaintext
         // stream is named by its socket: another fd there is a duplicate of the same socket.)
-        let plaintext = id.ssl & PLAINTEXT_STREAM_BIT != 0;
+        let plaintext = id.stream & PLAINTEXT_STREAM_BIT != 0;
         if !plaintext
             && self
                 .conns
@@ -266,7 +255,7 @@ impl ConnTable {
         };
         let id = StreamId {
             tgid: (record.header.pid_tgid >> 32) as u32,
-            ssl: record.ssl,
+            stream: record.stream,
         };
         let ts = record.header.timestamp_ns;
         let (conn, stats) = self.entry(id, ts, out);

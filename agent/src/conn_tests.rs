@@ -11,7 +11,7 @@ fn data(direction: u32, offset: u64, payload: &[u8], ts: u64) -> DataRecord {
             timestamp_ns: ts,
             pid_tgid: PID_TGID,
         },
-        ssl: 0x1000,
+        stream: 0x1000,
         stream_offset: offset,
         call_len: payload.len() as u32,
         payload_len: payload.len() as u32,
@@ -32,7 +32,7 @@ fn socket(role: u32) -> SocketRecord {
             timestamp_ns: 1,
             pid_tgid: PID_TGID,
         },
-        ssl: 0x1000,
+        stream: 0x1000,
         fd: 5,
         role,
         flags: SOCKET_ADDRESSES_KNOWN,
@@ -137,7 +137,7 @@ fn server_role_inferred_and_close_flushes() {
     table.close(
         StreamId {
             tgid: 42,
-            ssl: 0x1000,
+            stream: 0x1000,
         },
         &mut out,
     );
@@ -154,7 +154,7 @@ fn table_is_bounded() {
     });
     for i in 0..10u64 {
         let mut r = data(DIRECTION_EGRESS, 0, b"GET / HTTP/1.1\r\n\r\n", i);
-        r.ssl = i;
+        r.stream = i;
         let mut out = Vec::new();
         table.on_data(&r, b"GET / HTTP/1.1\r\n\r\n", &mut out);
     }
@@ -169,7 +169,7 @@ fn plaintext_streams_are_marked_not_tls_and_kept_apart_from_tls() {
     let mut out = Vec::new();
     let plain_id = PLAINTEXT_STREAM_BIT | 5;
     let mut plain_socket = socket(ROLE_SERVER);
-    plain_socket.ssl = plain_id;
+    plain_socket.stream = plain_id;
     table.on_socket(&plain_socket, &mut out);
     let mut req = data(
         DIRECTION_INGRESS,
@@ -177,12 +177,12 @@ fn plaintext_streams_are_marked_not_tls_and_kept_apart_from_tls() {
         b"GET /p HTTP/1.1\r\nHost: h\r\n\r\n",
         10,
     );
-    req.ssl = plain_id;
+    req.stream = plain_id;
     req.library_id = 0;
     req.flags = agent_common::event::DATA_PLAINTEXT;
     table.on_data(&req, b"GET /p HTTP/1.1\r\nHost: h\r\n\r\n", &mut out);
     let mut res = data(DIRECTION_EGRESS, 0, b"HTTP/1.1 204 No Content\r\n\r\n", 20);
-    res.ssl = plain_id;
+    res.stream = plain_id;
     res.library_id = 0;
     res.flags = agent_common::event::DATA_PLAINTEXT;
     table.on_data(&res, b"HTTP/1.1 204 No Content\r\n\r\n", &mut out);

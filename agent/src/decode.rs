@@ -88,7 +88,7 @@ mod tests {
                 timestamp_ns: 5,
                 pid_tgid: (7 << 32) | 8,
             },
-            ssl: 0xabc,
+            stream: 0xabc,
             stream_offset: 100,
             call_len: payload.len() as u32,
             payload_len: claimed,
@@ -112,7 +112,7 @@ mod tests {
         match decode(&bytes).expect("decodes") {
             Record::Data(r, p) => {
                 assert_eq!(p, b"GET / HTTP/1.1\r\n");
-                assert_eq!(r.ssl, 0xabc);
+                assert_eq!(r.stream, 0xabc);
                 assert_eq!(r.stream_offset, 100);
                 assert_eq!(r.header.pid_tgid >> 32, 7);
             }

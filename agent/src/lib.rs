@@ -3,11 +3,14 @@
 
 pub mod app;
 pub mod ca_file;
+pub mod classify;
 pub mod config;
 pub mod config_file;
 pub mod conn;
+pub mod contain;
 pub mod decode;
 pub mod detect;
+pub mod event;
 pub mod filters;
 pub mod http;
 pub mod install;

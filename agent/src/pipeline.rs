@@ -7,12 +7,12 @@ use std::{
 };
 
 use crate::{
+    classify::redact::TokenKey,
     conn::{ConnExchange, ConnTable, StreamId},
+    contain::{InternalErrors, Stage, contained},
     decode::{Record, c_string, decode},
-    output::{
-        Output, OutputError,
-        schema::{Enrichment, render, start_unix_ns},
-    },
+    event::build::{Enrichment, build, start_epoch_ms},
+    output::{Output, OutputError},
     probes::Attacher,
     process::ProcessTable,
     recording::Recorder,
@@ -29,7 +29,7 @@ const RESCAN_DELAYS: [Duration; 3] = [
 const MAX_PENDING_RESCANS: usize = 8192;
 
 /// The body bytes the detection rules may read for an exchange (decompressed), borrowed.
-fn body_tap(item: &ConnExchange) -> crate::detect::content::Bodies<'_> {
+pub fn body_tap(item: &ConnExchange) -> crate::detect::content::Bodies<'_> {
     fn prefix(m: Option<&crate::http::exchange::Message>) -> &[u8] {
         m.and_then(|m| m.body.as_ref())
             .map_or(&[][..], |b| b.prefix.as_slice())
@@ -65,10 +65,19 @@ pub struct Pipeline {
     last_decode_error_log: Option<Instant>,
     exited: Vec<u32>,
     recorder: Option<Recorder>,
+    key: TokenKey,
+    /// Panics contained in per-record and per-exchange work.
+    pub internal_errors: InternalErrors,
 }
 
 impl Pipeline {
-    pub fn new(conns: ConnTable, output: Output, host: String, monotonic_to_unix_ns: i128) -> Self {
+    pub fn new(
+        conns: ConnTable,
+        output: Output,
+        host: String,
+        monotonic_to_unix_ns: i128,
+        key: TokenKey,
+    ) -> Self {
         Self {
             conns,
             processes: ProcessTable::default(),
@@ -85,6 +94,8 @@ impl Pipeline {
             last_decode_error_log: None,
             exited: Vec::new(),
             recorder: None,
+            key,
+            internal_errors: InternalErrors::default(),
         }
     }
 
@@ -96,7 +107,14 @@ impl Pipeline {
         self.recorder = Some(recorder);
     }
 
+    /// Handles one raw kernel record; a bug it triggers costs that record only.
     pub fn handle(&mut self, bytes: &[u8]) {
+        let mut errors = self.internal_errors;
+        contained(Stage::Conn, &mut errors, || self.handle_record(bytes));
+        self.internal_errors = errors;
+    }
+
+    fn handle_record(&mut self, bytes: &[u8]) {
         self.counters.records += 1;
         if let Some(recorder) = self.recorder.as_mut()
             && let Err(e) = recorder.write(bytes)
@@ -130,7 +148,7 @@ impl Pipeline {
                 let tgid = (data.header.pid_tgid >> 32) as u32;
                 if !self.conns.contains(StreamId {
                     tgid,
-                    ssl: data.ssl,
+                    stream: data.stream,
                 }) {
                     self.processes.learn(tgid);
                 }
@@ -143,7 +161,7 @@ impl Pipeline {
             Record::Close(close) => {
                 let id = StreamId {
                     tgid: (close.header.pid_tgid >> 32) as u32,
-                    ssl: close.ssl,
+                    stream: close.stream,
                 };
                 self.conns.close(id, &mut self.finished);
             }
@@ -192,35 +210,11 @@ impl Pipeline {
         due.into_iter().map(|(pid, _)| pid).collect()
     }
 
-    /// Renders finished exchanges and hands them to the sinks.
+    /// Builds the typed exchange of each finished item, judges it, and hands it and its
+    /// findings to the sinks.
     pub fn flush(&mut self, attacher: &Attacher) -> Result<(), OutputError> {
         for item in std::mem::take(&mut self.finished) {
-            let ctx = Enrichment {
-                host: &self.host,
-                exe: self.processes.exe(item.conn.tgid),
-                library: attacher.library_path(item.conn.library_id),
-                monotonic_to_unix_ns: self.monotonic_to_unix_ns,
-                body_routes: &self.body_routes,
-                event_body_bytes: self.event_body_bytes,
-                workload: self.workloads.resolve(item.conn.cgroup_id),
-                node: self.workloads.node(),
-            };
-            let epoch_ms = (start_unix_ns(&item, self.monotonic_to_unix_ns) / 1_000_000) as i64;
-            let event = render(&item, &ctx);
-            match self.detect.as_mut() {
-                None => self.output.write(&event, epoch_ms)?,
-                Some(engine) => {
-                    // Rules read the same JSON the sinks get (and `cleartap replay` reads), plus
-                    // the bounded body tap that events do not show.
-                    let value = serde_json::to_value(&event)?;
-                    let bodies = body_tap(&item);
-                    let findings = engine.inspect(&value, epoch_ms, &bodies);
-                    self.output.write(&value, epoch_ms)?;
-                    for finding in &findings {
-                        self.output.write_finding(finding, epoch_ms)?;
-                    }
-                }
-            }
+            self.emit(&item, attacher)?;
         }
         self.counters.events_written = self.output.events_written;
         if let Some(recorder) = self.recorder.as_mut()
@@ -233,6 +227,48 @@ impl Pipeline {
             self.processes.on_exit(pid);
         }
         Ok(())
+    }
+
+    /// One exchange through event → detect → output; each stage's bugs are contained apart,
+    /// so a rule that trips still lets the exchange itself be written.
+    fn emit(&mut self, item: &ConnExchange, attacher: &Attacher) -> Result<(), OutputError> {
+        let exe = self.processes.exe(item.conn.tgid);
+        let library = attacher.library_path(item.conn.library_id);
+        let workload = self.workloads.resolve(item.conn.cgroup_id);
+        let ctx = Enrichment {
+            host: &self.host,
+            exe: exe.as_deref(),
+            library: library.as_deref(),
+            monotonic_to_unix_ns: self.monotonic_to_unix_ns,
+            body_routes: &self.body_routes,
+            event_body_bytes: self.event_body_bytes,
+            workload: &workload,
+            node: self.workloads.node(),
+            key: &self.key,
+        };
+        let errors = &mut self.internal_errors;
+        let epoch_ms = start_epoch_ms(item, self.monotonic_to_unix_ns);
+        let Some(event) = contained(Stage::Event, errors, || build(item, &ctx)) else {
+            return Ok(());
+        };
+        let findings = match self.detect.as_mut() {
+            None => Vec::new(),
+            Some(engine) => contained(Stage::Detect, errors, || {
+                // The rules read the typed exchange plus the bounded body tap that events do
+                // not show.
+                engine.inspect(&event, epoch_ms, &body_tap(item))
+            })
+            .unwrap_or_default(),
+        };
+        let output = &mut self.output;
+        let written = contained(Stage::Output, errors, || -> Result<(), OutputError> {
+            output.write(&event, epoch_ms)?;
+            for finding in &findings {
+                output.write_finding(finding, epoch_ms)?;
+            }
+            Ok(())
+        });
+        written.unwrap_or(Ok(()))
     }
 
     pub fn expire_idle(&mut self, now_ns: u64) {

@@ -183,7 +183,7 @@ pub fn replay<'a>(
             Ok(Record::Close(close)) => table.close(
                 crate::conn::StreamId {
                     tgid: (close.header.pid_tgid >> 32) as u32,
-                    ssl: close.ssl,
+                    stream: close.stream,
                 },
                 out,
             ),

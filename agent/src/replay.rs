@@ -9,9 +9,18 @@ use std::{
     time::Instant,
 };
 
-use serde_json::Value;
+use crate::{
+    detect::{DetectConfig, Engine},
+    event::{ExchangeEvent, SCHEMA},
+};
 
-use crate::detect::{DetectConfig, Engine};
+/// Just enough of a line to tell an exchange event from the other lines of an agent's output
+/// (findings, inventories) before parsing it whole.
+#[derive(serde::Deserialize)]
+struct Tag<'a> {
+    #[serde(borrow)]
+    schema: Option<std::borrow::Cow<'a, str>>,
+}
 
 #[derive(Debug, Default)]
 pub struct ReplaySummary {
@@ -36,14 +45,6 @@ pub enum ReplayError {
     Write(#[source] std::io::Error),
 }
 
-/// Milliseconds since the epoch of an RFC 3339 `time` field.
-pub fn epoch_ms(event: &Value) -> Option<i64> {
-    let text = event.get("time")?.as_str()?;
-    let t =
-        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
-    Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
-}
-
 /// Runs `config`'s detections over `input`, writing findings (JSON lines) to `out`.
 pub fn run(
     input: impl BufRead,
@@ -59,15 +60,16 @@ pub fn run(
             path: source.display().to_string(),
             source: e,
         })?;
-        let event: Value = match serde_json::from_str(&line) {
-            Ok(v) => v,
-            Err(_) => {
+        let is_exchange =
+            serde_json::from_str::<Tag>(&line).is_ok_and(|t| t.schema.as_deref() == Some(SCHEMA));
+        let event: ExchangeEvent<'_> = match is_exchange.then(|| serde_json::from_str(&line)) {
+            Some(Ok(event)) => event,
+            _ => {
                 summary.skipped_lines += 1;
                 continue;
             }
         };
-        let when = epoch_ms(&event);
-        let (true, Some(when)) = (event["schema"] == crate::output::schema::SCHEMA, when) else {
+        let Some(when) = event.epoch_ms() else {
             summary.skipped_lines += 1;
             continue;
         };
@@ -78,9 +80,10 @@ pub fn run(
             summary.findings += 1;
             *summary
                 .by_rule
-                .entry(finding["rule"]["id"].as_str().unwrap_or("").to_owned())
+                .entry(finding.rule.as_str().to_owned())
                 .or_default() += 1;
-            writeln!(out, "{finding}").map_err(ReplayError::Write)?;
+            let text = serde_json::to_string(&finding).map_err(std::io::Error::from);
+            writeln!(out, "{}", text.map_err(ReplayError::Write)?).map_err(ReplayError::Write)?;
         }
     }
     summary.seconds = started.elapsed().as_secs_f64();
@@ -120,7 +123,7 @@ mod tests {
             (summary.exchanges, summary.skipped_lines, summary.findings),
             (25, 2, 1)
         );
-        let finding: Value =
+        let finding: serde_json::Value =
             serde_json::from_slice(out.split(|b| *b == b'\n').next().unwrap_or(b""))
                 .expect("finding json");
         assert_eq!(finding["rule"]["id"], "BOLA-1");

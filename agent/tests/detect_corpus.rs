@@ -6,6 +6,7 @@
 //!   cargo test -p agent --test detect_corpus -- --nocapture
 
 use agent::detect::{DetectConfig, Engine, content::Bodies, rules, view::View};
+use agent::event::ExchangeEvent;
 use serde_json::{Value, json};
 
 const T0: i64 = 1_763_700_000_000;
@@ -78,6 +79,7 @@ fn inj1_hits(lines: &[String]) -> usize {
                 None,
                 "192.0.2.1",
             );
+            let e: ExchangeEvent<'_> = serde_json::from_value(e).expect("exchange event");
             View::of(&e, T0).is_some_and(|v| rules::inj1_sqli_xss(&v).is_some())
         })
         .count()
@@ -220,7 +222,8 @@ fn benign_api_traffic_produces_no_findings() {
     let corpus = benign_corpus();
     let mut findings = Vec::new();
     for (i, e) in corpus.iter().enumerate() {
-        findings.extend(engine.inspect(e, T0 + i as i64 * 50, &Bodies::default()));
+        let e: ExchangeEvent<'_> = serde_json::from_value(e.clone()).expect("exchange event");
+        findings.extend(engine.inspect(&e, T0 + i as i64 * 50, &Bodies::default()));
     }
     println!(
         "benign API corpus: {} exchanges, {} findings",

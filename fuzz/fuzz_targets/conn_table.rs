@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
                 timestamp_ns: ts,
                 pid_tgid: (1 << 32) | 2,
             },
-            ssl: stream as u64,
+            stream: stream as u64,
             stream_offset: offset,
             call_len: len as u32,
             payload_len: len as u32,

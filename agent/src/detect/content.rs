@@ -8,7 +8,7 @@ use std::{borrow::Cow, sync::OnceLock};
 use regex::Regex;
 use serde_json::{Value, json};
 
-use super::rules::{card_brand, digit_runs, valid_ssn};
+use crate::classify::{card_brand, digit_runs, entropy, valid_iban, valid_ssn};
 
 /// Decoded bodies are cut here (a gzip bomb in a prefix stays small).
 const MAX_DECODED: usize = 64 * 1024;
@@ -50,20 +50,22 @@ impl<'a> Bodies<'a> {
     }
 
     /// From a (replayed) event: whatever body prefixes it carries.
-    pub fn from_event(event: &'a Value) -> Self {
-        let text = |m: &str| {
-            Cow::Borrowed(
-                event
-                    .get(m)
-                    .and_then(|m| m.get("body_prefix"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .as_bytes(),
-            )
-        };
+    pub fn from_event(event: &'a crate::event::ExchangeEvent<'a>) -> Self {
         Self {
-            request: text("request"),
-            response: text("response"),
+            request: Cow::Borrowed(
+                event
+                    .request
+                    .as_ref()
+                    .map_or("", |r| r.body_prefix.as_ref())
+                    .as_bytes(),
+            ),
+            response: Cow::Borrowed(
+                event
+                    .response
+                    .as_ref()
+                    .map_or("", |r| r.body_prefix.as_ref())
+                    .as_bytes(),
+            ),
         }
     }
 }
@@ -75,7 +77,11 @@ fn inflate(mut decoder: impl std::io::Read) -> Vec<u8> {
     while out.len() < MAX_DECODED {
         match decoder.read(&mut chunk) {
             Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&chunk[..n.min(MAX_DECODED - out.len())]),
+            Ok(n) => out.extend_from_slice(
+                chunk
+                    .get(..n.min(MAX_DECODED - out.len()))
+                    .unwrap_or_default(),
+            ),
         }
     }
     out
@@ -120,49 +126,6 @@ fn leaves(v: &Value, path: &str, out: &mut Vec<(String, String)>) {
             .for_each(|(k, i)| leaves(i, &format!("{path}.{k}"), out)),
         _ => {}
     }
-}
-
-/// IBAN with a valid mod-97 check.
-pub fn valid_iban(s: &str) -> bool {
-    let b = s.as_bytes();
-    if !(15..=34).contains(&b.len())
-        || !b[..2].iter().all(u8::is_ascii_uppercase)
-        || !b[2..4].iter().all(u8::is_ascii_digit)
-    {
-        return false;
-    }
-    let rearranged = s[4..].chars().chain(s[..4].chars());
-    let mut remainder = 0u32;
-    for c in rearranged {
-        let value = match c {
-            '0'..='9' => c as u32 - '0' as u32,
-            'A'..='Z' => c as u32 - 'A' as u32 + 10,
-            _ => return false,
-        };
-        remainder = if value >= 10 {
-            (remainder * 100 + value) % 97
-        } else {
-            (remainder * 10 + value) % 97
-        };
-    }
-    remainder == 1
-}
-
-/// Shannon entropy, bits per character.
-pub fn entropy(s: &str) -> f64 {
-    let mut counts = [0u32; 256];
-    for b in s.bytes() {
-        counts[b as usize] += 1;
-    }
-    let n = s.len() as f64;
-    counts
-        .iter()
-        .filter(|c| **c > 0)
-        .map(|c| {
-            let p = f64::from(*c) / n;
-            -p * p.log2()
-        })
-        .sum()
 }
 
 struct Patterns {

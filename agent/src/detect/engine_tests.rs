@@ -24,7 +24,7 @@ fn bola_fires_once_at_the_threshold_then_dedups() {
             exchange("GET", &format!("/users/{i}"), 200, json!({})),
             "aaaaaaaaaaaaaaaa",
         );
-        all.extend(engine.inspect(&e, T0 + i * 100, &Bodies::default()));
+        all.extend(engine.inspect_json(&e, T0 + i * 100, &Bodies::default()));
     }
     assert_eq!(ids(&all), ["BOLA-1"]);
     let f = &all[0];
@@ -44,13 +44,17 @@ fn bola_not_for_one_object_read_often_nor_for_failures() {
             exchange("GET", "/users/7", 200, json!({})),
             "bbbbbbbbbbbbbbbb",
         );
-        assert!(engine.inspect(&same, T0 + i, &Bodies::default()).is_empty());
+        assert!(
+            engine
+                .inspect_json(&same, T0 + i, &Bodies::default())
+                .is_empty()
+        );
         let denied = with_token(
             exchange("GET", &format!("/orders/{i}"), 403, json!({})),
             "cccccccccccccccc",
         );
         assert!(
-            !ids(&engine.inspect(&denied, T0 + i, &Bodies::default()))
+            !ids(&engine.inspect_json(&denied, T0 + i, &Bodies::default()))
                 .contains(&"BOLA-1".to_owned())
         );
     }
@@ -64,15 +68,23 @@ fn client_side_copies_and_allowlisted_actors_are_not_judged() {
     });
     let mut client = exchange("GET", "/x?id=1%27%20OR%20%271%27%3D%271", 200, json!({}));
     client["connection"]["role"] = "client".into();
-    assert!(engine.inspect(&client, T0, &Bodies::default()).is_empty());
+    assert!(
+        engine
+            .inspect_json(&client, T0, &Bodies::default())
+            .is_empty()
+    );
     let allowed = from_ip(
         exchange("GET", "/x?id=1%27%20OR%20%271%27%3D%271", 200, json!({})),
         "198.51.100.9",
     );
-    assert!(engine.inspect(&allowed, T0, &Bodies::default()).is_empty());
+    assert!(
+        engine
+            .inspect_json(&allowed, T0, &Bodies::default())
+            .is_empty()
+    );
     let other = exchange("GET", "/x?id=1%27%20OR%20%271%27%3D%271", 200, json!({}));
     assert_eq!(
-        ids(&engine.inspect(&other, T0, &Bodies::default())),
+        ids(&engine.inspect_json(&other, T0, &Bodies::default())),
         ["INJ-1"]
     );
 }
@@ -86,13 +98,21 @@ fn token_from_many_addresses_and_error_ratio_and_brute_force() {
             with_token(exchange("GET", "/me", 200, json!({})), "dddddddddddddddd"),
             ip,
         );
-        found.extend(ids(&engine.inspect(&e, T0 + i as i64, &Bodies::default())));
+        found.extend(ids(&engine.inspect_json(
+            &e,
+            T0 + i as i64,
+            &Bodies::default(),
+        )));
     }
     assert_eq!(found, ["TOK-1"]);
     let mut found = Vec::new();
     for i in 0..25 {
         let e = from_ip(exchange("POST", "/login", 401, json!({})), "203.0.113.5");
-        found.extend(ids(&engine.inspect(&e, T0 + 1000 + i, &Bodies::default())));
+        found.extend(ids(&engine.inspect_json(
+            &e,
+            T0 + 1000 + i,
+            &Bodies::default(),
+        )));
     }
     found.sort();
     found.dedup();
@@ -107,21 +127,21 @@ fn new_route_after_learning_and_old_version_still_used() {
     });
     assert!(
         engine
-            .inspect(
+            .inspect_json(
                 &exchange("GET", "/v2/items/1", 200, json!({})),
                 T0,
                 &Bodies::default()
             )
             .is_empty()
     );
-    let old = engine.inspect(
+    let old = engine.inspect_json(
         &exchange("GET", "/v1/items/2", 200, json!({})),
         T0 + 1000,
         &Bodies::default(),
     );
     assert_eq!(ids(&old), ["INV-2"]);
     assert_eq!(old[0]["evidence"]["newer_version"], "v2");
-    let shadow = engine.inspect(
+    let shadow = engine.inspect_json(
         &exchange("GET", "/internal/debug", 200, json!({})),
         T0 + 120_000,
         &Bodies::default(),
@@ -162,7 +182,7 @@ fn config_errors_name_the_key() {
     let mut engine = Engine::new(off);
     assert!(
         engine
-            .inspect(
+            .inspect_json(
                 &exchange("GET", "/x?id=1%27%20OR%20%271%27%3D%271", 200, json!({})),
                 T0,
                 &Bodies::default()
@@ -179,9 +199,13 @@ fn auth4_unauthenticated_success_on_an_authenticated_route() {
             exchange("GET", "/api/account", 200, json!({})),
             "ffffffffffffffff",
         );
-        assert!(engine.inspect(&e, T0 + i, &Bodies::default()).is_empty());
+        assert!(
+            engine
+                .inspect_json(&e, T0 + i, &Bodies::default())
+                .is_empty()
+        );
     }
-    let anonymous = engine.inspect(
+    let anonymous = engine.inspect_json(
         &exchange("GET", "/api/account", 200, json!({})),
         T0 + 100,
         &Bodies::default(),
@@ -189,7 +213,7 @@ fn auth4_unauthenticated_success_on_an_authenticated_route() {
     assert_eq!(ids(&anonymous), ["AUTH-4"]);
     assert_eq!(anonymous[0]["evidence"]["route_requests"], 25);
     // A 401 to the anonymous caller is the route working as it should.
-    let denied = engine.inspect(
+    let denied = engine.inspect_json(
         &from_ip(
             exchange("GET", "/api/account", 401, json!({})),
             "192.0.2.99",
@@ -205,18 +229,21 @@ fn auth3_tokens_without_expiry_or_too_long_lived() {
     let mut engine = Engine::new(DetectConfig::default());
     let mut e = exchange("GET", "/me", 200, json!({}));
     e["request"]["jwt"] = json!({ "alg": "RS256", "exp": null, "nbf": null, "iat": 1 });
-    assert_eq!(ids(&engine.inspect(&e, T0, &Bodies::default())), ["AUTH-3"]);
+    assert_eq!(
+        ids(&engine.inspect_json(&e, T0, &Bodies::default())),
+        ["AUTH-3"]
+    );
     let mut year = exchange("GET", "/you", 200, json!({}));
     let now = T0 / 1000;
     year["request"]["jwt"] =
         json!({ "alg": "RS256", "exp": now + 365 * 86400, "nbf": null, "iat": now });
-    let f = engine.inspect(&from_ip(year, "192.0.2.50"), T0, &Bodies::default());
+    let f = engine.inspect_json(&from_ip(year, "192.0.2.50"), T0, &Bodies::default());
     assert_eq!(f[0]["evidence"]["problem"], "long_lived");
     let mut hour = exchange("GET", "/ok", 200, json!({}));
     hour["request"]["jwt"] = json!({ "alg": "RS256", "exp": now + 3600, "nbf": null, "iat": now });
     assert!(
         engine
-            .inspect(&from_ip(hour, "192.0.2.51"), T0, &Bodies::default())
+            .inspect_json(&from_ip(hour, "192.0.2.51"), T0, &Bodies::default())
             .is_empty()
     );
 }
@@ -228,7 +255,7 @@ fn response_bodies_sensitive_data_and_error_disclosure_and_json_body_injection()
         request: Vec::new().into(),
         response: br#"{"name":"alice","card":"4111 1111 1111 1111"}"#.to_vec().into(),
     };
-    let f = engine.inspect(&exchange("GET", "/api/profile", 200, json!({})), T0, &leak);
+    let f = engine.inspect_json(&exchange("GET", "/api/profile", 200, json!({})), T0, &leak);
     assert_eq!(ids(&f), ["DATA-1"]);
     assert_eq!(f[0]["evidence"]["kinds"], json!(["card:visa"]));
     let trace = Bodies {
@@ -237,13 +264,13 @@ fn response_bodies_sensitive_data_and_error_disclosure_and_json_body_injection()
             .to_vec()
             .into(),
     };
-    let f = engine.inspect(&exchange("GET", "/api/crash", 500, json!({})), T0, &trace);
+    let f = engine.inspect_json(&exchange("GET", "/api/crash", 500, json!({})), T0, &trace);
     assert_eq!(ids(&f), ["CFG-1"]);
     let sqli = Bodies {
         request: br#"{"filter":{"name":"x' OR '1'='1"}}"#.to_vec().into(),
         response: Vec::new().into(),
     };
-    let f = engine.inspect(&exchange("POST", "/api/search", 200, json!({})), T0, &sqli);
+    let f = engine.inspect_json(&exchange("POST", "/api/search", 200, json!({})), T0, &sqli);
     assert_eq!(ids(&f), ["INJ-1"]);
     assert_eq!(f[0]["evidence"]["input"], "body.filter.name");
 }
@@ -256,7 +283,7 @@ fn layered_tok3_abusive_actor_on_sensitive_route_and_lists_age_out() {
         response: br#"{"ssn":"078-05-1120"}"#.to_vec().into(),
     };
     // The route becomes sensitive (DATA-1 for one caller)…
-    let f = engine.inspect(
+    let f = engine.inspect_json(
         &from_ip(
             exchange("GET", "/api/patients/1", 200, json!({})),
             "192.0.2.10",
@@ -271,7 +298,7 @@ fn layered_tok3_abusive_actor_on_sensitive_route_and_lists_age_out() {
         "203.0.113.66",
     );
     assert_eq!(
-        ids(&engine.inspect(&scan, T0 + 1, &Bodies::default())),
+        ids(&engine.inspect_json(&scan, T0 + 1, &Bodies::default())),
         ["SCAN-1"]
     );
     // …and then reads the sensitive route: layered TOK-3 (DATA-1 fires for it too).
@@ -279,7 +306,7 @@ fn layered_tok3_abusive_actor_on_sensitive_route_and_lists_age_out() {
         exchange("GET", "/api/patients/2", 200, json!({})),
         "203.0.113.66",
     );
-    let f = engine.inspect(&read, T0 + 2, &leak);
+    let f = engine.inspect_json(&read, T0 + 2, &leak);
     let tok3: Vec<&Value> = f.iter().filter(|x| x["rule"]["id"] == "TOK-3").collect();
     assert_eq!(tok3.len(), 1, "{f:#?}");
     assert_eq!(
@@ -311,7 +338,11 @@ fn cidr_allowlist_token_agents_and_sensitive_kinds_in_the_inventory() {
     });
     let attack = "/x?id=1%27%20OR%20%271%27%3D%271";
     let inside = from_ip(exchange("GET", attack, 200, json!({})), "203.0.113.77");
-    assert!(engine.inspect(&inside, T0, &Bodies::default()).is_empty());
+    assert!(
+        engine
+            .inspect_json(&inside, T0, &Bodies::default())
+            .is_empty()
+    );
     let mut agents = Vec::new();
     for (i, ua) in [
         "curl/8",
@@ -326,14 +357,18 @@ fn cidr_allowlist_token_agents_and_sensitive_kinds_in_the_inventory() {
             exchange("GET", "/me", 200, json!({ "user-agent": ua })),
             "2222222222222222",
         );
-        agents.extend(ids(&engine.inspect(&e, T0 + i as i64, &Bodies::default())));
+        agents.extend(ids(&engine.inspect_json(
+            &e,
+            T0 + i as i64,
+            &Bodies::default(),
+        )));
     }
     assert_eq!(agents, ["TOK-1"]);
     let leak = Bodies {
         request: Vec::new().into(),
         response: br#"{"iban":"DE89370400440532013000"}"#.to_vec().into(),
     };
-    engine.inspect(
+    engine.inspect_json(
         &exchange("GET", "/api/payouts/9", 200, json!({})),
         T0,
         &leak,
@@ -366,7 +401,11 @@ fn tok3_request_rate() {
             exchange("GET", "/api/feed", 200, json!({})),
             "1111111111111111",
         );
-        found.extend(ids(&engine.inspect(&e, T0 + i * 100, &Bodies::default())));
+        found.extend(ids(&engine.inspect_json(
+            &e,
+            T0 + i * 100,
+            &Bodies::default(),
+        )));
     }
     assert_eq!(found, ["TOK-3"]);
 }
@@ -379,7 +418,7 @@ fn inventory_bound_holds_against_new_host_headers() {
     });
     for i in 0..100 {
         let e = exchange("GET", "/a", 200, json!({ "host": format!("h{i}.example") }));
-        engine.inspect(&e, T0 + i, &Bodies::default());
+        engine.inspect_json(&e, T0 + i, &Bodies::default());
     }
     let dump = engine.dump(T0);
     assert_eq!(dump["hosts"].as_object().map(|h| h.len()), Some(2));

@@ -3,9 +3,10 @@
 //! gives what the live agent gave. Server-side exchanges are judged (the API this node serves);
 //! a client's copy of the same exchange is not judged twice.
 
+pub mod catalogue;
 pub mod content;
+pub mod finding;
 pub mod inventory;
-pub mod jwt;
 pub mod route;
 pub mod rules;
 #[cfg(test)]
@@ -16,171 +17,17 @@ pub mod windows;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+pub use catalogue::{CATALOGUE, RuleId, RuleInfo};
+pub use finding::Finding;
+use finding::{
+    Actor, ExchangeProcess, ExchangeRequest, ExchangeResponse, ExchangeSummary, Route,
+    StreamIdentity,
+};
 use inventory::{Inventory, Seen};
 use view::View;
 use windows::{Bounded, Windows};
 
-pub struct RuleInfo {
-    pub id: &'static str,
-    pub title: &'static str,
-    pub owasp: &'static str,
-    pub severity: &'static str,
-    pub confidence: &'static str,
-}
-
-macro_rules! rule {
-    ($id:literal, $title:literal, $owasp:literal, $sev:literal, $conf:literal) => {
-        RuleInfo {
-            id: $id,
-            title: $title,
-            owasp: $owasp,
-            severity: $sev,
-            confidence: $conf,
-        }
-    };
-}
-
-/// Every rule this build knows (DESIGN.md's catalogue ids).
-pub const CATALOGUE: [RuleInfo; 20] = [
-    rule!(
-        "AUTH-3",
-        "Token that never expires or lives too long accepted",
-        "API2:2023",
-        "medium",
-        "high"
-    ),
-    rule!(
-        "AUTH-4",
-        "Unauthenticated access to a normally authenticated route",
-        "API2:2023",
-        "high",
-        "medium"
-    ),
-    rule!(
-        "TOK-3",
-        "Excessive usage or exfiltration by one actor",
-        "API4:2023",
-        "high",
-        "medium"
-    ),
-    rule!(
-        "DATA-1",
-        "Sensitive data in a response",
-        "API3:2023",
-        "high",
-        "high"
-    ),
-    rule!(
-        "CFG-1",
-        "Stack trace or database error in a response",
-        "API8:2023",
-        "medium",
-        "high"
-    ),
-    rule!(
-        "AUTH-1",
-        "JWT with alg none or missing accepted",
-        "API2:2023",
-        "critical",
-        "high"
-    ),
-    rule!(
-        "AUTH-2",
-        "Expired or not-yet-valid JWT accepted",
-        "API2:2023",
-        "high",
-        "high"
-    ),
-    rule!(
-        "AUTH-5",
-        "Credentials exposed in the URL or over plain HTTP",
-        "API2:2023",
-        "medium",
-        "high"
-    ),
-    rule!(
-        "AUTH-6",
-        "Authentication failures from one client (brute force)",
-        "API2:2023",
-        "high",
-        "medium"
-    ),
-    rule!(
-        "TOK-1",
-        "One token used from several client addresses",
-        "API2:2023",
-        "medium",
-        "medium"
-    ),
-    rule!(
-        "TOK-2",
-        "High client-error ratio for one actor",
-        "API2:2023",
-        "medium",
-        "medium"
-    ),
-    rule!(
-        "BOLA-1",
-        "Object id enumeration by one actor on one route",
-        "API1:2023",
-        "high",
-        "medium"
-    ),
-    rule!(
-        "DATA-2",
-        "Sensitive data in the URL",
-        "API3:2023",
-        "medium",
-        "high"
-    ),
-    rule!(
-        "INJ-1",
-        "SQL injection or XSS in a request parameter",
-        "API8:2023",
-        "high",
-        "high"
-    ),
-    rule!(
-        "INJ-2",
-        "Path traversal, command or NoSQL injection in a request",
-        "API8:2023",
-        "high",
-        "medium"
-    ),
-    rule!(
-        "SSRF-1",
-        "Request parameter points at an internal address",
-        "API7:2023",
-        "high",
-        "medium"
-    ),
-    rule!("SCAN-1", "Known scanner", "API8:2023", "low", "high"),
-    rule!(
-        "CFG-2",
-        "CORS lets any origin read credentialed responses",
-        "API8:2023",
-        "medium",
-        "high"
-    ),
-    rule!(
-        "INV-1",
-        "New route after the learning period (shadow API)",
-        "API9:2023",
-        "low",
-        "medium"
-    ),
-    rule!(
-        "INV-2",
-        "Older API version still in use",
-        "API9:2023",
-        "low",
-        "medium"
-    ),
-];
-
-pub fn rule_info(id: &str) -> Option<&'static RuleInfo> {
-    CATALOGUE.iter().find(|r| r.id == id)
-}
+use crate::event::{ExchangeEvent, Role};
 
 /// `[detect]` of the config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -261,8 +108,8 @@ impl DetectConfig {
     /// Errors name the key (`detect.…`) and what is allowed.
     pub fn validate(&self) -> Result<(), String> {
         for id in &self.disabled_rules {
-            if rule_info(id).is_none() {
-                let known: Vec<&str> = CATALOGUE.iter().map(|r| r.id).collect();
+            if RuleId::parse(id).is_none() {
+                let known: Vec<&str> = CATALOGUE.iter().map(|r| r.code).collect();
                 return Err(format!(
                     "detect.disabled_rules: unknown rule {id:?}; known: {}",
                     known.join(", ")
@@ -326,9 +173,9 @@ pub struct DetectStats {
 type StatelessRule = fn(&View) -> Option<Value>;
 
 /// The sensitive data kinds DATA-1/DATA-2 found in this exchange.
-fn hits_kinds(hits: &[(&'static str, Value)]) -> Vec<String> {
+fn hits_kinds(hits: &[(RuleId, Value)]) -> Vec<String> {
     hits.iter()
-        .filter(|(id, _)| *id == "DATA-1" || *id == "DATA-2")
+        .filter(|(id, _)| matches!(id, RuleId::Data1 | RuleId::Data2))
         .flat_map(|(_, e)| e["kinds"].as_array().cloned().unwrap_or_default())
         .filter_map(|k| k.as_str().map(str::to_owned))
         .collect()
@@ -346,12 +193,9 @@ pub struct Engine {
     abusive: Bounded<(i64, String)>,
     sensitive: Bounded<(i64, String)>,
     pub stats: DetectStats,
+    /// Indexed by `RuleId as usize`.
+    enabled: [bool; CATALOGUE.len()],
 }
-
-/// Rules whose findings put the actor on the abusive list.
-const ABUSE_RULES: [&str; 8] = [
-    "AUTH-1", "AUTH-6", "TOK-2", "BOLA-1", "INJ-1", "INJ-2", "SSRF-1", "SCAN-1",
-];
 
 impl Engine {
     pub fn new(config: DetectConfig) -> Self {
@@ -367,6 +211,11 @@ impl Engine {
             abusive: Bounded::new(config.max_keys),
             sensitive: Bounded::new(config.max_routes),
             stats: DetectStats::default(),
+            enabled: std::array::from_fn(|i| {
+                CATALOGUE
+                    .get(i)
+                    .is_some_and(|r| !config.disabled_rules.iter().any(|d| d == r.code))
+            }),
             config,
         }
     }
@@ -399,22 +248,22 @@ impl Engine {
         out
     }
 
-    fn on(&self, id: &str) -> bool {
-        !self.config.disabled_rules.iter().any(|d| d == id)
+    fn on(&self, id: RuleId) -> bool {
+        self.enabled.get(id as usize).copied().unwrap_or(false)
     }
 
     /// Findings for one exchange event (the native JSON) that happened at `epoch_ms`, with the
     /// body bytes the rules may read.
     pub fn inspect(
         &mut self,
-        event: &Value,
+        event: &ExchangeEvent<'_>,
         epoch_ms: i64,
         bodies: &content::Bodies,
-    ) -> Vec<Value> {
+    ) -> Vec<Finding> {
         let Some(v) = View::with_bodies(event, epoch_ms, &bodies.request, &bodies.response) else {
             return Vec::new();
         };
-        if event["connection"]["role"] == "client" {
+        if event.connection.role == Role::Client {
             return Vec::new();
         }
         if self
@@ -426,26 +275,25 @@ impl Engine {
                 .config
                 .allow_actors
                 .iter()
-                .any(|a| Some(a.as_str()) == v.token || Some(a.as_str()) == v.client_ip)
+                .any(|a| Some(a.as_str()) == v.token || a.parse().ok() == v.client_ip)
             || v.client_ip
-                .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
                 .is_some_and(|ip| self.allow_nets.iter().any(|n| n.contains(&ip)))
         {
             return Vec::new();
         }
         self.stats.exchanges_judged += 1;
         let (template, ids) = route::template(v.path);
-        let mut hits: Vec<(&'static str, Value)> = Vec::new();
-        let stateless: [(&str, StatelessRule); 9] = [
-            ("AUTH-1", rules::auth1_jwt_alg),
-            ("AUTH-2", rules::auth2_jwt_time),
-            ("AUTH-5", rules::auth5_credentials_exposed),
-            ("DATA-2", rules::data2_sensitive_in_url),
-            ("INJ-1", rules::inj1_sqli_xss),
-            ("INJ-2", rules::inj2_traversal_command_nosql),
-            ("SSRF-1", rules::ssrf1_internal_url),
-            ("SCAN-1", rules::scan1_scanner),
-            ("CFG-2", rules::cfg2_cors),
+        let mut hits: Vec<(RuleId, Value)> = Vec::new();
+        let stateless: [(RuleId, StatelessRule); 9] = [
+            (RuleId::Auth1, rules::auth1_jwt_alg),
+            (RuleId::Auth2, rules::auth2_jwt_time),
+            (RuleId::Auth5, rules::auth5_credentials_exposed),
+            (RuleId::Data2, rules::data2_sensitive_in_url),
+            (RuleId::Inj1, rules::inj1_sqli_xss),
+            (RuleId::Inj2, rules::inj2_traversal_command_nosql),
+            (RuleId::Ssrf1, rules::ssrf1_internal_url),
+            (RuleId::Scan1, rules::scan1_scanner),
+            (RuleId::Cfg2, rules::cfg2_cors),
         ];
         for (id, rule) in stateless {
             if self.on(id)
@@ -458,14 +306,17 @@ impl Engine {
         let c = &self.config;
         for (id, found) in [
             (
-                "AUTH-3",
+                RuleId::Auth3,
                 rules::auth3_token_hygiene(&v, c.max_token_lifetime_secs as i64),
             ),
             (
-                "DATA-1",
+                RuleId::Data1,
                 content::data1_sensitive_in_response(v.response_body),
             ),
-            ("CFG-1", content::cfg1_error_disclosure(v.response_body)),
+            (
+                RuleId::Cfg1,
+                content::cfg1_error_disclosure(v.response_body),
+            ),
         ] {
             if self.on(id)
                 && let Some(evidence) = found
@@ -473,7 +324,7 @@ impl Engine {
                 hits.push((id, evidence));
             }
         }
-        if self.on("AUTH-4")
+        if self.on(RuleId::Auth4)
             && !v.has_credentials()
             && v.success()
             && let Some((requests, with_auth)) = self.inventory.auth_baseline(&v, &template)
@@ -481,11 +332,11 @@ impl Engine {
             && with_auth as f64 / requests as f64 >= c.auth4_auth_ratio
         {
             hits.push((
-                "AUTH-4",
+                RuleId::Auth4,
                 json!({ "route_requests": requests, "route_requests_with_credentials": with_auth }),
             ));
         }
-        if self.on("TOK-3") {
+        if self.on(RuleId::Tok3) {
             let route_key = format!("{} {} {template}", v.host, v.method);
             let actor = v.actor();
             let abusive = self
@@ -499,7 +350,7 @@ impl Engine {
                 .filter(|(until, _)| *until > v.epoch_ms)
                 .is_some();
             if let Some(e) = self.windows.tok3(&v, c) {
-                hits.push(("TOK-3", e));
+                hits.push((RuleId::Tok3, e));
             } else if let Some(why) = abusive
                 && sensitive
                 && v.success()
@@ -507,62 +358,64 @@ impl Engine {
                 // Layered: an actor already seen abusing reads a route known to return
                 // sensitive data.
                 hits.push((
-                    "TOK-3",
+                    RuleId::Tok3,
                     json!({ "layered": "abusive_actor_on_sensitive_route", "actor_listed_for": why }),
                 ));
             }
         }
-        if self.on("BOLA-1")
+        if self.on(RuleId::Bola1)
             && let Some(e) = self.windows.bola1(&v, &template, &ids, c)
         {
-            hits.push(("BOLA-1", e));
+            hits.push((RuleId::Bola1, e));
         }
-        if self.on("TOK-1")
+        if self.on(RuleId::Tok1)
             && let Some(e) = self.windows.tok1(&v, c)
         {
-            hits.push(("TOK-1", e));
+            hits.push((RuleId::Tok1, e));
         }
-        if self.on("TOK-2")
+        if self.on(RuleId::Tok2)
             && let Some(e) = self.windows.tok2(&v, c)
         {
-            hits.push(("TOK-2", e));
+            hits.push((RuleId::Tok2, e));
         }
-        if self.on("AUTH-6")
+        if self.on(RuleId::Auth6)
             && let Some(e) = self.windows.auth6(&v, c)
         {
-            hits.push(("AUTH-6", e));
+            hits.push((RuleId::Auth6, e));
         }
         if let Seen::New {
             after_learning: true,
         } = self.inventory.record(&v, &template)
-            && self.on("INV-1")
+            && self.on(RuleId::Inv1)
         {
-            hits.push(("INV-1", json!({ "first_seen": event["time"] })));
+            hits.push((RuleId::Inv1, json!({ "first_seen": event.time })));
         }
-        if self.on("INV-2")
+        if self.on(RuleId::Inv2)
             && let Some(newer) = self.inventory.newer_version(&v, &template)
         {
-            hits.push(("INV-2", json!({ "newer_version": newer })));
+            hits.push((RuleId::Inv2, json!({ "newer_version": newer })));
         }
         let ttl_abuse = c.abusive_ttl_secs as i64 * 1000;
         let ttl_sensitive = c.sensitive_ttl_secs as i64 * 1000;
         for (id, _) in &hits {
-            if ABUSE_RULES.contains(id) {
+            if id.info().lists_actor {
                 *self
                     .abusive
                     .entry(&v.actor(), v.epoch_ms, || (0, String::new())) =
-                    (v.epoch_ms + ttl_abuse, (*id).to_owned());
+                    (v.epoch_ms + ttl_abuse, id.as_str().to_owned());
             }
-            if *id == "DATA-1" || *id == "DATA-2" {
+            if matches!(id, RuleId::Data1 | RuleId::Data2) {
                 self.inventory
                     .note_sensitive(&v, &template, &hits_kinds(&hits));
             }
-            if *id == "DATA-1" {
+            if *id == RuleId::Data1 {
                 let route_key = format!("{} {} {template}", v.host, v.method);
                 *self
                     .sensitive
-                    .entry(&route_key, v.epoch_ms, || (0, String::new())) =
-                    (v.epoch_ms + ttl_sensitive, "DATA-1".to_owned());
+                    .entry(&route_key, v.epoch_ms, || (0, String::new())) = (
+                    v.epoch_ms + ttl_sensitive,
+                    RuleId::Data1.as_str().to_owned(),
+                );
             }
         }
         hits.into_iter()
@@ -570,9 +423,14 @@ impl Engine {
             .collect()
     }
 
-    /// The finding event, unless the same (rule, actor, route) was reported within dedup_secs.
-    fn finding(&mut self, id: &str, evidence: Value, v: &View, template: &str) -> Option<Value> {
-        let info = rule_info(id)?;
+    /// The finding, unless the same (rule, actor, route) was reported within dedup_secs.
+    fn finding(
+        &mut self,
+        id: RuleId,
+        evidence: Value,
+        v: &View,
+        template: &str,
+    ) -> Option<Finding> {
         let actor = v.actor();
         let key = format!("{id}|{actor}|{}|{} {template}", v.host, v.method);
         let window = self.config.dedup_secs as i64 * 1000;
@@ -586,34 +444,46 @@ impl Engine {
         *slot = (v.epoch_ms, 0);
         self.stats.findings += 1;
         let e = v.event;
-        Some(json!({
-            "schema": "cleartap.finding/1",
-            "time": e["time"],
-            "host": e["host"],
-            "rule": {
-                "id": info.id,
-                "title": info.title,
-                "owasp": info.owasp,
-                "severity": info.severity,
-                "confidence": info.confidence,
+        let c = &e.connection;
+        Some(Finding {
+            rule: id,
+            host: e.host.to_string(),
+            actor: Actor {
+                token: v.token.map(str::to_owned),
+                client_ip: v.client_ip_text(),
             },
-            "actor": { "token": v.token, "client_ip": v.client_ip },
-            "route": { "host": v.host, "method": v.method, "template": template },
-            "evidence": evidence,
-            "occurrences": occurrences,
-            "exchange": {
-                "time": e["time"],
-                "process": { "pid": e["process"]["pid"], "comm": e["process"]["comm"], "exe": e["process"]["exe"] },
-                "connection": {
-                    "local": e["connection"]["local"],
-                    "remote": e["connection"]["remote"],
-                    "role": e["connection"]["role"],
-                    "tls": e["connection"]["tls"],
+            route: Route {
+                host: v.host.to_owned(),
+                method: v.method.to_owned(),
+                template: template.to_owned(),
+            },
+            evidence,
+            occurrences,
+            exchange: ExchangeSummary {
+                time: e.time.to_string(),
+                process: ExchangeProcess {
+                    pid: e.process.pid,
+                    comm: e.process.comm.to_string(),
+                    exe: e.process.exe.as_deref().map(str::to_owned),
                 },
-                "request": { "method": v.method, "path": v.path, "query": v.query },
-                "response": { "status": v.status },
+                request: ExchangeRequest {
+                    method: v.method.to_owned(),
+                    path: v.path.to_owned(),
+                    query: v.query.map(str::to_owned),
+                },
+                response: ExchangeResponse { status: v.status },
             },
-        }))
+            stream: StreamIdentity {
+                pid: e.process.pid,
+                stream: c.stream,
+                fd: c.fd,
+                local: c.local,
+                remote: c.remote,
+                role: c.role,
+                tls: c.tls,
+            },
+            epoch_ms: v.epoch_ms,
+        })
     }
 }
 

@@ -4,11 +4,12 @@
 use serde_json::{Value, json};
 
 use super::view::{View, percent_decode};
+use crate::classify::{card_brand, digit_runs, valid_ssn};
 
 /// AUTH-1: a JWT with `alg` none or missing was accepted (2xx).
 pub fn auth1_jwt_alg(v: &View) -> Option<Value> {
     let jwt = v.jwt?;
-    let alg = jwt["alg"].as_str();
+    let alg = jwt.alg.as_deref();
     let unsigned = alg.is_none_or(|a| a.eq_ignore_ascii_case("none"));
     (unsigned && v.success()).then(|| json!({ "jwt_alg": alg, "status": v.status }))
 }
@@ -20,12 +21,12 @@ pub fn auth2_jwt_time(v: &View) -> Option<Value> {
         return None;
     }
     let now = v.epoch_ms / 1000;
-    if let Some(exp) = jwt["exp"].as_i64()
+    if let Some(exp) = jwt.exp
         && exp + 60 < now
     {
         return Some(json!({ "problem": "expired", "exp": exp, "seconds_past": now - exp }));
     }
-    if let Some(nbf) = jwt["nbf"].as_i64()
+    if let Some(nbf) = jwt.nbf
         && nbf > now + 60
     {
         return Some(json!({ "problem": "not_yet_valid", "nbf": nbf }));
@@ -47,93 +48,9 @@ pub fn auth5_credentials_exposed(v: &View) -> Option<Value> {
     }
     let basic = v
         .authorization
-        .is_some_and(|a| a.len() > 6 && a[..6].eq_ignore_ascii_case("basic "));
+        .and_then(|a| a.get(..6))
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic "));
     (basic && !v.tls).then(|| json!({ "problem": "basic_auth_without_tls" }))
-}
-
-/// Luhn check of a digit string.
-pub fn luhn(digits: &[u8]) -> bool {
-    let mut sum = 0u32;
-    for (i, d) in digits.iter().rev().enumerate() {
-        let mut n = u32::from(d - b'0');
-        if i % 2 == 1 {
-            n *= 2;
-            if n > 9 {
-                n -= 9;
-            }
-        }
-        sum += n;
-    }
-    sum.is_multiple_of(10)
-}
-
-/// A payment card number: 13-19 digits (spaces/dashes allowed between), a known issuer prefix,
-/// Luhn-valid. Returns the brand.
-pub fn card_brand(candidate: &str) -> Option<&'static str> {
-    let digits: Vec<u8> = candidate.bytes().filter(|b| b.is_ascii_digit()).collect();
-    if !(13..=19).contains(&digits.len()) || !luhn(&digits) {
-        return None;
-    }
-    let prefix = |n: usize| -> u32 {
-        std::str::from_utf8(&digits[..n])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
-    };
-    match digits[0] {
-        b'4' => Some("visa"),
-        b'5' if (51..=55).contains(&prefix(2)) => Some("mastercard"),
-        b'2' if (2221..=2720).contains(&prefix(4)) => Some("mastercard"),
-        b'3' if prefix(2) == 34 || prefix(2) == 37 => Some("amex"),
-        b'6' if prefix(4) == 6011 || prefix(2) == 65 => Some("discover"),
-        _ => None,
-    }
-}
-
-/// A US SSN `AAA-GG-SSSS` with valid area, group and serial.
-pub fn valid_ssn(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.len() != 11 || b[3] != b'-' || b[6] != b'-' {
-        return false;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        let part = &s[r];
-        part.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| part.parse().ok())?
-    };
-    match (num(0..3), num(4..6), num(7..11)) {
-        (Some(area), Some(group), Some(serial)) => {
-            area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
-        }
-        _ => false,
-    }
-}
-
-/// Runs of digits (with single spaces/dashes inside) long enough to be a card number.
-pub fn digit_runs(text: &str) -> Vec<&str> {
-    let b = text.as_bytes();
-    let mut runs = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if !b[i].is_ascii_digit() {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        let mut end = i;
-        while i < b.len()
-            && (b[i].is_ascii_digit()
-                || ((b[i] == b' ' || b[i] == b'-') && i + 1 < b.len() && b[i + 1].is_ascii_digit()))
-        {
-            if b[i].is_ascii_digit() {
-                end = i + 1;
-            }
-            i += 1;
-        }
-        runs.push(&text[start..end]);
-    }
-    runs
 }
 
 /// DATA-2: card numbers (issuer prefix + Luhn) or SSNs in the path or query.
@@ -184,7 +101,7 @@ pub fn auth3_token_hygiene(v: &View, max_lifetime_secs: i64) -> Option<Value> {
     if !v.success() {
         return None;
     }
-    match (jwt["exp"].as_i64(), jwt["iat"].as_i64()) {
+    match (jwt.exp, jwt.iat) {
         (None, _) => Some(json!({ "problem": "no_expiry" })),
         (Some(exp), Some(iat)) if exp - iat > max_lifetime_secs => {
             Some(json!({ "problem": "long_lived", "lifetime_secs": exp - iat }))
@@ -245,7 +162,9 @@ pub fn inj2_traversal_command_nosql(v: &View) -> Option<Value> {
         }
         for sep in [";", "|", "&&", "`", "$("] {
             if let Some(at) = lower.find(sep) {
-                let word: String = lower[at + sep.len()..]
+                let word: String = lower
+                    .get(at + sep.len()..)
+                    .unwrap_or_default()
                     .trim_start()
                     .chars()
                     .take_while(char::is_ascii_alphanumeric)

@@ -3,14 +3,12 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::classify::{card_brand, luhn};
 use crate::detect::test_events::{T0, exchange};
 
-fn view(event: &Value) -> View<'_> {
-    View::of(event, T0).expect("view")
-}
-
 fn fires(rule: fn(&View) -> Option<Value>, event: &Value) -> Option<Value> {
-    rule(&view(event))
+    let typed = crate::detect::test_events::typed(event);
+    rule(&View::of(&typed, T0).expect("view"))
 }
 
 #[test]

@@ -47,3 +47,24 @@ pub fn from_ip(mut event: Value, ip: &str) -> Value {
     event["connection"]["remote"]["ip"] = Value::from(ip);
     event
 }
+
+/// A JSON event read as the typed exchange, as `cleartap replay` reads it.
+pub fn typed(event: &Value) -> crate::event::ExchangeEvent<'static> {
+    serde_json::from_value(event.clone()).expect("test event matches the exchange schema")
+}
+
+impl super::Engine {
+    /// `inspect` over a JSON event (read back as replay reads it), findings as their JSON:
+    /// the tests assert on what sinks receive.
+    pub fn inspect_json(
+        &mut self,
+        event: &Value,
+        epoch_ms: i64,
+        bodies: &super::content::Bodies,
+    ) -> Vec<Value> {
+        self.inspect(&typed(event), epoch_ms, bodies)
+            .iter()
+            .map(|f| serde_json::to_value(f).expect("finding serialises"))
+            .collect()
+    }
+}

@@ -1,14 +1,16 @@
-//! What the rules read from an exchange event (the native JSON, live or replayed): the
-//! request line, status, a few headers, the actor (token tag, client address) — borrowed.
+//! What the rules read from a typed exchange (live, or deserialised in replay): the request
+//! line, status, a few headers, the actor (token tag, client address) — all borrowed.
 
-use serde_json::Value;
+use std::net::IpAddr;
+
+use crate::event::{ExchangeEvent, JwtSummary, Role};
 
 pub struct View<'a> {
-    pub event: &'a Value,
+    pub event: &'a ExchangeEvent<'a>,
     pub method: &'a str,
     pub path: &'a str,
     pub query: Option<&'a str>,
-    pub status: Option<u64>,
+    pub status: Option<u16>,
     pub host: &'a str,
     pub user_agent: &'a str,
     /// The redacted Authorization value (`Bearer [REDACTED:tag]`), if any.
@@ -16,9 +18,9 @@ pub struct View<'a> {
     /// The redaction tag of the credential: follows one token without knowing it.
     pub token: Option<&'a str>,
     /// The client's address: the remote end of a server, the local end of a client.
-    pub client_ip: Option<&'a str>,
+    pub client_ip: Option<IpAddr>,
     pub tls: bool,
-    pub jwt: Option<&'a Value>,
+    pub jwt: Option<&'a JwtSummary>,
     pub epoch_ms: i64,
     /// Request body bytes the rules may read (the detection tap, or a replayed prefix).
     pub request_body: &'a [u8],
@@ -26,53 +28,51 @@ pub struct View<'a> {
     pub response_body: &'a [u8],
 }
 
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    path.iter().try_fold(v, |v, k| v.get(k))?.as_str()
-}
-
 /// The `[REDACTED:…]` marker inside a redacted value.
 pub fn redaction_tag(value: &str) -> Option<&str> {
     let start = value.find("[REDACTED:")?;
-    let end = value[start..].find(']')? + start + 1;
-    Some(&value[start..end])
+    let rest = value.get(start..)?;
+    let end = rest.find(']')?;
+    rest.get(..=end)
 }
 
 impl<'a> View<'a> {
     /// None for events without a request (nothing to judge).
-    pub fn of(event: &'a Value, epoch_ms: i64) -> Option<Self> {
+    pub fn of(event: &'a ExchangeEvent<'a>, epoch_ms: i64) -> Option<Self> {
         Self::with_bodies(event, epoch_ms, &[], &[])
     }
 
     pub fn with_bodies(
-        event: &'a Value,
+        event: &'a ExchangeEvent<'a>,
         epoch_ms: i64,
         request_body: &'a [u8],
         response_body: &'a [u8],
     ) -> Option<Self> {
-        let req = event.get("request").filter(|r| r.is_object())?;
-        let headers = &req["headers"];
-        let authorization = headers.get("authorization").and_then(Value::as_str);
+        let req = event.request.as_ref()?;
+        let headers = &req.headers;
+        let authorization = headers.get("authorization");
         let token = authorization
-            .or_else(|| headers.get("x-api-key").and_then(Value::as_str))
+            .or_else(|| headers.get("x-api-key"))
             .and_then(redaction_tag);
-        let role = str_at(event, &["connection", "role"]).unwrap_or("unknown");
-        let end = if role == "client" { "local" } else { "remote" };
+        let c = &event.connection;
+        let client = if c.role == Role::Client {
+            c.local
+        } else {
+            c.remote
+        };
         Some(Self {
             event,
-            method: req["method"].as_str().unwrap_or(""),
-            path: req["path"].as_str().unwrap_or(""),
-            query: req["query"].as_str(),
-            status: event.pointer("/response/status").and_then(Value::as_u64),
-            host: headers.get("host").and_then(Value::as_str).unwrap_or(""),
-            user_agent: headers
-                .get("user-agent")
-                .and_then(Value::as_str)
-                .unwrap_or(""),
+            method: &req.method,
+            path: &req.path,
+            query: req.query.as_deref(),
+            status: event.response.as_ref().map(|r| r.status),
+            host: headers.get("host").unwrap_or(""),
+            user_agent: headers.get("user-agent").unwrap_or(""),
             authorization,
             token,
-            client_ip: str_at(event, &["connection", end, "ip"]),
-            tls: event["connection"]["tls"] == true,
-            jwt: req.get("jwt").filter(|j| j.is_object()),
+            client_ip: client.map(|e| e.ip),
+            tls: c.tls,
+            jwt: req.jwt.as_ref(),
             epoch_ms,
             request_body,
             response_body,
@@ -87,9 +87,13 @@ impl<'a> View<'a> {
     pub fn actor(&self) -> String {
         match (self.token, self.client_ip) {
             (Some(t), _) => t.to_owned(),
-            (None, Some(ip)) => ip.to_owned(),
+            (None, Some(ip)) => ip.to_string(),
             (None, None) => "unknown".to_owned(),
         }
+    }
+
+    pub fn client_ip_text(&self) -> Option<String> {
+        self.client_ip.map(|ip| ip.to_string())
     }
 
     pub fn has_credentials(&self) -> bool {
@@ -97,22 +101,21 @@ impl<'a> View<'a> {
             || self.token.is_some()
             || self
                 .event
-                .pointer("/request/headers/cookie")
-                .is_some_and(|c| !c.is_null())
+                .request
+                .as_ref()
+                .is_some_and(|r| r.headers.get("cookie").is_some())
     }
 
     pub fn response_bytes(&self) -> u64 {
         self.event
-            .pointer("/response/body_size")
-            .and_then(Value::as_u64)
+            .response
+            .as_ref()
+            .and_then(|r| r.body_size)
             .unwrap_or(0)
     }
 
     pub fn response_header(&self, name: &str) -> Option<&'a str> {
-        self.event
-            .pointer("/response/headers")
-            .and_then(|h| h.get(name))
-            .and_then(Value::as_str)
+        self.event.response.as_ref()?.headers.get(name)
     }
 
     /// Query parameters, percent-decoded (`+` as space), redacted values included as written.
@@ -131,26 +134,29 @@ impl<'a> View<'a> {
 
 /// Percent-decoding for inspection (lossy; malformed escapes kept as written).
 pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+        return s.to_owned();
+    }
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut bytes = s.bytes();
+    let mut out = Vec::with_capacity(s.len());
+    while let Some(b) = bytes.next() {
+        match b {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 3;
-                        continue;
+            b'%' => {
+                // Two hex digits decode; anything else stays as written.
+                let mut ahead = bytes.clone();
+                match (ahead.next(), ahead.next()) {
+                    (Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
+                        let value = hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0);
+                        out.push(u8::try_from(value).unwrap_or(b'?'));
+                        bytes = ahead;
                     }
-                    Err(_) => out.push(b'%'),
+                    _ => out.push(b'%'),
                 }
             }
             b => out.push(b),
         }
-        i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
 }

@@ -181,13 +181,13 @@ impl Windows {
                 }));
             }
         }
-        let ip = v.client_ip?;
+        let ip = v.client_ip?.to_string();
         let w = self
             .token_ips
             .entry(token, v.epoch_ms, || Window::new(v.epoch_ms));
         w.roll(v.epoch_ms, c.tok1_window_secs as i64 * 1000);
         if w.distinct.len() < c.tok1_distinct_ips as usize {
-            w.distinct.insert(ip.to_owned());
+            w.distinct.insert(ip);
         }
         (w.distinct.len() >= c.tok1_distinct_ips as usize).then(|| {
             let mut ips: Vec<&String> = w.distinct.iter().collect();
@@ -221,7 +221,7 @@ impl Windows {
         }
         let w = self
             .auth_failures
-            .entry(ip, v.epoch_ms, || Window::new(v.epoch_ms));
+            .entry(&ip.to_string(), v.epoch_ms, || Window::new(v.epoch_ms));
         w.roll(v.epoch_ms, 60_000);
         w.count += 1;
         (w.count >= c.auth6_failures)

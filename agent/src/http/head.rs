@@ -139,6 +139,10 @@ impl Head {
             .map(|&(n, v)| (self.bytes(n), self.bytes(v)))
     }
 
+    pub fn header_count(&self) -> usize {
+        self.headers.len()
+    }
+
     /// First value of a header, case-insensitively.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers()

@@ -1,8 +1,17 @@
-//! Renderings of the native exchange event for SIEMs, chosen per sink: OCSF (HTTP Activity,
-//! class 4002) and ECS (Elastic Common Schema). Both are built from the native event's JSON, so
-//! they carry exactly what it carries — redaction included.
+//! Renderings of the typed exchange and finding for SIEMs, chosen per sink: OCSF (HTTP
+//! Activity, class 4002; Detection Finding, 2004) and ECS (Elastic Common Schema). Both read
+//! the same typed record as the native JSON, so they carry exactly what it carries — redaction
+//! included.
 
 use serde_json::{Value, json};
+
+use crate::{
+    detect::{
+        Finding,
+        catalogue::{Confidence, Severity},
+    },
+    event::{Connection, Endpoint, ExchangeEvent, Headers, Kubernetes, Role},
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -14,50 +23,40 @@ pub enum Format {
 
 pub const OCSF_VERSION: &str = "1.3.0";
 
-fn endpoint(v: &Value) -> Value {
-    if v.is_null() {
-        return Value::Null;
-    }
-    json!({ "ip": v["ip"], "port": v["port"] })
+fn endpoint(e: Option<Endpoint>) -> Value {
+    e.map_or(Value::Null, |e| json!({ "ip": e.ip, "port": e.port }))
 }
 
 /// (source, destination) endpoints: the client is the source.
-fn source_destination(event: &Value) -> (Value, Value) {
-    let c = &event["connection"];
-    let (local, remote) = (endpoint(&c["local"]), endpoint(&c["remote"]));
-    if c["role"] == "server" {
+fn source_destination(c: &Connection<'_>) -> (Value, Value) {
+    let (local, remote) = (endpoint(c.local), endpoint(c.remote));
+    if c.role == Role::Server {
         (remote, local)
     } else {
         (local, remote)
     }
 }
 
-fn header<'a>(message: &'a Value, name: &str) -> &'a Value {
-    &message["headers"][name]
+fn headers_list(headers: &Headers<'_>) -> Value {
+    Value::Array(
+        headers
+            .iter()
+            .map(|h| json!({ "name": h.name, "value": h.value }))
+            .collect(),
+    )
 }
 
-fn version_number(v: &Value) -> Value {
-    v.as_str()
-        .and_then(|s| s.strip_prefix("HTTP/"))
-        .map_or(Value::Null, Value::from)
-}
-
-fn headers_list(message: &Value) -> Value {
-    message["headers"]
-        .as_object()
-        .map(|h| {
-            h.iter()
-                .map(|(k, v)| json!({ "name": k, "value": v }))
-                .collect::<Vec<_>>()
-        })
-        .map_or(Value::Null, Value::Array)
+fn kubernetes(k: Option<&Kubernetes<'_>>) -> Value {
+    k.map_or(Value::Null, |k| {
+        serde_json::to_value(k).unwrap_or(Value::Null)
+    })
 }
 
 /// OCSF HTTP Activity: activity from the method (OCSF 1.3 ids), `type_uid = 400200 + id`.
-pub fn ocsf(event: &Value, epoch_ms: i64) -> Value {
-    let req = &event["request"];
-    let res = &event["response"];
-    let activity_id = match req["method"].as_str().unwrap_or("") {
+pub fn ocsf(event: &ExchangeEvent<'_>, epoch_ms: i64) -> Value {
+    let req = event.request.as_ref();
+    let res = event.response.as_ref();
+    let activity_id = match req.map_or("", |r| r.method.as_ref()) {
         "CONNECT" => 1,
         "DELETE" => 2,
         "GET" => 3,
@@ -68,8 +67,9 @@ pub fn ocsf(event: &Value, epoch_ms: i64) -> Value {
         "TRACE" => 8,
         _ => 99,
     };
-    let (src, dst) = source_destination(event);
-    let p = &event["process"];
+    let c = &event.connection;
+    let (src, dst) = source_destination(c);
+    let p = &event.process;
     let mut out = json!({
         "class_uid": 4002,
         "class_name": "HTTP Activity",
@@ -82,56 +82,56 @@ pub fn ocsf(event: &Value, epoch_ms: i64) -> Value {
         "metadata": {
             "version": OCSF_VERSION,
             "product": { "name": "cleartap", "vendor_name": "cleartap" },
-            "original_schema": event["schema"],
+            "original_schema": event.schema,
         },
         "src_endpoint": src,
         "dst_endpoint": dst,
-        "connection_info": { "protocol_name": "tcp", "direction": event["connection"]["role"] },
+        "connection_info": { "protocol_name": "tcp", "direction": c.role },
         "actor": { "process": {
-            "pid": p["pid"], "tid": p["tid"], "name": p["comm"],
-            "file": { "path": p["exe"] },
+            "pid": p.pid, "tid": p.tid, "name": p.comm,
+            "file": { "path": p.exe },
         }},
-        "device": { "hostname": event["host"] },
-        "duration": event["duration_us"].as_u64().map(|us| us / 1000),
+        "device": { "hostname": event.host },
+        "duration": event.duration_us.map(|us| us / 1000),
         "unmapped": {
-            "cgroup_id": p["cgroup_id"],
-            "tls": event["connection"]["tls"],
-            "tls_library": event["connection"]["library"],
-            "fd": event["connection"]["fd"],
-            "latency_us": event["latency_us"],
-            "kubernetes": event["kubernetes"],
+            "cgroup_id": p.cgroup_id,
+            "tls": c.tls,
+            "tls_library": c.library,
+            "fd": c.fd,
+            "latency_us": event.latency_us,
+            "kubernetes": kubernetes(event.kubernetes.as_ref()),
         },
     });
-    if event["container"].is_object() {
-        let c = &event["container"];
+    if let Some(container) = &event.container {
+        let k = event.kubernetes.as_ref();
         out["container"] = json!({
-            "uid": c["id"],
-            "runtime": c["runtime"],
-            "pod_uuid": event["kubernetes"]["pod_uid"],
-            "orchestrator": event["kubernetes"].is_object().then_some("kubernetes"),
+            "uid": container.id,
+            "runtime": container.runtime,
+            "pod_uuid": k.and_then(|k| k.pod_uid.as_deref()),
+            "orchestrator": k.map(|_| "kubernetes"),
         });
     }
-    if !req.is_null() {
+    if let Some(req) = req {
         out["http_request"] = json!({
-            "http_method": req["method"],
-            "version": req["version"],
+            "http_method": req.method,
+            "version": req.version.as_str(),
             "url": {
-                "path": req["path"],
-                "query_string": req["query"],
-                "hostname": header(req, "host"),
+                "path": req.path,
+                "query_string": req.query,
+                "hostname": req.headers.get("host"),
             },
-            "user_agent": header(req, "user-agent"),
-            "http_headers": headers_list(req),
-            "length": req["body_size"],
+            "user_agent": req.headers.get("user-agent"),
+            "http_headers": headers_list(&req.headers),
+            "length": req.body_size,
         });
     }
-    if !res.is_null() {
+    if let Some(res) = res {
         out["http_response"] = json!({
-            "code": res["status"],
-            "message": res["reason"],
-            "http_headers": headers_list(res),
-            "length": res["body_size"],
-            "content_type": header(res, "content-type"),
+            "code": res.status,
+            "message": res.reason,
+            "http_headers": headers_list(&res.headers),
+            "length": res.body_size,
+            "content_type": res.headers.get("content-type"),
         });
     }
     strip_nulls(&mut out);
@@ -139,13 +139,14 @@ pub fn ocsf(event: &Value, epoch_ms: i64) -> Value {
 }
 
 /// ECS 8.x field set: event.*, http.*, url.*, source.*, destination.*, process.*, host.*.
-pub fn ecs(event: &Value) -> Value {
-    let req = &event["request"];
-    let res = &event["response"];
-    let (src, dst) = source_destination(event);
-    let p = &event["process"];
+pub fn ecs(event: &ExchangeEvent<'_>) -> Value {
+    let req = event.request.as_ref();
+    let res = event.response.as_ref();
+    let c = &event.connection;
+    let (src, dst) = source_destination(c);
+    let p = &event.process;
     let mut out = json!({
-        "@timestamp": event["time"],
+        "@timestamp": event.time,
         "ecs": { "version": "8.11.0" },
         "event": {
             "kind": "event",
@@ -153,86 +154,85 @@ pub fn ecs(event: &Value) -> Value {
             "type": ["access", "connection"],
             "module": "cleartap",
             "dataset": "cleartap.http_exchange",
-            "duration": event["duration_us"].as_u64().map(|us| us * 1000),
+            "duration": event.duration_us.map(|us| us * 1000),
         },
-        "host": { "hostname": event["host"] },
+        "host": { "hostname": event.host },
         "source": src,
         "destination": dst,
         "network": { "transport": "tcp", "protocol": "http" },
         "process": {
-            "pid": p["pid"], "name": p["comm"], "executable": p["exe"],
-            "thread": { "id": p["tid"] },
+            "pid": p.pid, "name": p.comm, "executable": p.exe,
+            "thread": { "id": p.tid },
         },
         "http": {
-            "version": version_number(&req["version"]),
+            "version": req.map(|r| r.version.number()),
             "request": {
-                "method": req["method"],
-                "body": { "bytes": req["body_size"] },
-                "headers": req["headers"],
+                "method": req.map(|r| &r.method),
+                "body": { "bytes": req.and_then(|r| r.body_size) },
+                "headers": req.map(|r| &r.headers),
             },
             "response": {
-                "status_code": res["status"],
-                "body": { "bytes": res["body_size"] },
-                "headers": res["headers"],
+                "status_code": res.map(|r| r.status),
+                "body": { "bytes": res.and_then(|r| r.body_size) },
+                "headers": res.map(|r| &r.headers),
             },
         },
         "url": {
-            "path": req["path"],
-            "query": req["query"],
-            "domain": header(req, "host"),
+            "path": req.map(|r| &r.path),
+            "query": req.and_then(|r| r.query.as_ref()),
+            "domain": req.and_then(|r| r.headers.get("host")),
         },
-        "user_agent": { "original": header(req, "user-agent") },
+        "user_agent": { "original": req.and_then(|r| r.headers.get("user-agent")) },
         "cleartap": {
-            "schema": event["schema"],
-            "cgroup_id": p["cgroup_id"],
-            "role": event["connection"]["role"],
-            "tls": event["connection"]["tls"],
-            "tls_library": event["connection"]["library"],
-            "fd": event["connection"]["fd"],
-            "latency_us": event["latency_us"],
-            "kubernetes_node": event["kubernetes"]["node"],
+            "schema": event.schema,
+            "cgroup_id": p.cgroup_id,
+            "role": c.role,
+            "tls": c.tls,
+            "tls_library": c.library,
+            "fd": c.fd,
+            "latency_us": event.latency_us,
+            "kubernetes_node": event.kubernetes.as_ref().map(|k| &k.node),
         },
     });
-    if event["container"].is_object() {
+    if let Some(container) = &event.container {
         out["container"] = json!({
-            "id": event["container"]["id"],
-            "runtime": event["container"]["runtime"],
+            "id": container.id,
+            "runtime": container.runtime,
         });
     }
-    let k = &event["kubernetes"];
-    if k["pod"].is_string() {
+    if let Some(k) = &event.kubernetes
+        && k.pod.is_some()
+    {
         out["orchestrator"] = json!({
             "type": "kubernetes",
-            "namespace": k["namespace"],
-            "resource": { "type": "pod", "name": k["pod"], "id": k["pod_uid"] },
+            "namespace": k.namespace,
+            "resource": { "type": "pod", "name": k.pod, "id": k.pod_uid },
         });
     }
-    if event["connection"]["tls"] == true {
+    if c.tls {
         out["tls"] = json!({ "established": true });
     }
     strip_nulls(&mut out);
     out
 }
 
-fn severity_id(severity: &Value) -> u8 {
-    match severity.as_str() {
-        Some("low") => 2,
-        Some("medium") => 3,
-        Some("high") => 4,
-        Some("critical") => 5,
-        _ => 1,
+fn severity_id(severity: Severity) -> u8 {
+    match severity {
+        Severity::Low => 2,
+        Severity::Medium => 3,
+        Severity::High => 4,
+        Severity::Critical => 5,
     }
 }
 
 /// OCSF Detection Finding (class 2004) for a `cleartap.finding/1`.
-pub fn finding_ocsf(f: &Value, epoch_ms: i64) -> Value {
-    let rule = &f["rule"];
-    let x = &f["exchange"];
-    let confidence_id = match rule["confidence"].as_str() {
-        Some("low") => 1,
-        Some("medium") => 2,
-        Some("high") => 3,
-        _ => 0,
+pub fn finding_ocsf(f: &Finding, epoch_ms: i64) -> Value {
+    let rule = f.rule.info();
+    let x = &f.exchange;
+    let confidence_id = match rule.confidence {
+        Confidence::Low => 1,
+        Confidence::Medium => 2,
+        Confidence::High => 3,
     };
     let mut out = json!({
         "class_uid": 2004,
@@ -241,37 +241,37 @@ pub fn finding_ocsf(f: &Value, epoch_ms: i64) -> Value {
         "category_name": "Findings",
         "activity_id": 1,
         "type_uid": 200401,
-        "severity_id": severity_id(&rule["severity"]),
-        "severity": rule["severity"],
+        "severity_id": severity_id(rule.severity),
+        "severity": rule.severity,
         "confidence_id": confidence_id,
         "time": epoch_ms,
         "metadata": {
             "version": OCSF_VERSION,
             "product": { "name": "cleartap", "vendor_name": "cleartap" },
-            "original_schema": f["schema"],
+            "original_schema": crate::detect::finding::SCHEMA,
         },
         "finding_info": {
-            "uid": format!("{}:{}:{}", rule["id"].as_str().unwrap_or(""), f["route"]["template"].as_str().unwrap_or(""), epoch_ms),
-            "title": rule["title"],
-            "types": [rule["owasp"]],
-            "analytic": { "uid": rule["id"], "name": rule["title"], "type_id": 1, "type": "Rule" },
+            "uid": format!("{}:{}:{}", rule.code, f.route.template, epoch_ms),
+            "title": rule.title,
+            "types": [rule.owasp],
+            "analytic": { "uid": rule.code, "name": rule.title, "type_id": 1, "type": "Rule" },
         },
         "evidences": [{
-            "data": f["evidence"],
-            "src_endpoint": endpoint(&x["connection"]["remote"]),
-            "dst_endpoint": endpoint(&x["connection"]["local"]),
-            "process": { "pid": x["process"]["pid"], "name": x["process"]["comm"] },
+            "data": f.evidence,
+            "src_endpoint": endpoint(f.stream.remote),
+            "dst_endpoint": endpoint(f.stream.local),
+            "process": { "pid": x.process.pid, "name": x.process.comm },
             "http_request": {
-                "http_method": x["request"]["method"],
-                "url": { "path": x["request"]["path"], "query_string": x["request"]["query"], "hostname": f["route"]["host"] },
+                "http_method": x.request.method,
+                "url": { "path": x.request.path, "query_string": x.request.query, "hostname": f.route.host },
             },
         }],
-        "device": { "hostname": f["host"] },
+        "device": { "hostname": f.host },
         "unmapped": {
-            "actor_token": f["actor"]["token"],
-            "actor_client_ip": f["actor"]["client_ip"],
-            "route_template": f["route"]["template"],
-            "occurrences": f["occurrences"],
+            "actor_token": f.actor.token,
+            "actor_client_ip": f.actor.client_ip,
+            "route_template": f.route.template,
+            "occurrences": f.occurrences,
         },
     });
     strip_nulls(&mut out);
@@ -279,11 +279,11 @@ pub fn finding_ocsf(f: &Value, epoch_ms: i64) -> Value {
 }
 
 /// ECS alert for a `cleartap.finding/1`: event.kind alert, rule.*, the exchange's fields.
-pub fn finding_ecs(f: &Value) -> Value {
-    let rule = &f["rule"];
-    let x = &f["exchange"];
+pub fn finding_ecs(f: &Finding) -> Value {
+    let rule = f.rule.info();
+    let x = &f.exchange;
     let mut out = json!({
-        "@timestamp": f["time"],
+        "@timestamp": x.time,
         "ecs": { "version": "8.11.0" },
         "event": {
             "kind": "alert",
@@ -291,27 +291,27 @@ pub fn finding_ecs(f: &Value) -> Value {
             "type": ["info"],
             "module": "cleartap",
             "dataset": "cleartap.finding",
-            "severity": severity_id(&rule["severity"]),
+            "severity": severity_id(rule.severity),
         },
         "rule": {
-            "id": rule["id"],
-            "name": rule["title"],
-            "category": rule["owasp"],
+            "id": rule.code,
+            "name": rule.title,
+            "category": rule.owasp,
             "ruleset": "cleartap",
         },
-        "host": { "hostname": f["host"] },
-        "source": { "ip": f["actor"]["client_ip"] },
-        "url": { "path": x["request"]["path"], "query": x["request"]["query"], "domain": f["route"]["host"] },
-        "http": { "request": { "method": x["request"]["method"] }, "response": { "status_code": x["response"]["status"] } },
-        "process": { "pid": x["process"]["pid"], "name": x["process"]["comm"] },
+        "host": { "hostname": f.host },
+        "source": { "ip": f.actor.client_ip },
+        "url": { "path": x.request.path, "query": x.request.query, "domain": f.route.host },
+        "http": { "request": { "method": x.request.method }, "response": { "status_code": x.response.status } },
+        "process": { "pid": x.process.pid, "name": x.process.comm },
         "cleartap": {
-            "schema": f["schema"],
-            "route_template": f["route"]["template"],
-            "actor_token": f["actor"]["token"],
-            "evidence": f["evidence"],
-            "severity": rule["severity"],
-            "confidence": rule["confidence"],
-            "occurrences": f["occurrences"],
+            "schema": crate::detect::finding::SCHEMA,
+            "route_template": f.route.template,
+            "actor_token": f.actor.token,
+            "evidence": f.evidence,
+            "severity": rule.severity,
+            "confidence": rule.confidence,
+            "occurrences": f.occurrences,
         },
     });
     strip_nulls(&mut out);
@@ -332,7 +332,7 @@ fn strip_nulls(v: &mut Value) {
 mod tests {
     use super::*;
 
-    fn golden() -> Value {
+    fn golden() -> ExchangeEvent<'static> {
         serde_json::from_str(include_str!("../../tests/golden/exchange_event.json"))
             .expect("golden event")
     }

@@ -1,11 +1,10 @@
-//! The output stage: renders exchanges (schema.rs, redact.rs; formats.rs for OCSF/ECS) and
-//! offers each rendered line to every configured sink. Events leave the agent only through
+//! The output stage: renders typed exchanges and findings — native JSON (their serde form),
+//! OCSF and ECS (formats.rs) — once per format in use, and offers each rendered line to every
+//! configured sink. Events leave the agent only through
 //! here. Sinks deliver on their own threads (sink.rs); nothing here waits on a network.
 
 pub mod formats;
 pub mod http_sink;
-pub mod redact;
-pub mod schema;
 pub mod sink;
 pub mod sink_config;
 pub mod spool;
@@ -14,6 +13,8 @@ pub mod transports;
 use std::{sync::Arc, sync::atomic::Ordering::Relaxed, time::Duration};
 
 use formats::Format;
+
+use crate::{detect::Finding, event::ExchangeEvent};
 use sink::{Line, SinkHandle};
 use sink_config::{SinkConfig, SinkError};
 
@@ -71,31 +72,45 @@ impl Output {
         })
     }
 
-    /// Renders `event` once per format in use and offers it to every sink.
-    pub fn write<T: serde::Serialize>(
-        &mut self,
-        event: &T,
+    /// Renders an exchange once per format in use and offers it to every sink.
+    pub fn write(&mut self, event: &ExchangeEvent<'_>, epoch_ms: i64) -> Result<(), OutputError> {
+        self.offer(
+            || serde_json::to_string(event),
+            || formats::ocsf(event, epoch_ms).to_string(),
+            || formats::ecs(event).to_string(),
+            epoch_ms,
+        )?;
+        self.events_written += 1;
+        Ok(())
+    }
+
+    /// Renders a finding once per format in use and offers it to every sink.
+    pub fn write_finding(&mut self, finding: &Finding, epoch_ms: i64) -> Result<(), OutputError> {
+        self.offer(
+            || serde_json::to_string(finding),
+            || formats::finding_ocsf(finding, epoch_ms).to_string(),
+            || formats::finding_ecs(finding).to_string(),
+            epoch_ms,
+        )?;
+        self.findings_written += 1;
+        Ok(())
+    }
+
+    fn offer(
+        &self,
+        native: impl FnOnce() -> Result<String, serde_json::Error>,
+        ocsf: impl FnOnce() -> String,
+        ecs: impl FnOnce() -> String,
         epoch_ms: i64,
     ) -> Result<(), OutputError> {
         let needs = |f: Format| self.sinks.iter().any(|(g, _)| *g == f);
         let native: Option<Arc<str>> = if needs(Format::Native) {
-            Some(Arc::from(serde_json::to_string(event)?))
+            Some(Arc::from(native()?))
         } else {
             None
         };
-        let value = if needs(Format::Ocsf) || needs(Format::Ecs) {
-            Some(serde_json::to_value(event)?)
-        } else {
-            None
-        };
-        let ocsf = match (&value, needs(Format::Ocsf)) {
-            (Some(v), true) => Some(Arc::from(formats::ocsf(v, epoch_ms).to_string())),
-            _ => None,
-        };
-        let ecs = match (&value, needs(Format::Ecs)) {
-            (Some(v), true) => Some(Arc::from(formats::ecs(v).to_string())),
-            _ => None,
-        };
+        let ocsf: Option<Arc<str>> = needs(Format::Ocsf).then(|| Arc::from(ocsf()));
+        let ecs: Option<Arc<str>> = needs(Format::Ecs).then(|| Arc::from(ecs()));
         for (format, sink) in &self.sinks {
             let text = match format {
                 Format::Native => &native,
@@ -109,30 +124,6 @@ impl Output {
                 });
             }
         }
-        self.events_written += 1;
-        Ok(())
-    }
-
-    /// Offers a finding (native `cleartap.finding/1` JSON) to every sink, in its format.
-    pub fn write_finding(
-        &mut self,
-        finding: &serde_json::Value,
-        epoch_ms: i64,
-    ) -> Result<(), OutputError> {
-        let mut rendered: [Option<Arc<str>>; 3] = [None, None, None];
-        for (format, sink) in &self.sinks {
-            let (slot, make): (usize, fn(&serde_json::Value, i64) -> String) = match format {
-                Format::Native => (0, |f, _| f.to_string()),
-                Format::Ocsf => (1, |f, t| formats::finding_ocsf(f, t).to_string()),
-                Format::Ecs => (2, |f, _| formats::finding_ecs(f).to_string()),
-            };
-            let text = rendered[slot].get_or_insert_with(|| Arc::from(make(finding, epoch_ms)));
-            sink.offer(Line {
-                text: text.clone(),
-                epoch_ms,
-            });
-        }
-        self.findings_written += 1;
         Ok(())
     }
 

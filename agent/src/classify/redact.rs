@@ -4,39 +4,54 @@
 //! HMAC-SHA256(key, secret): the same token gives the same tag in every event and sink, so
 //! detections and SIEM queries can follow it, while the token itself is never written and
 //! cannot be recovered or brute-forced without the key (token_key.rs keeps it per install).
+//! The key is passed explicitly: there is no process-wide key and no fallback.
 
 use std::{borrow::Cow, sync::OnceLock};
 
 use hmac::{Hmac, KeyInit as _, Mac as _};
 
-static TOKEN_KEY: OnceLock<[u8; 32]> = OnceLock::new();
-
-/// Sets the key for the life of the process (once; later calls are ignored and return false).
-pub fn set_token_key(key: [u8; 32]) -> bool {
-    TOKEN_KEY.set(key).is_ok()
+/// The redaction key, keyed once: each tag then costs two SHA-256 blocks instead of four.
+#[derive(Clone)]
+pub struct TokenKey {
+    keyed: Hmac<sha2::Sha256>,
 }
 
-fn token_key() -> &'static [u8; 32] {
-    // Unset only in unit tests and tools: a fixed, documented key keeps their output stable.
-    TOKEN_KEY.get_or_init(|| [0x42; 32])
-}
-
-/// `[REDACTED:<16 hex digits>]` for `secret`.
-pub fn marker(secret: &[u8]) -> String {
-    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(token_key()) else {
-        return "[REDACTED]".to_owned();
-    };
-    mac.update(secret);
-    let tag = mac.finalize().into_bytes();
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(27);
-    out.push_str("[REDACTED:");
-    for b in &tag[..8] {
-        out.push(HEX[usize::from(b >> 4)] as char);
-        out.push(HEX[usize::from(b & 0xf)] as char);
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.write_str("TokenKey(..)")
     }
-    out.push(']');
-    out
+}
+
+impl TokenKey {
+    pub fn new(key: &[u8; 32]) -> Self {
+        // HMAC accepts keys of any length; a 32-byte key cannot fail.
+        #[allow(clippy::expect_used)]
+        let keyed = Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+        Self { keyed }
+    }
+
+    /// The fixed key of unit tests, benches and golden files (32 bytes of 0x42): their tags are
+    /// stable and documented. Never used by the agent itself.
+    pub fn for_tests() -> Self {
+        Self::new(&[0x42; 32])
+    }
+
+    /// `[REDACTED:<16 hex digits>]` for `secret`.
+    pub fn marker(&self, secret: &[u8]) -> String {
+        let mut mac = self.keyed.clone();
+        mac.update(secret);
+        let tag = mac.finalize().into_bytes();
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(27);
+        out.push_str("[REDACTED:");
+        for b in tag.iter().take(8) {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        out.push(']');
+        out
+    }
 }
 
 /// Headers whose values are credentials by definition (lower-case).
@@ -60,8 +75,8 @@ fn is_secret_header(lower: &str) -> bool {
 fn name_looks_secret(lower: &str) -> bool {
     let b = lower.as_bytes();
     (0..b.len()).any(|i| {
-        let rest = &b[i..];
-        match b[i] {
+        let rest = b.get(i..).unwrap_or_default();
+        match rest.first().copied().unwrap_or_default() {
             b't' => rest.starts_with(b"token"),
             b's' => {
                 rest.starts_with(b"secret")
@@ -81,18 +96,18 @@ fn name_looks_secret(lower: &str) -> bool {
 
 /// Value to print for a header (`lower_name` lower-cased): secrets masked, keeping an auth
 /// scheme (e.g. "Bearer") since it explains the traffic and carries no secret.
-pub fn header_value<'v>(lower_name: &str, value: &'v [u8]) -> Cow<'v, str> {
+pub fn header_value<'v>(key: &TokenKey, lower_name: &str, value: &'v [u8]) -> Cow<'v, str> {
     if lower_name == "authorization" || lower_name == "proxy-authorization" {
         let text = String::from_utf8_lossy(value);
         return Cow::Owned(match text.split_once(' ') {
             Some((scheme, credentials)) if !scheme.is_empty() && scheme.len() <= 16 => {
-                format!("{scheme} {}", marker(credentials.trim().as_bytes()))
+                format!("{scheme} {}", key.marker(credentials.trim().as_bytes()))
             }
-            _ => marker(value),
+            _ => key.marker(value),
         });
     }
     if is_secret_header(lower_name) || name_looks_secret(lower_name) {
-        return Cow::Owned(marker(value));
+        return Cow::Owned(key.marker(value));
     }
     String::from_utf8_lossy(value)
 }
@@ -110,7 +125,7 @@ const SECRET_QUERY_KEYS: [&str; 9] = [
 ];
 
 /// Query string with the values of credential-like parameters masked; order kept.
-pub fn query(query: &str) -> Cow<'_, str> {
+pub fn query<'q>(key: &TokenKey, query: &'q str) -> Cow<'q, str> {
     let secret = query.split('&').any(|pair| {
         pair.split_once('=')
             .is_some_and(|(k, _)| is_secret_query_key(k))
@@ -122,7 +137,9 @@ pub fn query(query: &str) -> Cow<'_, str> {
         query
             .split('&')
             .map(|pair| match pair.split_once('=') {
-                Some((k, v)) if is_secret_query_key(k) => format!("{k}={}", marker(v.as_bytes())),
+                Some((k, v)) if is_secret_query_key(k) => {
+                    format!("{k}={}", key.marker(v.as_bytes()))
+                }
                 _ => pair.to_owned(),
             })
             .collect::<Vec<_>>()
@@ -135,7 +152,7 @@ static JSON_SECRET: OnceLock<regex::Regex> = OnceLock::new();
 
 /// A body prefix with sensitive values masked (the same tags as headers): JWTs, values of
 /// secret-named JSON members or form fields, payment card numbers (issuer + Luhn), US SSNs.
-pub fn body(text: Cow<'_, str>) -> Cow<'_, str> {
+pub fn body<'t>(key: &TokenKey, text: Cow<'t, str>) -> Cow<'t, str> {
     let jwt = JWT.get_or_init(|| {
         regex::Regex::new(r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
             .expect("static regex")
@@ -146,36 +163,33 @@ pub fn body(text: Cow<'_, str>) -> Cow<'_, str> {
         )
         .expect("static regex")
     });
-    let is_sensitive = |run: &&str| {
-        crate::detect::rules::card_brand(run).is_some() || crate::detect::rules::valid_ssn(run)
-    };
+    let is_sensitive =
+        |run: &&str| crate::classify::card_brand(run).is_some() || crate::classify::valid_ssn(run);
     if !jwt.is_match(&text)
         && !secret.is_match(&text)
-        && !crate::detect::rules::digit_runs(&text)
-            .iter()
-            .any(is_sensitive)
+        && !crate::classify::digit_runs(&text).iter().any(is_sensitive)
     {
         return text;
     }
     let mut out = jwt
-        .replace_all(&text, |c: &regex::Captures| marker(c[0].as_bytes()))
+        .replace_all(&text, |c: &regex::Captures| key.marker(c[0].as_bytes()))
         .into_owned();
     out = secret
         .replace_all(&out, |c: &regex::Captures| {
             if c[2].starts_with("[REDACTED") {
                 c[0].to_owned()
             } else {
-                format!("{}{}", &c[1], marker(c[2].as_bytes()))
+                format!("{}{}", &c[1], key.marker(c[2].as_bytes()))
             }
         })
         .into_owned();
-    let sensitive: Vec<String> = crate::detect::rules::digit_runs(&out)
+    let sensitive: Vec<String> = crate::classify::digit_runs(&out)
         .into_iter()
         .filter(is_sensitive)
         .map(str::to_owned)
         .collect();
     for run in sensitive {
-        out = out.replace(&run, &marker(run.as_bytes()));
+        out = out.replace(&run, &key.marker(run.as_bytes()));
     }
     Cow::Owned(out)
 }
@@ -191,34 +205,45 @@ mod tests {
 
     #[test]
     fn headers() {
-        let bearer = header_value("authorization", b"Bearer abc.def");
-        assert_eq!(bearer, format!("Bearer {}", marker(b"abc.def")));
+        let key = TokenKey::for_tests();
+        let bearer = header_value(&key, "authorization", b"Bearer abc.def");
+        assert_eq!(bearer, format!("Bearer {}", key.marker(b"abc.def")));
         assert!(
             bearer.starts_with("Bearer [REDACTED:")
                 && bearer.len() == "Bearer [REDACTED:]".len() + 16
         );
-        assert_eq!(header_value("authorization", b"opaque"), marker(b"opaque"));
-        assert_eq!(header_value("cookie", b"sid=1"), marker(b"sid=1"));
-        assert_eq!(header_value("x-upstream-token", b"t"), marker(b"t"));
-        assert_eq!(header_value("user-agent", b"curl/8"), "curl/8");
+        assert_eq!(
+            header_value(&key, "authorization", b"opaque"),
+            key.marker(b"opaque")
+        );
+        assert_eq!(header_value(&key, "cookie", b"sid=1"), key.marker(b"sid=1"));
+        assert_eq!(
+            header_value(&key, "x-upstream-token", b"t"),
+            key.marker(b"t")
+        );
+        assert_eq!(header_value(&key, "user-agent", b"curl/8"), "curl/8");
     }
 
     #[test]
     fn same_secret_same_tag_other_secret_other_tag() {
-        assert_eq!(marker(b"token-1"), marker(b"token-1"));
-        assert_ne!(marker(b"token-1"), marker(b"token-2"));
+        let key = TokenKey::for_tests();
+        assert_eq!(key.marker(b"token-1"), key.marker(b"token-1"));
+        assert_ne!(key.marker(b"token-1"), key.marker(b"token-2"));
         // The same token in a header and in a query string is followed across both.
-        let q = query("access_token=tok-9");
-        assert_eq!(q, format!("access_token={}", marker(b"tok-9")));
-        assert!(header_value("authorization", b"Bearer tok-9").ends_with(&marker(b"tok-9")));
+        let q = query(&key, "access_token=tok-9");
+        assert_eq!(q, format!("access_token={}", key.marker(b"tok-9")));
+        assert!(
+            header_value(&key, "authorization", b"Bearer tok-9").ends_with(&key.marker(b"tok-9"))
+        );
     }
 
     #[test]
     fn tag_is_hmac_sha256_of_the_secret() {
+        let key = TokenKey::for_tests();
         // HMAC-SHA256(key, data) with the unit-test key
         // (32 bytes of 0x42); computed independently with
         // `printf abc | openssl dgst -sha256 -mac HMAC -macopt hexkey:4242…42`.
-        assert_eq!(marker(b"abc"), "[REDACTED:67309d866ce6deea]");
+        assert_eq!(key.marker(b"abc"), "[REDACTED:67309d866ce6deea]");
     }
 
     #[test]
@@ -246,14 +271,15 @@ mod tests {
 
     #[test]
     fn body_values() {
+        let key = TokenKey::for_tests();
         let text = r#"{"user":"a","password":"hunter2","card":"4111 1111 1111 1111","order":"4111111111111112","ssn":"078-05-1120","jwt":"eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.","note":"select a chair"}"#;
-        let masked = body(Cow::Borrowed(text));
+        let masked = body(&key, Cow::Borrowed(text));
         assert!(!masked.contains("hunter2"), "{masked}");
         assert!(!masked.contains("4111 1111 1111 1111"), "{masked}");
         assert!(!masked.contains("078-05-1120"), "{masked}");
         assert!(!masked.contains("eyJzdWIiOiJhIn0"), "{masked}");
         assert!(
-            masked.contains(&format!("\"password\":\"{}\"", marker(b"hunter2"))),
+            masked.contains(&format!("\"password\":\"{}\"", key.marker(b"hunter2"))),
             "{masked}"
         );
         // A 16-digit order number failing Luhn and ordinary words stay.
@@ -262,21 +288,22 @@ mod tests {
             "{masked}"
         );
         assert_eq!(
-            body(Cow::Borrowed("password=s3cret&x=1")),
-            format!("password={}&x=1", marker(b"s3cret"))
+            body(&key, Cow::Borrowed("password=s3cret&x=1")),
+            format!("password={}&x=1", key.marker(b"s3cret"))
         );
     }
 
     #[test]
     fn query_values() {
+        let key = TokenKey::for_tests();
         assert_eq!(
-            query("y=1&access_token=abc&api_key=k&q=select"),
+            query(&key, "y=1&access_token=abc&api_key=k&q=select"),
             format!(
                 "y=1&access_token={}&api_key={}&q=select",
-                marker(b"abc"),
-                marker(b"k")
+                key.marker(b"abc"),
+                key.marker(b"k")
             )
         );
-        assert_eq!(query("flag"), "flag");
+        assert_eq!(query(&key, "flag"), "flag");
     }
 }

@@ -3,12 +3,12 @@
 //! every other claim stay out of the event.
 
 use base64::Engine as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Tokens longer than this are not decoded (nothing legitimate comes close).
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JwtSummary {
     /// `alg` of the header; null when the header has none.
     pub alg: Option<String>,

@@ -1,0 +1,181 @@
+//! Classifiers shared by redaction (what must never be written) and detection (what is worth a
+//! finding): payment cards (issuer prefix + Luhn), US SSNs, IBANs (mod-97), Shannon entropy,
+//! bearer JWTs, and the keyed redaction tags. Nothing here knows about events or rules, so both
+//! `event` and `detect` depend on it and not on each other.
+
+pub mod jwt;
+pub mod redact;
+
+/// Luhn check of a digit string (non-digits make it fail).
+pub fn luhn(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (i, d) in digits.iter().rev().enumerate() {
+        let Some(mut n) = d.checked_sub(b'0').map(u32::from).filter(|n| *n <= 9) else {
+            return false;
+        };
+        if i % 2 == 1 {
+            n *= 2;
+            if n > 9 {
+                n -= 9;
+            }
+        }
+        sum += n;
+    }
+    sum.is_multiple_of(10)
+}
+
+/// The number formed by the first `n` digits (0 when there are fewer).
+fn leading(digits: &[u8], n: usize) -> u32 {
+    digits.get(..n).map_or(0, |d| {
+        d.iter()
+            .fold(0u32, |acc, c| acc * 10 + u32::from(c.wrapping_sub(b'0')))
+    })
+}
+
+/// A payment card number: 13-19 digits (spaces/dashes allowed between), a known issuer prefix,
+/// Luhn-valid. Returns the brand.
+pub fn card_brand(candidate: &str) -> Option<&'static str> {
+    let digits: Vec<u8> = candidate.bytes().filter(u8::is_ascii_digit).collect();
+    if !(13..=19).contains(&digits.len()) || !luhn(&digits) {
+        return None;
+    }
+    match digits.first()? {
+        b'4' => Some("visa"),
+        b'5' if (51..=55).contains(&leading(&digits, 2)) => Some("mastercard"),
+        b'2' if (2221..=2720).contains(&leading(&digits, 4)) => Some("mastercard"),
+        b'3' if matches!(leading(&digits, 2), 34 | 37) => Some("amex"),
+        b'6' if leading(&digits, 4) == 6011 || leading(&digits, 2) == 65 => Some("discover"),
+        _ => None,
+    }
+}
+
+/// A US SSN `AAA-GG-SSSS` with valid area, group and serial.
+pub fn valid_ssn(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+        let part = b.get(r)?;
+        part.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| leading(part, part.len()))
+    };
+    if b.len() != 11 || b.get(3) != Some(&b'-') || b.get(6) != Some(&b'-') {
+        return false;
+    }
+    match (digits(0..3), digits(4..6), digits(7..11)) {
+        (Some(area), Some(group), Some(serial)) => {
+            area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
+        }
+        _ => false,
+    }
+}
+
+/// Runs of digits (with single spaces/dashes inside) long enough to be a card number or SSN,
+/// as sub-slices of `text` (ASCII boundaries, so always valid `str` slices).
+pub fn digit_runs(text: &str) -> Vec<&str> {
+    let b = text.as_bytes();
+    let digit_at = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !digit_at(i) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut end = i;
+        while let Some(&c) = b.get(i) {
+            let joiner = (c == b' ' || c == b'-') && digit_at(i + 1);
+            if !c.is_ascii_digit() && !joiner {
+                break;
+            }
+            if c.is_ascii_digit() {
+                end = i + 1;
+            }
+            i += 1;
+        }
+        // Both ends are at ASCII digits, hence char boundaries: `get` never fails here.
+        if end - start >= 9
+            && let Some(run) = text.get(start..end)
+        {
+            runs.push(run);
+        }
+    }
+    runs
+}
+
+/// IBAN with a valid mod-97 check.
+pub fn valid_iban(s: &str) -> bool {
+    let b = s.as_bytes();
+    let (Some(country), Some(check), Some(rest)) = (b.get(..2), b.get(2..4), b.get(4..)) else {
+        return false;
+    };
+    if !(15..=34).contains(&b.len())
+        || !country.iter().all(u8::is_ascii_uppercase)
+        || !check.iter().all(u8::is_ascii_digit)
+    {
+        return false;
+    }
+    let mut remainder = 0u32;
+    for &c in rest.iter().chain(country).chain(check) {
+        remainder = match c {
+            b'0'..=b'9' => (remainder * 10 + u32::from(c - b'0')) % 97,
+            b'A'..=b'Z' => (remainder * 100 + u32::from(c - b'A') + 10) % 97,
+            _ => return false,
+        };
+    }
+    remainder == 1
+}
+
+/// Shannon entropy, bits per byte.
+pub fn entropy(s: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    for b in s.bytes() {
+        if let Some(c) = counts.get_mut(usize::from(b)) {
+            *c += 1;
+        }
+    }
+    let n = s.len() as f64;
+    counts
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|c| {
+            let p = f64::from(*c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn luhn_and_brands() {
+        assert!(luhn(b"79927398713"));
+        assert!(!luhn(b"79927398710"));
+        assert!(!luhn(b"7992739871x"));
+        assert_eq!(card_brand("4111 1111 1111 1111"), Some("visa"));
+        assert_eq!(card_brand("5555 5555 5555 4444"), Some("mastercard"));
+        assert_eq!(card_brand("378282246310005"), Some("amex"));
+        assert_eq!(card_brand("1234567812345670"), None);
+    }
+
+    #[test]
+    fn ssn_and_runs() {
+        assert!(valid_ssn("078-05-1120"));
+        assert!(!valid_ssn("000-05-1120") && !valid_ssn("078-05-112é") && !valid_ssn(""));
+        assert_eq!(
+            digit_runs("card 4111 1111 1111 1111, id 12, ssn 078-05-1120é"),
+            ["4111 1111 1111 1111", "078-05-1120"]
+        );
+        assert!(digit_runs("é1é2é").is_empty());
+    }
+
+    #[test]
+    fn iban_and_entropy() {
+        assert!(valid_iban("DE89370400440532013000"));
+        assert!(!valid_iban("DE00370400440532013000"));
+        assert!(!valid_iban("DEéé370400440532013000"));
+        assert!(entropy("f3Kq9ZxV7mB2pL8sR4tW1yH6") > 4.0 && entropy("aaaaaaaa") == 0.0);
+    }
+}

@@ -1,0 +1,228 @@
+//! Builds the typed exchange from what the connection table finished and what enrichment
+//! knows: redaction happens here, once, so nothing after this stage ever holds a secret.
+
+use std::borrow::Cow;
+
+use super::{
+    Connection, Container, Endpoint, ExchangeEvent, Headers, HttpVersion, Kubernetes, Process,
+    Request, Response, SCHEMA, headers::lower_case,
+};
+use crate::{
+    classify::{jwt, redact, redact::TokenKey},
+    conn::ConnExchange,
+    http::{exchange::Message, h1::Head},
+};
+
+/// Context the enrichment stage adds to what the connection table knows.
+pub struct Enrichment<'a> {
+    pub host: &'a str,
+    pub exe: Option<&'a str>,
+    pub library: Option<&'a str>,
+    /// Add to a CLOCK_MONOTONIC timestamp to get nanoseconds since the Unix epoch.
+    pub monotonic_to_unix_ns: i128,
+    /// Path prefixes whose bodies may be shown (`--body-route`); empty: every route.
+    pub body_routes: &'a [String],
+    /// Body bytes shown (the parser may have kept more for the detection rules).
+    pub event_body_bytes: usize,
+    /// Container and pod of the process.
+    pub workload: &'a crate::workload::Workload,
+    /// This node's Kubernetes name, when pods are watched.
+    pub node: Option<&'a str>,
+    /// The redaction key.
+    pub key: &'a TokenKey,
+}
+
+/// Whether the body prefixes of an exchange with this request path may be written.
+fn body_allowed(path: Option<&str>, routes: &[String]) -> bool {
+    routes.is_empty() || path.is_some_and(|p| routes.iter().any(|r| p.starts_with(r.as_str())))
+}
+
+fn version(head: &Head) -> HttpVersion {
+    if head.version == 0 {
+        HttpVersion::Http10
+    } else {
+        HttpVersion::Http11
+    }
+}
+
+fn headers<'h>(head: &'h Head, key: &TokenKey) -> Headers<'h> {
+    let mut out = Headers::with_capacity(head.header_count());
+    for (name, value) in head.headers() {
+        let name = lower_case(name);
+        let value = redact::header_value(key, &name, value);
+        out.push(name, value);
+    }
+    out
+}
+
+/// The first `max` bytes of `text`, cut back to a character boundary.
+fn shown(text: Cow<'_, str>, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return text;
+    }
+    let end = (0..=max)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    match text {
+        Cow::Borrowed(t) => Cow::Borrowed(t.get(..end).unwrap_or_default()),
+        Cow::Owned(mut t) => {
+            t.truncate(end);
+            Cow::Owned(t)
+        }
+    }
+}
+
+/// (size, shown prefix, missing bytes) of a message body. The prefix is redacted only when it
+/// will be shown: the rules read the raw tap, never the event's prefix, when live.
+fn body<'m>(
+    message: &'m Message,
+    key: &TokenKey,
+    shown_bytes: usize,
+) -> (Option<u64>, Cow<'m, str>, u64) {
+    match &message.body {
+        Some(b) if shown_bytes > 0 && !b.prefix.is_empty() => {
+            // Redacted whole, then cut: a secret straddling the cut is still masked.
+            let text = String::from_utf8_lossy(&b.prefix);
+            (
+                Some(b.size),
+                shown(redact::body(key, text), shown_bytes),
+                b.missing_bytes,
+            )
+        }
+        Some(b) => (Some(b.size), Cow::Borrowed(""), b.missing_bytes),
+        None => (None, Cow::Borrowed(""), 0),
+    }
+}
+
+fn request<'m>(message: &'m Message, key: &TokenKey, shown_bytes: usize) -> Option<Request<'m>> {
+    let head = &message.head;
+    let method = head.method()?;
+    let target = head.target().unwrap_or_default();
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(redact::query(key, q))),
+        None => (target, None),
+    };
+    let (body_size, body_prefix, body_missing_bytes) = body(message, key, shown_bytes);
+    Some(Request {
+        method: Cow::Borrowed(method),
+        path: Cow::Borrowed(path),
+        query,
+        version: version(head),
+        headers: headers(head, key),
+        body_size,
+        body_prefix,
+        body_missing_bytes,
+        jwt: head.header("authorization").and_then(jwt::summarize),
+    })
+}
+
+fn response<'m>(message: &'m Message, key: &TokenKey, shown_bytes: usize) -> Option<Response<'m>> {
+    let head = &message.head;
+    let status = head.status()?;
+    let (body_size, body_prefix, body_missing_bytes) = body(message, key, shown_bytes);
+    Some(Response {
+        status,
+        reason: Cow::Borrowed(head.reason().unwrap_or_default()),
+        version: version(head),
+        headers: headers(head, key),
+        body_size,
+        body_prefix,
+        body_missing_bytes,
+    })
+}
+
+pub fn rfc3339(unix_ns: i128) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(unix_ns)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn end_ns(m: &Message) -> u64 {
+    m.body
+        .as_ref()
+        .map_or(m.head.end_ns, |b| b.end_ns.max(m.head.end_ns))
+}
+
+/// When the exchange started (its `time`), in nanoseconds since the Unix epoch.
+pub fn start_unix_ns(item: &ConnExchange, monotonic_to_unix_ns: i128) -> i128 {
+    let first = item
+        .exchange
+        .request
+        .as_ref()
+        .or(item.exchange.response.as_ref());
+    i128::from(first.map_or(0, |m| m.head.start_ns)) + monotonic_to_unix_ns
+}
+
+/// Milliseconds since the Unix epoch at which the exchange started.
+pub fn start_epoch_ms(item: &ConnExchange, monotonic_to_unix_ns: i128) -> i64 {
+    i64::try_from(start_unix_ns(item, monotonic_to_unix_ns) / 1_000_000).unwrap_or(0)
+}
+
+/// The typed, redacted exchange.
+pub fn build<'a>(item: &'a ConnExchange, ctx: &Enrichment<'a>) -> ExchangeEvent<'a> {
+    let req = item.exchange.request.as_ref();
+    let res = item.exchange.response.as_ref();
+    let micros = |from: u64, to: u64| to.saturating_sub(from) / 1000;
+    let conn = &item.conn;
+    let path = req
+        .and_then(|r| r.head.target())
+        .map(|t| t.split('?').next().unwrap_or(t));
+    let shown_bytes = if body_allowed(path, ctx.body_routes) {
+        ctx.event_body_bytes
+    } else {
+        0
+    };
+    ExchangeEvent {
+        schema: Cow::Borrowed(SCHEMA),
+        time: Cow::Owned(rfc3339(start_unix_ns(item, ctx.monotonic_to_unix_ns))),
+        host: Cow::Borrowed(ctx.host),
+        process: Process {
+            pid: conn.tgid,
+            tid: conn.tid,
+            comm: Cow::Borrowed(conn.comm()),
+            exe: ctx.exe.map(Cow::Borrowed),
+            cgroup_id: conn.cgroup_id,
+        },
+        container: ctx.workload.container.as_deref().map(|c| Container {
+            id: Cow::Borrowed(c.id.as_str()),
+            runtime: c.runtime.map(Cow::Borrowed),
+        }),
+        kubernetes: ctx.node.map(|node| {
+            let pod = ctx.workload.pod.as_deref();
+            Kubernetes {
+                node: Cow::Borrowed(node),
+                namespace: pod.map(|p| Cow::Borrowed(p.namespace.as_str())),
+                pod: pod.map(|p| Cow::Borrowed(p.name.as_str())),
+                pod_uid: pod.map(|p| Cow::Borrowed(p.uid.as_str())),
+            }
+        }),
+        connection: Connection {
+            local: conn.endpoints.map(|e| Endpoint::of(e.local)),
+            remote: conn.endpoints.map(|e| Endpoint::of(e.remote)),
+            role: conn.role,
+            tls: conn.tls,
+            library: ctx.library.map(Cow::Borrowed),
+            fd: conn.fd,
+            stream: Some(conn.stream),
+        },
+        request: req.and_then(|m| request(m, ctx.key, shown_bytes)),
+        response: res.and_then(|m| response(m, ctx.key, shown_bytes)),
+        latency_us: match (req, res) {
+            (Some(r), Some(s)) => Some(micros(end_ns(r), s.head.start_ns)),
+            _ => None,
+        },
+        duration_us: match (req, res) {
+            (Some(r), Some(s)) => Some(micros(r.head.start_ns, end_ns(s))),
+            _ => None,
+        },
+    }
+}
+
+#[cfg(test)]
+#[path = "build_tests.rs"]
+mod tests;

@@ -1,0 +1,118 @@
+use super::*;
+use crate::conn::{ConnInfo, Endpoints};
+use crate::http::{
+    exchange::{Exchange, Pairing},
+    h1::{Limits, StreamParser},
+};
+
+#[test]
+fn routes_are_path_prefixes_and_empty_means_all() {
+    let routes = ["/api/".to_owned(), "/login".to_owned()];
+    assert!(body_allowed(Some("/api/v1/users"), &routes));
+    assert!(body_allowed(Some("/login"), &routes));
+    assert!(!body_allowed(Some("/static/app.js"), &routes));
+    assert!(!body_allowed(None, &routes));
+    assert!(body_allowed(Some("/anything"), &[]));
+}
+
+/// Runs real bytes through the parser and pairing, then renders: the golden file pins the
+/// whole event shape, so a schema change shows up as a diff to review (UPDATE_GOLDEN=1).
+fn exchange() -> ConnExchange {
+    let limits = Limits {
+        body_prefix_bytes: 16,
+        ..Limits::default()
+    };
+    let (mut req, mut res) = (StreamParser::new(limits), StreamParser::new(limits));
+    let mut pairing = Pairing::default();
+    let mut out: Vec<Exchange> = Vec::new();
+    req.push(
+        b"POST /api/v1/users?id=7&api_key=k3y HTTP/1.1\r\nHost: api.local\r\n\
+Authorization: Bearer eyJhbGciOiJub25lIn0.e30.\r\nCookie: sid=abc\r\nX-Request-Id: r-1\r\n\
+Content-Length: 17\r\n\r\n{\"name\":\"alice\"}\n",
+        1_000_000,
+    );
+    pairing.drive(&mut req, &mut out).expect("request parses");
+    res.push(
+        b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nSet-Cookie: a=1\r\n\
+Set-Cookie: b=2\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"id\"\r\n4\r\n:42}\r\n0\r\n\r\n",
+        1_250_000,
+    );
+    pairing.drive(&mut res, &mut out).expect("response parses");
+    ConnExchange {
+        conn: ConnInfo {
+            tgid: 4242,
+            tid: 4243,
+            comm: *b"curl\0\0\0\0\0\0\0\0\0\0\0\0",
+            fd: Some(5),
+            role: crate::event::Role::Client,
+            endpoints: Some(Endpoints {
+                local: "127.0.0.1:50000".parse().expect("addr"),
+                remote: "127.0.0.1:8443".parse().expect("addr"),
+            }),
+            library_id: 1,
+            tls: true,
+            cgroup_id: 4026531835,
+            stream: 0x5555_0000_1000,
+        },
+        exchange: out.pop().expect("one exchange"),
+    }
+}
+
+fn golden_workload() -> crate::workload::Workload {
+    crate::workload::Workload {
+        container: crate::workload::cgroup::container_of_path(
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0f4c1d2e_3a4b_4c5d_8e9f_0123456789ab.slice/cri-containerd-8d2f0c1b7e3a4f5d9c6b0a1e2d3f4c5b6a7e8d9c0b1a2f3e4d5c6b7a8e9f0a1b.scope",
+        )
+        .map(std::sync::Arc::new),
+        pod: Some(std::sync::Arc::new(crate::workload::PodMeta {
+            name: "checkout-api-7c9d8f6b5-x2lqz".into(),
+            namespace: "shop".into(),
+            uid: "0f4c1d2e-3a4b-4c5d-8e9f-0123456789ab".into(),
+        })),
+    }
+}
+
+fn golden_context<'a>(
+    workload: &'a crate::workload::Workload,
+    key: &'a TokenKey,
+) -> Enrichment<'a> {
+    Enrichment {
+        host: "node-1",
+        exe: Some("/usr/bin/curl"),
+        library: Some("/usr/lib/x86_64-linux-gnu/libssl.so.3"),
+        monotonic_to_unix_ns: 1_763_700_000_000_000_000,
+        body_routes: &[],
+        event_body_bytes: 16,
+        workload,
+        node: Some("worker-3"),
+        key,
+    }
+}
+
+#[test]
+fn exchange_event_matches_golden_file() {
+    let (workload, key) = (golden_workload(), TokenKey::for_tests());
+    let item = exchange();
+    let event = build(&item, &golden_context(&workload, &key));
+    let rendered = serde_json::to_string_pretty(&event).expect("json") + "\n";
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/exchange_event.json"
+    );
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(path, &rendered).expect("write golden");
+    }
+    let golden = std::fs::read_to_string(path).expect("golden file (UPDATE_GOLDEN=1 creates it)");
+    assert_eq!(rendered, golden);
+    // Replay reads the same JSON back into the same typed record (less the stream key, which
+    // is never written).
+    let mut back: ExchangeEvent<'_> = serde_json::from_str(&golden).expect("golden parses");
+    back.connection.stream = event.connection.stream;
+    assert_eq!(back, event);
+}
+
+#[test]
+fn time_is_rfc3339_utc() {
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    assert_eq!(rfc3339(1_500_000_000), "1970-01-01T00:00:01.5Z");
+}

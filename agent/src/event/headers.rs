@@ -1,0 +1,139 @@
+//! Headers of one message as the event carries them: names lower-cased, a repeated name joined
+//! with ", " at its first position, values redacted. Written as a JSON object in order of
+//! first appearance and read back from one in document order, so live and replayed events
+//! hold the same list.
+
+use std::{borrow::Cow, fmt};
+
+use serde::{
+    Deserialize, Deserializer, Serialize, Serializer,
+    de::{MapAccess, Visitor},
+    ser::SerializeMap,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header<'a> {
+    /// Lower-case.
+    pub name: Cow<'a, str>,
+    /// Redacted where the name or value says it is a secret.
+    pub value: Cow<'a, str>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers<'a>(Vec<Header<'a>>);
+
+/// `name` in lower case, borrowed when it already is (HTTP/2 names always are).
+pub fn lower_case(name: &str) -> Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
+impl<'a> Headers<'a> {
+    pub fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    pub fn with_capacity(n: usize) -> Self {
+        Self(Vec::with_capacity(n))
+    }
+
+    /// Adds a header (`name` already lower-case); a repeated name is joined to its first.
+    /// Quadratic in the number of distinct names, which the parsers bound (128 per head).
+    pub fn push(&mut self, name: Cow<'a, str>, value: Cow<'a, str>) {
+        match self.0.iter_mut().find(|h| h.name == name) {
+            Some(first) => {
+                let joined = first.value.to_mut();
+                joined.push_str(", ");
+                joined.push_str(&value);
+            }
+            None => self.0.push(Header { name, value }),
+        }
+    }
+
+    /// The value of `name` (lower-case).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|h| h.name == name)
+            .map(|h| h.value.as_ref())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Header<'a>> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn into_owned(self) -> Headers<'static> {
+        Headers(
+            self.0
+                .into_iter()
+                .map(|h| Header {
+                    name: Cow::Owned(h.name.into_owned()),
+                    value: Cow::Owned(h.value.into_owned()),
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Serialize for Headers<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for h in &self.0 {
+            map.serialize_entry(h.name.as_ref(), h.value.as_ref())?;
+        }
+        map.end()
+    }
+}
+
+impl<'de, 'a> Deserialize<'de> for Headers<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HeadersVisitor<'a>(std::marker::PhantomData<Headers<'a>>);
+        impl<'de, 'a> Visitor<'de> for HeadersVisitor<'a> {
+            type Value = Headers<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of header names to string values")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut headers = Headers::with_capacity(map.size_hint().unwrap_or(0).min(128));
+                while let Some((name, value)) = map.next_entry::<String, String>()? {
+                    let name = match lower_case(&name) {
+                        Cow::Borrowed(_) => name,
+                        Cow::Owned(lower) => lower,
+                    };
+                    headers.push(Cow::Owned(name), Cow::Owned(value));
+                }
+                Ok(headers)
+            }
+        }
+        deserializer.deserialize_map(HeadersVisitor(std::marker::PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_names_join_and_round_trip() {
+        let mut h = Headers::new();
+        h.push(lower_case("Set-Cookie"), Cow::Borrowed("a"));
+        h.push(lower_case("Content-Type"), Cow::Borrowed("text/plain"));
+        h.push(lower_case("set-cookie"), Cow::Borrowed("b"));
+        assert_eq!(h.get("set-cookie"), Some("a, b"));
+        let text = serde_json::to_string(&h).expect("json");
+        assert_eq!(text, r#"{"set-cookie":"a, b","content-type":"text/plain"}"#);
+        let back: Headers<'static> = serde_json::from_str(&text).expect("parse");
+        assert_eq!(back, h);
+    }
+}

@@ -1,0 +1,247 @@
+//! The typed exchange: the one record that flows from the protocol parsers through enrichment
+//! and detection to every rendering (schema `cleartap.http_exchange/1`). It is built once per
+//! exchange from what the connection table finished ([`build`]), already redacted, borrowing
+//! from the parsed heads wherever redaction left a value unchanged. The native JSON is its
+//! serde serialisation; `cleartap replay` deserialises that JSON back into the same type, so
+//! the rules read the same typed fields live and in replay. Every field is documented in the
+//! README; change both together.
+
+pub mod build;
+mod headers;
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::classify::jwt::JwtSummary;
+pub use headers::{Header, Headers};
+
+pub const SCHEMA: &str = "cleartap.http_exchange/1";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExchangeEvent<'a> {
+    pub schema: Cow<'a, str>,
+    /// RFC 3339, UTC: when the exchange started.
+    pub time: Cow<'a, str>,
+    pub host: Cow<'a, str>,
+    pub process: Process<'a>,
+    /// The container of the process; absent for processes outside containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container<'a>>,
+    /// Present when the agent watches Kubernetes: the node, and the pod when it is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<Kubernetes<'a>>,
+    pub connection: Connection<'a>,
+    pub request: Option<Request<'a>>,
+    pub response: Option<Response<'a>>,
+    pub latency_us: Option<u64>,
+    pub duration_us: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Process<'a> {
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: Cow<'a, str>,
+    pub exe: Option<Cow<'a, str>>,
+    /// cgroup v2 id (the inode of the cgroup directory): identifies the container.
+    pub cgroup_id: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Container<'a> {
+    pub id: Cow<'a, str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Kubernetes<'a> {
+    pub node: Cow<'a, str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub ip: std::net::IpAddr,
+    pub port: u16,
+}
+
+impl Endpoint {
+    pub fn of(address: std::net::SocketAddr) -> Self {
+        Self {
+            ip: address.ip(),
+            port: address.port(),
+        }
+    }
+}
+
+/// Which end of the connection the captured process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Client,
+    Server,
+    Unknown,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Client => "client",
+            Role::Server => "server",
+            Role::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Connection<'a> {
+    pub local: Option<Endpoint>,
+    pub remote: Option<Endpoint>,
+    pub role: Role,
+    pub tls: bool,
+    pub library: Option<Cow<'a, str>>,
+    pub fd: Option<i32>,
+    /// The kernel's key of this stream within its process (the TLS object's address, or the
+    /// socket's): with the pid and the addresses it names the stream to act on. Not written
+    /// (it is an address inside the process); absent in replay.
+    #[serde(skip)]
+    pub stream: Option<u64>,
+}
+
+/// HTTP version of one message. Only what the parsers produce is representable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HttpVersion {
+    #[serde(rename = "HTTP/1.0")]
+    Http10,
+    #[serde(rename = "HTTP/1.1")]
+    Http11,
+    #[serde(rename = "HTTP/2")]
+    Http2,
+}
+
+impl HttpVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpVersion::Http10 => "HTTP/1.0",
+            HttpVersion::Http11 => "HTTP/1.1",
+            HttpVersion::Http2 => "HTTP/2",
+        }
+    }
+
+    /// The number alone (`1.1`), as ECS and OCSF want it.
+    pub fn number(self) -> &'static str {
+        match self {
+            HttpVersion::Http10 => "1.0",
+            HttpVersion::Http11 => "1.1",
+            HttpVersion::Http2 => "2",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request<'a> {
+    pub method: Cow<'a, str>,
+    pub path: Cow<'a, str>,
+    /// Secret-looking parameter values are redacted.
+    pub query: Option<Cow<'a, str>>,
+    pub version: HttpVersion,
+    pub headers: Headers<'a>,
+    pub body_size: Option<u64>,
+    pub body_prefix: Cow<'a, str>,
+    pub body_missing_bytes: u64,
+    /// Non-secret parts of a bearer JWT (alg, time claims); null when there is none.
+    pub jwt: Option<JwtSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response<'a> {
+    pub status: u16,
+    pub reason: Cow<'a, str>,
+    pub version: HttpVersion,
+    pub headers: Headers<'a>,
+    pub body_size: Option<u64>,
+    pub body_prefix: Cow<'a, str>,
+    pub body_missing_bytes: u64,
+}
+
+impl ExchangeEvent<'_> {
+    /// Milliseconds since the Unix epoch of `time` (None when it does not parse).
+    pub fn epoch_ms(&self) -> Option<i64> {
+        let t =
+            time::OffsetDateTime::parse(&self.time, &time::format_description::well_known::Rfc3339)
+                .ok()?;
+        i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+    }
+
+    /// An owned copy (for keeping an event past the buffers it borrows from).
+    pub fn into_owned(self) -> ExchangeEvent<'static> {
+        // A serde round trip would allocate just as much; this keeps it explicit and cheap to
+        // read: every Cow becomes owned.
+        fn o(c: Cow<'_, str>) -> Cow<'static, str> {
+            Cow::Owned(c.into_owned())
+        }
+        fn oo(c: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
+            c.map(o)
+        }
+        ExchangeEvent {
+            schema: o(self.schema),
+            time: o(self.time),
+            host: o(self.host),
+            process: Process {
+                pid: self.process.pid,
+                tid: self.process.tid,
+                comm: o(self.process.comm),
+                exe: oo(self.process.exe),
+                cgroup_id: self.process.cgroup_id,
+            },
+            container: self.container.map(|c| Container {
+                id: o(c.id),
+                runtime: oo(c.runtime),
+            }),
+            kubernetes: self.kubernetes.map(|k| Kubernetes {
+                node: o(k.node),
+                namespace: oo(k.namespace),
+                pod: oo(k.pod),
+                pod_uid: oo(k.pod_uid),
+            }),
+            connection: Connection {
+                local: self.connection.local,
+                remote: self.connection.remote,
+                role: self.connection.role,
+                tls: self.connection.tls,
+                library: oo(self.connection.library),
+                fd: self.connection.fd,
+                stream: self.connection.stream,
+            },
+            request: self.request.map(|r| Request {
+                method: o(r.method),
+                path: o(r.path),
+                query: oo(r.query),
+                version: r.version,
+                headers: r.headers.into_owned(),
+                body_size: r.body_size,
+                body_prefix: o(r.body_prefix),
+                body_missing_bytes: r.body_missing_bytes,
+                jwt: r.jwt,
+            }),
+            response: self.response.map(|r| Response {
+                status: r.status,
+                reason: o(r.reason),
+                version: r.version,
+                headers: r.headers.into_owned(),
+                body_size: r.body_size,
+                body_prefix: o(r.body_prefix),
+                body_missing_bytes: r.body_missing_bytes,
+            }),
+            latency_us: self.latency_us,
+            duration_us: self.duration_us,
+        }
+    }
+}
