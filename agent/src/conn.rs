@@ -56,10 +56,13 @@ impl ConnInfo {
             .iter()
             .position(|&b| b == 0)
             .unwrap_or(self.comm.len());
-        let bytes = &self.comm[..end];
+        let bytes = self.comm.get(..end).unwrap_or_default();
         match std::str::from_utf8(bytes) {
             Ok(s) => s,
-            Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+            Err(e) => bytes
+                .get(..e.valid_up_to())
+                .and_then(|valid| std::str::from_utf8(valid).ok())
+                .unwrap_or(""),
         }
     }
 }
@@ -268,7 +271,9 @@ impl ConnTable {
         if conn.info.fd.is_none() && record.fd >= 0 {
             conn.info.fd = Some(record.fd);
         }
-        let dir = &mut conn.dirs[index];
+        let Some(dir) = conn.dirs.get_mut(index) else {
+            return;
+        };
         if record.flags & DATA_NOT_CAPTURED != 0 {
             // sendfile: bytes that never passed through user memory take their place in the
             // stream as missing bytes, so a body sent that way still ends where it should.
@@ -300,7 +305,7 @@ impl ConnTable {
                 // Overlap with bytes already seen: keep only the new tail.
                 let overlap = (dir.next_offset - offset).min(payload.len() as u64) as usize;
                 stats.duplicate_bytes = stats.duplicate_bytes.saturating_add(overlap as u64);
-                payload = &payload[overlap..];
+                payload = payload.get(overlap..).unwrap_or_default();
                 offset = offset.saturating_add(overlap as u64);
             }
             if payload.is_empty() {

@@ -51,7 +51,9 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         KIND_DATA => {
             let record: DataRecord = need("data", bytes)?;
             let claimed = record.payload_len as usize;
-            let payload = &bytes[core::mem::size_of::<DataRecord>()..];
+            let payload = bytes
+                .get(core::mem::size_of::<DataRecord>()..)
+                .unwrap_or_default();
             // The ring buffer may pad records to 8 bytes; the claim must fit and be sane.
             if claimed > payload.len() || claimed > DATA_CHUNK_BYTES {
                 return Err(DecodeError::PayloadLength {
@@ -59,7 +61,11 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
                     present: payload.len(),
                 });
             }
-            Ok(Record::Data(record, &payload[..claimed]))
+            let payload = payload.get(..claimed).ok_or(DecodeError::PayloadLength {
+                claimed,
+                present: payload.len(),
+            })?;
+            Ok(Record::Data(record, payload))
         }
         KIND_SOCKET => Ok(Record::Socket(need("socket", bytes)?)),
         KIND_CLOSE => Ok(Record::Close(need("close", bytes)?)),
@@ -72,7 +78,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
 /// A NUL-terminated kernel string as text (lossy; invalid UTF-8 is replaced).
 pub fn c_string(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    String::from_utf8_lossy(bytes.get(..end).unwrap_or_default()).into_owned()
 }
 
 #[cfg(test)]

@@ -35,8 +35,11 @@ pub struct Filters {
 }
 
 fn comm_key(name: &str) -> [u8; 16] {
+    // At most 15 bytes and a NUL, like the kernel's task name.
     let mut key = [0u8; 16];
-    key[..name.len().min(15)].copy_from_slice(&name.as_bytes()[..name.len().min(15)]);
+    for (k, b) in key.iter_mut().take(15).zip(name.bytes()) {
+        *k = b;
+    }
     key
 }
 

@@ -1,6 +1,19 @@
 //! cleartap's userspace agent, as a library: stages along the data flow
 //! reader → decode → conn → http → output, wired together by [`run`].
-
+//!
+//! Every byte this library handles comes from the kernel or the network and is attacker-chosen:
+//! the constructs that can panic on input are denied outside tests. Where an invariant makes
+//! one safe, it is allowed locally with the reason.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::string_slice,
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
 pub mod app;
 pub mod ca_file;
 pub mod classify;

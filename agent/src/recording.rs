@@ -87,21 +87,24 @@ pub fn split(bytes: &[u8]) -> Result<Vec<&[u8]>, RecordingError> {
     let found = bytes
         .strip_prefix(MAGIC.as_slice())
         .and_then(|rest| rest.get(..4))
-        .map(|v| u32::from_le_bytes([v[0], v[1], v[2], v[3]]));
+        .and_then(|v| <[u8; 4]>::try_from(v).ok())
+        .map(u32::from_le_bytes);
     if found != Some(expected) {
         return Err(RecordingError::Version { found, expected });
     }
     let mut out = Vec::new();
     let mut at = MAGIC.len() + 4;
     while at < bytes.len() {
-        let Some(len_bytes) = bytes.get(at..at + 4) else {
+        let Some(len_bytes) = bytes
+            .get(at..at + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        else {
             return Err(RecordingError::Corrupt {
                 offset: at,
                 detail: "partial length prefix".into(),
             });
         };
-        let len =
-            u32::from_le_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
+        let len = u32::from_le_bytes(len_bytes) as usize;
         if len > MAX_RECORD_BYTES {
             return Err(RecordingError::Corrupt {
                 offset: at,

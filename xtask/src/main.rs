@@ -4,7 +4,7 @@
 //!   cargo xtask run     build the agent (release) and run it: captures every process here
 //!   cargo xtask test    setup + test peers, then fmt, clippy, unit and end-to-end tests
 //!   cargo xtask bench overhead   throughput cost against no agent, bpftrace and sslsniff
-//!   cargo xtask fuzz    cargo-fuzz targets (decode, HTTP stream, connection table)
+//!   cargo xtask fuzz    cargo-fuzz targets (decode, HTTP stream, connection table, whole exchange path)
 //!   cargo xtask soak    10 minutes under load, RSS and fds sampled (not in CI)
 
 use std::{
@@ -58,7 +58,7 @@ enum Cmd {
         /// Seconds per target.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
-        /// Only this target (decode, h1_stream, conn_table).
+        /// Only this target (decode, h1_stream, conn_table, exchange_path).
         target: Option<String>,
     },
     /// Build the container image with podman, offline (FROM scratch: binary + its libraries).
@@ -262,7 +262,7 @@ fn setup() -> anyhow::Result<()> {
 }
 
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
-const FUZZ_TARGETS: [&str; 3] = ["decode", "h1_stream", "conn_table"];
+const FUZZ_TARGETS: [&str; 4] = ["decode", "h1_stream", "conn_table", "exchange_path"];
 
 fn setup_fuzz() -> anyhow::Result<()> {
     setup()?;

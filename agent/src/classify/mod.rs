@@ -6,6 +6,13 @@
 pub mod jwt;
 pub mod redact;
 
+/// A regex from a pattern written in this source. Every such pattern is compiled by the unit
+/// tests of its module, so a typo fails the tests, never the agent.
+pub(crate) fn static_regex(pattern: &str) -> regex::Regex {
+    #[allow(clippy::expect_used)] // constant pattern, compiled by the tests
+    regex::Regex::new(pattern).expect("static regex")
+}
+
 /// Luhn check of a digit string (non-digits make it fail).
 pub fn luhn(digits: &[u8]) -> bool {
     let mut sum = 0u32;

@@ -42,12 +42,12 @@ impl TokenKey {
         let mut mac = self.keyed.clone();
         mac.update(secret);
         let tag = mac.finalize().into_bytes();
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = String::with_capacity(27);
         out.push_str("[REDACTED:");
         for b in tag.iter().take(8) {
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
+            for nibble in [b >> 4, b & 0xf] {
+                out.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+            }
         }
         out.push(']');
         out
@@ -154,14 +154,12 @@ static JSON_SECRET: OnceLock<regex::Regex> = OnceLock::new();
 /// secret-named JSON members or form fields, payment card numbers (issuer + Luhn), US SSNs.
 pub fn body<'t>(key: &TokenKey, text: Cow<'t, str>) -> Cow<'t, str> {
     let jwt = JWT.get_or_init(|| {
-        regex::Regex::new(r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
-            .expect("static regex")
+        super::static_regex(r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
     });
     let secret = JSON_SECRET.get_or_init(|| {
-        regex::Regex::new(
+        super::static_regex(
             r#"(?i)("?[a-z_-]*(?:password|passwd|secret|token|api_?key|apikey)[a-z_-]*"?\s*[:=]\s*"?)([^"&,}\s]+)"#,
         )
-        .expect("static regex")
     });
     let is_sensitive =
         |run: &&str| crate::classify::card_brand(run).is_some() || crate::classify::valid_ssn(run);

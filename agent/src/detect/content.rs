@@ -138,7 +138,7 @@ struct Patterns {
 fn patterns() -> &'static Patterns {
     static P: OnceLock<Patterns> = OnceLock::new();
     P.get_or_init(|| {
-        let r = |s: &str| Regex::new(s).expect("static regex");
+        let r = crate::classify::static_regex;
         Patterns {
             keys: vec![
                 ("aws_access_key", r(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),

@@ -139,7 +139,7 @@ impl Inventory {
             if others.len() != segments.len() {
                 return None;
             }
-            let newer = version_number(others[at]).filter(|n| *n > version)?;
+            let newer = version_number(others.get(at)?).filter(|n| *n > version)?;
             let same_rest = others
                 .iter()
                 .zip(&segments)

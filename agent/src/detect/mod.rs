@@ -241,10 +241,15 @@ impl Engine {
             items
         };
         let mut out = self.inventory.to_json();
-        out["dynamic_lists"] = json!({
-            "abusive_actors": list(&self.abusive),
-            "sensitive_routes": list(&self.sensitive),
-        });
+        if let Some(o) = out.as_object_mut() {
+            o.insert(
+                "dynamic_lists".to_owned(),
+                json!({
+                    "abusive_actors": list(&self.abusive),
+                    "sensitive_routes": list(&self.sensitive),
+                }),
+            );
+        }
         out
     }
 

@@ -21,10 +21,13 @@ pub fn param_kind(segment: &str) -> Option<&'static str> {
     // number (`report-2024`, `page2`) switch once or twice.
     let switches = b
         .windows(2)
-        .filter(|w| {
-            w[0].is_ascii_digit() != w[1].is_ascii_digit()
-                && w[0].is_ascii_alphanumeric()
-                && w[1].is_ascii_alphanumeric()
+        .filter(|w| match w {
+            [a, b] => {
+                a.is_ascii_digit() != b.is_ascii_digit()
+                    && a.is_ascii_alphanumeric()
+                    && b.is_ascii_alphanumeric()
+            }
+            _ => false,
         })
         .count();
     if b.len() >= 8

@@ -22,7 +22,7 @@ impl ByteQueue {
     }
 
     pub fn as_slice(&self) -> &[u8] {
-        &self.bytes[self.start..]
+        self.bytes.get(self.start..).unwrap_or_default()
     }
 
     pub fn extend(&mut self, data: &[u8]) {

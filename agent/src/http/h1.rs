@@ -137,14 +137,14 @@ impl StreamParser {
                 _ => 0,
             };
             let n = (data.len() as u64).min(rem) as usize;
-            if n > 0 {
-                self.consume_body(&data[..n]);
+            if let (true, Some(body), Some(rest)) = (n > 0, data.get(..n), data.get(n..)) {
+                self.consume_body(body);
                 let left = rem - n as u64;
                 match &mut self.state {
                     State::Length(r) | State::Chunked(ChunkState::Data(r)) => *r = left,
                     _ => {}
                 }
-                data = &data[n..];
+                data = rest;
             }
         }
         if self.state == State::Head && self.buf.is_empty() && !data.is_empty() {
@@ -160,7 +160,7 @@ impl StreamParser {
             .saturating_sub(self.body.prefix.len());
         self.body
             .prefix
-            .extend_from_slice(&bytes[..room.min(bytes.len())]);
+            .extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or_default());
         self.body.size = self.body.size.saturating_add(bytes.len() as u64);
     }
 
@@ -283,7 +283,7 @@ impl StreamParser {
             .saturating_sub(self.body.prefix.len());
         self.body
             .prefix
-            .extend_from_slice(&self.buf.as_slice()[..room.min(n)]);
+            .extend_from_slice(self.buf.as_slice().get(..room.min(n)).unwrap_or_default());
         self.buf.consume(n);
         self.body.size = self.body.size.saturating_add(n as u64);
         n as u64
@@ -348,7 +348,7 @@ impl StreamParser {
 
     fn contiguous_prefix(&mut self, max: usize) -> Vec<u8> {
         let n = self.buf.len().min(max);
-        self.buf.as_slice()[..n].to_vec()
+        self.buf.as_slice().get(..n).unwrap_or_default().to_vec()
     }
 
     fn parse_head(
@@ -360,7 +360,7 @@ impl StreamParser {
         }
         let bytes = self.buf.as_slice();
         if self.kind == StreamKind::Unknown {
-            let probe = &bytes[..bytes.len().min(5)];
+            let probe = bytes.get(..bytes.len().min(5)).unwrap_or_default();
             if b"HTTP/".starts_with(probe) && probe.len() < 5 {
                 return Ok(None);
             }

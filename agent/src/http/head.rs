@@ -73,7 +73,7 @@ impl<'a> HeadBuilder<'a> {
             .map(|h| (self.span(h.name.as_bytes()), self.span(h.value)))
             .collect();
         Head {
-            raw: self.base[..used.min(self.base.len())].into(),
+            raw: self.base.get(..used).unwrap_or(self.base).into(),
             start,
             version,
             headers,

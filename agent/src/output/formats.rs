@@ -104,35 +104,47 @@ pub fn ocsf(event: &ExchangeEvent<'_>, epoch_ms: i64) -> Value {
     });
     if let Some(container) = &event.container {
         let k = event.kubernetes.as_ref();
-        out["container"] = json!({
-            "uid": container.id,
-            "runtime": container.runtime,
-            "pod_uuid": k.and_then(|k| k.pod_uid.as_deref()),
-            "orchestrator": k.map(|_| "kubernetes"),
-        });
+        set(
+            &mut out,
+            "container",
+            json!({
+                "uid": container.id,
+                "runtime": container.runtime,
+                "pod_uuid": k.and_then(|k| k.pod_uid.as_deref()),
+                "orchestrator": k.map(|_| "kubernetes"),
+            }),
+        );
     }
     if let Some(req) = req {
-        out["http_request"] = json!({
-            "http_method": req.method,
-            "version": req.version.as_str(),
-            "url": {
-                "path": req.path,
-                "query_string": req.query,
-                "hostname": req.headers.get("host"),
-            },
-            "user_agent": req.headers.get("user-agent"),
-            "http_headers": headers_list(&req.headers),
-            "length": req.body_size,
-        });
+        set(
+            &mut out,
+            "http_request",
+            json!({
+                "http_method": req.method,
+                "version": req.version.as_str(),
+                "url": {
+                    "path": req.path,
+                    "query_string": req.query,
+                    "hostname": req.headers.get("host"),
+                },
+                "user_agent": req.headers.get("user-agent"),
+                "http_headers": headers_list(&req.headers),
+                "length": req.body_size,
+            }),
+        );
     }
     if let Some(res) = res {
-        out["http_response"] = json!({
-            "code": res.status,
-            "message": res.reason,
-            "http_headers": headers_list(&res.headers),
-            "length": res.body_size,
-            "content_type": res.headers.get("content-type"),
-        });
+        set(
+            &mut out,
+            "http_response",
+            json!({
+                "code": res.status,
+                "message": res.reason,
+                "http_headers": headers_list(&res.headers),
+                "length": res.body_size,
+                "content_type": res.headers.get("content-type"),
+            }),
+        );
     }
     strip_nulls(&mut out);
     out
@@ -195,22 +207,30 @@ pub fn ecs(event: &ExchangeEvent<'_>) -> Value {
         },
     });
     if let Some(container) = &event.container {
-        out["container"] = json!({
-            "id": container.id,
-            "runtime": container.runtime,
-        });
+        set(
+            &mut out,
+            "container",
+            json!({
+                "id": container.id,
+                "runtime": container.runtime,
+            }),
+        );
     }
     if let Some(k) = &event.kubernetes
         && k.pod.is_some()
     {
-        out["orchestrator"] = json!({
-            "type": "kubernetes",
-            "namespace": k.namespace,
-            "resource": { "type": "pod", "name": k.pod, "id": k.pod_uid },
-        });
+        set(
+            &mut out,
+            "orchestrator",
+            json!({
+                "type": "kubernetes",
+                "namespace": k.namespace,
+                "resource": { "type": "pod", "name": k.pod, "id": k.pod_uid },
+            }),
+        );
     }
     if c.tls {
-        out["tls"] = json!({ "established": true });
+        set(&mut out, "tls", json!({ "established": true }));
     }
     strip_nulls(&mut out);
     out
@@ -316,6 +336,13 @@ pub fn finding_ecs(f: &Finding) -> Value {
     });
     strip_nulls(&mut out);
     out
+}
+
+/// Sets a member of a JSON object (`json!({..})` always builds one; anything else is left as is).
+fn set(out: &mut Value, key: &str, value: Value) {
+    if let Some(o) = out.as_object_mut() {
+        o.insert(key.to_owned(), value);
+    }
 }
 
 /// Removes null members and objects left empty: SIEMs index absent fields better than nulls.

@@ -79,12 +79,15 @@ impl HttpSink {
                         "source": "cleartap",
                         "sourcetype": "cleartap:event",
                     });
-                    if let Some(index) = &self.index {
-                        head["index"] = serde_json::Value::from(index.as_str());
+                    if let Some(index) = &self.index
+                        && let Some(o) = head.as_object_mut()
+                    {
+                        o.insert("index".to_owned(), serde_json::Value::from(index.as_str()));
                     }
                     let head = head.to_string();
                     // `{...,"event":<line>}`: the line is already JSON; no re-parse.
-                    body.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+                    let open = head.strip_suffix('}').unwrap_or(&head);
+                    body.extend_from_slice(open.as_bytes());
                     body.extend_from_slice(b",\"event\":");
                     body.extend_from_slice(line.text.as_bytes());
                     body.extend_from_slice(b"}\n");

@@ -184,7 +184,7 @@ pub fn display_path(path: &Path) -> String {
     if let Some(rest) = s.strip_prefix("/proc/")
         && let Some(idx) = rest.find("/root/")
     {
-        return rest[idx + 5..].to_owned();
+        return rest.get(idx + 5..).unwrap_or(rest).to_owned();
     }
     s.into_owned()
 }
@@ -382,8 +382,12 @@ impl Attacher {
             }
         );
         match reuse {
-            Some(index) => self.libraries[index] = library,
-            None => self.libraries.push(library),
+            Some(index) if index < self.libraries.len() => {
+                if let Some(slot) = self.libraries.get_mut(index) {
+                    *slot = library;
+                }
+            }
+            _ => self.libraries.push(library),
         }
         Ok(Some(id))
     }

@@ -68,10 +68,15 @@ pub fn container_of_path(path: &str) -> Option<Container> {
         .enumerate()
         .rev()
         .find_map(|(i, c)| container_in(c).map(|found| (i, found)))?;
-    if runtime.is_none() && index > 0 && components[index - 1] == "docker" {
+    if runtime.is_none() && index > 0 && components.get(index - 1) == Some(&"docker") {
         runtime = Some("docker");
     }
-    let pod_uid = components[..index].iter().rev().find_map(|c| pod_uid_in(c));
+    let pod_uid = components
+        .get(..index)
+        .unwrap_or_default()
+        .iter()
+        .rev()
+        .find_map(|c| pod_uid_in(c));
     Some(Container {
         id: id.to_owned(),
         runtime,

@@ -190,12 +190,16 @@ impl PodIndex {
                 WatchOutcome::Continue(pod.metadata.resource_version)
             }
             "BOOKMARK" => WatchOutcome::Continue(
-                event.object["metadata"]["resourceVersion"]
-                    .as_str()
+                event
+                    .object
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(|v| v.as_str())
                     .map(str::to_owned),
             ),
             // A Status object; 410 means our resource version fell out of etcd's window.
-            "ERROR" if event.object["code"].as_u64() == Some(410) => WatchOutcome::Relist,
+            "ERROR" if event.object.get("code").and_then(|c| c.as_u64()) == Some(410) => {
+                WatchOutcome::Relist
+            }
             _ => WatchOutcome::Unusable,
         }
     }

@@ -1,0 +1,117 @@
+//! The whole per-exchange path on hostile bytes: two directions of one connection, cut into
+//! records at fuzzer-chosen points → HTTP/1 parsing and pairing → the typed, redacted exchange
+//! (body prefixes shown) → every detection rule (with the body tap, gzip included) → native,
+//! OCSF and ECS renderings of the exchange and its findings → the native JSON read back as
+//! replay reads it. Nothing may panic; replay must read back every event the agent writes.
+#![no_main]
+
+use agent::{
+    classify::redact::TokenKey,
+    conn::{ConnExchange, ConnInfo, Endpoints, Role},
+    detect::{DetectConfig, Engine},
+    event::{
+        ExchangeEvent,
+        build::{Enrichment, build},
+    },
+    http::{
+        exchange::{Exchange, Pairing},
+        h1::{Limits, StreamParser},
+    },
+    output::formats,
+    pipeline::body_tap,
+    workload::Workload,
+};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&control, rest)) = data.split_first() else {
+        return;
+    };
+    let Some((&split, rest)) = rest.split_first() else {
+        return;
+    };
+    let at = rest.len() * usize::from(split) / 256;
+    let (request_bytes, response_bytes) = rest.split_at(at);
+    let limits = Limits {
+        max_head_bytes: 4096,
+        body_prefix_bytes: 512,
+    };
+    let (mut req, mut res) = (StreamParser::new(limits), StreamParser::new(limits));
+    let mut pairing = Pairing::default();
+    let mut exchanges: Vec<Exchange> = Vec::new();
+    let cut = usize::from(control % 31) + 1;
+    let mut requests = request_bytes.chunks(cut);
+    let mut responses = response_bytes.chunks(cut * 2);
+    let mut t = 0u64;
+    loop {
+        let (a, b) = (requests.next(), responses.next());
+        if a.is_none() && b.is_none() {
+            break;
+        }
+        for (parser, chunk) in [(&mut req, a), (&mut res, b)] {
+            if let Some(chunk) = chunk {
+                t += 1_000;
+                parser.push(chunk, t);
+                let _ = pairing.drive(parser, &mut exchanges);
+            }
+        }
+    }
+    pairing.close(Some(&mut res), &mut exchanges);
+
+    let key = TokenKey::for_tests();
+    let workload = Workload::default();
+    let ctx = Enrichment {
+        host: "fuzz",
+        exe: Some("/usr/bin/fuzz"),
+        library: None,
+        monotonic_to_unix_ns: 1_763_700_000_000_000_000,
+        body_routes: &[],
+        event_body_bytes: 256,
+        workload: &workload,
+        node: Some("node"),
+        key: &key,
+    };
+    let mut engine = Engine::new(DetectConfig {
+        bola_distinct_ids: 2,
+        auth6_failures: 1,
+        tok2_min_requests: 1,
+        auth4_min_requests: 1,
+        inventory_learning_secs: 0,
+        ..DetectConfig::default()
+    });
+    for (i, exchange) in exchanges.into_iter().enumerate() {
+        let item = ConnExchange {
+            conn: ConnInfo {
+                tgid: 1,
+                tid: 1,
+                comm: *b"fuzz\0\0\0\0\0\0\0\0\0\0\0\0",
+                fd: Some(3),
+                role: if control & 1 == 0 { Role::Server } else { Role::Client },
+                endpoints: Some(Endpoints {
+                    local: "127.0.0.1:443".parse().expect("address"),
+                    remote: "10.1.2.3:50000".parse().expect("address"),
+                }),
+                library_id: 0,
+                tls: control & 2 == 0,
+                cgroup_id: 1,
+                stream: 0x1000,
+            },
+            exchange,
+        };
+        let event = build(&item, &ctx);
+        let epoch_ms = 1_763_700_000_000 + i as i64 * 10;
+        let findings = engine.inspect(&event, epoch_ms, &body_tap(&item));
+        let native = serde_json::to_string(&event).expect("an event always serialises");
+        let _ = formats::ocsf(&event, epoch_ms).to_string();
+        let _ = formats::ecs(&event).to_string();
+        for f in &findings {
+            let _ = serde_json::to_string(f).expect("a finding always serialises");
+            let _ = formats::finding_ocsf(f, epoch_ms).to_string();
+            let _ = formats::finding_ecs(f).to_string();
+        }
+        // Replay must read back whatever the agent wrote, and judge it without panicking.
+        let back: ExchangeEvent<'_> =
+            serde_json::from_str(&native).expect("replay reads every native event");
+        let _ = engine.inspect(&back, epoch_ms, &agent::detect::content::Bodies::from_event(&back));
+    }
+});
