@@ -180,6 +180,14 @@ fn main() {
         for _ in 0..5 {
             black_box(pipeline_and_output(&records, &mut sink, true));
         }
+        let text = String::from_utf8_lossy(&sink);
+        let lines: Vec<&str> = text.lines().collect();
+        eprintln!(
+            "{} lines, {} bytes per line; first: {}",
+            lines.len(),
+            sink.len() / lines.len().max(1),
+            lines.first().unwrap_or(&"")
+        );
         return;
     }
 

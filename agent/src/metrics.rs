@@ -132,6 +132,20 @@ impl Collector for SnapshotCollector {
                 ],
             ),
         )?;
+        let ie = a.internal_errors;
+        counter(
+            &mut e,
+            (
+                "cleartap_internal_errors",
+                "items dropped by a contained internal error (a bug: please report), by stage",
+                &[
+                    ("stage", "conn", ie.get(crate::contain::Stage::Conn)),
+                    ("stage", "event", ie.get(crate::contain::Stage::Event)),
+                    ("stage", "detect", ie.get(crate::contain::Stage::Detect)),
+                    ("stage", "output", ie.get(crate::contain::Stage::Output)),
+                ],
+            ),
+        )?;
         counter(
             &mut e,
             (

@@ -9,7 +9,7 @@ use std::{
 use crate::{
     classify::redact::TokenKey,
     conn::{ConnExchange, ConnTable, StreamId},
-    contain::{InternalErrors, Stage, contained},
+    contain::{Stage, contained},
     decode::{Record, c_string, decode},
     event::build::{Enrichment, build, start_epoch_ms},
     output::{Output, OutputError},
@@ -66,8 +66,6 @@ pub struct Pipeline {
     exited: Vec<u32>,
     recorder: Option<Recorder>,
     key: TokenKey,
-    /// Panics contained in per-record and per-exchange work.
-    pub internal_errors: InternalErrors,
 }
 
 impl Pipeline {
@@ -95,7 +93,6 @@ impl Pipeline {
             exited: Vec::new(),
             recorder: None,
             key,
-            internal_errors: InternalErrors::default(),
         }
     }
 
@@ -109,9 +106,9 @@ impl Pipeline {
 
     /// Handles one raw kernel record; a bug it triggers costs that record only.
     pub fn handle(&mut self, bytes: &[u8]) {
-        let mut errors = self.internal_errors;
+        let mut errors = self.counters.internal_errors;
         contained(Stage::Conn, &mut errors, || self.handle_record(bytes));
-        self.internal_errors = errors;
+        self.counters.internal_errors = errors;
     }
 
     fn handle_record(&mut self, bytes: &[u8]) {
@@ -246,7 +243,7 @@ impl Pipeline {
             node: self.workloads.node(),
             key: &self.key,
         };
-        let errors = &mut self.internal_errors;
+        let errors = &mut self.counters.internal_errors;
         let epoch_ms = start_epoch_ms(item, self.monotonic_to_unix_ns);
         let Some(event) = contained(Stage::Event, errors, || build(item, &ctx)) else {
             return Ok(());

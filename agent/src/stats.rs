@@ -3,7 +3,7 @@
 use agent_common::{event::counter, names::MAP_COUNTERS};
 use aya::{Ebpf, maps::PerCpuArray};
 
-use crate::conn::ConnStats;
+use crate::{conn::ConnStats, contain::Stage};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct KernelCounters {
@@ -80,6 +80,8 @@ pub struct AgentCounters {
     pub rescans_dropped: u64,
     pub attach_failures: u64,
     pub libraries_released: u64,
+    /// Panics contained in per-record and per-exchange work, per stage.
+    pub internal_errors: crate::contain::InternalErrors,
 }
 
 pub fn summary(
@@ -91,7 +93,8 @@ pub fn summary(
         "exchanges={} events_written={} records={} payload_bytes={} decode_errors={} \
 parse_errors={} desyncs={} gap_events={} gap_bytes={} duplicate_bytes={} \
 requests_without_response={} responses_without_request={} uncaptured_file_bytes={} \
-streams_opened={} streams_evicted={} streams_idle_expired={} rescans_dropped={} attach_failures={} libraries_released={}",
+streams_opened={} streams_evicted={} streams_idle_expired={} rescans_dropped={} attach_failures={} libraries_released={} \
+internal_errors={} (conn={} event={} detect={} output={})",
         conns.exchanges,
         agent.events_written,
         agent.records,
@@ -111,6 +114,11 @@ streams_opened={} streams_evicted={} streams_idle_expired={} rescans_dropped={} 
         agent.rescans_dropped,
         agent.attach_failures,
         agent.libraries_released,
+        agent.internal_errors.total(),
+        agent.internal_errors.get(Stage::Conn),
+        agent.internal_errors.get(Stage::Event),
+        agent.internal_errors.get(Stage::Detect),
+        agent.internal_errors.get(Stage::Output),
     );
     match kernel {
         Some(k) => {

@@ -98,10 +98,17 @@ fn name_looks_secret(lower: &str) -> bool {
 /// scheme (e.g. "Bearer") since it explains the traffic and carries no secret.
 pub fn header_value<'v>(key: &TokenKey, lower_name: &str, value: &'v [u8]) -> Cow<'v, str> {
     if lower_name == "authorization" || lower_name == "proxy-authorization" {
-        let text = String::from_utf8_lossy(value);
-        return Cow::Owned(match text.split_once(' ') {
+        // Split and tag the raw bytes: two credentials that differ only in invalid UTF-8 must
+        // not share a tag. The scheme is shown (lossily); it carries no secret.
+        let split = value.iter().position(|b| *b == b' ');
+        return Cow::Owned(match split.map(|at| value.split_at(at)) {
             Some((scheme, credentials)) if !scheme.is_empty() && scheme.len() <= 16 => {
-                format!("{scheme} {}", key.marker(credentials.trim().as_bytes()))
+                let credentials = credentials.trim_ascii();
+                format!(
+                    "{} {}",
+                    String::from_utf8_lossy(scheme),
+                    key.marker(credentials)
+                )
             }
             _ => key.marker(value),
         });

@@ -163,11 +163,10 @@ fn patterns() -> &'static Patterns {
 }
 
 /// DATA-1: validated sensitive data in a response body.
-pub fn data1_sensitive_in_response(response: &[u8]) -> Option<Value> {
-    if response.is_empty() {
+pub fn data1_sensitive_in_response(text: &str) -> Option<Value> {
+    if text.is_empty() {
         return None;
     }
-    let text = String::from_utf8_lossy(response);
     let p = patterns();
     let mut kinds: Vec<String> = Vec::new();
     for run in digit_runs(&text) {
@@ -197,11 +196,10 @@ pub fn data1_sensitive_in_response(response: &[u8]) -> Option<Value> {
 }
 
 /// CFG-1: a stack trace or a database error message in a response body.
-pub fn cfg1_error_disclosure(response: &[u8]) -> Option<Value> {
-    if response.is_empty() {
+pub fn cfg1_error_disclosure(text: &str) -> Option<Value> {
+    if text.is_empty() {
         return None;
     }
-    let text = String::from_utf8_lossy(response);
     patterns()
         .errors
         .iter()

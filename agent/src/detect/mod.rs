@@ -316,11 +316,11 @@ impl Engine {
             ),
             (
                 RuleId::Data1,
-                content::data1_sensitive_in_response(v.response_body),
+                content::data1_sensitive_in_response(v.response_text()),
             ),
             (
                 RuleId::Cfg1,
-                content::cfg1_error_disclosure(v.response_body),
+                content::cfg1_error_disclosure(v.response_text()),
             ),
         ] {
             if self.on(id)
@@ -406,7 +406,7 @@ impl Engine {
             if id.info().lists_actor {
                 *self
                     .abusive
-                    .entry(&v.actor(), v.epoch_ms, || (0, String::new())) =
+                    .entry(v.actor(), v.epoch_ms, || (0, String::new())) =
                     (v.epoch_ms + ttl_abuse, id.as_str().to_owned());
             }
             if matches!(id, RuleId::Data1 | RuleId::Data2) {

@@ -39,9 +39,9 @@ pub fn auth2_jwt_time(v: &View) -> Option<Value> {
 pub fn auth5_credentials_exposed(v: &View) -> Option<Value> {
     let in_url: Vec<String> = v
         .params()
-        .into_iter()
+        .iter()
         .filter(|(_, value)| value.starts_with("[REDACTED:"))
-        .map(|(k, _)| k)
+        .map(|(k, _)| k.clone())
         .collect();
     if !in_url.is_empty() {
         return Some(json!({ "problem": "credentials_in_url", "parameters": in_url }));
@@ -57,9 +57,9 @@ pub fn auth5_credentials_exposed(v: &View) -> Option<Value> {
 pub fn data2_sensitive_in_url(v: &View) -> Option<Value> {
     let mut found = Vec::new();
     let path = percent_decode(v.path);
-    let mut texts = vec![path];
-    texts.extend(v.params().into_iter().map(|(_, value)| value));
-    for text in &texts {
+    let texts =
+        std::iter::once(path.as_str()).chain(v.params().iter().map(|(_, value)| value.as_str()));
+    for text in texts {
         for run in digit_runs(text) {
             if let Some(brand) = card_brand(run) {
                 found.push(format!("card:{brand}"));
@@ -77,9 +77,9 @@ pub fn data2_sensitive_in_url(v: &View) -> Option<Value> {
 fn inputs(v: &View) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = v
         .params()
-        .into_iter()
+        .iter()
         .filter(|(_, value)| !value.starts_with("[REDACTED:"))
-        .map(|(k, value)| (format!("query.{k}"), value))
+        .map(|(k, value)| (format!("query.{k}"), value.clone()))
         .collect();
     out.extend(
         v.path
@@ -88,9 +88,10 @@ fn inputs(v: &View) -> Vec<(String, String)> {
             .map(|s| ("path".to_owned(), percent_decode(s))),
     );
     out.extend(
-        super::content::body_inputs(v.request_body)
-            .into_iter()
-            .filter(|(_, value)| !value.starts_with("[REDACTED:")),
+        v.body_inputs()
+            .iter()
+            .filter(|(_, value)| !value.starts_with("[REDACTED:"))
+            .cloned(),
     );
     out
 }
@@ -148,9 +149,8 @@ pub fn inj2_traversal_command_nosql(v: &View) -> Option<Value> {
     if decoded_path.contains("../") || decoded_path.contains("..\\") {
         return Some(json!({ "kind": "path_traversal", "input": "path" }));
     }
-    let body = super::content::body_inputs(v.request_body);
-    for (k, value) in v.params().into_iter().chain(body) {
-        let twice = percent_decode(&value);
+    for (k, value) in v.params().iter().chain(v.body_inputs()) {
+        let twice = percent_decode(value);
         let lower = twice.to_ascii_lowercase();
         if lower.contains("../")
             || lower.contains("..\\")
@@ -158,7 +158,7 @@ pub fn inj2_traversal_command_nosql(v: &View) -> Option<Value> {
             || lower.starts_with("file://")
             || lower.contains("php://")
         {
-            return Some(json!({ "kind": "path_traversal", "input": label(&k) }));
+            return Some(json!({ "kind": "path_traversal", "input": label(k) }));
         }
         for sep in [";", "|", "&&", "`", "$("] {
             if let Some(at) = lower.find(sep) {
@@ -170,12 +170,12 @@ pub fn inj2_traversal_command_nosql(v: &View) -> Option<Value> {
                     .take_while(char::is_ascii_alphanumeric)
                     .collect();
                 if SHELL_COMMANDS.contains(&word.as_str()) {
-                    return Some(json!({ "kind": "command_injection", "input": label(&k) }));
+                    return Some(json!({ "kind": "command_injection", "input": label(k) }));
                 }
             }
         }
         if k.contains("[$") || lower.starts_with("{\"$") || k.starts_with('$') {
-            return Some(json!({ "kind": "nosql_operator", "input": label(&k) }));
+            return Some(json!({ "kind": "nosql_operator", "input": label(k) }));
         }
     }
     None
@@ -210,8 +210,8 @@ pub fn internal_target(value: &str) -> Option<&'static str> {
 
 /// SSRF-1: a parameter that looks like a URL or host pointing inside.
 pub fn ssrf1_internal_url(v: &View) -> Option<Value> {
-    v.params().into_iter().find_map(|(k, value)| {
-        internal_target(&value)
+    v.params().iter().find_map(|(k, value)| {
+        internal_target(value)
             .map(|target| json!({ "input": format!("query.{k}"), "target": target }))
     })
 }

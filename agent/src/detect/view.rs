@@ -1,7 +1,7 @@
 //! What the rules read from a typed exchange (live, or deserialised in replay): the request
 //! line, status, a few headers, the actor (token tag, client address) — all borrowed.
 
-use std::net::IpAddr;
+use std::{borrow::Cow, cell::OnceCell, net::IpAddr};
 
 use crate::event::{ExchangeEvent, JwtSummary, Role};
 
@@ -26,6 +26,12 @@ pub struct View<'a> {
     pub request_body: &'a [u8],
     /// Response body bytes, decompressed.
     pub response_body: &'a [u8],
+    /// The token tag, else the client address, else "unknown": made once, read by every rule.
+    actor: std::borrow::Cow<'a, str>,
+    /// Decoded once on first use, then shared by every rule that reads them.
+    params: OnceCell<Vec<(String, String)>>,
+    body_inputs: OnceCell<Vec<(String, String)>>,
+    response_text: OnceCell<Cow<'a, str>>,
 }
 
 /// The `[REDACTED:…]` marker inside a redacted value.
@@ -60,7 +66,16 @@ impl<'a> View<'a> {
         } else {
             c.remote
         };
+        let actor = match (token, client) {
+            (Some(t), _) => std::borrow::Cow::Borrowed(t),
+            (None, Some(e)) => std::borrow::Cow::Owned(e.ip.to_string()),
+            (None, None) => std::borrow::Cow::Borrowed("unknown"),
+        };
         Some(Self {
+            actor,
+            params: OnceCell::new(),
+            body_inputs: OnceCell::new(),
+            response_text: OnceCell::new(),
             event,
             method: &req.method,
             path: &req.path,
@@ -84,16 +99,15 @@ impl<'a> View<'a> {
     }
 
     /// The actor: the token tag when there is one, else the client address.
-    pub fn actor(&self) -> String {
-        match (self.token, self.client_ip) {
-            (Some(t), _) => t.to_owned(),
-            (None, Some(ip)) => ip.to_string(),
-            (None, None) => "unknown".to_owned(),
-        }
+    pub fn actor(&self) -> &str {
+        &self.actor
     }
 
     pub fn client_ip_text(&self) -> Option<String> {
-        self.client_ip.map(|ip| ip.to_string())
+        match (self.token, self.client_ip) {
+            (None, Some(_)) => Some(self.actor.to_string()),
+            (_, ip) => ip.map(|ip| ip.to_string()),
+        }
     }
 
     pub fn has_credentials(&self) -> bool {
@@ -119,16 +133,42 @@ impl<'a> View<'a> {
     }
 
     /// Query parameters, percent-decoded (`+` as space), redacted values included as written.
-    pub fn params(&self) -> Vec<(String, String)> {
-        self.query
-            .unwrap_or("")
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|pair| {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                (percent_decode(k), percent_decode(v))
-            })
-            .collect()
+    pub fn params(&self) -> &[(String, String)] {
+        self.params.get_or_init(|| {
+            self.query
+                .unwrap_or("")
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (percent_decode(k), percent_decode(v))
+                })
+                .collect()
+        })
+    }
+
+    /// String leaves of a JSON request body or the fields of a form body (`body.`-prefixed).
+    pub fn body_inputs(&self) -> &[(String, String)] {
+        self.body_inputs
+            .get_or_init(|| super::content::body_inputs(self.request_body))
+    }
+
+    /// The response body as text: borrowed when it is UTF-8 (a multi-byte character cut at
+    /// the tap's end is dropped), converted lossily once otherwise.
+    pub fn response_text(&self) -> &str {
+        self.response_text.get_or_init(|| {
+            let bytes = self.response_body;
+            match std::str::from_utf8(bytes) {
+                Ok(text) => Cow::Borrowed(text),
+                Err(e) if e.error_len().is_none() => Cow::Borrowed(
+                    bytes
+                        .get(..e.valid_up_to())
+                        .and_then(|b| std::str::from_utf8(b).ok())
+                        .unwrap_or(""),
+                ),
+                Err(_) => String::from_utf8_lossy(bytes),
+            }
+        })
     }
 }
 

@@ -154,7 +154,7 @@ impl Windows {
         let actor = v.actor();
         let w = self
             .usage
-            .entry(&actor, v.epoch_ms, || Window::new(v.epoch_ms));
+            .entry(actor, v.epoch_ms, || Window::new(v.epoch_ms));
         w.roll(v.epoch_ms, 60_000);
         w.count += 1;
         w.errors = w.errors.saturating_add(v.response_bytes());
@@ -202,7 +202,7 @@ impl Windows {
         let actor = v.actor();
         let w = self
             .actor_errors
-            .entry(&actor, v.epoch_ms, || Window::new(v.epoch_ms));
+            .entry(actor, v.epoch_ms, || Window::new(v.epoch_ms));
         w.roll(v.epoch_ms, 60_000);
         w.count += 1;
         if (400..500).contains(&status) {

@@ -98,15 +98,24 @@ fn body<'m>(
 fn request<'m>(message: &'m Message, key: &TokenKey, shown_bytes: usize) -> Option<Request<'m>> {
     let head = &message.head;
     let method = head.method()?;
-    let target = head.target().unwrap_or_default();
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, Some(redact::query(key, q))),
-        None => (target, None),
+    // A target that is not UTF-8 is shown lossily rather than dropped: the path is evidence.
+    let (path, query) = match String::from_utf8_lossy(head.target_bytes().unwrap_or_default()) {
+        Cow::Borrowed(target) => match target.split_once('?') {
+            Some((p, q)) => (Cow::Borrowed(p), Some(redact::query(key, q))),
+            None => (Cow::Borrowed(target), None),
+        },
+        Cow::Owned(target) => match target.split_once('?') {
+            Some((p, q)) => (
+                Cow::Owned(p.to_owned()),
+                Some(Cow::Owned(redact::query(key, q).into_owned())),
+            ),
+            None => (Cow::Owned(target), None),
+        },
     };
     let (body_size, body_prefix, body_missing_bytes) = body(message, key, shown_bytes);
     Some(Request {
         method: Cow::Borrowed(method),
-        path: Cow::Borrowed(path),
+        path,
         query,
         version: version(head),
         headers: headers(head, key),

@@ -116,3 +116,50 @@ fn time_is_rfc3339_utc() {
     assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
     assert_eq!(rfc3339(1_500_000_000), "1970-01-01T00:00:01.5Z");
 }
+
+/// Runs one request and one response through the real parser and pairing.
+fn exchange_of(request: &[u8], response: &[u8]) -> ConnExchange {
+    let limits = Limits::default();
+    let (mut req, mut res) = (StreamParser::new(limits), StreamParser::new(limits));
+    let mut pairing = Pairing::default();
+    let mut out: Vec<Exchange> = Vec::new();
+    req.push(request, 1_000);
+    pairing.drive(&mut req, &mut out).expect("request parses");
+    res.push(response, 2_000);
+    pairing.drive(&mut res, &mut out).expect("response parses");
+    let mut item = exchange();
+    item.exchange = out.pop().expect("one exchange");
+    item
+}
+
+#[test]
+fn hostile_heads_are_shown_lossily_and_never_leak_credentials() {
+    let (workload, key) = (golden_workload(), TokenKey::for_tests());
+    let item = exchange_of(
+        b"GET /h/\xc3\xa9t\xc3\xa9?q=\xc3\xa9&token=s3cret HTTP/1.1\r\nHost: a\r\nAuthorization: Basic\xc3\xa9 x\r\nX-Bin: \xff\xfe\r\n\r\n",
+        b"HTTP/1.1 200 \xff\xfe\xc3\r\nSet-Cookie: \xff=\xfe\r\nContent-Length: 0\r\n\r\n",
+    );
+    let event = build(&item, &golden_context(&workload, &key));
+    let request = event.request.as_ref().expect("request");
+    assert_eq!(request.path, "/h/été");
+    assert_eq!(
+        request.query.as_deref(),
+        Some(format!("q=é&token={}", key.marker(b"s3cret")).as_str())
+    );
+    assert_eq!(
+        request.headers.get("authorization"),
+        Some(format!("Basicé {}", key.marker(b"x")).as_str())
+    );
+    assert_eq!(request.headers.get("x-bin"), Some("\u{fffd}\u{fffd}"));
+    let response = event.response.as_ref().expect("response");
+    // httparse itself gives an empty reason when the phrase is not UTF-8.
+    assert_eq!(response.reason, "");
+    assert_eq!(
+        response.headers.get("set-cookie"),
+        Some(key.marker(b"\xff=\xfe").as_str())
+    );
+    let text = serde_json::to_string(&event).expect("json");
+    assert!(!text.contains("s3cr") && !text.contains("\"x\""), "{text}");
+    let back: ExchangeEvent<'_> = serde_json::from_str(&text).expect("replay reads it");
+    assert_eq!(back.request, event.request);
+}

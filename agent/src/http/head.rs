@@ -111,6 +111,14 @@ impl Head {
         }
     }
 
+    /// The request target as sent (it may hold any byte httparse lets through).
+    pub fn target_bytes(&self) -> Option<&[u8]> {
+        match self.start {
+            StartLine::Request { target, .. } => Some(self.bytes(target)),
+            StartLine::Response { .. } => None,
+        }
+    }
+
     pub fn status(&self) -> Option<u16> {
         match self.start {
             StartLine::Response { status, .. } => Some(status),
