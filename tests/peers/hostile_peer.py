@@ -47,13 +47,14 @@ RESPONSES = {
     b"/r/deep-json": lambda: (
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(DEEP_JSON) + DEEP_JSON
     ),
-    b"/r/bad-head": lambda: b"HTTP/1.1 200 \xff\xfe\xc3\r\nX-\xc3\xa9: \xff\x00\r\nSet-Cookie: \xff=\xfe\r\nContent-Length: 2\r\n\r\nok",
+    b"/r/bad-head": lambda: b"HTTP/1.1 200 \xff\xfe\xc3\r\nX-Bin: \xff\xfe\r\nSet-Cookie: \xff=\xfe\r\nContent-Length: 2\r\n\r\nok",
     b"/r/binary": lambda: (
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 64\r\n\r\n"
-        + b"\xff\xfe4111 1111 1111 1111\x00\x80" + b"\xc3" * 40
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % len(BINARY)
+        + BINARY
     ),
 }
 BOMB = b""
+BINARY = b"\xff\xfe4111 1111 1111 1111\x00\x80" + b"\xc3" * 41  # 64 bytes
 
 
 def answer(conn):

@@ -395,6 +395,8 @@ fn test() -> anyhow::Result<()> {
                 "--test",
                 "workloads",
                 "--test",
+                "hostile",
+                "--test",
                 "install",
                 "--test",
                 "container",
