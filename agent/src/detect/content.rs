@@ -169,23 +169,23 @@ pub fn data1_sensitive_in_response(text: &str) -> Option<Value> {
     }
     let p = patterns();
     let mut kinds: Vec<String> = Vec::new();
-    for run in digit_runs(&text) {
+    for run in digit_runs(text) {
         if let Some(brand) = card_brand(run) {
             kinds.push(format!("card:{brand}"));
         } else if valid_ssn(run) {
             kinds.push("ssn".into());
         }
     }
-    if p.iban.find_iter(&text).any(|m| valid_iban(m.as_str())) {
+    if p.iban.find_iter(text).any(|m| valid_iban(m.as_str())) {
         kinds.push("iban".into());
     }
     for (kind, re) in &p.keys {
-        if re.is_match(&text) {
+        if re.is_match(text) {
             kinds.push((*kind).into());
         }
     }
     if p.secret_member
-        .captures_iter(&text)
+        .captures_iter(text)
         .any(|c| !c[1].starts_with("[REDACTED") && entropy(&c[1]) >= 3.5)
     {
         kinds.push("high_entropy_secret".into());
@@ -203,7 +203,7 @@ pub fn cfg1_error_disclosure(text: &str) -> Option<Value> {
     patterns()
         .errors
         .iter()
-        .find(|(_, re)| re.is_match(&text))
+        .find(|(_, re)| re.is_match(text))
         .map(|(kind, _)| json!({ "kind": kind }))
 }
 

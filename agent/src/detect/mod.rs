@@ -346,7 +346,7 @@ impl Engine {
             let actor = v.actor();
             let abusive = self
                 .abusive
-                .get(&actor)
+                .get(actor)
                 .filter(|(until, _)| *until > v.epoch_ms)
                 .map(|(_, why)| why.clone());
             let sensitive = self
