@@ -3,12 +3,13 @@
 //! route first seen after the learning period: a shadow or new API) and INV-2 (an older API
 //! version still answering while a newer one exists).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
+use rustc_hash::FxBuildHasher;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{route::version_number, view::View};
+use super::{route::version_number, view::View, windows::Keys};
 
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct RouteStats {
@@ -24,10 +25,20 @@ pub struct RouteStats {
     pub sensitive_data: Vec<String>,
 }
 
+/// One route of the inventory, with the text its digest was made from (for the dump).
+struct Route {
+    host: String,
+    method: String,
+    template: String,
+    stats: RouteStats,
+}
+
 pub struct Inventory {
-    /// host → "METHOD template" → stats. Bounded by `max_routes` in total.
-    routes: BTreeMap<String, BTreeMap<String, RouteStats>>,
-    count: usize,
+    /// Digest of (host, method, template) → route. Bounded by `max_routes`.
+    routes: HashMap<u64, Route, FxBuildHasher>,
+    /// Digest of (host, method, template with its version segment as `{version}`) → the
+    /// highest version seen: INV-2 in one lookup instead of a scan of the host's routes.
+    versions: HashMap<u64, u32, FxBuildHasher>,
     max_routes: usize,
     pub overflow: u64,
     started_ms: Option<i64>,
@@ -43,11 +54,30 @@ pub enum Seen {
     Overflow,
 }
 
+/// `template` with its first `vN` segment replaced, and N.
+fn versionless(template: &str) -> Option<(String, u32)> {
+    let mut version = None;
+    let mut out = String::with_capacity(template.len());
+    for (i, segment) in template.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        match version_number(segment) {
+            Some(n) if version.is_none() => {
+                version = Some(n);
+                out.push_str("{version}");
+            }
+            _ => out.push_str(segment),
+        }
+    }
+    version.map(|v| (out, v))
+}
+
 impl Inventory {
     pub fn new(max_routes: usize, learning_secs: u64) -> Self {
         Self {
-            routes: BTreeMap::new(),
-            count: 0,
+            routes: HashMap::default(),
+            versions: HashMap::default(),
             max_routes,
             overflow: 0,
             started_ms: None,
@@ -55,31 +85,37 @@ impl Inventory {
         }
     }
 
-    pub fn record(&mut self, v: &View, template: &str) -> Seen {
+    /// Counts the exchange against its route (`route` = digest of host, method, template).
+    pub fn record(&mut self, v: &View, template: &str, route: u64, keys: &Keys) -> Seen {
         let started = *self.started_ms.get_or_insert(v.epoch_ms);
-        let key = format!("{} {template}", v.method);
-        let known = self
-            .routes
-            .get(v.host)
-            .is_some_and(|h| h.contains_key(&key));
-        let seen = if known {
+        let seen = if self.routes.contains_key(&route) {
             Seen::Known
-        } else if self.count >= self.max_routes {
-            // Checked before any insertion: Host headers come from the network, and an empty
-            // per-host map for each new one would grow without bound.
+        } else if self.routes.len() >= self.max_routes {
+            // Checked before any insertion: Host headers come from the network.
             self.overflow += 1;
             return Seen::Overflow;
         } else {
-            self.count += 1;
+            if let Some((rest, version)) = versionless(template) {
+                let highest = self
+                    .versions
+                    .entry(keys.of(&[v.host, v.method, &rest]))
+                    .or_insert(version);
+                *highest = (*highest).max(version);
+            }
             Seen::New {
                 after_learning: v.epoch_ms - started > self.learning_ms,
             }
         };
-        let host = self.routes.entry(v.host.to_owned()).or_default();
-        let stats = host.entry(key).or_insert_with(|| RouteStats {
-            first_seen_ms: v.epoch_ms,
-            ..RouteStats::default()
+        let entry = self.routes.entry(route).or_insert_with(|| Route {
+            host: v.host.to_owned(),
+            method: v.method.to_owned(),
+            template: template.to_owned(),
+            stats: RouteStats {
+                first_seen_ms: v.epoch_ms,
+                ..RouteStats::default()
+            },
         });
+        let stats = &mut entry.stats;
         stats.requests += 1;
         stats.last_seen_ms = v.epoch_ms;
         match v.status.unwrap_or(0) / 100 {
@@ -96,14 +132,11 @@ impl Inventory {
     }
 
     /// Adds sensitive data kinds seen on a route (kept sorted, at most 16).
-    pub fn note_sensitive(&mut self, v: &View, template: &str, kinds: &[String]) {
-        let Some(stats) = self
-            .routes
-            .get_mut(v.host)
-            .and_then(|h| h.get_mut(&format!("{} {template}", v.method)))
-        else {
+    pub fn note_sensitive(&mut self, route: u64, kinds: &[String]) {
+        let Some(entry) = self.routes.get_mut(&route) else {
             return;
         };
+        let stats = &mut entry.stats;
         for k in kinds {
             if stats.sensitive_data.len() < 16 && !stats.sensitive_data.contains(k) {
                 stats.sensitive_data.push(k.clone());
@@ -113,63 +146,36 @@ impl Inventory {
     }
 
     /// (requests, requests with credentials) seen on this route so far.
-    pub fn auth_baseline(&self, v: &View, template: &str) -> Option<(u64, u64)> {
-        let stats = self
-            .routes
-            .get(v.host)?
-            .get(&format!("{} {template}", v.method))?;
+    pub fn auth_baseline(&self, route: u64) -> Option<(u64, u64)> {
+        let stats = &self.routes.get(&route)?.stats;
         Some((stats.requests, stats.with_auth))
     }
 
     /// INV-2: `template` has a version segment `vN` and the same route exists with a higher
-    /// version on this host. Returns the newer version.
-    pub fn newer_version(&self, v: &View, template: &str) -> Option<String> {
-        let segments: Vec<&str> = template.split('/').collect();
-        let (at, version) = segments
-            .iter()
-            .enumerate()
-            .find_map(|(i, s)| version_number(s).map(|n| (i, n)))?;
-        let host = self.routes.get(v.host)?;
-        host.keys().find_map(|key| {
-            let (method, other) = key.split_once(' ')?;
-            if method != v.method {
-                return None;
-            }
-            let others: Vec<&str> = other.split('/').collect();
-            if others.len() != segments.len() {
-                return None;
-            }
-            let newer = version_number(others.get(at)?).filter(|n| *n > version)?;
-            let same_rest = others
-                .iter()
-                .zip(&segments)
-                .enumerate()
-                .all(|(i, (a, b))| i == at || a == b);
-            same_rest.then(|| format!("v{newer}"))
-        })
+    /// version on this host. Returns the highest such version.
+    pub fn newer_version(&self, v: &View, template: &str, keys: &Keys) -> Option<String> {
+        let (rest, version) = versionless(template)?;
+        let highest = *self.versions.get(&keys.of(&[v.host, v.method, &rest]))?;
+        (highest > version).then(|| format!("v{highest}"))
     }
 
     /// Route templates tracked.
     pub fn routes(&self) -> usize {
-        self.count
+        self.routes.len()
     }
 
-    /// The whole inventory as JSON (dumped on demand and at exit).
+    /// The whole inventory as JSON (dumped on demand and at exit), hosts and routes sorted.
     pub fn to_json(&self) -> Value {
-        let hosts: serde_json::Map<String, Value> = self
-            .routes
-            .iter()
-            .map(|(host, routes)| {
-                let routes: serde_json::Map<String, Value> = routes
-                    .iter()
-                    .map(|(k, s)| (k.clone(), serde_json::to_value(s).unwrap_or(Value::Null)))
-                    .collect();
-                (host.clone(), Value::Object(routes))
-            })
-            .collect();
+        let mut hosts: BTreeMap<&str, BTreeMap<String, Value>> = BTreeMap::new();
+        for r in self.routes.values() {
+            hosts.entry(&r.host).or_default().insert(
+                format!("{} {}", r.method, r.template),
+                serde_json::to_value(&r.stats).unwrap_or(Value::Null),
+            );
+        }
         json!({
             "schema": "cleartap.inventory/1",
-            "routes": self.count,
+            "routes": self.routes.len(),
             "routes_not_tracked": self.overflow,
             "hosts": hosts,
         })

@@ -25,7 +25,7 @@ use finding::{
 };
 use inventory::{Inventory, Seen};
 use view::View;
-use windows::{Bounded, Windows};
+use windows::{Bounded, ExchangeKeys, Keys, Windows};
 
 use crate::event::{ExchangeEvent, Role};
 
@@ -181,17 +181,26 @@ fn hits_kinds(hits: &[(RuleId, Value)]) -> Vec<String> {
         .collect()
 }
 
+/// An entry of a dynamic list: what is listed, why, and until when.
+#[derive(Debug, Clone, Default)]
+struct Listed {
+    key: String,
+    until_ms: i64,
+    because: String,
+}
+
 pub struct Engine {
     config: DetectConfig,
     windows: Windows,
     pub inventory: Inventory,
-    /// (rule, actor, route) → (last emitted ms, repeats since).
-    dedup: Bounded<(i64, u64)>,
+    /// Digest of (rule, actor, route) → (last emitted ms, repeats since).
+    dedup: Bounded<u64, (i64, u64)>,
     allow_nets: Vec<ipnet::IpNet>,
-    /// Dynamic lists for layered rules: actor → (until ms, why); "host METHOD template" →
-    /// (until ms, why). Both age out and are dumped with the inventory.
-    abusive: Bounded<(i64, String)>,
-    sensitive: Bounded<(i64, String)>,
+    /// Dynamic lists for layered rules: actors (by their text) and routes (by their digest).
+    /// Both age out and are dumped with the inventory.
+    abusive: Bounded<String, Listed>,
+    sensitive: Bounded<u64, Listed>,
+    keys: Keys,
     pub stats: DetectStats,
     /// Indexed by `RuleId as usize`.
     enabled: [bool; CATALOGUE.len()],
@@ -211,6 +220,7 @@ impl Engine {
             abusive: Bounded::new(config.max_keys),
             sensitive: Bounded::new(config.max_routes),
             stats: DetectStats::default(),
+            keys: Keys::new(),
             enabled: std::array::from_fn(|i| {
                 CATALOGUE
                     .get(i)
@@ -231,22 +241,21 @@ impl Engine {
 
     /// The inventory and the dynamic lists (what is on them now, and until when).
     pub fn dump(&self, now_ms: i64) -> Value {
-        let list = |b: &Bounded<(i64, String)>| -> Vec<Value> {
-            let mut items: Vec<Value> = b
-                .iter()
-                .filter(|(_, (until, _))| *until > now_ms)
-                .map(|(k, (until, why))| json!({ "key": k, "until_ms": until, "because": why }))
-                .collect();
-            items.sort_by(|a, b| a["key"].as_str().cmp(&b["key"].as_str()));
+        fn list<'a>(entries: impl Iterator<Item = &'a Listed>, now_ms: i64) -> Vec<Value> {
+            let mut items: Vec<&Listed> = entries.filter(|l| l.until_ms > now_ms).collect();
+            items.sort_by(|a, b| a.key.cmp(&b.key));
             items
-        };
+                .into_iter()
+                .map(|l| json!({ "key": l.key, "until_ms": l.until_ms, "because": l.because }))
+                .collect()
+        }
         let mut out = self.inventory.to_json();
         if let Some(o) = out.as_object_mut() {
             o.insert(
                 "dynamic_lists".to_owned(),
                 json!({
-                    "abusive_actors": list(&self.abusive),
-                    "sensitive_routes": list(&self.sensitive),
+                    "abusive_actors": list(self.abusive.iter().map(|(_, l)| l), now_ms),
+                    "sensitive_routes": list(self.sensitive.iter().map(|(_, l)| l), now_ms),
                 }),
             );
         }
@@ -287,7 +296,11 @@ impl Engine {
             return Vec::new();
         }
         self.stats.exchanges_judged += 1;
-        let (template, ids) = route::template(v.path);
+        let (template, last_id) = route::template(v.path);
+        let k = ExchangeKeys {
+            actor: self.keys.of(&[v.actor()]),
+            route: self.keys.of(&[v.host, v.method, &template]),
+        };
         let mut hits: Vec<(RuleId, Value)> = Vec::new();
         let stateless: [(RuleId, StatelessRule); 9] = [
             (RuleId::Auth1, rules::auth1_jwt_alg),
@@ -332,7 +345,7 @@ impl Engine {
         if self.on(RuleId::Auth4)
             && !v.has_credentials()
             && v.success()
-            && let Some((requests, with_auth)) = self.inventory.auth_baseline(&v, &template)
+            && let Some((requests, with_auth)) = self.inventory.auth_baseline(k.route)
             && requests >= c.auth4_min_requests
             && with_auth as f64 / requests as f64 >= c.auth4_auth_ratio
         {
@@ -342,19 +355,16 @@ impl Engine {
             ));
         }
         if self.on(RuleId::Tok3) {
-            let route_key = format!("{} {} {template}", v.host, v.method);
-            let actor = v.actor();
             let abusive = self
                 .abusive
-                .get(actor)
-                .filter(|(until, _)| *until > v.epoch_ms)
-                .map(|(_, why)| why.clone());
+                .get(v.actor())
+                .filter(|l| l.until_ms > v.epoch_ms)
+                .map(|l| l.because.clone());
             let sensitive = self
                 .sensitive
-                .get(&route_key)
-                .filter(|(until, _)| *until > v.epoch_ms)
-                .is_some();
-            if let Some(e) = self.windows.tok3(&v, c) {
+                .get(&k.route)
+                .is_some_and(|l| l.until_ms > v.epoch_ms);
+            if let Some(e) = self.windows.tok3(&v, &k, c) {
                 hits.push((RuleId::Tok3, e));
             } else if let Some(why) = abusive
                 && sensitive
@@ -369,34 +379,34 @@ impl Engine {
             }
         }
         if self.on(RuleId::Bola1)
-            && let Some(e) = self.windows.bola1(&v, &template, &ids, c)
+            && let Some(e) = self.windows.bola1(&v, &self.keys, &k, last_id, c)
         {
             hits.push((RuleId::Bola1, e));
         }
         if self.on(RuleId::Tok1)
-            && let Some(e) = self.windows.tok1(&v, c)
+            && let Some(e) = self.windows.tok1(&v, &self.keys, c)
         {
             hits.push((RuleId::Tok1, e));
         }
         if self.on(RuleId::Tok2)
-            && let Some(e) = self.windows.tok2(&v, c)
+            && let Some(e) = self.windows.tok2(&v, &k, c)
         {
             hits.push((RuleId::Tok2, e));
         }
         if self.on(RuleId::Auth6)
-            && let Some(e) = self.windows.auth6(&v, c)
+            && let Some(e) = self.windows.auth6(&v, &self.keys, c)
         {
             hits.push((RuleId::Auth6, e));
         }
         if let Seen::New {
             after_learning: true,
-        } = self.inventory.record(&v, &template)
+        } = self.inventory.record(&v, &template, k.route, &self.keys)
             && self.on(RuleId::Inv1)
         {
             hits.push((RuleId::Inv1, json!({ "first_seen": event.time })));
         }
         if self.on(RuleId::Inv2)
-            && let Some(newer) = self.inventory.newer_version(&v, &template)
+            && let Some(newer) = self.inventory.newer_version(&v, &template, &self.keys)
         {
             hits.push((RuleId::Inv2, json!({ "newer_version": newer })));
         }
@@ -404,27 +414,25 @@ impl Engine {
         let ttl_sensitive = c.sensitive_ttl_secs as i64 * 1000;
         for (id, _) in &hits {
             if id.info().lists_actor {
-                *self
-                    .abusive
-                    .entry(v.actor(), v.epoch_ms, || (0, String::new())) =
-                    (v.epoch_ms + ttl_abuse, id.as_str().to_owned());
+                *self.abusive.entry(v.actor(), v.epoch_ms, Listed::default) = Listed {
+                    key: v.actor().to_owned(),
+                    until_ms: v.epoch_ms + ttl_abuse,
+                    because: id.as_str().to_owned(),
+                };
             }
             if matches!(id, RuleId::Data1 | RuleId::Data2) {
-                self.inventory
-                    .note_sensitive(&v, &template, &hits_kinds(&hits));
+                self.inventory.note_sensitive(k.route, &hits_kinds(&hits));
             }
             if *id == RuleId::Data1 {
-                let route_key = format!("{} {} {template}", v.host, v.method);
-                *self
-                    .sensitive
-                    .entry(&route_key, v.epoch_ms, || (0, String::new())) = (
-                    v.epoch_ms + ttl_sensitive,
-                    RuleId::Data1.as_str().to_owned(),
-                );
+                *self.sensitive.entry(&k.route, v.epoch_ms, Listed::default) = Listed {
+                    key: format!("{} {} {template}", v.host, v.method),
+                    until_ms: v.epoch_ms + ttl_sensitive,
+                    because: RuleId::Data1.as_str().to_owned(),
+                };
             }
         }
         hits.into_iter()
-            .filter_map(|(id, evidence)| self.finding(id, evidence, &v, &template))
+            .filter_map(|(id, evidence)| self.finding(id, evidence, &v, &template, &k))
             .collect()
     }
 
@@ -435,9 +443,9 @@ impl Engine {
         evidence: Value,
         v: &View,
         template: &str,
+        k: &ExchangeKeys,
     ) -> Option<Finding> {
-        let actor = v.actor();
-        let key = format!("{id}|{actor}|{}|{} {template}", v.host, v.method);
+        let key = self.keys.pair(self.keys.pair(k.actor, k.route), id as u64);
         let window = self.config.dedup_secs as i64 * 1000;
         let slot = self.dedup.entry(&key, v.epoch_ms, || (i64::MIN, 0));
         if slot.0 != i64::MIN && v.epoch_ms - slot.0 < window {

@@ -49,10 +49,10 @@ fn is_uuid(s: &str) -> bool {
         })
 }
 
-/// The template of `path` and the values of its parameters, in order.
-pub fn template(path: &str) -> (String, Vec<String>) {
+/// The template of `path` and the value of its last parameter.
+pub fn template(path: &str) -> (String, Option<&str>) {
     let mut out = String::with_capacity(path.len());
-    let mut values = Vec::new();
+    let mut last = None;
     for (i, segment) in path.split('/').enumerate() {
         if i > 0 {
             out.push('/');
@@ -60,12 +60,12 @@ pub fn template(path: &str) -> (String, Vec<String>) {
         match param_kind(segment) {
             Some(kind) => {
                 out.push_str(kind);
-                values.push(segment.to_owned());
+                last = Some(segment);
             }
             None => out.push_str(segment),
         }
     }
-    (out, values)
+    (out, last)
 }
 
 /// `v1`, `v2`, … as a number.
@@ -102,7 +102,9 @@ mod tests {
         for (path, want) in cases {
             assert_eq!(template(path).0, want, "{path}");
         }
-        assert_eq!(template("/users/42/x").1, ["42"]);
+        assert_eq!(template("/users/42/x").1, Some("42"));
+        assert_eq!(template("/users/42/orders/7").1, Some("7"));
+        assert_eq!(template("/users").1, None);
         assert_eq!(version_number("v12"), Some(12));
         assert_eq!(version_number("video"), None);
     }
