@@ -233,3 +233,68 @@ fn benign_api_traffic_produces_no_findings() {
     assert!(findings.is_empty(), "{findings:#?}");
     assert_eq!(engine.stats.exchanges_judged as usize, corpus.len());
 }
+
+/// INJ-1 skips libinjection for values made only of letters, digits and `_`: that must
+/// never hide an attack libinjection would find. Checked on every corpus line of that shape,
+/// and on keyword-glued tokens built to probe it.
+#[test]
+fn plain_tokens_are_never_injections() {
+    let mut probes: Vec<String> = ["sqli-", "xss-", "false_positives"]
+        .iter()
+        .flat_map(|f| samples(f))
+        .filter(|l| rules::plain_token(l))
+        .collect();
+    let words = [
+        "1",
+        "0x1",
+        "or",
+        "and",
+        "union",
+        "select",
+        "sleep",
+        "xor",
+        "1e1",
+        "not",
+        "null",
+        "true",
+        "0",
+        "_",
+        "admin",
+        "benchmark",
+        "waitfor",
+        "delay",
+        "having",
+        "script",
+        "javascript",
+        "onerror",
+        "alert",
+        "svg",
+        "from",
+        "where",
+        "char",
+        "exec",
+        "drop",
+    ];
+    for a in words {
+        for b in words {
+            for c in words {
+                probes.push(format!("{a}{b}{c}"));
+                probes.push(format!("{a}_{b}_{c}"));
+            }
+        }
+    }
+    let mut checked = 0;
+    for p in probes.iter().filter(|p| rules::plain_token(p)) {
+        checked += 1;
+        assert!(
+            !libinjectionrs::detect_sqli(p.as_bytes()).is_injection(),
+            "libinjection finds SQLi in plain token {p:?}"
+        );
+        assert!(
+            !libinjectionrs::detect_xss(p.as_bytes()).is_injection(),
+            "libinjection finds XSS in plain token {p:?}"
+        );
+    }
+    println!("plain tokens checked against libinjection: {checked}");
+    assert!(checked > 20_000, "{checked}");
+}

@@ -174,8 +174,13 @@ impl<'a> View<'a> {
 
 /// Percent-decoding for inspection (lossy; malformed escapes kept as written).
 pub fn percent_decode(s: &str) -> String {
+    percent_decode_cow(s).into_owned()
+}
+
+/// As [`percent_decode`], borrowing when there is nothing to decode (the usual case).
+pub fn percent_decode_cow(s: &str) -> Cow<'_, str> {
     if !s.bytes().any(|b| b == b'%' || b == b'+') {
-        return s.to_owned();
+        return Cow::Borrowed(s);
     }
     let hex = |b: u8| char::from(b).to_digit(16);
     let mut bytes = s.bytes();
@@ -186,10 +191,9 @@ pub fn percent_decode(s: &str) -> String {
             b'%' => {
                 // Two hex digits decode; anything else stays as written.
                 let mut ahead = bytes.clone();
-                match (ahead.next(), ahead.next()) {
-                    (Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
-                        let value = hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0);
-                        out.push(u8::try_from(value).unwrap_or(b'?'));
+                match (ahead.next().and_then(hex), ahead.next().and_then(hex)) {
+                    (Some(h), Some(l)) => {
+                        out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
                         bytes = ahead;
                     }
                     _ => out.push(b'%'),
@@ -198,7 +202,7 @@ pub fn percent_decode(s: &str) -> String {
             b => out.push(b),
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 #[cfg(test)]

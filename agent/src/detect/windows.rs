@@ -123,7 +123,7 @@ struct Window {
     /// Digests of distinct values seen (ids, user agents), at most the rule's threshold.
     distinct: Vec<u64>,
     /// Distinct client addresses (TOK-1 shows them as evidence), at most the threshold.
-    addresses: Vec<String>,
+    addresses: Vec<std::net::IpAddr>,
 }
 
 impl Window {
@@ -256,14 +256,11 @@ impl Windows {
             .entry(&token, v.epoch_ms, || Window::new(v.epoch_ms));
         w.roll(v.epoch_ms, c.tok1_window_secs as i64 * 1000);
         let limit = c.tok1_distinct_ips as usize;
-        if w.addresses.len() < limit {
-            let ip = ip.to_string();
-            if !w.addresses.contains(&ip) {
-                w.addresses.push(ip);
-            }
+        if w.addresses.len() < limit && !w.addresses.contains(&ip) {
+            w.addresses.push(ip);
         }
         (w.addresses.len() >= limit).then(|| {
-            let mut ips = w.addresses.clone();
+            let mut ips: Vec<String> = w.addresses.iter().map(ToString::to_string).collect();
             ips.sort();
             json!({ "distinct_client_ips": ips, "window_secs": c.tok1_window_secs })
         })
