@@ -11,13 +11,30 @@ use serde::{
     ser::SerializeMap,
 };
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Header<'a> {
-    /// Lower-case.
+    /// As sent (HTTP/1 names are case-insensitive); written lower-case. Borrowed from the
+    /// parsed head, so building an event allocates no header names.
     pub name: Cow<'a, str>,
     /// Redacted where the name or value says it is a secret.
     pub value: Cow<'a, str>,
 }
+
+impl Header<'_> {
+    /// The name in lower case, as events show it.
+    pub fn lower_name(&self) -> Cow<'_, str> {
+        lower_case(&self.name)
+    }
+}
+
+/// Names compare case-insensitively: a live header `Host` equals the replayed `host`.
+impl PartialEq for Header<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.name.eq_ignore_ascii_case(&other.name) && self.value == other.value
+    }
+}
+
+impl Eq for Header<'_> {}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers<'a>(Vec<Header<'a>>);
@@ -40,10 +57,14 @@ impl<'a> Headers<'a> {
         Self(Vec::with_capacity(n))
     }
 
-    /// Adds a header (`name` already lower-case); a repeated name is joined to its first.
+    /// Adds a header; a repeated name (in any case) is joined to its first with ", ".
     /// Quadratic in the number of distinct names, which the parsers bound (128 per head).
     pub fn push(&mut self, name: Cow<'a, str>, value: Cow<'a, str>) {
-        match self.0.iter_mut().find(|h| h.name == name) {
+        match self
+            .0
+            .iter_mut()
+            .find(|h| h.name.eq_ignore_ascii_case(&name))
+        {
             Some(first) => {
                 let joined = first.value.to_mut();
                 joined.push_str(", ");
@@ -53,11 +74,11 @@ impl<'a> Headers<'a> {
         }
     }
 
-    /// The value of `name` (lower-case).
+    /// The value of `name` (any case).
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
-            .find(|h| h.name == name)
+            .find(|h| h.name.eq_ignore_ascii_case(name))
             .map(|h| h.value.as_ref())
     }
 
@@ -89,8 +110,20 @@ impl<'a> Headers<'a> {
 impl Serialize for Headers<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        let mut buf = [0u8; 64];
         for h in &self.0 {
-            map.serialize_entry(h.name.as_ref(), h.value.as_ref())?;
+            let name = h.name.as_bytes();
+            // Lower-cased on the stack: header names are short ASCII tokens.
+            match buf.get_mut(..name.len()) {
+                Some(lower) if name.is_ascii() => {
+                    for (d, c) in lower.iter_mut().zip(name) {
+                        *d = c.to_ascii_lowercase();
+                    }
+                    let key = std::str::from_utf8(lower).unwrap_or_default();
+                    map.serialize_entry(key, h.value.as_ref())?;
+                }
+                _ => map.serialize_entry(&h.lower_name(), h.value.as_ref())?,
+            }
         }
         map.end()
     }
