@@ -18,12 +18,19 @@ use agent::{
 };
 use criterion::{Criterion, Throughput};
 
+/// The recorded corpus, or the recording named by CLEARTAP_BENCH_CORPUS (for instance one made
+/// with `cleartap --record-raw` under load, to profile a live mix).
 fn corpus() -> Vec<u8> {
-    read(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/benches/corpus/tls_mixed.rec"
-    )))
-    .expect("corpus")
+    let path = std::env::var_os("CLEARTAP_BENCH_CORPUS").map_or_else(
+        || {
+            std::path::PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/benches/corpus/tls_mixed.rec"
+            ))
+        },
+        std::path::PathBuf::from,
+    );
+    read(&path).expect("corpus")
 }
 
 /// What httparse alone does with the same bytes: parse every payload that starts a message.
@@ -177,7 +184,12 @@ fn main() {
     // runs only the full default path, a few times, without criterion.
     if std::env::var_os("CLEARTAP_BENCH_PROFILE").is_some() {
         let mut sink = Vec::with_capacity(4 << 20);
-        for _ in 0..5 {
+        let rounds = if std::env::var_os("CLEARTAP_BENCH_CORPUS").is_some() {
+            1
+        } else {
+            5
+        };
+        for _ in 0..rounds {
             black_box(pipeline_and_output(&records, &mut sink, true));
         }
         let text = String::from_utf8_lossy(&sink);

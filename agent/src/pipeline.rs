@@ -213,6 +213,7 @@ impl Pipeline {
         for item in std::mem::take(&mut self.finished) {
             self.emit(&item, attacher)?;
         }
+        self.output.hand_over();
         self.counters.events_written = self.output.events_written;
         if let Some(recorder) = self.recorder.as_mut()
             && let Err(e) = recorder.flush()

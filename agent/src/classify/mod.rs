@@ -83,11 +83,12 @@ pub fn digit_runs(text: &str) -> Vec<&str> {
     let digit_at = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
     let mut runs = Vec::new();
     let mut i = 0;
-    while i < b.len() {
-        if !digit_at(i) {
-            i += 1;
-            continue;
-        }
+    // Jump to the next digit in one tight scan (most bytes of a body are not digits).
+    while let Some(skip) = b
+        .get(i..)
+        .and_then(|rest| rest.iter().position(u8::is_ascii_digit))
+    {
+        i += skip;
         let start = i;
         let mut end = i;
         while let Some(&c) = b.get(i) {

@@ -128,11 +128,63 @@ fn leaves(v: &Value, path: &str, out: &mut Vec<(String, String)>) {
     }
 }
 
+/// Keys by pattern; word boundaries are ASCII so the lazy DFA never gives up on UTF-8 text.
+const KEYS: [(&str, &str); 6] = [
+    (
+        "aws_access_key",
+        r"(?-u:\b)(?:AKIA|ASIA)[0-9A-Z]{16}(?-u:\b)",
+    ),
+    ("gcp_api_key", r"(?-u:\b)AIza[0-9A-Za-z_-]{35}(?-u:\b)"),
+    ("github_token", r"(?-u:\b)gh[pousr]_[A-Za-z0-9]{36}(?-u:\b)"),
+    (
+        "slack_token",
+        r"(?-u:\b)xox[baprs]-[A-Za-z0-9-]{10,}(?-u:\b)",
+    ),
+    (
+        "private_key",
+        r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----",
+    ),
+    (
+        "jwt",
+        r"(?-u:\b)eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*",
+    ),
+];
+
+/// Error disclosures, in the order CFG-1 reports them.
+const ERRORS: [(&str, &str); 6] = [
+    ("python_traceback", r"Traceback \(most recent call last\)"),
+    (
+        "java_stack_trace",
+        r"(?m)^[ \t]*at [a-z][\w.$]+\.[\w$<>]+\([\w.]+(?::\d+)?\)",
+    ),
+    ("dotnet_exception", r"System\.[A-Za-z.]+Exception"),
+    (
+        "php_error",
+        r"(?:Fatal error|Warning|Parse error): .+ in /.+ on line \d+",
+    ),
+    (
+        "sql_error",
+        r"(?i)(?:SQLSTATE\[|You have an error in your SQL syntax|ORA-\d{5}|PG::[A-Za-z]+Error|psycopg2\.errors\.|SQLiteException|unterminated quoted string)",
+    ),
+    ("node_stack_trace", r"(?m)^[ \t]*at .+ \(/.+\.js:\d+:\d+\)"),
+];
+
+/// One regex per pattern rather than a RegexSet: each has a literal the regex engine scans
+/// for with memchr-class prefilters, which on ordinary bodies (none of them present) is far
+/// faster than one automaton pass over every byte (measured: a RegexSet of the same patterns
+/// was slower on 4 KiB text bodies).
 struct Patterns {
-    keys: Vec<(&'static str, Regex)>,
+    keys: Vec<Regex>,
     iban: Regex,
     secret_member: Regex,
-    errors: Vec<(&'static str, Regex)>,
+    errors: Vec<Regex>,
+}
+
+fn compiled(patterns: &[(&str, &str)]) -> Vec<Regex> {
+    patterns
+        .iter()
+        .map(|(_, p)| crate::classify::static_regex(p))
+        .collect()
 }
 
 fn patterns() -> &'static Patterns {
@@ -140,24 +192,12 @@ fn patterns() -> &'static Patterns {
     P.get_or_init(|| {
         let r = crate::classify::static_regex;
         Patterns {
-            keys: vec![
-                ("aws_access_key", r(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
-                ("gcp_api_key", r(r"\bAIza[0-9A-Za-z_-]{35}\b")),
-                ("github_token", r(r"\bgh[pousr]_[A-Za-z0-9]{36}\b")),
-                ("slack_token", r(r"\bxox[baprs]-[A-Za-z0-9-]{10,}\b")),
-                ("private_key", r(r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----")),
-                ("jwt", r(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")),
-            ],
-            iban: r(r"\b[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}\b"),
-            secret_member: r(r#"(?i)"[a-z_]*(?:secret|password|private_key|api_key|access_key)[a-z_]*"\s*:\s*"([^"]{16,})""#),
-            errors: vec![
-                ("python_traceback", r(r"Traceback \(most recent call last\)")),
-                ("java_stack_trace", r(r"(?m)^\s*at [a-z][\w.$]+\.[\w$<>]+\([\w.]+(?::\d+)?\)")),
-                ("dotnet_exception", r(r"System\.[A-Za-z.]+Exception")),
-                ("php_error", r(r"(?:Fatal error|Warning|Parse error): .+ in /.+ on line \d+")),
-                ("sql_error", r(r"(?i)(?:SQLSTATE\[|You have an error in your SQL syntax|ORA-\d{5}|PG::[A-Za-z]+Error|psycopg2\.errors\.|SQLiteException|unterminated quoted string)")),
-                ("node_stack_trace", r(r"(?m)^\s*at .+ \(/.+\.js:\d+:\d+\)")),
-            ],
+            keys: compiled(&KEYS),
+            iban: r(r"(?-u:\b)[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}(?-u:\b)"),
+            secret_member: r(
+                r#"(?i)"[a-z_]*(?:secret|password|private_key|api_key|access_key)[a-z_]*"\s*:\s*"([^"]{16,})""#,
+            ),
+            errors: compiled(&ERRORS),
         }
     })
 }
@@ -169,24 +209,29 @@ pub fn data1_sensitive_in_response(text: &str) -> Option<Value> {
     }
     let p = patterns();
     let mut kinds: Vec<String> = Vec::new();
-    for run in digit_runs(text) {
-        if let Some(brand) = card_brand(run) {
-            kinds.push(format!("card:{brand}"));
-        } else if valid_ssn(run) {
-            kinds.push("ssn".into());
+    // Cards, SSNs and IBANs all need digits: most of a body's bytes are skipped at once.
+    if text.bytes().any(|b| b.is_ascii_digit()) {
+        for run in digit_runs(text) {
+            if let Some(brand) = card_brand(run) {
+                kinds.push(format!("card:{brand}"));
+            } else if valid_ssn(run) {
+                kinds.push("ssn".into());
+            }
+        }
+        if p.iban.find_iter(text).any(|m| valid_iban(m.as_str())) {
+            kinds.push("iban".into());
         }
     }
-    if p.iban.find_iter(text).any(|m| valid_iban(m.as_str())) {
-        kinds.push("iban".into());
-    }
-    for (kind, re) in &p.keys {
+    for ((kind, _), re) in KEYS.iter().zip(&p.keys) {
         if re.is_match(text) {
             kinds.push((*kind).into());
         }
     }
-    if p.secret_member
-        .captures_iter(text)
-        .any(|c| !c[1].starts_with("[REDACTED") && entropy(&c[1]) >= 3.5)
+    if text.contains('"')
+        && p.secret_member
+            .captures_iter(text)
+            .filter_map(|c| c.get(1))
+            .any(|m| !m.as_str().starts_with("[REDACTED") && entropy(m.as_str()) >= 3.5)
     {
         kinds.push("high_entropy_secret".into());
     }
@@ -195,16 +240,17 @@ pub fn data1_sensitive_in_response(text: &str) -> Option<Value> {
     (!kinds.is_empty()).then(|| json!({ "kinds": kinds }))
 }
 
-/// CFG-1: a stack trace or a database error message in a response body.
+/// CFG-1: a stack trace or a database error message in a response body (the first kind in
+/// catalogue order when several occur).
 pub fn cfg1_error_disclosure(text: &str) -> Option<Value> {
     if text.is_empty() {
         return None;
     }
-    patterns()
-        .errors
+    ERRORS
         .iter()
+        .zip(&patterns().errors)
         .find(|(_, re)| re.is_match(text))
-        .map(|(kind, _)| json!({ "kind": kind }))
+        .map(|((kind, _), _)| json!({ "kind": kind }))
 }
 
 #[cfg(test)]

@@ -97,7 +97,7 @@ impl Output {
     }
 
     fn offer(
-        &self,
+        &mut self,
         native: impl FnOnce() -> Result<String, serde_json::Error>,
         ocsf: impl FnOnce() -> String,
         ecs: impl FnOnce() -> String,
@@ -111,7 +111,7 @@ impl Output {
         };
         let ocsf: Option<Arc<str>> = needs(Format::Ocsf).then(|| Arc::from(ocsf()));
         let ecs: Option<Arc<str>> = needs(Format::Ecs).then(|| Arc::from(ecs()));
-        for (format, sink) in &self.sinks {
+        for (format, sink) in &mut self.sinks {
             let text = match format {
                 Format::Native => &native,
                 Format::Ocsf => &ocsf,
@@ -125,6 +125,14 @@ impl Output {
             }
         }
         Ok(())
+    }
+
+    /// Hands what was offered since the last call to the sink workers (once per drain of the
+    /// kernel's buffer, so a worker is woken once per batch, not once per event).
+    pub fn hand_over(&mut self) {
+        for (_, sink) in &mut self.sinks {
+            sink.hand_over();
+        }
     }
 
     pub fn snapshot(&self) -> Vec<SinkSnapshot> {

@@ -65,9 +65,17 @@ pub struct Tuning {
     pub backoff_max: Duration,
 }
 
+/// Lines gathered on the capture thread before one hand-over to the worker: one channel send
+/// (and at most one wake-up of the worker) per batch instead of per line.
+const HANDOVER_LINES: usize = 256;
+
 pub struct SinkHandle {
     pub name: String,
-    tx: Option<SyncSender<Line>>,
+    tx: Option<SyncSender<Vec<Line>>>,
+    /// Offered, not yet handed over (see [`SinkHandle::hand_over`]).
+    pending: Vec<Line>,
+    /// Bound of the queue, in lines.
+    queue_lines: u64,
     spool: Option<Arc<Mutex<Spool>>>,
     pub stats: Arc<SinkStats>,
     thread: Option<JoinHandle<()>>,
@@ -80,7 +88,9 @@ impl SinkHandle {
         spool: Option<Spool>,
         tuning: Tuning,
     ) -> std::io::Result<Self> {
-        let (tx, rx) = sync_channel(tuning.queue_events);
+        // The queue is bounded in lines (queue_depth); the channel only needs a slot per batch.
+        let (tx, rx) = sync_channel(tuning.queue_events.div_ceil(HANDOVER_LINES).max(1) + 1);
+        let queue_lines = tuning.queue_events as u64;
         let stats = Arc::new(SinkStats::default());
         let spool = spool.map(|s| Arc::new(Mutex::new(s)));
         let worker = Worker {
@@ -97,33 +107,62 @@ impl SinkHandle {
         Ok(Self {
             name,
             tx: Some(tx),
+            pending: Vec::new(),
+            queue_lines,
             spool,
             stats,
             thread: Some(thread),
         })
     }
 
-    /// Never blocks on the transport: queue, else spool, else count the drop.
-    pub fn offer(&self, line: Line) {
-        let Some(tx) = &self.tx else {
+    /// Takes a line for delivery; it reaches the worker at the next [`Self::hand_over`] (or
+    /// at once when enough lines are waiting).
+    pub fn offer(&mut self, line: Line) {
+        if self.tx.is_none() {
             // Closed (shut down, or a failed restart): counted, never silent.
             self.stats.dropped.fetch_add(1, Relaxed);
             return;
-        };
-        match tx.try_send(line) {
-            Ok(()) => {
-                self.stats.queue_depth.fetch_add(1, Relaxed);
-            }
-            Err(TrySendError::Full(line) | TrySendError::Disconnected(line)) => {
-                if !spool_line(self.spool.as_ref(), &line, &self.stats) {
-                    self.stats.dropped.fetch_add(1, Relaxed);
+        }
+        self.pending.push(line);
+        if self.pending.len() >= HANDOVER_LINES {
+            self.hand_over();
+        }
+    }
+
+    /// Hands the lines offered so far to the worker in one send. What the bounded queue has no
+    /// room for goes to the spool, or is dropped and counted.
+    pub fn hand_over(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let n = batch.len() as u64;
+        // Bounded in lines, give or take one hand-over batch.
+        let room = self.queue_lines > self.stats.queue_depth.load(Relaxed);
+        let refused = match (&self.tx, room) {
+            (Some(tx), true) => {
+                // Counted before the send, so the worker never sees the depth go below zero.
+                self.stats.queue_depth.fetch_add(n, Relaxed);
+                match tx.try_send(batch) {
+                    Ok(()) => None,
+                    Err(TrySendError::Full(batch) | TrySendError::Disconnected(batch)) => {
+                        self.stats.queue_depth.fetch_sub(n, Relaxed);
+                        Some(batch)
+                    }
                 }
+            }
+            _ => Some(batch),
+        };
+        for line in refused.iter().flatten() {
+            if !spool_line(self.spool.as_ref(), line, &self.stats) {
+                self.stats.dropped.fetch_add(1, Relaxed);
             }
         }
     }
 
     /// Closes the queue: the worker delivers (or spools) what it holds, then stops.
     pub fn close(&mut self) {
+        self.hand_over();
         drop(self.tx.take());
     }
 
@@ -179,7 +218,7 @@ fn unspool(stored: &str) -> Line {
 struct Worker {
     name: String,
     transport: Box<dyn Transport>,
-    rx: Receiver<Line>,
+    rx: Receiver<Vec<Line>>,
     spool: Option<Arc<Mutex<Spool>>>,
     stats: Arc<SinkStats>,
     tuning: Tuning,
@@ -204,10 +243,14 @@ impl Worker {
     fn queue_to_spool(&self) -> bool {
         loop {
             match self.rx.try_recv() {
-                Ok(line) => {
-                    self.stats.queue_depth.fetch_sub(1, Relaxed);
-                    if !spool_line(self.spool.as_ref(), &line, &self.stats) {
-                        self.stats.dropped.fetch_add(1, Relaxed);
+                Ok(lines) => {
+                    self.stats
+                        .queue_depth
+                        .fetch_sub(lines.len() as u64, Relaxed);
+                    for line in &lines {
+                        if !spool_line(self.spool.as_ref(), line, &self.stats) {
+                            self.stats.dropped.fetch_add(1, Relaxed);
+                        }
                     }
                 }
                 Err(std::sync::mpsc::TryRecvError::Empty) => return true,
@@ -237,9 +280,15 @@ impl Worker {
         while batch.len() < self.tuning.batch_max_events {
             let wait = until.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(wait) {
-                Ok(line) => {
-                    self.stats.queue_depth.fetch_sub(1, Relaxed);
-                    batch.push(line);
+                Ok(lines) => {
+                    self.stats
+                        .queue_depth
+                        .fetch_sub(lines.len() as u64, Relaxed);
+                    if batch.is_empty() {
+                        batch = lines;
+                    } else {
+                        batch.extend(lines);
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => break,
                 Err(RecvTimeoutError::Disconnected) => {
