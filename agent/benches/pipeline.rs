@@ -12,6 +12,7 @@ use agent::{
     detect::{DetectConfig, Engine},
     event::build::{Enrichment, build, start_epoch_ms},
     http::h1::Limits,
+    output::native_json,
     pipeline::body_tap,
     recording::{read, replay, split},
     workload::Workload,
@@ -95,12 +96,13 @@ fn pipeline_and_output(records: &[&[u8]], sink: &mut Vec<u8>, detect: bool) -> u
             let epoch_ms = start_epoch_ms(item, ctx.monotonic_to_unix_ns);
             let bodies = body_tap(item);
             for f in engine.inspect(&event, epoch_ms, &bodies) {
-                serde_json::to_writer(&mut *sink, &f).expect("json");
+                sink.extend_from_slice(native_json(&f).expect("json").as_bytes());
                 sink.push(b'\n');
                 findings += 1;
             }
         }
-        serde_json::to_writer(&mut *sink, &event).expect("json");
+        // As the output stage writes it.
+        sink.extend_from_slice(native_json(&event).expect("json").as_bytes());
         sink.push(b'\n');
     }
     black_box(findings);

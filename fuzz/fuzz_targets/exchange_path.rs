@@ -102,6 +102,11 @@ fuzz_target!(|data: &[u8]| {
         let epoch_ms = 1_763_700_000_000 + i as i64 * 10;
         let findings = engine.inspect(&event, epoch_ms, &body_tap(&item));
         let native = serde_json::to_string(&event).expect("an event always serialises");
+        assert_eq!(
+            agent::output::native_json(&event).expect("the native writer serialises it too"),
+            native,
+            "the agent's native writer must match serde_json byte for byte"
+        );
         let _ = formats::ocsf(&event, epoch_ms).to_string();
         let _ = formats::ecs(&event).to_string();
         for f in &findings {

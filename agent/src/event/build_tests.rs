@@ -163,3 +163,28 @@ fn hostile_heads_are_shown_lossily_and_never_leak_credentials() {
     let back: ExchangeEvent<'_> = serde_json::from_str(&text).expect("replay reads it");
     assert_eq!(back.request, event.request);
 }
+
+#[test]
+fn native_writer_is_serde_json_byte_for_byte() {
+    let (workload, key) = (golden_workload(), TokenKey::for_tests());
+    let golden = exchange();
+    let hostile = exchange_of(
+        b"GET /h/\xc3\xa9?q=%22%5C HTTP/1.1\r\nHost: a\\\"b\r\nX-Ctl: a\tb\r\nX-Bin: \xff\xc3\xa9\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX-Quote: \"\\\r\nContent-Length: 15\r\n\r\n\x01\x08\x0c\n\r\t\x1f\x7f\"\\\xc3\xa9\xe2\x80\xa8",
+    );
+    assert!(
+        hostile
+            .exchange
+            .response
+            .as_ref()
+            .and_then(|r| r.body.as_ref())
+            .is_some()
+    );
+    for item in [&golden, &hostile] {
+        let event = build(item, &golden_context(&workload, &key));
+        assert_eq!(
+            crate::output::native_json(&event).expect("sonic"),
+            serde_json::to_string(&event).expect("serde_json")
+        );
+    }
+}

@@ -26,6 +26,14 @@ pub enum OutputError {
     Json(#[from] serde_json::Error),
 }
 
+/// The native JSON line of an exchange or finding: the serde form of the typed record, the
+/// one writer for live output (replay reads it back with serde). sonic-rs was measured here as
+/// a drop-in and was no faster without compile-time SIMD features, which a portable binary
+/// cannot assume.
+pub fn native_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, OutputError> {
+    Ok(serde_json::to_string(value)?)
+}
+
 /// Per-sink counters at one moment (for the exit summary and /metrics).
 #[derive(Debug, Clone, Default)]
 pub struct SinkSnapshot {
@@ -75,7 +83,7 @@ impl Output {
     /// Renders an exchange once per format in use and offers it to every sink.
     pub fn write(&mut self, event: &ExchangeEvent<'_>, epoch_ms: i64) -> Result<(), OutputError> {
         self.offer(
-            || serde_json::to_string(event),
+            || native_json(event),
             || formats::ocsf(event, epoch_ms).to_string(),
             || formats::ecs(event).to_string(),
             epoch_ms,
@@ -87,7 +95,7 @@ impl Output {
     /// Renders a finding once per format in use and offers it to every sink.
     pub fn write_finding(&mut self, finding: &Finding, epoch_ms: i64) -> Result<(), OutputError> {
         self.offer(
-            || serde_json::to_string(finding),
+            || native_json(finding),
             || formats::finding_ocsf(finding, epoch_ms).to_string(),
             || formats::finding_ecs(finding).to_string(),
             epoch_ms,
@@ -98,7 +106,7 @@ impl Output {
 
     fn offer(
         &mut self,
-        native: impl FnOnce() -> Result<String, serde_json::Error>,
+        native: impl FnOnce() -> Result<String, OutputError>,
         ocsf: impl FnOnce() -> String,
         ecs: impl FnOnce() -> String,
         epoch_ms: i64,
