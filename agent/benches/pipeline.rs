@@ -11,9 +11,9 @@ use agent::{
     decode::{Record, decode},
     detect::{DetectConfig, Engine},
     event::build::{Enrichment, build, start_epoch_ms},
-    http::h1::Limits,
     output::native_json,
     pipeline::body_tap,
+    protocol::h1::Limits,
     recording::{read, replay, split},
     workload::Workload,
 };

@@ -7,11 +7,11 @@ use anyhow::{Context as _, bail};
 use crate::{
     config::{Config, SocketHooks},
     conn::{ConnTable, TableLimits},
-    http::h1::Limits,
     kernel_offsets,
     loader::{self, LoadOptions},
     pipeline::Pipeline,
     probes::{Attacher, discovery},
+    protocol::h1::Limits,
     reader::{Loop, monotonic_now_ns},
 };
 

@@ -9,10 +9,7 @@ use agent_common::event::{
     PLAINTEXT_STREAM_BIT, ROLE_CLIENT, ROLE_SERVER, SOCKET_ADDRESSES_KNOWN, SocketRecord,
 };
 
-use crate::http::{
-    exchange::{Exchange, Pairing},
-    h1::{Limits, StreamKind, StreamParser},
-};
+use crate::protocol::{ConnectionParser, Direction, Exchange, Parser, h1::Limits};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StreamId {
@@ -107,24 +104,16 @@ impl Default for TableLimits {
     }
 }
 
-struct Direction {
-    next_offset: u64,
-    parser: StreamParser,
-}
-
 struct Conn {
     info: ConnInfo,
-    dirs: [Direction; 2],
-    pairing: Pairing,
+    /// Next expected stream offset, by [`Direction::index`].
+    next_offset: [u64; 2],
+    parser: Parser,
     last_seen_ns: u64,
 }
 
 impl Conn {
     fn new(id: StreamId, limits: &TableLimits) -> Self {
-        let dir = || Direction {
-            next_offset: 0,
-            parser: StreamParser::new(limits.http),
-        };
         Self {
             info: ConnInfo {
                 tgid: id.tgid,
@@ -138,8 +127,8 @@ impl Conn {
                 cgroup_id: 0,
                 stream: id.stream,
             },
-            dirs: [dir(), dir()],
-            pairing: Pairing::default(),
+            next_offset: [0, 0],
+            parser: Parser::new(limits.http),
             last_seen_ns: 0,
         }
     }
@@ -152,10 +141,10 @@ pub struct ConnTable {
     pub stats: ConnStats,
 }
 
-fn direction_index(direction: u32) -> Option<usize> {
+fn direction_of(direction: u32) -> Option<Direction> {
     match direction {
-        DIRECTION_EGRESS => Some(0),
-        DIRECTION_INGRESS => Some(1),
+        DIRECTION_EGRESS => Some(Direction::Egress),
+        DIRECTION_INGRESS => Some(Direction::Ingress),
         _ => None,
     }
 }
@@ -220,6 +209,25 @@ impl ConnTable {
         (conn, stats)
     }
 
+    /// The one dispatch of decoded records to the table, for live and recorded input alike.
+    /// Exec records concern the process table only.
+    pub fn on_record(&mut self, record: &crate::decode::Record<'_>, out: &mut Vec<ConnExchange>) {
+        use crate::decode::Record;
+        match record {
+            Record::Data(data, payload) => self.on_data(data, payload, out),
+            Record::Socket(socket) => self.on_socket(socket, out),
+            Record::Close(close) => self.close(
+                StreamId {
+                    tgid: (close.header.pid_tgid >> 32) as u32,
+                    stream: close.stream,
+                },
+                out,
+            ),
+            Record::Exit(exit) => self.close_process((exit.header.pid_tgid >> 32) as u32, out),
+            Record::Exec(_) => {}
+        }
+    }
+
     pub fn on_socket(&mut self, record: &SocketRecord, out: &mut Vec<ConnExchange>) {
         let id = StreamId {
             tgid: (record.header.pid_tgid >> 32) as u32,
@@ -252,7 +260,7 @@ impl ConnTable {
     }
 
     pub fn on_data(&mut self, record: &DataRecord, payload: &[u8], out: &mut Vec<ConnExchange>) {
-        let Some(index) = direction_index(record.direction) else {
+        let Some(direction) = direction_of(record.direction) else {
             self.stats.parse_errors += 1;
             return;
         };
@@ -271,39 +279,46 @@ impl ConnTable {
         if conn.info.fd.is_none() && record.fd >= 0 {
             conn.info.fd = Some(record.fd);
         }
-        let Some(dir) = conn.dirs.get_mut(index) else {
+        let Conn {
+            next_offset,
+            parser,
+            ..
+        } = conn;
+        let Some(next_offset) = next_offset.get_mut(direction.index()) else {
             return;
         };
+        // The bytes this record adds to the stream (none for sendfile: only a gap).
+        let mut fresh: &[u8] = &[];
         if record.flags & DATA_NOT_CAPTURED != 0 {
             // sendfile: bytes that never passed through user memory take their place in the
             // stream as missing bytes, so a body sent that way still ends where it should.
             let end = record
                 .stream_offset
                 .saturating_add(u64::from(record.call_len));
-            if end <= dir.next_offset {
+            if end <= *next_offset {
                 return;
             }
-            let start = record.stream_offset.max(dir.next_offset);
-            if start > dir.next_offset {
-                let missing = start - dir.next_offset;
+            let start = record.stream_offset.max(*next_offset);
+            if start > *next_offset {
+                let missing = start - *next_offset;
                 stats.gap_events += 1;
                 stats.gap_bytes = stats.gap_bytes.saturating_add(missing);
-                if !dir.parser.gap(missing) {
+                if !parser.gap(direction, missing) {
                     stats.desyncs += 1;
                 }
             }
             stats.uncaptured_file_bytes = stats.uncaptured_file_bytes.saturating_add(end - start);
-            if !dir.parser.gap(end - start) {
+            if !parser.gap(direction, end - start) {
                 stats.desyncs += 1;
             }
-            dir.next_offset = end;
+            *next_offset = end;
         } else {
             // Offsets come from the kernel but are still untrusted: all arithmetic saturates.
             let mut payload = payload;
             let mut offset = record.stream_offset;
-            if offset < dir.next_offset {
+            if offset < *next_offset {
                 // Overlap with bytes already seen: keep only the new tail.
-                let overlap = (dir.next_offset - offset).min(payload.len() as u64) as usize;
+                let overlap = (*next_offset - offset).min(payload.len() as u64) as usize;
                 stats.duplicate_bytes = stats.duplicate_bytes.saturating_add(overlap as u64);
                 payload = payload.get(overlap..).unwrap_or_default();
                 offset = offset.saturating_add(overlap as u64);
@@ -311,28 +326,25 @@ impl ConnTable {
             if payload.is_empty() {
                 return;
             }
-            if offset > dir.next_offset {
-                let missing = offset - dir.next_offset;
+            if offset > *next_offset {
+                let missing = offset - *next_offset;
                 stats.gap_events += 1;
                 stats.gap_bytes = stats.gap_bytes.saturating_add(missing);
-                if !dir.parser.gap(missing) {
+                if !parser.gap(direction, missing) {
                     stats.desyncs += 1;
                 }
             }
-            dir.next_offset = offset.saturating_add(payload.len() as u64);
-            dir.parser.push(payload, ts);
+            *next_offset = offset.saturating_add(payload.len() as u64);
+            fresh = payload;
         }
         let mut exchanges = Vec::new();
-        if conn.pairing.drive(&mut dir.parser, &mut exchanges).is_err() {
+        // Pushed even when empty: a gap may have completed a message.
+        if parser.push(direction, fresh, ts, &mut exchanges).is_err() {
             stats.parse_errors += 1;
         }
         // A role learned from the traffic when connect/accept was not seen (older connections).
         if conn.info.role == Role::Unknown {
-            conn.info.role = match (index, dir.parser.kind()) {
-                (0, StreamKind::Requests) | (1, StreamKind::Responses) => Role::Client,
-                (0, StreamKind::Responses) | (1, StreamKind::Requests) => Role::Server,
-                _ => Role::Unknown,
-            };
+            conn.info.role = conn.parser.role_hint().unwrap_or(Role::Unknown);
         }
         if !exchanges.is_empty() {
             let info = conn.info;
@@ -361,13 +373,8 @@ impl ConnTable {
         let Some(mut conn) = self.conns.remove(&id) else {
             return;
         };
-        let response_dir = conn
-            .dirs
-            .iter_mut()
-            .find(|d| d.parser.kind() == StreamKind::Responses);
         let mut exchanges = Vec::new();
-        conn.pairing
-            .close(response_dir.map(|d| &mut d.parser), &mut exchanges);
+        conn.parser.close(&mut exchanges);
         self.emit(conn.info, exchanges, out);
     }
 

@@ -30,7 +30,7 @@ const MAX_PENDING_RESCANS: usize = 8192;
 
 /// The body bytes the detection rules may read for an exchange (decompressed), borrowed.
 pub fn body_tap(item: &ConnExchange) -> crate::detect::content::Bodies<'_> {
-    fn prefix(m: Option<&crate::http::exchange::Message>) -> &[u8] {
+    fn prefix(m: Option<&crate::protocol::Message>) -> &[u8] {
         m.and_then(|m| m.body.as_ref())
             .map_or(&[][..], |b| b.prefix.as_slice())
     }
@@ -137,7 +137,9 @@ impl Pipeline {
                 return;
             }
         };
-        match record {
+        // What the process and workload tables learn from the record; then the connection
+        // table's own dispatch (shared with recorded input).
+        match &record {
             Record::Data(data, payload) => {
                 self.counters.payload_bytes += payload.len() as u64;
                 // Learn the exe while the process is alive (short-lived ones are gone by flush),
@@ -152,28 +154,19 @@ impl Pipeline {
                 // A hash lookup when known; the stream may predate its first data record (a
                 // socket record opens it), so this is not tied to the stream's first record.
                 self.workloads.learn(tgid, data.cgroup_id);
-                self.conns.on_data(&data, payload, &mut self.finished);
             }
-            Record::Socket(socket) => self.conns.on_socket(&socket, &mut self.finished),
-            Record::Close(close) => {
-                let id = StreamId {
-                    tgid: (close.header.pid_tgid >> 32) as u32,
-                    stream: close.stream,
-                };
-                self.conns.close(id, &mut self.finished);
-            }
+            Record::Socket(_) | Record::Close(_) => {}
             Record::Exec(exec) => {
                 let pid = (exec.header.pid_tgid >> 32) as u32;
                 self.processes.on_exec(pid, c_string(&exec.filename));
                 self.schedule_rescan(pid, 0);
             }
             Record::Exit(exit) => {
-                let pid = (exit.header.pid_tgid >> 32) as u32;
-                self.conns.close_process(pid, &mut self.finished);
                 // Forgotten only after the next flush: its exchanges still need its exe.
-                self.exited.push(pid);
+                self.exited.push((exit.header.pid_tgid >> 32) as u32);
             }
         }
+        self.conns.on_record(&record, &mut self.finished);
     }
 
     fn schedule_rescan(&mut self, pid: u32, attempt: usize) {

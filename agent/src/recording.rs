@@ -176,22 +176,12 @@ pub fn replay<'a>(
     table: &mut crate::conn::ConnTable,
     out: &mut Vec<crate::conn::ConnExchange>,
 ) -> ReplayStats {
-    use crate::decode::{Record, decode};
+    use crate::decode::decode;
     let mut stats = ReplayStats::default();
     for bytes in records {
         stats.records += 1;
         match decode(bytes) {
-            Ok(Record::Data(data, payload)) => table.on_data(&data, payload, out),
-            Ok(Record::Socket(socket)) => table.on_socket(&socket, out),
-            Ok(Record::Close(close)) => table.close(
-                crate::conn::StreamId {
-                    tgid: (close.header.pid_tgid >> 32) as u32,
-                    stream: close.stream,
-                },
-                out,
-            ),
-            Ok(Record::Exit(exit)) => table.close_process((exit.header.pid_tgid >> 32) as u32, out),
-            Ok(Record::Exec(_)) => {}
+            Ok(record) => table.on_record(&record, out),
             Err(_) => stats.decode_errors += 1,
         }
     }

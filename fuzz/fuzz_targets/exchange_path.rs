@@ -13,9 +13,9 @@ use agent::{
         ExchangeEvent,
         build::{Enrichment, build},
     },
-    http::{
-        exchange::{Exchange, Pairing},
-        h1::{Limits, StreamParser},
+    protocol::{
+        Exchange,
+        h1::{Limits, Pairing, StreamParser},
     },
     output::formats,
     pipeline::body_tap,

@@ -2,7 +2,7 @@
 //! gaps: the parser must never panic and must keep its buffer bounded.
 #![no_main]
 
-use agent::http::h1::{Limits, StreamParser};
+use agent::protocol::h1::{Limits, StreamParser};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

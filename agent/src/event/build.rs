@@ -10,7 +10,7 @@ use super::{
 use crate::{
     classify::{jwt, redact, redact::TokenKey},
     conn::ConnExchange,
-    http::{exchange::Message, h1::Head},
+    protocol::{Head, Message},
 };
 
 /// Context the enrichment stage adds to what the connection table knows.

@@ -1,8 +1,8 @@
 use super::*;
 use crate::conn::{ConnInfo, Endpoints};
-use crate::http::{
-    exchange::{Exchange, Pairing},
-    h1::{Limits, StreamParser},
+use crate::protocol::{
+    Exchange,
+    h1::{Limits, Pairing, StreamParser},
 };
 
 #[test]

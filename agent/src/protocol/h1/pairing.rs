@@ -4,23 +4,11 @@
 
 use std::collections::VecDeque;
 
-use super::h1::{BodySummary, Head, ParseError, ParseEvent, StartLine, StreamKind, StreamParser};
+use super::stream::{ParseError, ParseEvent, StartLine, StreamKind, StreamParser};
+use crate::protocol::{Exchange, Head, Message};
 
 /// Unanswered requests kept per connection; older ones are reported without a response.
 pub const MAX_PENDING_REQUESTS: usize = 64;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    pub head: Head,
-    /// `None` while the body is still arriving.
-    pub body: Option<BodySummary>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Exchange {
-    pub request: Option<Message>,
-    pub response: Option<Message>,
-}
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PairingStats {
@@ -165,7 +153,7 @@ impl Pairing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::h1::Limits;
+    use crate::protocol::h1::Limits;
 
     enum Step<'a> {
         Req(&'a [u8]),

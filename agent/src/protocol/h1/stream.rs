@@ -5,8 +5,10 @@
 //! is kept. Gaps in the captured stream are absorbed when the framing says how long the current
 //! body is, otherwise the parser drops the message and resynchronises on the next record.
 
-pub use super::head::{Head, StartLine};
-use super::{byte_queue::ByteQueue, head::HeadBuilder};
+use super::byte_queue::ByteQueue;
+use crate::protocol::head::HeadBuilder;
+pub use crate::protocol::head::{Head, StartLine};
+pub use crate::protocol::message::BodySummary;
 
 /// Headers beyond this count make the head an error (httparse needs a fixed array).
 const MAX_HEADERS: usize = 128;
@@ -33,16 +35,6 @@ pub enum StreamKind {
     Unknown,
     Requests,
     Responses,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BodySummary {
-    /// Decoded body bytes (after de-chunking), including bytes lost to capture gaps.
-    pub size: u64,
-    pub prefix: Vec<u8>,
-    /// Bytes of this message that were not captured.
-    pub missing_bytes: u64,
-    pub end_ns: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -486,5 +478,5 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 #[cfg(test)]
-#[path = "h1_tests.rs"]
+#[path = "stream_tests.rs"]
 mod tests;

@@ -1,0 +1,72 @@
+//! HTTP/1.x: each direction of a connection is a [`StreamParser`] (heads through httparse,
+//! bodies by Content-Length, chunking or close); [`Pairing`] matches responses to requests in
+//! order. [`Http1Connection`] puts the two behind the connection-parser interface.
+
+mod byte_queue;
+pub mod pairing;
+pub mod stream;
+
+pub use pairing::{Pairing, PairingStats};
+pub use stream::{Limits, ParseError, ParseEvent, StreamKind, StreamParser};
+
+use super::{ConnectionParser, Direction, Exchange, ProtocolError};
+use crate::event::Role;
+
+pub struct Http1Connection {
+    /// Indexed by [`Direction::index`].
+    directions: [StreamParser; 2],
+    pairing: Pairing,
+}
+
+impl Http1Connection {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            directions: [StreamParser::new(limits), StreamParser::new(limits)],
+            pairing: Pairing::default(),
+        }
+    }
+}
+
+impl ConnectionParser for Http1Connection {
+    fn push(
+        &mut self,
+        direction: Direction,
+        bytes: &[u8],
+        ts_ns: u64,
+        out: &mut Vec<Exchange>,
+    ) -> Result<(), ProtocolError> {
+        let [egress, ingress] = &mut self.directions;
+        let parser = match direction {
+            Direction::Egress => egress,
+            Direction::Ingress => ingress,
+        };
+        parser.push(bytes, ts_ns);
+        self.pairing.drive(parser, out)?;
+        Ok(())
+    }
+
+    fn gap(&mut self, direction: Direction, len: u64) -> bool {
+        let [egress, ingress] = &mut self.directions;
+        match direction {
+            Direction::Egress => egress.gap(len),
+            Direction::Ingress => ingress.gap(len),
+        }
+    }
+
+    fn close(&mut self, out: &mut Vec<Exchange>) {
+        let responses = self
+            .directions
+            .iter_mut()
+            .find(|p| p.kind() == StreamKind::Responses);
+        self.pairing.close(responses, out);
+    }
+
+    fn role_hint(&self) -> Option<Role> {
+        let [egress, ingress] = &self.directions;
+        match (egress.kind(), ingress.kind()) {
+            (StreamKind::Requests, _) | (_, StreamKind::Responses) => Some(Role::Client),
+            (StreamKind::Responses, _) | (_, StreamKind::Requests) => Some(Role::Server),
+            _ => None,
+        }
+    }
+}
