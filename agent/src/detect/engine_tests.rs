@@ -1,6 +1,6 @@
 //! The engine: windows, dedup, roles, allowlists, inventory rules.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 use crate::detect::{
@@ -423,4 +423,66 @@ fn inventory_bound_holds_against_new_host_headers() {
     let dump = engine.dump(T0);
     assert_eq!(dump["hosts"].as_object().map(|h| h.len()), Some(2));
     assert_eq!(dump["routes_not_tracked"], 98);
+}
+
+#[test]
+fn rule_lists_follow_the_catalogue_phases() {
+    use crate::detect::catalogue::Phase;
+    for (id, _) in super::REQUEST_RULES {
+        assert_eq!(id.info().phase, Phase::Request, "{id}");
+    }
+    for (id, _) in super::EXCHANGE_RULES {
+        assert_eq!(id.info().phase, Phase::Exchange, "{id}");
+    }
+}
+
+#[test]
+fn request_phase_verdict_needs_no_response_and_sees_the_abusive_list() {
+    let mut engine = Engine::new(DetectConfig::default());
+    let mut attack = with_token(
+        exchange(
+            "GET",
+            "/search?q=1%27%20OR%20%271%27%3D%271",
+            200,
+            json!({}),
+        ),
+        "abababababababab",
+    );
+    attack["response"] = Value::Null;
+    let typed = crate::detect::test_events::typed(&attack);
+    let verdict = engine
+        .judge_request(&typed, T0, &Bodies::default())
+        .expect("judged");
+    let request_ids: Vec<&str> = verdict.hits.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(request_ids, ["INJ-1"]);
+    assert_eq!(verdict.actor_listed_for, None);
+    // Judging the request changed nothing; the whole exchange is what lists the actor.
+    assert_eq!(engine.stats.exchanges_judged, 0);
+    let findings = engine.inspect_json(&attack, T0, &Bodies::default());
+    assert_eq!(ids(&findings), ["INJ-1"]);
+    let next = with_token(
+        exchange("GET", "/api/items", 200, json!({})),
+        "abababababababab",
+    );
+    let verdict = engine
+        .judge_request(
+            &crate::detect::test_events::typed(&next),
+            T0 + 1,
+            &Bodies::default(),
+        )
+        .expect("judged");
+    assert!(verdict.hits.is_empty());
+    assert_eq!(verdict.actor_listed_for.as_deref(), Some("INJ-1"));
+    // The client's copy of an exchange is not judged.
+    let mut client = next.clone();
+    client["connection"]["role"] = "client".into();
+    assert!(
+        engine
+            .judge_request(
+                &crate::detect::test_events::typed(&client),
+                T0,
+                &Bodies::default()
+            )
+            .is_none()
+    );
 }

@@ -1,0 +1,411 @@
+//! The engine: runs the catalogue's rules over each typed exchange — request-phase rules first
+//! (they need only the request: see [`Engine::judge_request`]), then the rules that need the
+//! response or state over many exchanges — with bounded state, deduplication, allowlists and
+//! the dynamic lists (abusive actors, sensitive routes) that layered rules and enforcement use.
+
+use serde_json::{Value, json};
+
+use super::{
+    DetectConfig,
+    catalogue::{CATALOGUE, RuleId},
+    content,
+    finding::{
+        Actor, ExchangeProcess, ExchangeRequest, ExchangeResponse, ExchangeSummary, Finding, Route,
+        StreamIdentity,
+    },
+    inventory::{Inventory, Seen},
+    route, rules,
+    view::View,
+    windows::{Bounded, ExchangeKeys, Keys, Windows},
+};
+use crate::event::{ExchangeEvent, Role};
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DetectStats {
+    pub exchanges_judged: u64,
+    pub findings: u64,
+    pub suppressed_repeats: u64,
+}
+
+type StatelessRule = fn(&View) -> Option<Value>;
+
+/// Rules that need only the request (catalogue phase `Request`), in the order they run.
+const REQUEST_RULES: [(RuleId, StatelessRule); 6] = [
+    (RuleId::Auth5, rules::auth5_credentials_exposed),
+    (RuleId::Data2, rules::data2_sensitive_in_url),
+    (RuleId::Inj1, rules::inj1_sqli_xss),
+    (RuleId::Inj2, rules::inj2_traversal_command_nosql),
+    (RuleId::Ssrf1, rules::ssrf1_internal_url),
+    (RuleId::Scan1, rules::scan1_scanner),
+];
+
+/// Stateless rules that need the response.
+const EXCHANGE_RULES: [(RuleId, StatelessRule); 3] = [
+    (RuleId::Auth1, rules::auth1_jwt_alg),
+    (RuleId::Auth2, rules::auth2_jwt_time),
+    (RuleId::Cfg2, rules::cfg2_cors),
+];
+
+/// What the request alone says: the request-phase rules that fired, and whether its actor is
+/// on the abusive list (and why). Available before the response exists, which is what acting
+/// inline needs; an exchange's findings include these hits.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestVerdict {
+    pub hits: Vec<(RuleId, Value)>,
+    /// The rule that listed the actor, when it is listed now.
+    pub actor_listed_for: Option<String>,
+}
+
+/// The sensitive data kinds DATA-1/DATA-2 found in this exchange.
+fn hits_kinds(hits: &[(RuleId, Value)]) -> Vec<String> {
+    hits.iter()
+        .filter(|(id, _)| matches!(id, RuleId::Data1 | RuleId::Data2))
+        .flat_map(|(_, e)| e["kinds"].as_array().cloned().unwrap_or_default())
+        .filter_map(|k| k.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// An entry of a dynamic list: what is listed, why, and until when.
+#[derive(Debug, Clone, Default)]
+struct Listed {
+    key: String,
+    until_ms: i64,
+    because: String,
+}
+
+pub struct Engine {
+    config: DetectConfig,
+    windows: Windows,
+    pub inventory: Inventory,
+    /// Digest of (rule, actor, route) → (last emitted ms, repeats since).
+    dedup: Bounded<u64, (i64, u64)>,
+    allow_nets: Vec<ipnet::IpNet>,
+    /// Dynamic lists for layered rules: actors (by their text) and routes (by their digest).
+    /// Both age out and are dumped with the inventory.
+    abusive: Bounded<String, Listed>,
+    sensitive: Bounded<u64, Listed>,
+    keys: Keys,
+    pub stats: DetectStats,
+    /// Indexed by `RuleId as usize`.
+    enabled: [bool; CATALOGUE.len()],
+}
+
+impl Engine {
+    pub fn new(config: DetectConfig) -> Self {
+        Self {
+            windows: Windows::new(config.max_keys),
+            inventory: Inventory::new(config.max_routes, config.inventory_learning_secs),
+            dedup: Bounded::new(config.max_keys),
+            allow_nets: config
+                .allow_cidrs
+                .iter()
+                .filter_map(|c| c.parse().ok())
+                .collect(),
+            abusive: Bounded::new(config.max_keys),
+            sensitive: Bounded::new(config.max_routes),
+            stats: DetectStats::default(),
+            keys: Keys::new(),
+            enabled: std::array::from_fn(|i| {
+                CATALOGUE
+                    .get(i)
+                    .is_some_and(|r| !config.disabled_rules.iter().any(|d| d == r.code))
+            }),
+            config,
+        }
+    }
+
+    pub fn state_evictions(&self) -> u64 {
+        self.windows.evicted() + self.dedup.evicted + self.abusive.evicted + self.sensitive.evicted
+    }
+
+    /// Body bytes per message the rules want (the parser keeps at least this many).
+    pub fn body_tap_bytes(&self) -> usize {
+        self.config.body_tap_bytes
+    }
+
+    /// The inventory and the dynamic lists (what is on them now, and until when).
+    pub fn dump(&self, now_ms: i64) -> Value {
+        fn list<'a>(entries: impl Iterator<Item = &'a Listed>, now_ms: i64) -> Vec<Value> {
+            let mut items: Vec<&Listed> = entries.filter(|l| l.until_ms > now_ms).collect();
+            items.sort_by(|a, b| a.key.cmp(&b.key));
+            items
+                .into_iter()
+                .map(|l| json!({ "key": l.key, "until_ms": l.until_ms, "because": l.because }))
+                .collect()
+        }
+        let mut out = self.inventory.to_json();
+        if let Some(o) = out.as_object_mut() {
+            o.insert(
+                "dynamic_lists".to_owned(),
+                json!({
+                    "abusive_actors": list(self.abusive.iter().map(|(_, l)| l), now_ms),
+                    "sensitive_routes": list(self.sensitive.iter().map(|(_, l)| l), now_ms),
+                }),
+            );
+        }
+        out
+    }
+
+    fn on(&self, id: RuleId) -> bool {
+        self.enabled.get(id as usize).copied().unwrap_or(false)
+    }
+
+    /// Whether this exchange is judged at all: server side, not allowlisted.
+    fn judged(&self, v: &View) -> bool {
+        if v.event.connection.role == Role::Client {
+            return false;
+        }
+        !(self
+            .config
+            .allow_routes
+            .iter()
+            .any(|r| v.path.starts_with(r.as_str()))
+            || self
+                .config
+                .allow_actors
+                .iter()
+                .any(|a| Some(a.as_str()) == v.token || a.parse().ok() == v.client_ip)
+            || v.client_ip
+                .is_some_and(|ip| self.allow_nets.iter().any(|n| n.contains(&ip))))
+    }
+
+    fn request_verdict(&self, v: &View) -> RequestVerdict {
+        let hits = REQUEST_RULES
+            .iter()
+            .filter(|(id, _)| self.on(*id))
+            .filter_map(|(id, rule)| rule(v).map(|evidence| (*id, evidence)))
+            .collect();
+        let actor_listed_for = self
+            .abusive
+            .get(v.actor())
+            .filter(|l| l.until_ms > v.epoch_ms)
+            .map(|l| l.because.clone());
+        RequestVerdict {
+            hits,
+            actor_listed_for,
+        }
+    }
+
+    /// Request-phase judging: the rules that need only the request head and its tapped body
+    /// (INJ-*, SSRF-1, AUTH-5, DATA-2, SCAN-1) and the abusive-list check, on an exchange whose
+    /// response may not exist yet. Changes no state: the exchange is judged whole (and its
+    /// findings emitted and counted) by [`Engine::inspect`] once it completes. None when the
+    /// exchange is not judged (client side, allowlisted, no request).
+    pub fn judge_request(
+        &self,
+        event: &ExchangeEvent<'_>,
+        epoch_ms: i64,
+        bodies: &content::Bodies,
+    ) -> Option<RequestVerdict> {
+        let v = View::with_bodies(event, epoch_ms, &bodies.request, &bodies.response)?;
+        self.judged(&v).then(|| self.request_verdict(&v))
+    }
+
+    /// Findings for one exchange that happened at `epoch_ms`, with the body bytes the rules may
+    /// read: the request verdict first, then the rules that need the response or history.
+    pub fn inspect(
+        &mut self,
+        event: &ExchangeEvent<'_>,
+        epoch_ms: i64,
+        bodies: &content::Bodies,
+    ) -> Vec<Finding> {
+        let Some(v) = View::with_bodies(event, epoch_ms, &bodies.request, &bodies.response) else {
+            return Vec::new();
+        };
+        if !self.judged(&v) {
+            return Vec::new();
+        }
+        let verdict = self.request_verdict(&v);
+        self.stats.exchanges_judged += 1;
+        let (template, last_id) = route::template(v.path);
+        let k = ExchangeKeys {
+            actor: self.keys.of(&[v.actor()]),
+            route: self.keys.of(&[v.host, v.method, &template]),
+        };
+        let mut hits: Vec<(RuleId, Value)> = verdict.hits;
+        for (id, rule) in EXCHANGE_RULES {
+            if self.on(id)
+                && let Some(evidence) = rule(&v)
+            {
+                hits.push((id, evidence));
+            }
+        }
+        // Borrowed, not cloned: this runs for every exchange.
+        let c = &self.config;
+        for (id, found) in [
+            (
+                RuleId::Auth3,
+                rules::auth3_token_hygiene(&v, c.max_token_lifetime_secs as i64),
+            ),
+            (
+                RuleId::Data1,
+                content::data1_sensitive_in_response(v.response_text()),
+            ),
+            (
+                RuleId::Cfg1,
+                content::cfg1_error_disclosure(v.response_text()),
+            ),
+        ] {
+            if self.on(id)
+                && let Some(evidence) = found
+            {
+                hits.push((id, evidence));
+            }
+        }
+        if self.on(RuleId::Auth4)
+            && !v.has_credentials()
+            && v.success()
+            && let Some((requests, with_auth)) = self.inventory.auth_baseline(k.route)
+            && requests >= c.auth4_min_requests
+            && with_auth as f64 / requests as f64 >= c.auth4_auth_ratio
+        {
+            hits.push((
+                RuleId::Auth4,
+                json!({ "route_requests": requests, "route_requests_with_credentials": with_auth }),
+            ));
+        }
+        if self.on(RuleId::Tok3) {
+            let abusive = verdict.actor_listed_for;
+            let sensitive = self
+                .sensitive
+                .get(&k.route)
+                .is_some_and(|l| l.until_ms > v.epoch_ms);
+            if let Some(e) = self.windows.tok3(&v, &k, c) {
+                hits.push((RuleId::Tok3, e));
+            } else if let Some(why) = abusive
+                && sensitive
+                && v.success()
+            {
+                // Layered: an actor already seen abusing reads a route known to return
+                // sensitive data.
+                hits.push((
+                    RuleId::Tok3,
+                    json!({ "layered": "abusive_actor_on_sensitive_route", "actor_listed_for": why }),
+                ));
+            }
+        }
+        if self.on(RuleId::Bola1)
+            && let Some(e) = self.windows.bola1(&v, &self.keys, &k, last_id, c)
+        {
+            hits.push((RuleId::Bola1, e));
+        }
+        if self.on(RuleId::Tok1)
+            && let Some(e) = self.windows.tok1(&v, &self.keys, c)
+        {
+            hits.push((RuleId::Tok1, e));
+        }
+        if self.on(RuleId::Tok2)
+            && let Some(e) = self.windows.tok2(&v, &k, c)
+        {
+            hits.push((RuleId::Tok2, e));
+        }
+        if self.on(RuleId::Auth6)
+            && let Some(e) = self.windows.auth6(&v, &self.keys, c)
+        {
+            hits.push((RuleId::Auth6, e));
+        }
+        if let Seen::New {
+            after_learning: true,
+        } = self.inventory.record(&v, &template, k.route, &self.keys)
+            && self.on(RuleId::Inv1)
+        {
+            hits.push((RuleId::Inv1, json!({ "first_seen": event.time })));
+        }
+        if self.on(RuleId::Inv2)
+            && let Some(newer) = self.inventory.newer_version(&v, &template, &self.keys)
+        {
+            hits.push((RuleId::Inv2, json!({ "newer_version": newer })));
+        }
+        let ttl_abuse = c.abusive_ttl_secs as i64 * 1000;
+        let ttl_sensitive = c.sensitive_ttl_secs as i64 * 1000;
+        for (id, _) in &hits {
+            if id.info().lists_actor {
+                *self.abusive.entry(v.actor(), v.epoch_ms, Listed::default) = Listed {
+                    key: v.actor().to_owned(),
+                    until_ms: v.epoch_ms + ttl_abuse,
+                    because: id.as_str().to_owned(),
+                };
+            }
+            if matches!(id, RuleId::Data1 | RuleId::Data2) {
+                self.inventory.note_sensitive(k.route, &hits_kinds(&hits));
+            }
+            if *id == RuleId::Data1 {
+                *self.sensitive.entry(&k.route, v.epoch_ms, Listed::default) = Listed {
+                    key: format!("{} {} {template}", v.host, v.method),
+                    until_ms: v.epoch_ms + ttl_sensitive,
+                    because: RuleId::Data1.as_str().to_owned(),
+                };
+            }
+        }
+        hits.into_iter()
+            .filter_map(|(id, evidence)| self.finding(id, evidence, &v, &template, &k))
+            .collect()
+    }
+
+    /// The finding, unless the same (rule, actor, route) was reported within dedup_secs.
+    fn finding(
+        &mut self,
+        id: RuleId,
+        evidence: Value,
+        v: &View,
+        template: &str,
+        k: &ExchangeKeys,
+    ) -> Option<Finding> {
+        let key = self.keys.pair(self.keys.pair(k.actor, k.route), id as u64);
+        let window = self.config.dedup_secs as i64 * 1000;
+        let slot = self.dedup.entry(&key, v.epoch_ms, || (i64::MIN, 0));
+        if slot.0 != i64::MIN && v.epoch_ms - slot.0 < window {
+            slot.1 += 1;
+            self.stats.suppressed_repeats += 1;
+            return None;
+        }
+        let occurrences = slot.1 + 1;
+        *slot = (v.epoch_ms, 0);
+        self.stats.findings += 1;
+        let e = v.event;
+        let c = &e.connection;
+        Some(Finding {
+            rule: id,
+            host: e.host.to_string(),
+            actor: Actor {
+                token: v.token.map(str::to_owned),
+                client_ip: v.client_ip_text(),
+            },
+            route: Route {
+                host: v.host.to_owned(),
+                method: v.method.to_owned(),
+                template: template.to_owned(),
+            },
+            evidence,
+            occurrences,
+            exchange: ExchangeSummary {
+                time: e.time.to_string(),
+                process: ExchangeProcess {
+                    pid: e.process.pid,
+                    comm: e.process.comm.to_string(),
+                    exe: e.process.exe.as_deref().map(str::to_owned),
+                },
+                request: ExchangeRequest {
+                    method: v.method.to_owned(),
+                    path: v.path.to_owned(),
+                    query: v.query.map(str::to_owned),
+                },
+                response: ExchangeResponse { status: v.status },
+            },
+            stream: StreamIdentity {
+                pid: e.process.pid,
+                stream: c.stream,
+                fd: c.fd,
+                local: c.local,
+                remote: c.remote,
+                role: c.role,
+                tls: c.tls,
+            },
+            epoch_ms: v.epoch_ms,
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;
