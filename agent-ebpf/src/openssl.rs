@@ -1,5 +1,5 @@
 //! Uprobes on OpenSSL's read/write functions: the exported SSL_read / SSL_read_ex / SSL_write /
-//! SSL_write_ex, or (cheaper, see agent/src/probes/attach_point.rs) the internal functions they
+//! SSL_write_ex, or (cheaper, see agent/src/kernel/tls/attach_point.rs) the internal functions they
 //! call, which have the `_ex` signature `(ssl, buf, num, size_t *processed)`.
 //!
 //! Entry records the arguments per thread; the shared return probe learns how many bytes the

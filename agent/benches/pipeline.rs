@@ -6,16 +6,16 @@
 use std::{hint::black_box, time::Instant};
 
 use agent::{
+    app::pipeline::body_tap,
     classify::redact::TokenKey,
     conn::{ConnTable, TableLimits},
-    decode::{Record, decode},
     detect::{DetectConfig, Engine},
+    enrich::workload::Workload,
     event::build::{Enrichment, build, start_epoch_ms},
+    kernel::decode::{Record, decode},
+    kernel::recording::{read, replay, split},
     output::native_json,
-    pipeline::body_tap,
     protocol::h1::Limits,
-    recording::{read, replay, split},
-    workload::Workload,
 };
 use criterion::{Criterion, Throughput};
 

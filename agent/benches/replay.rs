@@ -8,9 +8,9 @@
 use std::{path::Path, time::Instant};
 
 use agent::{
+    app::replay,
     detect::{DetectConfig, Engine, content::Bodies},
     event::ExchangeEvent,
-    replay,
 };
 use serde_json::{Value, json};
 

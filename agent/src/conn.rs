@@ -211,8 +211,12 @@ impl ConnTable {
 
     /// The one dispatch of decoded records to the table, for live and recorded input alike.
     /// Exec records concern the process table only.
-    pub fn on_record(&mut self, record: &crate::decode::Record<'_>, out: &mut Vec<ConnExchange>) {
-        use crate::decode::Record;
+    pub fn on_record(
+        &mut self,
+        record: &crate::kernel::decode::Record<'_>,
+        out: &mut Vec<ConnExchange>,
+    ) {
+        use crate::kernel::decode::Record;
         match record {
             Record::Data(data, payload) => self.on_data(data, payload, out),
             Record::Socket(socket) => self.on_socket(socket, out),

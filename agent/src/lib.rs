@@ -1,5 +1,9 @@
-//! cleartap's userspace agent, as a library: stages along the data flow
-//! reader → decode → conn → http → output, wired together by [`run`].
+//! cleartap's userspace agent, as a library, one module per stage along the data flow:
+//! kernel (load, probe, decode records) → conn (reassembly) → protocol (HTTP/1 parsing and
+//! pairing) → event (the typed, redacted exchange, with enrich's process and workload) →
+//! detect (typed findings) → output (renderings and sinks); classify holds what redaction and
+//! detection share; app wires the stages into the agent (start-up, event loop, metrics).
+//! docs/ARCHITECTURE.md describes each stage's interface.
 //!
 //! Every byte this library handles comes from the kernel or the network and is attacker-chosen:
 //! the constructs that can panic on input are denied outside tests. Where an invariant makes
@@ -15,28 +19,13 @@
     )
 )]
 pub mod app;
-pub mod ca_file;
 pub mod classify;
 pub mod config;
-pub mod config_file;
 pub mod conn;
 pub mod contain;
-pub mod decode;
 pub mod detect;
+pub mod enrich;
 pub mod event;
-pub mod filters;
-pub mod install;
-pub mod kernel_offsets;
-pub mod loader;
-pub mod metrics;
+pub mod kernel;
 pub mod output;
-pub mod pipeline;
-pub mod probes;
-pub mod process;
 pub mod protocol;
-pub mod reader;
-pub mod recording;
-pub mod replay;
-pub mod stats;
-pub mod token_key;
-pub mod workload;

@@ -2,8 +2,8 @@
 //! file (in that precedence), then runs the agent or a `config` subcommand.
 
 use agent::{
+    config::file::{self as config_file, Loader},
     config::{Command, ConfigAction},
-    config_file::{self, Loader},
 };
 
 fn run() -> anyhow::Result<()> {
@@ -30,13 +30,13 @@ fn run() -> anyhow::Result<()> {
             inventory_out,
         }) => replay(file, inventory_out.as_deref(), config.detect.clone()),
         Some(Command::Install { root, no_start }) => {
-            for line in agent::install::install(root, *no_start)? {
+            for line in agent::app::install::install(root, *no_start)? {
                 println!("{line}");
             }
             Ok(())
         }
         Some(Command::Uninstall { root, keep_data }) => {
-            for line in agent::install::uninstall(root, *keep_data)? {
+            for line in agent::app::install::uninstall(root, *keep_data)? {
                 println!("{line}");
             }
             Ok(())
@@ -58,7 +58,7 @@ fn replay(
         Box::new(std::io::BufReader::new(f))
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let (summary, engine) = agent::replay::run(input, file, detect, &mut out)?;
+    let (summary, engine) = agent::app::replay::run(input, file, detect, &mut out)?;
     std::io::Write::flush(&mut out)?;
     if let Some(path) = inventory_out {
         std::fs::write(path, engine.dump(summary.last_epoch_ms).to_string())

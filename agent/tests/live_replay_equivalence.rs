@@ -9,12 +9,12 @@ use agent::{
     classify::redact::TokenKey,
     conn::{ConnExchange, ConnTable, TableLimits},
     detect::{DetectConfig, Engine, content::Bodies},
+    enrich::workload::Workload,
     event::{
         ExchangeEvent,
         build::{Enrichment, build, start_epoch_ms},
     },
-    recording::{read, replay, split},
-    workload::Workload,
+    kernel::recording::{read, replay, split},
 };
 use agent_common::event::{
     DIRECTION_EGRESS, DIRECTION_INGRESS, DataRecord, KIND_DATA, RecordHeader,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use agent::{
     conn::{ConnTable, TableLimits},
-    recording::{read, replay, split},
+    kernel::recording::{read, replay, split},
 };
 
 #[test]

@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         let offset = offsets[stream][direction as usize].saturating_add_signed(skew);
         offsets[stream][direction as usize] = offset + len as u64;
         if ctl[2] == 0xff {
-            table.close(StreamId { tgid: 1, ssl: stream as u64 }, &mut out);
+            table.close(StreamId { tgid: 1, stream: stream as u64 }, &mut out);
             continue;
         }
         let record = DataRecord {

@@ -2,7 +2,7 @@
 //! record's payload must lie within the input.
 #![no_main]
 
-use agent::decode::{Record, decode};
+use agent::kernel::decode::{Record, decode};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -10,5 +10,5 @@ fuzz_target!(|data: &[u8]| {
         assert!(payload.len() == record.payload_len as usize);
         assert!(payload.len() <= data.len());
     }
-    let _ = agent::recording::split(data);
+    let _ = agent::kernel::recording::split(data);
 });

@@ -18,8 +18,8 @@ use agent::{
         h1::{Limits, Pairing, StreamParser},
     },
     output::formats,
-    pipeline::body_tap,
-    workload::Workload,
+    app::pipeline::body_tap,
+    enrich::workload::Workload,
 };
 use libfuzzer_sys::fuzz_target;
 

@@ -1,5 +1,5 @@
-//! The rule catalogue: every rule id this build knows (DESIGN.md's catalogue), with its title,
-//! OWASP API Top 10 (2023) category, severity, confidence and the phase it can be judged in.
+//! The rule catalogue: every rule id this build knows, with its title, OWASP API Top 10 (2023)
+//! category, severity, confidence and the phase it can be judged in.
 //! Code, config and events name rules only through [`RuleId`]; its text form (`AUTH-1`) comes
 //! from this one table.
 

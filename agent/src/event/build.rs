@@ -25,7 +25,7 @@ pub struct Enrichment<'a> {
     /// Body bytes shown (the parser may have kept more for the detection rules).
     pub event_body_bytes: usize,
     /// Container and pod of the process.
-    pub workload: &'a crate::workload::Workload,
+    pub workload: &'a crate::enrich::workload::Workload,
     /// This node's Kubernetes name, when pods are watched.
     pub node: Option<&'a str>,
     /// The redaction key.

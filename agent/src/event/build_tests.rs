@@ -58,13 +58,13 @@ Set-Cookie: b=2\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"id\"\r\n4\r\n:42}\r
     }
 }
 
-fn golden_workload() -> crate::workload::Workload {
-    crate::workload::Workload {
-        container: crate::workload::cgroup::container_of_path(
+fn golden_workload() -> crate::enrich::workload::Workload {
+    crate::enrich::workload::Workload {
+        container: crate::enrich::workload::cgroup::container_of_path(
             "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0f4c1d2e_3a4b_4c5d_8e9f_0123456789ab.slice/cri-containerd-8d2f0c1b7e3a4f5d9c6b0a1e2d3f4c5b6a7e8d9c0b1a2f3e4d5c6b7a8e9f0a1b.scope",
         )
         .map(std::sync::Arc::new),
-        pod: Some(std::sync::Arc::new(crate::workload::PodMeta {
+        pod: Some(std::sync::Arc::new(crate::enrich::workload::PodMeta {
             name: "checkout-api-7c9d8f6b5-x2lqz".into(),
             namespace: "shop".into(),
             uid: "0f4c1d2e-3a4b-4c5d-8e9f-0123456789ab".into(),
@@ -73,7 +73,7 @@ fn golden_workload() -> crate::workload::Workload {
 }
 
 fn golden_context<'a>(
-    workload: &'a crate::workload::Workload,
+    workload: &'a crate::enrich::workload::Workload,
     key: &'a TokenKey,
 ) -> Enrichment<'a> {
     Enrichment {

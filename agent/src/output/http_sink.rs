@@ -46,9 +46,13 @@ impl HttpSink {
         let mut tls = ureq::tls::TlsConfig::builder();
         if let Some(path) = ca_file {
             let shown = path.display().to_string();
-            let roots = crate::ca_file::root_certs(path).map_err(|e| match e {
-                crate::ca_file::CaFileError::Read(e) => HttpSetupError::CaFile(shown.clone(), e),
-                crate::ca_file::CaFileError::NoCertificate => HttpSetupError::NoCertificate(shown),
+            let roots = crate::config::ca_file::root_certs(path).map_err(|e| match e {
+                crate::config::ca_file::CaFileError::Read(e) => {
+                    HttpSetupError::CaFile(shown.clone(), e)
+                }
+                crate::config::ca_file::CaFileError::NoCertificate => {
+                    HttpSetupError::NoCertificate(shown)
+                }
             })?;
             tls = tls.root_certs(roots);
         }

@@ -16,9 +16,9 @@ use tokio::{
 };
 
 use crate::{
-    pipeline::Pipeline,
-    probes::{Attacher, discovery},
-    stats::{KernelCounters, summary},
+    app::pipeline::Pipeline,
+    kernel::counters::{KernelCounters, summary},
+    kernel::tls::{Attacher, discovery},
 };
 
 fn drain(ring: &mut RingBuf<MapData>, pipeline: &mut Pipeline) {
@@ -54,13 +54,13 @@ pub struct Loop {
     /// How often libraries nothing uses any more are looked for and released.
     pub library_sweep: Duration,
     /// Where the counters are published for /metrics, once a second.
-    pub metrics: Option<crate::metrics::Shared>,
+    pub metrics: Option<crate::app::metrics::Shared>,
     pub reload: Reload,
 }
 
 /// What SIGHUP needs: how to read the configuration again, and what is running now.
 pub struct Reload {
-    pub loader: crate::config_file::Loader,
+    pub loader: crate::config::file::Loader,
     pub running: crate::config::Config,
 }
 
@@ -75,7 +75,7 @@ impl Loop {
             return;
         }
         self.sync_attacher_counters();
-        let snapshot = crate::metrics::Snapshot {
+        let snapshot = crate::app::metrics::Snapshot {
             kernel: KernelCounters::read(&self.ebpf),
             agent: self.pipeline.counters,
             conns: self.pipeline.conns.stats,
@@ -112,7 +112,12 @@ impl Loop {
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
             .and_then(|()| {
-                std::fs::write(&tmp, engine.dump(crate::reader::unix_now_ms()).to_string())
+                std::fs::write(
+                    &tmp,
+                    engine
+                        .dump(crate::app::event_loop::unix_now_ms())
+                        .to_string(),
+                )
             })
             .and_then(|()| std::fs::rename(&tmp, path));
         match result {
@@ -137,7 +142,7 @@ impl Loop {
                 return;
             }
         };
-        let pending = crate::config_file::restart_needed(&self.reload.running, &new);
+        let pending = crate::config::file::restart_needed(&self.reload.running, &new);
         if !pending.is_empty() {
             log::warn!(
                 "SIGHUP: {} changed; that takes effect after a restart",

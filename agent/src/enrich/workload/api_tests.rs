@@ -10,8 +10,8 @@ use std::{
 
 use super::*;
 
-const LIST: &str = include_str!("../../tests/fixtures/kubernetes/pods-on-node.json");
-const WATCH: &str = include_str!("../../tests/fixtures/kubernetes/pods-watch.jsonl");
+const LIST: &str = include_str!("../../../tests/fixtures/kubernetes/pods-on-node.json");
+const WATCH: &str = include_str!("../../../tests/fixtures/kubernetes/pods-watch.jsonl");
 
 /// Answers each connection with the next canned response; sends each request line and its
 /// Authorization header to the test.

@@ -12,7 +12,7 @@ use std::{
 };
 
 pub const UNIT_NAME: &str = "cleartap.service";
-pub const UNIT: &str = include_str!("../../deploy/systemd/cleartap.service");
+pub const UNIT: &str = include_str!("../../../deploy/systemd/cleartap.service");
 const BINARY: &str = "usr/local/bin/cleartap";
 const CONFIG: &str = "etc/cleartap/cleartap.toml";
 const UNIT_PATH: &str = "etc/systemd/system/cleartap.service";
@@ -101,7 +101,7 @@ pub fn install(root: &Path, no_start: bool) -> Result<Vec<String>, InstallError>
     } else {
         write_atomically(
             &config,
-            crate::config_file::DEFAULT_CONFIG.as_bytes(),
+            crate::config::file::DEFAULT_CONFIG.as_bytes(),
             0o640,
         )?;
         done.push(format!("config: {} (defaults)", config.display()));
@@ -198,7 +198,7 @@ mod tests {
         assert_eq!(meta.permissions().mode() & 0o777, 0o755);
         assert_eq!(
             fs::read_to_string(root.join(CONFIG)).expect("config"),
-            crate::config_file::DEFAULT_CONFIG
+            crate::config::file::DEFAULT_CONFIG
         );
         assert_eq!(
             fs::read_to_string(root.join(UNIT_PATH)).expect("unit"),

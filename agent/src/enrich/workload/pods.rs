@@ -209,8 +209,8 @@ impl PodIndex {
 mod tests {
     use super::*;
 
-    const LIST: &str = include_str!("../../tests/fixtures/kubernetes/pods-on-node.json");
-    const WATCH: &str = include_str!("../../tests/fixtures/kubernetes/pods-watch.jsonl");
+    const LIST: &str = include_str!("../../../tests/fixtures/kubernetes/pods-on-node.json");
+    const WATCH: &str = include_str!("../../../tests/fixtures/kubernetes/pods-watch.jsonl");
     const WEB_ID: &str = "8d2f0c1b7e3a4f5d9c6b0a1e2d3f4c5b6a7e8d9c0b1a2f3e4d5c6b7a8e9f0a1b";
 
     #[test]

@@ -10,13 +10,13 @@ use crate::{
     classify::redact::TokenKey,
     conn::{ConnExchange, ConnTable, StreamId},
     contain::{Stage, contained},
-    decode::{Record, c_string, decode},
+    enrich::process::ProcessTable,
     event::build::{Enrichment, build, start_epoch_ms},
+    kernel::counters::AgentCounters,
+    kernel::decode::{Record, c_string, decode},
+    kernel::recording::Recorder,
+    kernel::tls::Attacher,
     output::{Output, OutputError},
-    probes::Attacher,
-    process::ProcessTable,
-    recording::Recorder,
-    stats::AgentCounters,
 };
 
 /// After an exec, look for new libraries at these delays (the dynamic loader maps them within
@@ -49,7 +49,7 @@ pub struct Pipeline {
     pub conns: ConnTable,
     pub processes: ProcessTable,
     /// Container and pod of each cgroup.
-    pub workloads: crate::workload::Workloads,
+    pub workloads: crate::enrich::workload::Workloads,
     pub counters: AgentCounters,
     pub output: Output,
     /// `--body-route` prefixes (empty: bodies of every route, when body capture is on).
@@ -79,7 +79,7 @@ impl Pipeline {
         Self {
             conns,
             processes: ProcessTable::default(),
-            workloads: crate::workload::Workloads::default(),
+            workloads: crate::enrich::workload::Workloads::default(),
             counters: AgentCounters::default(),
             output,
             body_routes: Vec::new(),

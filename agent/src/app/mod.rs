@@ -1,18 +1,25 @@
 //! Start-up: checks, kernel offsets, eBPF load and attach, library discovery, then the loop.
 
+pub mod event_loop;
+pub mod install;
+pub mod metrics;
+pub mod pipeline;
+pub mod replay;
+pub mod token_key;
+
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
 use crate::{
+    app::event_loop::{Loop, monotonic_now_ns},
+    app::pipeline::Pipeline,
     config::{Config, SocketHooks},
     conn::{ConnTable, TableLimits},
-    kernel_offsets,
-    loader::{self, LoadOptions},
-    pipeline::Pipeline,
-    probes::{Attacher, discovery},
+    kernel::loader::{self, LoadOptions},
+    kernel::offsets as btf_offsets,
+    kernel::tls::{Attacher, discovery},
     protocol::h1::Limits,
-    reader::{Loop, monotonic_now_ns},
 };
 
 const TRACEFS: &str = "/sys/kernel/tracing";
@@ -37,7 +44,7 @@ fn hostname() -> String {
     if rc != 0 {
         return String::new();
     }
-    crate::decode::c_string(&buf)
+    crate::kernel::decode::c_string(&buf)
 }
 
 fn monotonic_to_unix_ns() -> i128 {
@@ -52,7 +59,7 @@ fn monotonic_to_unix_ns() -> i128 {
 /// Loads (or creates) the redaction key. A key file that cannot be created (read-only disk)
 /// falls back to a key for this run only; a malformed one is an error.
 fn load_token_key(path: &std::path::Path) -> anyhow::Result<crate::classify::redact::TokenKey> {
-    use crate::token_key::{TokenKeyError, load_or_create, random_key};
+    use crate::app::token_key::{TokenKeyError, load_or_create, random_key};
     let key = match load_or_create(path) {
         Ok((key, created)) => {
             if created {
@@ -97,7 +104,7 @@ fn attach_socket_hooks(ebpf: &mut aya::Ebpf, wanted: SocketHooks) -> anyhow::Res
     }
 }
 
-pub fn run(config: Config, loader: crate::config_file::Loader) -> anyhow::Result<()> {
+pub fn run(config: Config, loader: crate::config::file::Loader) -> anyhow::Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!(
@@ -108,7 +115,7 @@ pub fn run(config: Config, loader: crate::config_file::Loader) -> anyhow::Result
     filters.validate()?;
     let token_key = load_token_key(&config.token_key_file)?;
     ensure_tracefs();
-    let offsets = match kernel_offsets::resolve(kernel_offsets::VMLINUX_BTF) {
+    let offsets = match btf_offsets::resolve(btf_offsets::VMLINUX_BTF) {
         Ok(o) => o,
         Err(e) => {
             log::warn!("{e}; local/remote addresses will be reported as null");
@@ -202,7 +209,7 @@ pub fn run(config: Config, loader: crate::config_file::Loader) -> anyhow::Result
         pipeline.workloads.watch_pods(api)?;
     }
     if let Some(path) = &config.record_raw {
-        pipeline.record_to(crate::recording::Recorder::create(path)?);
+        pipeline.record_to(crate::kernel::recording::Recorder::create(path)?);
         log::warn!(
             "recording raw records with plaintext payloads to {}",
             path.display()
@@ -215,14 +222,14 @@ pub fn run(config: Config, loader: crate::config_file::Loader) -> anyhow::Result
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    let listen = crate::metrics::parse_listen(&config.metrics_listen).map_err(|allowed| {
+    let listen = crate::app::metrics::parse_listen(&config.metrics_listen).map_err(|allowed| {
         anyhow::anyhow!("--metrics-listen {:?}: {allowed}", config.metrics_listen)
     })?;
     runtime.block_on(async move {
         let metrics = match listen {
             Some(addr) => {
-                let shared = crate::metrics::Shared::default();
-                crate::metrics::serve(addr, shared.clone())
+                let shared = crate::app::metrics::Shared::default();
+                crate::app::metrics::serve(addr, shared.clone())
                     .await
                     .with_context(|| format!("serving metrics on {addr} (--metrics-listen)"))?;
                 log::info!("metrics on http://{addr}/metrics, health on http://{addr}/healthz");
@@ -237,7 +244,7 @@ pub fn run(config: Config, loader: crate::config_file::Loader) -> anyhow::Result
             poll_interval: Duration::from_millis(config.poll_interval_ms),
             library_sweep: Duration::from_secs(config.library_sweep_secs),
             metrics,
-            reload: crate::reader::Reload {
+            reload: crate::app::event_loop::Reload {
                 loader,
                 running: config,
             },
@@ -248,8 +255,10 @@ pub fn run(config: Config, loader: crate::config_file::Loader) -> anyhow::Result
 }
 
 /// Where to watch pods, if anywhere: --kubernetes-api, else the in-cluster service account.
-fn kubernetes_api(config: &Config) -> anyhow::Result<Option<crate::workload::api::ApiConfig>> {
-    use crate::{config::Toggle, workload::api::ApiConfig};
+fn kubernetes_api(
+    config: &Config,
+) -> anyhow::Result<Option<crate::enrich::workload::api::ApiConfig>> {
+    use crate::{config::Toggle, enrich::workload::api::ApiConfig};
     if config.kubernetes == Toggle::Off {
         return Ok(None);
     }

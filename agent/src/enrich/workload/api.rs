@@ -132,9 +132,11 @@ impl Client {
         let mut tls = ureq::tls::TlsConfig::builder();
         if let Some(path) = &config.ca_file {
             let shown = path.display().to_string();
-            let roots = crate::ca_file::root_certs(path).map_err(|e| match e {
-                crate::ca_file::CaFileError::Read(e) => ApiError::CaFile(shown.clone(), e),
-                crate::ca_file::CaFileError::NoCertificate => ApiError::NoCertificate(shown),
+            let roots = crate::config::ca_file::root_certs(path).map_err(|e| match e {
+                crate::config::ca_file::CaFileError::Read(e) => ApiError::CaFile(shown.clone(), e),
+                crate::config::ca_file::CaFileError::NoCertificate => {
+                    ApiError::NoCertificate(shown)
+                }
             })?;
             tls = tls.root_certs(roots);
         }

@@ -1,5 +1,8 @@
 //! Agent configuration (command-line flags and their environment variables).
 
+pub mod ca_file;
+pub mod file;
+
 use clap::Parser;
 
 use agent_common::event::CAPTURE_LIMIT_BYTES;
@@ -80,8 +83,8 @@ pub struct Config {
     /// Where to probe OpenSSL: `auto` probes the internal read/write functions when the
     /// library's machine code has the known shape (much cheaper; verified against the exported
     /// functions on live traffic), `exported` always probes SSL_read/SSL_write(_ex).
-    #[arg(long, env = "CLEARTAP_PROBE_MODE", value_enum, default_value_t = crate::probes::ProbeMode::Auto)]
-    pub probe_mode: crate::probes::ProbeMode,
+    #[arg(long, env = "CLEARTAP_PROBE_MODE", value_enum, default_value_t = crate::kernel::tls::ProbeMode::Auto)]
+    pub probe_mode: crate::kernel::tls::ProbeMode,
 
     /// Which kernel hooks tie traffic to sockets: `auto` uses kprobes on tcp_sendmsg/tcp_recvmsg
     /// where the kernel has kprobes (the socket comes straight from the kernel call) and the
@@ -126,7 +129,7 @@ pub struct Config {
     /// Key of the redaction tags: secrets become [REDACTED:<HMAC tag>] so one token can be
     /// followed across events without being stored. Created (32 random bytes, mode 0600) when
     /// missing.
-    #[arg(long, env = "CLEARTAP_TOKEN_KEY_FILE", value_name = "PATH", default_value = crate::token_key::DEFAULT_PATH)]
+    #[arg(long, env = "CLEARTAP_TOKEN_KEY_FILE", value_name = "PATH", default_value = crate::app::token_key::DEFAULT_PATH)]
     pub token_key_file: std::path::PathBuf,
 
     /// Write the API inventory (JSON) here at exit and on SIGUSR1; "off" for never.
@@ -253,8 +256,8 @@ pub enum SocketHooks {
 }
 
 impl Config {
-    pub fn filters(&self) -> crate::filters::Filters {
-        crate::filters::Filters {
+    pub fn filters(&self) -> crate::kernel::filters::Filters {
+        crate::kernel::filters::Filters {
             pids: (self.pids.clone(), self.exclude_pids.clone()),
             comms: (self.comms.clone(), self.exclude_comms.clone()),
             cgroups: (self.cgroups.clone(), self.exclude_cgroups.clone()),

@@ -1,4 +1,4 @@
-//! The per-install key of the redaction tags (output/redact.rs): 32 random bytes in a file only
+//! The per-install key of the redaction tags (classify/redact.rs): 32 random bytes in a file only
 //! root can read, created on first start. Keeping it across restarts keeps a token's tag stable;
 //! sharing it across nodes makes tags comparable fleet-wide.
 

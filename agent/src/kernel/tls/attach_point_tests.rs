@@ -132,7 +132,7 @@ fn node_style_wrappers_stay_exported() {
         eprintln!("skipped: no /usr/bin/node");
         return;
     }
-    let map = crate::probes::elf::map(node).expect("map node");
+    let map = crate::kernel::tls::elf::map(node).expect("map node");
     // nodesource's node inlines ssl_read_internal and starts SSL_read with `push %rbp`.
     assert_eq!(
         find_internal_targets(&map),

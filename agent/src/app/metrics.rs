@@ -22,7 +22,7 @@ use prometheus_client::{
 
 use crate::{
     conn::ConnStats,
-    stats::{AgentCounters, KernelCounters},
+    kernel::counters::{AgentCounters, KernelCounters},
 };
 
 /// A loop that has not published for this long is reported unhealthy.
@@ -39,7 +39,7 @@ pub struct Snapshot {
     pub published: Option<Instant>,
     pub sinks: Vec<crate::output::SinkSnapshot>,
     pub findings: u64,
-    pub workload: crate::workload::WorkloadStats,
+    pub workload: crate::enrich::workload::WorkloadStats,
 }
 
 pub type Shared = Arc<Mutex<Snapshot>>;
@@ -258,7 +258,7 @@ impl Collector for SnapshotCollector {
 
 fn workload_families(
     e: &mut DescriptorEncoder<'_>,
-    w: &crate::workload::WorkloadStats,
+    w: &crate::enrich::workload::WorkloadStats,
 ) -> std::fmt::Result {
     counter(
         e,

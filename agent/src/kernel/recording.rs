@@ -176,7 +176,7 @@ pub fn replay<'a>(
     table: &mut crate::conn::ConnTable,
     out: &mut Vec<crate::conn::ConnExchange>,
 ) -> ReplayStats {
-    use crate::decode::decode;
+    use crate::kernel::decode::decode;
     let mut stats = ReplayStats::default();
     for bytes in records {
         stats.records += 1;

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::{
     config::{Config, SocketHooks},
-    probes::ProbeMode,
+    kernel::tls::ProbeMode,
 };
 
 /// Builds the configuration from the command line (parsed once, at start) and the config file
@@ -103,7 +103,7 @@ pub enum ConfigError {
     #[error(transparent)]
     Sinks(#[from] crate::output::sink_config::SinkError),
     #[error(transparent)]
-    Filters(#[from] crate::filters::FilterError),
+    Filters(#[from] crate::kernel::filters::FilterError),
     #[error("{0}")]
     Cli(String),
     #[error("{0}")]
@@ -346,7 +346,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
     range("streams.max_streams", config.max_streams, 1, 1_000_000)?;
     crate::output::sink_config::validate(&config.sinks)?;
     config.detect.validate().map_err(ConfigError::Detect)?;
-    crate::metrics::parse_listen(&config.metrics_listen).map_err(|allowed| {
+    crate::app::metrics::parse_listen(&config.metrics_listen).map_err(|allowed| {
         ConfigError::Invalid {
             field: "metrics.listen",
             value: format!("{:?}", config.metrics_listen),
@@ -360,5 +360,5 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
 pub const DEFAULT_CONFIG: &str = include_str!("default_config.toml");
 
 #[cfg(test)]
-#[path = "config_file_tests.rs"]
+#[path = "file_tests.rs"]
 mod tests;
