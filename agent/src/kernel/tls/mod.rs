@@ -9,6 +9,7 @@
 pub mod attach_point;
 pub mod discovery;
 pub mod elf;
+pub mod plan;
 mod release;
 mod verify;
 
@@ -33,6 +34,7 @@ use aya::{
     },
 };
 
+use plan::AttachPlan;
 pub use verify::Verdict;
 
 /// (symbol, entry program, required). OpenSSL 1.0 lacks the `_ex` functions.
@@ -351,14 +353,16 @@ impl Attacher {
             pid_note: &pid_note,
         };
         let result = match internal {
-            Some(t) => match attach_internal(&mut target, &t, &mut library) {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    log::warn!("{e}; falling back to exported functions");
-                    detach_all(target.ebpf, &mut library);
-                    attach_exported(&mut target, &mut library)
+            Some(t) => {
+                match execute(&mut target, &AttachPlan::openssl_internal(&t), &mut library) {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        log::warn!("{e}; falling back to exported functions");
+                        detach_all(target.ebpf, &mut library);
+                        attach_exported(&mut target, &mut library)
+                    }
                 }
-            },
+            }
             None => attach_exported(&mut target, &mut library),
         };
         if let Err(e) = result {
@@ -393,43 +397,38 @@ impl Attacher {
     }
 }
 
-fn attach_internal(
+/// The one executor: attaches every point of `plan`, recording links by role (check links are
+/// removed on their own once the runtime check decides).
+fn execute(
     target: &mut Target<'_>,
-    t: &attach_point::InternalTargets,
+    plan: &AttachPlan,
     library: &mut Library,
 ) -> Result<(), ProbeError> {
-    for (name, offset, entry) in [
-        ("internal read", t.read_offset, PROG_SSL_READ_EX_ENTRY),
-        ("internal write", t.write_offset, PROG_SSL_WRITE_EX_ENTRY),
-    ] {
-        for program in [entry, PROG_SSL_RETURN] {
-            let link = target.attach(program, UProbeAttachLocation::AbsoluteOffset(offset))?;
-            library.links.push((program, link));
-        }
-        library.points.push(format!("{name} @0x{offset:x}"));
-    }
-    for (symbol, offset) in t.read_wrappers.iter().chain(&t.write_wrappers) {
+    for point in &plan.points {
         let link = target.attach(
-            PROG_SSL_CHECK_ENTRY,
-            UProbeAttachLocation::AbsoluteOffset(*offset),
+            point.program,
+            UProbeAttachLocation::AbsoluteOffset(point.offset),
         )?;
-        library.check_links.push((PROG_SSL_CHECK_ENTRY, link));
-        log::debug!("check probe on {symbol} @0x{offset:x}");
+        match point.role {
+            plan::Role::Check => {
+                library.check_links.push((point.program, link));
+                log::debug!("check probe on {} @0x{:x}", point.function, point.offset);
+            }
+            plan::Role::Entry | plan::Role::Return => library.links.push((point.program, link)),
+        }
     }
-    library.mode = Mode::Verifying;
+    library.points = plan.described();
+    library.mode = if plan.verifying() {
+        Mode::Verifying
+    } else {
+        Mode::Exported
+    };
     Ok(())
 }
 
 fn attach_exported(target: &mut Target<'_>, library: &mut Library) -> Result<(), ProbeError> {
-    library.mode = Mode::Exported;
-    for &(symbol, entry, offset) in &library.exported {
-        for program in [entry, PROG_SSL_RETURN] {
-            let link = target.attach(program, UProbeAttachLocation::AbsoluteOffset(offset))?;
-            library.links.push((program, link));
-        }
-        library.points.push(symbol.to_owned());
-    }
-    Ok(())
+    let plan = AttachPlan::exported(&library.exported);
+    execute(target, &plan, library)
 }
 
 /// Detaches links off the capture loop: unregistering a uprobe waits for an RCU grace period
