@@ -228,8 +228,8 @@ impl Pipeline {
         let workload = self.workloads.resolve(item.conn.cgroup_id);
         let ctx = Enrichment {
             host: &self.host,
-            exe: exe.as_deref(),
-            library: library.as_deref(),
+            exe,
+            library,
             monotonic_to_unix_ns: self.monotonic_to_unix_ns,
             body_routes: &self.body_routes,
             event_body_bytes: self.event_body_bytes,

@@ -175,9 +175,10 @@ impl Engine {
             .filter(|(id, _)| self.on(*id))
             .filter_map(|(id, rule)| rule(v).map(|evidence| (*id, evidence)))
             .collect();
-        let actor_listed_for = self
-            .abusive
-            .get(v.actor())
+        // Most of the time nobody is listed: skip making the actor's text.
+        let actor_listed_for = (!self.abusive.is_empty())
+            .then(|| self.abusive.get(v.actor()))
+            .flatten()
             .filter(|l| l.until_ms > v.epoch_ms)
             .map(|l| l.because.clone());
         RequestVerdict {
@@ -219,7 +220,7 @@ impl Engine {
         self.stats.exchanges_judged += 1;
         let (template, last_id) = route::template(v.path);
         let k = ExchangeKeys {
-            actor: self.keys.of(&[v.actor()]),
+            actor: v.actor_digest(&self.keys),
             route: self.keys.of(&[v.host, v.method, &template]),
         };
         let mut hits: Vec<(RuleId, Value)> = verdict.hits;

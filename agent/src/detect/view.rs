@@ -27,7 +27,8 @@ pub struct View<'a> {
     /// Response body bytes, decompressed.
     pub response_body: &'a [u8],
     /// The token tag, else the client address, else "unknown": made once, read by every rule.
-    actor: std::borrow::Cow<'a, str>,
+    /// Made on first use: most exchanges need only the actor's digest.
+    actor: OnceCell<Cow<'a, str>>,
     /// Decoded once on first use, then shared by every rule that reads them.
     params: OnceCell<Vec<(String, String)>>,
     body_inputs: OnceCell<Vec<(String, String)>>,
@@ -66,13 +67,8 @@ impl<'a> View<'a> {
         } else {
             c.remote
         };
-        let actor = match (token, client) {
-            (Some(t), _) => std::borrow::Cow::Borrowed(t),
-            (None, Some(e)) => std::borrow::Cow::Owned(e.ip.to_string()),
-            (None, None) => std::borrow::Cow::Borrowed("unknown"),
-        };
         Some(Self {
-            actor,
+            actor: OnceCell::new(),
             params: OnceCell::new(),
             body_inputs: OnceCell::new(),
             response_text: OnceCell::new(),
@@ -100,14 +96,26 @@ impl<'a> View<'a> {
 
     /// The actor: the token tag when there is one, else the client address.
     pub fn actor(&self) -> &str {
-        &self.actor
+        self.actor
+            .get_or_init(|| match (self.token, self.client_ip) {
+                (Some(t), _) => Cow::Borrowed(t),
+                (None, Some(ip)) => Cow::Owned(ip.to_string()),
+                (None, None) => Cow::Borrowed("unknown"),
+            })
+    }
+
+    /// The digest the windows key the actor by, without writing an address out as text.
+    pub fn actor_digest(&self, keys: &super::windows::Keys) -> u64 {
+        match (self.token, self.client_ip) {
+            (Some(t), _) => keys.of(&["token", t]),
+            (None, Some(std::net::IpAddr::V4(ip))) => keys.of_bytes("ip", &ip.octets()),
+            (None, Some(std::net::IpAddr::V6(ip))) => keys.of_bytes("ip", &ip.octets()),
+            (None, None) => keys.of(&["unknown"]),
+        }
     }
 
     pub fn client_ip_text(&self) -> Option<String> {
-        match (self.token, self.client_ip) {
-            (None, Some(_)) => Some(self.actor.to_string()),
-            (_, ip) => ip.map(|ip| ip.to_string()),
-        }
+        self.client_ip.map(|ip| ip.to_string())
     }
 
     pub fn has_credentials(&self) -> bool {

@@ -35,6 +35,15 @@ impl Keys {
         h.finish()
     }
 
+    /// The digest of a tag and some bytes.
+    pub fn of_bytes(&self, tag: &str, bytes: &[u8]) -> u64 {
+        let mut h = self.0.build_hasher();
+        tag.len().hash(&mut h);
+        h.write(tag.as_bytes());
+        h.write(bytes);
+        h.finish()
+    }
+
     /// The digest of two digests.
     pub fn pair(&self, a: u64, b: u64) -> u64 {
         let mut h = self.0.build_hasher();

@@ -42,13 +42,13 @@ impl ProcessTable {
         }
     }
 
-    pub fn exe(&mut self, pid: u32) -> Option<String> {
-        if let Some(exe) = self.exe.get(&pid) {
-            return Some(exe.clone());
+    /// The exe of `pid`, borrowed from the table (read from /proc on a miss).
+    pub fn exe(&mut self, pid: u32) -> Option<&str> {
+        if !self.exe.contains_key(&pid) {
+            let exe = read_exe(pid)?;
+            self.insert(pid, exe);
         }
-        let exe = read_exe(pid)?;
-        self.insert(pid, exe.clone());
-        Some(exe)
+        self.exe.get(&pid).map(String::as_str)
     }
 }
 
@@ -68,7 +68,7 @@ mod tests {
         let me = std::process::id();
         assert!(t.exe(me).is_some_and(|e| e.starts_with('/')));
         t.on_exec(u32::MAX - 1, "./gone".into());
-        assert_eq!(t.exe(u32::MAX - 1).as_deref(), Some("./gone"));
+        assert_eq!(t.exe(u32::MAX - 1), Some("./gone"));
         t.on_exit(u32::MAX - 1);
         assert_eq!(t.exe(u32::MAX - 1), None);
     }

@@ -150,14 +150,44 @@ fn response<'m>(message: &'m Message, key: &TokenKey, shown_bytes: usize) -> Opt
     })
 }
 
+/// RFC 3339 in UTC with the fraction trimmed of trailing zeros (`…:00.001Z`, `…:01.5Z`,
+/// `…:00Z`), as the `time` crate writes it. The date-and-seconds part is formatted once per
+/// second and reused: exchanges come many per second, and formatting dates was a visible cost
+/// per exchange.
 pub fn rfc3339(unix_ns: i128) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(unix_ns)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
+    thread_local! {
+        static SECOND: std::cell::RefCell<(i128, String)> =
+            const { std::cell::RefCell::new((i128::MIN, String::new())) };
+    }
+    let seconds = unix_ns.div_euclid(1_000_000_000);
+    let nanos = unix_ns.rem_euclid(1_000_000_000);
+    let mut out = SECOND.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != seconds {
+            let text = time::OffsetDateTime::from_unix_timestamp_nanos(seconds * 1_000_000_000)
                 .ok()
-        })
-        .unwrap_or_default()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_default();
+            // "YYYY-MM-DDTHH:MM:SSZ" for a whole second: keep all but the zone.
+            *cached = (seconds, text.strip_suffix('Z').unwrap_or(&text).to_owned());
+        }
+        let mut out = String::with_capacity(cached.1.len() + 11);
+        out.push_str(&cached.1);
+        out
+    });
+    if out.is_empty() {
+        return out;
+    }
+    if nanos != 0 {
+        let digits = format!("{nanos:09}");
+        out.push('.');
+        out.push_str(digits.trim_end_matches('0'));
+    }
+    out.push('Z');
+    out
 }
 
 fn end_ns(m: &Message) -> u64 {

@@ -112,6 +112,45 @@ fn exchange_event_matches_golden_file() {
 }
 
 #[test]
+fn cached_seconds_format_like_the_time_crate() {
+    let reference = |ns: i128| {
+        time::OffsetDateTime::from_unix_timestamp_nanos(ns)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default()
+    };
+    let mut ns: i128 = 1_763_700_000_000_000_000;
+    for step in [
+        1,
+        7,
+        999_999_999,
+        1_000_000_000,
+        123_456_789,
+        10,
+        1_500_000_000,
+        86_400_000_000_000,
+    ] {
+        for _ in 0..50 {
+            ns += step;
+            assert_eq!(rfc3339(ns), reference(ns), "{ns}");
+        }
+    }
+    for ns in [
+        0,
+        1,
+        999_999_999,
+        -1,
+        -1_500_000_000,
+        253_402_300_799_999_999_999,
+    ] {
+        assert_eq!(rfc3339(ns), reference(ns), "{ns}");
+    }
+}
+
+#[test]
 fn time_is_rfc3339_utc() {
     assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
     assert_eq!(rfc3339(1_500_000_000), "1970-01-01T00:00:01.5Z");

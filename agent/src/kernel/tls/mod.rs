@@ -147,6 +147,8 @@ pub enum Mode {
 #[derive(Debug)]
 pub struct Library {
     pub path: PathBuf,
+    /// `path` for display (without a /proc/PID/root prefix).
+    display: String,
     pub stack: Stack,
     pub mode: Mode,
     /// (symbol, entry program, file offset) of the exported functions, for the fallback.
@@ -253,9 +255,10 @@ impl Attacher {
         Ok(())
     }
 
-    pub fn library_path(&self, id: u32) -> Option<String> {
+    /// The library's path as its users know it (made once at attach, read per exchange).
+    pub fn library_path(&self, id: u32) -> Option<&str> {
         let index = id.checked_sub(1)? as usize;
-        self.libraries.get(index).map(|l| display_path(&l.path))
+        self.libraries.get(index).map(|l| l.display.as_str())
     }
 
     pub fn libraries(&self) -> &[Library] {
@@ -334,6 +337,7 @@ impl Attacher {
         drop(parsed);
         drop(map);
         let mut library = Library {
+            display: display_path(path),
             path: path.to_owned(),
             stack,
             mode: Mode::Exported,
