@@ -177,7 +177,14 @@ fn metrics_and_healthz_of_a_live_agent() {
         "--comm",
         "nginx",
     ]);
-    let (status, body) = http_get(metrics_port, "/healthz");
+    // Ready once the capture loop has published its first snapshot, which happens just after
+    // the `probes live` line the harness waits for: poll briefly, as a readiness probe would.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let (mut status, mut body) = http_get(metrics_port, "/healthz");
+    while status != 200 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        (status, body) = http_get(metrics_port, "/healthz");
+    }
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     let url = format!("https://127.0.0.1:{port}/file.bin");
     let (pid, _) = run_client(&mut curl(&["-o", "/dev/null", &url]));

@@ -192,6 +192,8 @@ impl Loop {
         library_sweep.reset();
         let mut publish = tokio::time::interval(Duration::from_secs(1));
         let mut last_losses = 0u64;
+        // Healthy from the loop's first turn, not from the first timer tick after it.
+        self.publish();
 
         let stop = loop {
             tokio::select! {
