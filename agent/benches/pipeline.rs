@@ -8,12 +8,12 @@ use std::{hint::black_box, time::Instant};
 use agent::{
     app::pipeline::body_tap,
     classify::redact::TokenKey,
-    conn::{ConnTable, TableLimits},
+    conn::{ConnTable, TableLimits, replay},
     detect::{DetectConfig, Engine},
     enrich::workload::Workload,
     event::build::{Enrichment, build, start_epoch_ms},
     kernel::decode::{Record, decode},
-    kernel::recording::{read, replay, split},
+    kernel::recording::{read, split},
     output::native_json,
     protocol::h1::Limits,
 };

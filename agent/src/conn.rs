@@ -18,7 +18,7 @@ pub struct StreamId {
 }
 
 /// Which end of the connection the process is (the typed exchange carries the same value).
-pub use crate::event::Role;
+pub use crate::protocol::Role;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Endpoints {
@@ -414,6 +414,32 @@ impl ConnTable {
             self.close(id, out);
         }
     }
+}
+
+/// Feeds recorded records through decode → conn → http, without the process table or output:
+/// the pure pipeline, as benchmarks and regression tests need it.
+pub fn replay<'a>(
+    records: impl IntoIterator<Item = &'a [u8]>,
+    table: &mut ConnTable,
+    out: &mut Vec<ConnExchange>,
+) -> ReplayStats {
+    use crate::kernel::decode::decode;
+    let mut stats = ReplayStats::default();
+    for bytes in records {
+        stats.records += 1;
+        match decode(bytes) {
+            Ok(record) => table.on_record(&record, out),
+            Err(_) => stats.decode_errors += 1,
+        }
+    }
+    table.close_all(out);
+    stats
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayStats {
+    pub records: u64,
+    pub decode_errors: u64,
 }
 
 fn endpoints(record: &SocketRecord) -> Option<Endpoints> {

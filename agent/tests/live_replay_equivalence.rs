@@ -7,14 +7,14 @@
 
 use agent::{
     classify::redact::TokenKey,
-    conn::{ConnExchange, ConnTable, TableLimits},
+    conn::{ConnExchange, ConnTable, TableLimits, replay},
     detect::{DetectConfig, Engine, content::Bodies},
     enrich::workload::Workload,
     event::{
         ExchangeEvent,
         build::{Enrichment, build, start_epoch_ms},
     },
-    kernel::recording::{read, replay, split},
+    kernel::recording::{read, split},
 };
 use agent_common::event::{
     DIRECTION_EGRESS, DIRECTION_INGRESS, DataRecord, KIND_DATA, RecordHeader,

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use agent::{
-    conn::{ConnTable, TableLimits},
-    kernel::recording::{read, replay, split},
+    conn::{ConnTable, TableLimits, replay},
+    kernel::recording::{read, split},
 };
 
 #[test]

@@ -17,7 +17,8 @@ use tokio::{
 
 use crate::{
     app::pipeline::Pipeline,
-    kernel::counters::{KernelCounters, summary},
+    app::summary::summary,
+    kernel::counters::KernelCounters,
     kernel::tls::{Attacher, discovery},
 };
 

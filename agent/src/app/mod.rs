@@ -5,6 +5,7 @@ pub mod install;
 pub mod metrics;
 pub mod pipeline;
 pub mod replay;
+pub mod summary;
 pub mod token_key;
 
 use std::time::Duration;

@@ -14,6 +14,8 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 pub use crate::classify::jwt::JwtSummary;
+/// Defined with the protocol parsers, which are the first to learn it from the traffic.
+pub use crate::protocol::Role;
 pub use headers::{Header, Headers};
 
 pub const SCHEMA: &str = "cleartap.http_exchange/1";
@@ -77,25 +79,6 @@ impl Endpoint {
         Self {
             ip: address.ip(),
             port: address.port(),
-        }
-    }
-}
-
-/// Which end of the connection the captured process is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Client,
-    Server,
-    Unknown,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Client => "client",
-            Role::Server => "server",
-            Role::Unknown => "unknown",
         }
     }
 }

@@ -168,29 +168,3 @@ mod tests {
         ));
     }
 }
-
-/// Feeds recorded records through decode → conn → http, without the process table or output:
-/// the pure pipeline, as benchmarks and regression tests need it.
-pub fn replay<'a>(
-    records: impl IntoIterator<Item = &'a [u8]>,
-    table: &mut crate::conn::ConnTable,
-    out: &mut Vec<crate::conn::ConnExchange>,
-) -> ReplayStats {
-    use crate::kernel::decode::decode;
-    let mut stats = ReplayStats::default();
-    for bytes in records {
-        stats.records += 1;
-        match decode(bytes) {
-            Ok(record) => table.on_record(&record, out),
-            Err(_) => stats.decode_errors += 1,
-        }
-    }
-    table.close_all(out);
-    stats
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct ReplayStats {
-    pub records: u64,
-    pub decode_errors: u64,
-}

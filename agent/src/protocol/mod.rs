@@ -11,7 +11,26 @@ pub mod message;
 pub use head::{Head, StartLine};
 pub use message::{BodySummary, Exchange, Message};
 
-use crate::event::Role;
+use serde::{Deserialize, Serialize};
+
+/// Which end of the connection the captured process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Client,
+    Server,
+    Unknown,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Client => "client",
+            Role::Server => "server",
+            Role::Unknown => "unknown",
+        }
+    }
+}
 
 /// Which way bytes flow, seen from the captured process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

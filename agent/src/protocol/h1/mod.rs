@@ -9,8 +9,8 @@ pub mod stream;
 pub use pairing::{Pairing, PairingStats};
 pub use stream::{Limits, ParseError, ParseEvent, StreamKind, StreamParser};
 
+use super::Role;
 use super::{ConnectionParser, Direction, Exchange, ProtocolError};
-use crate::event::Role;
 
 pub struct Http1Connection {
     /// Indexed by [`Direction::index`].
