@@ -80,6 +80,8 @@ pub struct Engine {
     /// Digest of (rule, actor, route) → (last emitted ms, repeats since).
     dedup: Bounded<u64, (i64, u64)>,
     allow_nets: Vec<ipnet::IpNet>,
+    /// `allow_actors` entries that are addresses, parsed once.
+    allow_addresses: Vec<std::net::IpAddr>,
     /// Dynamic lists for layered rules: actors (by their text) and routes (by their digest).
     /// Both age out and are dumped with the inventory.
     abusive: Bounded<String, Listed>,
@@ -100,6 +102,11 @@ impl Engine {
                 .allow_cidrs
                 .iter()
                 .filter_map(|c| c.parse().ok())
+                .collect(),
+            allow_addresses: config
+                .allow_actors
+                .iter()
+                .filter_map(|a| a.parse().ok())
                 .collect(),
             abusive: Bounded::new(config.max_keys),
             sensitive: Bounded::new(config.max_routes),
@@ -164,9 +171,11 @@ impl Engine {
                 .config
                 .allow_actors
                 .iter()
-                .any(|a| Some(a.as_str()) == v.token || a.parse().ok() == v.client_ip)
-            || v.client_ip
-                .is_some_and(|ip| self.allow_nets.iter().any(|n| n.contains(&ip))))
+                .any(|a| Some(a.as_str()) == v.token)
+            || v.client_ip.is_some_and(|ip| {
+                self.allow_addresses.contains(&ip)
+                    || self.allow_nets.iter().any(|n| n.contains(&ip))
+            }))
     }
 
     fn request_verdict(&self, v: &View) -> RequestVerdict {

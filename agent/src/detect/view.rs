@@ -108,8 +108,7 @@ impl<'a> View<'a> {
     pub fn actor_digest(&self, keys: &super::windows::Keys) -> u64 {
         match (self.token, self.client_ip) {
             (Some(t), _) => keys.of(&["token", t]),
-            (None, Some(std::net::IpAddr::V4(ip))) => keys.of_bytes("ip", &ip.octets()),
-            (None, Some(std::net::IpAddr::V6(ip))) => keys.of_bytes("ip", &ip.octets()),
+            (None, Some(ip)) => keys.of_address(ip),
             (None, None) => keys.of(&["unknown"]),
         }
     }

@@ -44,6 +44,14 @@ impl Keys {
         h.finish()
     }
 
+    /// The digest of a client address, from its bytes (no text made).
+    pub fn of_address(&self, ip: std::net::IpAddr) -> u64 {
+        match ip {
+            std::net::IpAddr::V4(ip) => self.of_bytes("ip", &ip.octets()),
+            std::net::IpAddr::V6(ip) => self.of_bytes("ip", &ip.octets()),
+        }
+    }
+
     /// The digest of two digests.
     pub fn pair(&self, a: u64, b: u64) -> u64 {
         let mut h = self.0.build_hasher();
@@ -297,7 +305,7 @@ impl Windows {
         if !matches!(v.status, Some(401 | 403)) {
             return None;
         }
-        let key = keys.of(&[&ip.to_string()]);
+        let key = keys.of_address(ip);
         let w = self
             .auth_failures
             .entry(&key, v.epoch_ms, || Window::new(v.epoch_ms));

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use super::{
     Connection, Container, Endpoint, ExchangeEvent, Headers, HttpVersion, Kubernetes, Process,
-    Request, Response, SCHEMA, headers::lower_case,
+    Request, Response, SCHEMA, headers::with_lower_case,
 };
 use crate::{
     classify::{jwt, redact, redact::TokenKey},
@@ -47,18 +47,9 @@ fn version(head: &Head) -> HttpVersion {
 
 fn headers<'h>(head: &'h Head, key: &TokenKey) -> Headers<'h> {
     let mut out = Headers::with_capacity(head.header_count());
-    let mut lower = [0u8; 64];
     for (name, value) in head.headers() {
-        // Redaction decides by the lower-case name; lower it on the stack when it is short.
-        let value = match lower.get_mut(..name.len()) {
-            Some(buf) => {
-                for (d, c) in buf.iter_mut().zip(name.as_bytes()) {
-                    *d = c.to_ascii_lowercase();
-                }
-                redact::header_value(key, std::str::from_utf8(buf).unwrap_or_default(), value)
-            }
-            None => redact::header_value(key, &lower_case(name), value),
-        };
+        // Redaction decides by the lower-case name.
+        let value = with_lower_case(name, |lower| redact::header_value(key, lower, value));
         out.push(Cow::Borrowed(name), value);
     }
     out

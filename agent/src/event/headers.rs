@@ -39,6 +39,23 @@ impl Eq for Header<'_> {}
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers<'a>(Vec<Header<'a>>);
 
+/// Runs `f` on `name` in lower case, lowered on the stack when it is short (header names are):
+/// building and writing an event allocates no names.
+#[inline]
+pub fn with_lower_case<R>(name: &str, f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 64];
+    // ASCII lower-casing leaves other bytes as they are, so the result stays valid UTF-8.
+    match buf.get_mut(..name.len()) {
+        Some(lower) => {
+            for (d, c) in lower.iter_mut().zip(name.as_bytes()) {
+                *d = c.to_ascii_lowercase();
+            }
+            f(std::str::from_utf8(lower).unwrap_or_default())
+        }
+        _ => f(&lower_case(name)),
+    }
+}
+
 /// `name` in lower case, borrowed when it already is (HTTP/2 names always are).
 pub fn lower_case(name: &str) -> Cow<'_, str> {
     if name.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -85,45 +102,13 @@ impl<'a> Headers<'a> {
     pub fn iter(&self) -> impl Iterator<Item = &Header<'a>> {
         self.0.iter()
     }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn into_owned(self) -> Headers<'static> {
-        Headers(
-            self.0
-                .into_iter()
-                .map(|h| Header {
-                    name: Cow::Owned(h.name.into_owned()),
-                    value: Cow::Owned(h.value.into_owned()),
-                })
-                .collect(),
-        )
-    }
 }
 
 impl Serialize for Headers<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        let mut buf = [0u8; 64];
         for h in &self.0 {
-            let name = h.name.as_bytes();
-            // Lower-cased on the stack: header names are short ASCII tokens.
-            match buf.get_mut(..name.len()) {
-                Some(lower) if name.is_ascii() => {
-                    for (d, c) in lower.iter_mut().zip(name) {
-                        *d = c.to_ascii_lowercase();
-                    }
-                    let key = std::str::from_utf8(lower).unwrap_or_default();
-                    map.serialize_entry(key, h.value.as_ref())?;
-                }
-                _ => map.serialize_entry(&h.lower_name(), h.value.as_ref())?,
-            }
+            with_lower_case(&h.name, |name| map.serialize_entry(name, h.value.as_ref()))?;
         }
         map.end()
     }
