@@ -13,6 +13,8 @@ pub const KIND_SOCKET: u32 = 2;
 pub const KIND_CLOSE: u32 = 3;
 pub const KIND_EXEC: u32 = 4;
 pub const KIND_EXIT: u32 = 5;
+/// An enforcement verdict (agent_common::enforce::VerdictRecord).
+pub const KIND_VERDICT: u32 = 6;
 
 /// Payload written by the process (SSL_write): for a client the request, for a server the response.
 pub const DIRECTION_EGRESS: u32 = 0;

@@ -5,6 +5,7 @@
 //! layout is identical on both sides. Sizes are asserted at compile time.
 #![no_std]
 
+pub mod enforce;
 pub mod event;
 pub mod names;
 

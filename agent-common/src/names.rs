@@ -62,3 +62,11 @@ pub const GLOBAL_WAKEUP_BYTES: &str = "WAKEUP_BYTES";
 pub const GLOBAL_PLAINTEXT_ENABLED: &str = "PLAINTEXT_ENABLED";
 /// Kernel struct offsets resolved from BTF by userspace; zero means unknown.
 pub const GLOBAL_KERNEL_OFFSETS: &str = "KERNEL_OFFSETS";
+
+pub const MAP_ENFORCE_SETTINGS: &str = "ENFORCE_SETTINGS";
+pub const MAP_ENFORCE_ACTORS: &str = "ENFORCE_ACTORS";
+pub const MAP_ENFORCE_ROUTES: &str = "ENFORCE_ROUTES";
+pub const MAP_ENFORCE_GATE: &str = "ENFORCE_GATE";
+pub const MAP_ENFORCE_COUNTERS: &str = "ENFORCE_COUNTERS";
+/// cgroup_skb/egress program of the enforcement gate.
+pub const PROG_ENFORCE_EGRESS_GATE: &str = "enforce_egress_gate";

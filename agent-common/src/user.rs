@@ -14,6 +14,7 @@ unsafe impl PlainRecord for SocketRecord {}
 unsafe impl PlainRecord for CloseRecord {}
 unsafe impl PlainRecord for ExecRecord {}
 unsafe impl PlainRecord for ExitRecord {}
+unsafe impl PlainRecord for crate::enforce::VerdictRecord {}
 
 /// Reads a `T` from the start of `bytes`, or `None` when too short. Never panics.
 pub fn read_record<T: PlainRecord>(bytes: &[u8]) -> Option<T> {
@@ -29,3 +30,13 @@ pub fn read_record<T: PlainRecord>(bytes: &[u8]) -> Option<T> {
 unsafe impl aya::Pod for crate::event::KernelOffsets {}
 // SAFETY: as above.
 unsafe impl aya::Pod for crate::event::LibCheck {}
+// SAFETY: as above (sizes asserted in enforce.rs).
+unsafe impl aya::Pod for crate::enforce::EnforceSettings {}
+// SAFETY: as above.
+unsafe impl aya::Pod for crate::enforce::ActorEntry {}
+// SAFETY: as above.
+unsafe impl aya::Pod for crate::enforce::RouteEntry {}
+// SAFETY: as above.
+unsafe impl aya::Pod for crate::enforce::GateKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for crate::enforce::GateEntry {}

@@ -140,6 +140,12 @@ pub struct SslCall {
     pub library_id: u32,
     /// Set once a nested syscall has reported the fd, so later syscalls in the call skip work.
     pub fd_seen: u32,
+    /// 1 when a client write was judged a block before its socket was known: the first nested
+    /// socket syscall (before any byte leaves) closes the gate. The hit's keys follow.
+    pub verdict_pending: u32,
+    pub verdict_credential: u32,
+    pub verdict_token: u64,
+    pub verdict_route: u64,
 }
 
 #[repr(C)]

@@ -7,7 +7,10 @@
 //! cheaper but wrong: a non-blocking SSL_write that returns WANT_WRITE is retried with the same
 //! buffer, and partial writes move fewer bytes than asked; only the return value says.
 
-use agent_common::event::{DIRECTION_EGRESS, DIRECTION_INGRESS, counter};
+use agent_common::{
+    enforce::{EnforceSettings, MODE_ENFORCE, POINT_CLIENT_WRITE, POINT_SERVER_READ},
+    event::{DIRECTION_EGRESS, DIRECTION_INGRESS, counter},
+};
 use aya_ebpf::{
     EbpfContext,
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user, generated::bpf_get_attach_cookie},
@@ -17,6 +20,7 @@ use aya_ebpf::{
 
 use crate::{
     emit::{Payload, bump, emit_payload},
+    enforce,
     filter::process_allowed,
     maps::{CALLS, CHECKS, CheckCall, LIB_CHECKS, STREAMS, SslCall, StreamKey, StreamState},
 };
@@ -112,7 +116,7 @@ fn enter(ctx: &ProbeContext, direction: u32, is_ex: bool) {
     } else {
         0
     };
-    let call = SslCall {
+    let mut call = SslCall {
         stream: ssl,
         buf,
         len_out,
@@ -120,10 +124,50 @@ fn enter(ctx: &ProbeContext, direction: u32, is_ex: bool) {
         is_ex: is_ex as u32,
         library_id,
         fd_seen: 0,
+        verdict_pending: 0,
+        verdict_credential: 0,
+        verdict_token: 0,
+        verdict_route: 0,
     };
+    if direction == DIRECTION_EGRESS
+        && let Some(settings) = enforce::active_at(POINT_CLIENT_WRITE)
+    {
+        judge_client_write(ctx, &settings, &mut call, pid_tgid, is_ex);
+    }
     if CALLS.insert(&pid_tgid, &call, 0).is_err() {
         bump(counter::CALL_TABLE_FULL, 1);
     }
+}
+
+/// A client's request is judged before it is encrypted and sent: on a block with the socket
+/// known the gate closes now; otherwise the first socket syscall nested in this write does it.
+#[inline(always)]
+fn judge_client_write(
+    ctx: &ProbeContext,
+    settings: &EnforceSettings,
+    call: &mut SslCall,
+    pid_tgid: u64,
+    is_ex: bool,
+) {
+    let num = ctx.arg::<u64>(2).unwrap_or(0);
+    let len = if is_ex { num } else { num & 0x7fff_ffff };
+    let Some(hit) = enforce::judge(settings, call.buf, len) else {
+        return;
+    };
+    let key = StreamKey {
+        tgid: pid_tgid >> 32,
+        stream: call.stream,
+    };
+    // SAFETY: value copied out.
+    let fd = unsafe { STREAMS.get(&key) }.map_or(-1, |s| s.fd as i32);
+    if fd < 0 && settings.mode == MODE_ENFORCE {
+        call.verdict_pending = 1;
+        call.verdict_credential = hit.credential;
+        call.verdict_token = hit.token_key;
+        call.verdict_route = hit.route_key;
+        return;
+    }
+    enforce::decide(settings, POINT_CLIENT_WRITE, call.stream, fd, &hit);
 }
 
 #[uretprobe]
@@ -197,6 +241,13 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
             (-1, 0)
         }
     };
+    // The server judges the request it just read; its response will not leave on a block.
+    if call.direction == DIRECTION_INGRESS
+        && let Some(settings) = enforce::active_at(POINT_SERVER_READ)
+        && let Some(hit) = enforce::judge(&settings, call.buf, len)
+    {
+        enforce::decide(&settings, POINT_SERVER_READ, call.stream, fd, &hit);
+    }
     emit_payload(&Payload {
         stream: call.stream,
         buf: call.buf,

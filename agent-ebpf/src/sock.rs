@@ -2,7 +2,10 @@
 //! (kprobe hooks) or by walking task → files → fdtable → file → socket → sock (tracepoint
 //! hooks). Member offsets come from BTF in userspace (no CO-RE in Rust eBPF).
 
-use agent_common::event::{AF_INET, AF_INET6, SOCKET_ADDRESSES_KNOWN, SocketRecord, counter};
+use agent_common::{
+    enforce::GateKey,
+    event::{AF_INET, AF_INET6, SOCKET_ADDRESSES_KNOWN, SocketRecord, counter},
+};
 use aya_ebpf::helpers::{bpf_probe_read_kernel, generated::bpf_get_current_task};
 
 use crate::{emit::bump, maps::kernel_offsets};
@@ -75,30 +78,43 @@ fn walk_fd_table(fd: i32) -> Option<u64> {
     }
 }
 
+/// Family, ports and addresses of a `struct sock`, as a gate key (the socket's own view).
 #[inline(always)]
-fn fill_from_sock(sk: u64, record: &mut SocketRecord) -> Option<()> {
+pub fn tuple_of_sock(sk: u64, tuple: &mut GateKey) -> Option<()> {
     let off = kernel_offsets();
     if off.valid != 1 {
         return None;
     }
     unsafe {
         let family: u16 = read(sk, off.skc_family)?;
-        record.family = family;
+        tuple.family = family;
         if family == AF_INET {
             let remote: [u8; 4] = read(sk, off.skc_daddr)?;
             let local: [u8; 4] = read(sk, off.skc_rcv_saddr)?;
-            record.remote_addr[..4].copy_from_slice(&remote);
-            record.local_addr[..4].copy_from_slice(&local);
+            tuple.remote_addr[..4].copy_from_slice(&remote);
+            tuple.local_addr[..4].copy_from_slice(&local);
         } else if family == AF_INET6 {
-            record.remote_addr = read(sk, off.skc_v6_daddr)?;
-            record.local_addr = read(sk, off.skc_v6_rcv_saddr)?;
+            tuple.remote_addr = read(sk, off.skc_v6_daddr)?;
+            tuple.local_addr = read(sk, off.skc_v6_rcv_saddr)?;
         } else {
             return None;
         }
         let dport: u16 = read(sk, off.skc_dport)?;
-        record.remote_port = u16::from_be(dport);
-        record.local_port = read(sk, off.skc_num)?;
-        record.flags |= SOCKET_ADDRESSES_KNOWN;
+        tuple.remote_port = u16::from_be(dport);
+        tuple.local_port = read(sk, off.skc_num)?;
     }
+    Some(())
+}
+
+#[inline(always)]
+fn fill_from_sock(sk: u64, record: &mut SocketRecord) -> Option<()> {
+    let mut tuple = GateKey::default();
+    tuple_of_sock(sk, &mut tuple)?;
+    record.family = tuple.family;
+    record.local_port = tuple.local_port;
+    record.remote_port = tuple.remote_port;
+    record.local_addr = tuple.local_addr;
+    record.remote_addr = tuple.remote_addr;
+    record.flags |= SOCKET_ADDRESSES_KNOWN;
     Some(())
 }

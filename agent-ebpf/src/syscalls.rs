@@ -5,6 +5,7 @@
 //! The sys_enter_* tracepoints used here carry the fd at offset 16, the buffer (or iovec array,
 //! or msghdr) at 24 and the length (or iovec count) at 32; sys_exit_* carry `long ret` at 16.
 
+use agent_common::enforce::POINT_CLIENT_WRITE;
 use agent_common::event::{
     CloseRecord, DIRECTION_EGRESS, DIRECTION_INGRESS, KIND_CLOSE, KIND_SOCKET,
     PLAINTEXT_STREAM_BIT, ROLE_CLIENT, ROLE_SERVER, ROLE_UNKNOWN, SocketRecord, counter,
@@ -15,6 +16,7 @@ use aya_ebpf::{
 
 use crate::{
     emit::{bump, emit_control, header},
+    enforce,
     filter::ports_allowed,
     maps::{
         CALLS, CLASS_HTTP, CLASS_OTHER, CLASS_UNKNOWN, CONNECTING, IO_PLAIN, IO_SENDFILE,
@@ -22,7 +24,7 @@ use crate::{
         SOCKETS, STREAMS, SocketState, SslCall, StreamKey, StreamState,
     },
     plaintext,
-    sock::fill_addresses,
+    sock::{fill_addresses, sock_of_fd},
 };
 
 const FD_OFFSET: usize = 16;
@@ -72,6 +74,19 @@ fn on_io_enter(ctx: &TracePointContext, direction: u32, shape: u32) {
 /// is written at the syscall's exit, when a kprobe may have seen the `struct sock`.
 #[inline(always)]
 fn bind_ssl_socket(pid_tgid: u64, call: &mut SslCall, fd: i32) {
+    // A block judged before the socket was known waits for a syscall on a socket: an info
+    // callback may write to stderr first (curl -v does, inside SSL_write).
+    if call.verdict_pending != 0 && sock_of_fd(fd).is_some() {
+        call.verdict_pending = 0;
+        if let Some(settings) = enforce::settings() {
+            let hit = enforce::Pending {
+                token_key: call.verdict_token,
+                route_key: call.verdict_route,
+                credential: call.verdict_credential,
+            };
+            enforce::decide(&settings, POINT_CLIENT_WRITE, call.stream, fd, &hit);
+        }
+    }
     if call.fd_seen != 0 {
         return;
     }

@@ -87,6 +87,7 @@ fn pipeline_and_output(records: &[&[u8]], sink: &mut Vec<u8>, detect: bool) -> u
         workload: &workload,
         node: None,
         key: &key,
+        credential_key: None,
     };
     sink.clear();
     let mut findings = 0;

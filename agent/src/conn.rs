@@ -228,7 +228,7 @@ impl ConnTable {
                 out,
             ),
             Record::Exit(exit) => self.close_process((exit.header.pid_tgid >> 32) as u32, out),
-            Record::Exec(_) => {}
+            Record::Exec(_) | Record::Verdict(_) => {}
         }
     }
 
@@ -442,23 +442,30 @@ pub struct ReplayStats {
     pub decode_errors: u64,
 }
 
-fn endpoints(record: &SocketRecord) -> Option<Endpoints> {
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-    let ip = |bytes: &[u8; 16]| -> Option<IpAddr> {
-        match record.family {
-            agent_common::event::AF_INET => Some(IpAddr::V4(Ipv4Addr::new(
-                bytes[0], bytes[1], bytes[2], bytes[3],
-            ))),
-            agent_common::event::AF_INET6 => {
-                let v6 = Ipv6Addr::from(*bytes);
-                Some(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4))
-            }
-            _ => None,
+/// The address of a kernel socket record (`family`, 16 bytes, IPv4 in the first four); an
+/// IPv4-mapped IPv6 address is shown as IPv4.
+pub fn ip_of(family: u16, bytes: &[u8; 16]) -> Option<std::net::IpAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match family {
+        agent_common::event::AF_INET => Some(IpAddr::V4(Ipv4Addr::new(
+            bytes[0], bytes[1], bytes[2], bytes[3],
+        ))),
+        agent_common::event::AF_INET6 => {
+            let v6 = Ipv6Addr::from(*bytes);
+            Some(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4))
         }
-    };
+        _ => None,
+    }
+}
+
+fn endpoints(record: &SocketRecord) -> Option<Endpoints> {
+    use std::net::SocketAddr;
     Some(Endpoints {
-        local: SocketAddr::new(ip(&record.local_addr)?, record.local_port),
-        remote: SocketAddr::new(ip(&record.remote_addr)?, record.remote_port),
+        local: SocketAddr::new(ip_of(record.family, &record.local_addr)?, record.local_port),
+        remote: SocketAddr::new(
+            ip_of(record.family, &record.remote_addr)?,
+            record.remote_port,
+        ),
     })
 }
 

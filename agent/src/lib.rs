@@ -24,6 +24,7 @@ pub mod config;
 pub mod conn;
 pub mod contain;
 pub mod detect;
+pub mod enforce;
 pub mod enrich;
 pub mod event;
 pub mod kernel;

@@ -102,6 +102,7 @@ fn live_and_replayed_exchanges_are_equal_and_judged_the_same() {
         workload: &workload,
         node: None,
         key: &key,
+        credential_key: None,
     };
     let items: Vec<ConnExchange> = corpus().into_iter().chain(generated()).collect();
     assert_eq!(items.len(), 920 + 32);

@@ -70,6 +70,7 @@ fuzz_target!(|data: &[u8]| {
         workload: &workload,
         node: Some("node"),
         key: &key,
+        credential_key: Some([1, 2]),
     };
     let mut engine = Engine::new(DetectConfig {
         bola_distinct_ids: 2,

@@ -220,6 +220,9 @@ impl Loop {
                 }
                 _ = housekeeping.tick() => {
                     self.pipeline.expire_idle(monotonic_now_ns());
+                    if let Some(enforcer) = self.pipeline.enforce.as_mut() {
+                        enforcer.expire(unix_now_ms());
+                    }
                     if let Some(k) = KernelCounters::read(&self.ebpf)
                         && k.losses() > last_losses
                     {
@@ -286,6 +289,9 @@ impl Loop {
                 engine.inventory.routes(),
                 engine.inventory.overflow
             );
+        }
+        if let Some(enforcer) = &self.pipeline.enforce {
+            log::info!("{}", crate::app::summary::enforcement(enforcer));
         }
         drop(ring);
         // Dropping the Ebpf object detaches every probe and closes every map.

@@ -171,8 +171,10 @@ pub fn run(config: Config, loader: crate::config::file::Loader) -> anyhow::Resul
             "no TLS library found yet; new processes are watched and attached when they map one"
         );
     }
+    let (enforcer, enforcement) =
+        start_enforcement(&mut ebpf, &config, token_key.credential_key())?;
     log::info!(
-        "probes live: {tracepoints} tracepoints, socket hooks: {hooks}, {} TLS libraries, plain HTTP {}; capture cap {} bytes per call, ring buffer {} MiB",
+        "probes live: {tracepoints} tracepoints, socket hooks: {hooks}, {} TLS libraries, plain HTTP {}; enforcement {enforcement}; capture cap {} bytes per call, ring buffer {} MiB",
         attacher.libraries().len(),
         if config.no_plaintext { "off" } else { "on" },
         config.capture_max_bytes,
@@ -204,8 +206,11 @@ pub fn run(config: Config, loader: crate::config::file::Loader) -> anyhow::Resul
     pipeline.body_routes = config.body_routes.clone();
     pipeline.event_body_bytes = config.body_prefix_bytes as usize;
     if config.detect.enabled {
-        pipeline.detect = Some(crate::detect::Engine::new(config.detect.clone()));
+        let mut engine = crate::detect::Engine::new(config.detect.clone());
+        engine.track_lists = enforcer.is_some();
+        pipeline.detect = Some(engine);
     }
+    pipeline.enforce = enforcer;
     if let Some(api) = kubernetes_api(&config)? {
         pipeline.workloads.watch_pods(api)?;
     }
@@ -253,6 +258,52 @@ pub fn run(config: Config, loader: crate::config::file::Loader) -> anyhow::Resul
         .run()
         .await
     })
+}
+
+type StartedEnforcer = Option<crate::enforce::Enforcer<crate::kernel::control::EnforceMaps>>;
+
+/// The enforcement stage, when `[enforce] mode` is not off: the verdict maps, the egress gate
+/// on the cgroup v2 root (a reset alone still acts where it cannot attach), and the settings;
+/// with its description for the `probes live` line.
+fn start_enforcement(
+    ebpf: &mut aya::Ebpf,
+    config: &Config,
+    credential_key: [u64; 2],
+) -> anyhow::Result<(StartedEnforcer, String)> {
+    use crate::{enforce::Mode, kernel::control};
+    let settings = &config.enforce;
+    if settings.mode == Mode::Off {
+        return Ok((None, "off".into()));
+    }
+    let maps = control::EnforceMaps::take(ebpf)?;
+    // Attached in monitor mode too, so that switching to enforce needs no restart.
+    let gate = match control::attach_egress_gate(ebpf) {
+        Ok(root) => format!("cgroup_skb egress gate on {root}"),
+        Err(e) => {
+            log::warn!(
+                "{:#}; blocks will rely on the connection reset alone",
+                anyhow::Error::from(e)
+            );
+            "no egress gate".to_owned()
+        }
+    };
+    let points = match (settings.client_side, settings.server_side) {
+        (true, true) => "TLS client writes and server reads",
+        (true, false) => "TLS client writes",
+        _ => "TLS server reads",
+    };
+    let description = format!(
+        "{} (verdicts at {points}; {gate} + sock_diag reset; policy: abusive actor x {} route)",
+        settings.mode.as_str(),
+        if settings.any_route {
+            "any"
+        } else {
+            "sensitive"
+        }
+    );
+    let enforcer = crate::enforce::Enforcer::new(settings.clone(), maps, credential_key)
+        .context("writing the enforcement settings")?;
+    Ok((Some(enforcer), description))
 }
 
 /// Where to watch pods, if anywhere: --kubernetes-api, else the in-cluster service account.

@@ -10,8 +10,10 @@ use crate::{
     classify::redact::TokenKey,
     conn::{ConnExchange, ConnTable, StreamId},
     contain::{Stage, contained},
+    enforce::{Enforcer, VerdictContext},
     enrich::process::ProcessTable,
     event::build::{Enrichment, build, start_epoch_ms},
+    kernel::control::EnforceMaps,
     kernel::counters::AgentCounters,
     kernel::decode::{Record, c_string, decode},
     kernel::recording::Recorder,
@@ -56,6 +58,8 @@ pub struct Pipeline {
     pub body_routes: Vec<String>,
     /// The detection engine; None when detections are off.
     pub detect: Option<crate::detect::Engine>,
+    /// The enforcement stage; None when `[enforce] mode = "off"`.
+    pub enforce: Option<Enforcer<EnforceMaps>>,
     /// Body bytes events show (`--body-prefix-bytes`); the parser may keep more for the rules.
     pub event_body_bytes: usize,
     host: String,
@@ -84,6 +88,7 @@ impl Pipeline {
             output,
             body_routes: Vec::new(),
             detect: None,
+            enforce: None,
             event_body_bytes: 0,
             host,
             monotonic_to_unix_ns,
@@ -165,8 +170,51 @@ impl Pipeline {
                 // Forgotten only after the next flush: its exchanges still need its exe.
                 self.exited.push((exit.header.pid_tgid >> 32) as u32);
             }
+            Record::Verdict(verdict) => self.on_verdict(verdict),
         }
         self.conns.on_record(&record, &mut self.finished);
+    }
+
+    /// A kernel verdict: reset the connection now (the gate holds it until then), and write
+    /// the evidence.
+    fn on_verdict(&mut self, verdict: &agent_common::enforce::VerdictRecord) {
+        let Some(enforcer) = self.enforce.as_mut() else {
+            return;
+        };
+        let tgid = (verdict.header.pid_tgid >> 32) as u32;
+        self.processes.learn(tgid);
+        let ctx = VerdictContext {
+            host: &self.host,
+            exe: self.processes.exe(tgid),
+            monotonic_to_unix_ns: self.monotonic_to_unix_ns,
+        };
+        let event = enforcer.on_verdict(
+            verdict,
+            &ctx,
+            crate::enforce::reset::reset,
+            crate::app::event_loop::monotonic_now_ns,
+        );
+        let errors = &mut self.counters.internal_errors;
+        let output = &mut self.output;
+        if let Some(Err(e)) = contained(Stage::Output, errors, || output.write_enforcement(&event))
+        {
+            log::error!("enforcement evidence not written: {e}");
+        }
+    }
+
+    /// Mirrors what detection listed into the kernel (enforcement on).
+    fn sync_lists(&mut self) {
+        let (Some(engine), Some(enforcer)) = (self.detect.as_mut(), self.enforce.as_mut()) else {
+            return;
+        };
+        let changes = engine.take_list_changes();
+        if !changes.is_empty() {
+            enforcer.apply(
+                changes,
+                crate::app::event_loop::unix_now_ms(),
+                crate::app::event_loop::monotonic_now_ns(),
+            );
+        }
     }
 
     fn schedule_rescan(&mut self, pid: u32, attempt: usize) {
@@ -206,6 +254,7 @@ impl Pipeline {
         for item in std::mem::take(&mut self.finished) {
             self.emit(&item, attacher)?;
         }
+        self.sync_lists();
         self.output.hand_over();
         self.counters.events_written = self.output.events_written;
         if let Some(recorder) = self.recorder.as_mut()
@@ -236,6 +285,7 @@ impl Pipeline {
             workload: &workload,
             node: self.workloads.node(),
             key: &self.key,
+            credential_key: self.enforce.as_ref().map(|e| e.credential_key()),
         };
         let errors = &mut self.counters.internal_errors;
         let epoch_ms = start_epoch_ms(item, self.monotonic_to_unix_ns);

@@ -84,3 +84,40 @@ iov_uncaptured_bytes={} sendfile_bytes={} addresses_from_kprobe={} addresses_fro
     }
     s
 }
+
+/// The enforcement line of the exit summary: the agent's verdict outcomes and list mirror, and
+/// the kernel's head-scan counters (every head not judged is counted: enforcement fails open).
+pub fn enforcement<M: crate::kernel::control::VerdictMaps>(
+    enforcer: &crate::enforce::Enforcer<M>,
+) -> String {
+    use agent_common::enforce::counter as k;
+    let s = enforcer.stats;
+    let kc = enforcer.kernel_counters();
+    let at = |i: u32| kc.get(i as usize).copied().unwrap_or(0);
+    format!(
+        "enforcement: mode={} verdicts={} would_block={} blocked={} reset={} reset_failed={} \
+actors_listed={} routes_listed={} actors_not_enforceable={} list_full={} map_errors={} tripped={} | \
+kernel: heads_scanned={} heads_unparsed={} heads_without_token={} would_block={} blocked={} \
+gate_failed={} packets_dropped={} verdicts_lost={}",
+        enforcer.mode().as_str(),
+        s.verdicts,
+        s.would_block,
+        s.blocked,
+        s.reset,
+        s.reset_failed,
+        s.actors_listed,
+        s.routes_listed,
+        s.actors_not_enforceable,
+        s.list_full,
+        s.map_errors,
+        s.tripped,
+        at(k::HEADS_SCANNED),
+        at(k::HEADS_UNPARSED),
+        at(k::HEADS_WITHOUT_TOKEN),
+        at(k::WOULD_BLOCK),
+        at(k::BLOCKED),
+        at(k::GATE_FAILED),
+        at(k::PACKETS_DROPPED),
+        at(k::VERDICTS_LOST),
+    )
+}

@@ -37,6 +37,21 @@ impl TokenKey {
         Self::new(&[0x42; 32])
     }
 
+    /// The kernel's credential key (enforcement), derived from the redaction key: stable across
+    /// restarts and equal on every node that shares the redaction key, like the tags.
+    pub fn credential_key(&self) -> [u64; 2] {
+        let mut mac = self.keyed.clone();
+        mac.update(b"cleartap/enforce/credential-key/v1");
+        let bytes = mac.finalize().into_bytes();
+        let word = |at: usize| {
+            bytes
+                .get(at..at + 8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_le_bytes)
+        };
+        [word(0), word(8)]
+    }
+
     /// `[REDACTED:<16 hex digits>]` for `secret`.
     pub fn marker(&self, secret: &[u8]) -> String {
         let mut mac = self.keyed.clone();

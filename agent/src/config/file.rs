@@ -38,6 +38,10 @@ impl Loader {
             merge(&mut config, file, &self.matches);
             config.config = Some(path);
         }
+        // `--enforce` wins over `[enforce] mode`.
+        if let Some(mode) = config.enforce_mode {
+            config.enforce.mode = mode;
+        }
         validate(&config)?;
         config.filters().validate()?;
         Ok(config)
@@ -82,7 +86,8 @@ pub fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
         kubernetes_api,
         kubernetes_token_file,
         kubernetes_ca_file,
-        node_name
+        node_name,
+        enforce
     );
     changed
 }
@@ -108,6 +113,8 @@ pub enum ConfigError {
     Cli(String),
     #[error("{0}")]
     Detect(String),
+    #[error("{0}")]
+    Enforce(String),
     #[error("{field} = {value}: {allowed}")]
     Invalid {
         field: &'static str,
@@ -132,6 +139,7 @@ pub struct FileConfig {
     #[serde(default)]
     redaction: RedactionSection,
     detect: Option<crate::detect::DetectConfig>,
+    enforce: Option<crate::enforce::EnforceConfig>,
     #[serde(default)]
     kubernetes: KubernetesSection,
     #[serde(default)]
@@ -254,12 +262,16 @@ pub fn merge(config: &mut Config, file: FileConfig, matches: &ArgMatches) {
         metrics,
         redaction,
         detect,
+        enforce,
         kubernetes,
         sinks,
     } = file;
     config.sinks = sinks;
     if let Some(detect) = detect {
         config.detect = detect;
+    }
+    if let Some(enforce) = enforce {
+        config.enforce = enforce;
     }
     take!(
         body_prefix_bytes <- capture.body_prefix_bytes,
@@ -346,6 +358,13 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
     range("streams.max_streams", config.max_streams, 1, 1_000_000)?;
     crate::output::sink_config::validate(&config.sinks)?;
     config.detect.validate().map_err(ConfigError::Detect)?;
+    config.enforce.validate().map_err(ConfigError::Enforce)?;
+    if config.enforce.mode != crate::enforce::Mode::Off && !config.detect.enabled {
+        return Err(ConfigError::Enforce(
+            "enforcement acts on the lists detection keeps: [enforce] needs [detect] enabled = true"
+                .into(),
+        ));
+    }
     crate::app::metrics::parse_listen(&config.metrics_listen).map_err(|allowed| {
         ConfigError::Invalid {
             field: "metrics.listen",

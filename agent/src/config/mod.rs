@@ -141,6 +141,22 @@ pub struct Config {
     )]
     pub inventory_file: String,
 
+    /// Inline enforcement: `off`, `monitor` (verdicts reported as would_block, nothing stopped)
+    /// or `enforce` (a listed actor's request on a listed route is stopped in the kernel and its
+    /// connection reset, with a cleartap.enforcement/1 event as evidence). Overrides
+    /// `[enforce] mode` of the config file; default off.
+    #[arg(
+        long = "enforce",
+        env = "CLEARTAP_ENFORCE",
+        value_enum,
+        value_name = "MODE"
+    )]
+    pub enforce_mode: Option<crate::enforce::Mode>,
+
+    /// Enforcement from the config file's `[enforce]`.
+    #[arg(skip)]
+    pub enforce: crate::enforce::EnforceConfig,
+
     /// Detections from the config file's `[detect]` (on by default).
     #[arg(skip)]
     pub detect: crate::detect::DetectConfig,

@@ -65,6 +65,31 @@ fn hits_kinds(hits: &[(RuleId, Value)]) -> Vec<String> {
         .collect()
 }
 
+/// A dynamic list entry made or extended, for the enforcement stage to mirror in the kernel.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListChange {
+    Actor {
+        /// The redaction tag of the actor's credential, when it has one.
+        token: Option<String>,
+        client_ip: Option<String>,
+        /// The kernel's key of the credential (event::Request::credential_key).
+        credential_key: Option<u64>,
+        until_ms: i64,
+        because: RuleId,
+    },
+    Route {
+        host: String,
+        method: String,
+        template: String,
+        until_ms: i64,
+        because: RuleId,
+    },
+}
+
+/// A list entry is reported again when its expiry moved at least this much: a listed actor
+/// hit on every exchange must not rewrite kernel maps on every exchange.
+const LIST_REFRESH_MS: i64 = 60_000;
+
 /// An entry of a dynamic list: what is listed, why, and until when.
 #[derive(Debug, Clone, Default)]
 struct Listed {
@@ -88,6 +113,10 @@ pub struct Engine {
     sensitive: Bounded<u64, Listed>,
     keys: Keys,
     pub stats: DetectStats,
+    /// When set (enforcement is on), list entries made or extended are kept in
+    /// `list_changes` until taken.
+    pub track_lists: bool,
+    list_changes: Vec<ListChange>,
     /// Indexed by `RuleId as usize`.
     enabled: [bool; CATALOGUE.len()],
 }
@@ -111,6 +140,8 @@ impl Engine {
             abusive: Bounded::new(config.max_keys),
             sensitive: Bounded::new(config.max_routes),
             stats: DetectStats::default(),
+            track_lists: false,
+            list_changes: Vec::new(),
             keys: Keys::new(),
             enabled: std::array::from_fn(|i| {
                 CATALOGUE
@@ -119,6 +150,11 @@ impl Engine {
             }),
             config,
         }
+    }
+
+    /// List entries made or extended since the last call (only with `track_lists`).
+    pub fn take_list_changes(&mut self) -> Vec<ListChange> {
+        std::mem::take(&mut self.list_changes)
     }
 
     pub fn state_evictions(&self) -> u64 {
@@ -330,21 +366,45 @@ impl Engine {
         let ttl_sensitive = c.sensitive_ttl_secs as i64 * 1000;
         for (id, _) in &hits {
             if id.info().lists_actor {
-                *self.abusive.entry(v.actor(), v.epoch_ms, Listed::default) = Listed {
+                let until_ms = v.epoch_ms + ttl_abuse;
+                let slot = self.abusive.entry(v.actor(), v.epoch_ms, Listed::default);
+                let moved = slot.until_ms + LIST_REFRESH_MS <= until_ms;
+                *slot = Listed {
                     key: v.actor().to_owned(),
-                    until_ms: v.epoch_ms + ttl_abuse,
+                    until_ms,
                     because: id.as_str().to_owned(),
                 };
+                if self.track_lists && moved {
+                    self.list_changes.push(ListChange::Actor {
+                        token: v.token.map(str::to_owned),
+                        client_ip: v.client_ip_text(),
+                        credential_key: v.event.request.as_ref().and_then(|r| r.credential_key),
+                        until_ms,
+                        because: *id,
+                    });
+                }
             }
             if matches!(id, RuleId::Data1 | RuleId::Data2) {
                 self.inventory.note_sensitive(k.route, &hits_kinds(&hits));
             }
             if *id == RuleId::Data1 {
-                *self.sensitive.entry(&k.route, v.epoch_ms, Listed::default) = Listed {
+                let until_ms = v.epoch_ms + ttl_sensitive;
+                let slot = self.sensitive.entry(&k.route, v.epoch_ms, Listed::default);
+                let moved = slot.until_ms + LIST_REFRESH_MS <= until_ms;
+                *slot = Listed {
                     key: format!("{} {} {template}", v.host, v.method),
-                    until_ms: v.epoch_ms + ttl_sensitive,
+                    until_ms,
                     because: RuleId::Data1.as_str().to_owned(),
                 };
+                if self.track_lists && moved {
+                    self.list_changes.push(ListChange::Route {
+                        host: v.host.to_owned(),
+                        method: v.method.to_owned(),
+                        template: template.clone(),
+                        until_ms,
+                        because: RuleId::Data1,
+                    });
+                }
             }
         }
         hits.into_iter()

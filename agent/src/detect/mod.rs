@@ -18,5 +18,5 @@ pub mod windows;
 
 pub use catalogue::{CATALOGUE, RuleId, RuleInfo};
 pub use config::DetectConfig;
-pub use engine::{DetectStats, Engine, RequestVerdict};
+pub use engine::{DetectStats, Engine, ListChange, RequestVerdict};
 pub use finding::Finding;

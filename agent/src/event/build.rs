@@ -30,6 +30,8 @@ pub struct Enrichment<'a> {
     pub node: Option<&'a str>,
     /// The redaction key.
     pub key: &'a TokenKey,
+    /// The kernel's credential key (enforcement on): requests carry their credential's key.
+    pub credential_key: Option<[u64; 2]>,
 }
 
 /// Whether the body prefixes of an exchange with this request path may be written.
@@ -95,7 +97,26 @@ fn body<'m>(
     }
 }
 
-fn request<'m>(message: &'m Message, key: &TokenKey, shown_bytes: usize) -> Option<Request<'m>> {
+/// The kernel's key of the request's credential: `Authorization` (scheme and credential) first,
+/// else `X-Api-Key`, taken as agent_common::enforce::credential_of says — the same bytes the
+/// kernel's head scan hashes.
+fn credential_key(head: &Head, sip_key: [u64; 2]) -> Option<u64> {
+    use agent_common::enforce::{credential_key, credential_of};
+    match head.header("authorization") {
+        Some(value) => credential_of("authorization", value),
+        None => head
+            .header("x-api-key")
+            .and_then(|v| credential_of("x-api-key", v)),
+    }
+    .map(|credential| credential_key(sip_key, credential))
+}
+
+fn request<'m>(
+    message: &'m Message,
+    key: &TokenKey,
+    shown_bytes: usize,
+    sip_key: Option<[u64; 2]>,
+) -> Option<Request<'m>> {
     let head = &message.head;
     let method = head.method()?;
     // A target that is not UTF-8 is shown lossily rather than dropped: the path is evidence.
@@ -123,6 +144,7 @@ fn request<'m>(message: &'m Message, key: &TokenKey, shown_bytes: usize) -> Opti
         body_prefix,
         body_missing_bytes,
         jwt: head.header("authorization").and_then(jwt::summarize),
+        credential_key: sip_key.and_then(|k| credential_key(head, k)),
     })
 }
 
@@ -249,7 +271,7 @@ pub fn build<'a>(item: &'a ConnExchange, ctx: &Enrichment<'a>) -> ExchangeEvent<
             fd: conn.fd,
             stream: Some(conn.stream),
         },
-        request: req.and_then(|m| request(m, ctx.key, shown_bytes)),
+        request: req.and_then(|m| request(m, ctx.key, shown_bytes, ctx.credential_key)),
         response: res.and_then(|m| response(m, ctx.key, shown_bytes)),
         latency_us: match (req, res) {
             (Some(r), Some(s)) => Some(micros(end_ns(r), s.head.start_ns)),

@@ -86,6 +86,7 @@ fn golden_context<'a>(
         workload,
         node: Some("worker-3"),
         key,
+        credential_key: None,
     }
 }
 

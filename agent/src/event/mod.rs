@@ -141,6 +141,10 @@ pub struct Request<'a> {
     pub body_missing_bytes: u64,
     /// Non-secret parts of a bearer JWT (alg, time claims); null when there is none.
     pub jwt: Option<JwtSummary>,
+    /// The kernel's key of the credential (enforcement on), kept in memory only: it lets the
+    /// lists be synced to the kernel, and is never written.
+    #[serde(skip)]
+    pub credential_key: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

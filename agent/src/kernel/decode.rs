@@ -1,9 +1,10 @@
 //! Ring-buffer bytes → typed records. Every length is checked; malformed input is an error.
 
 use agent_common::{
+    enforce::VerdictRecord,
     event::{
         CloseRecord, DATA_CHUNK_BYTES, DataRecord, ExecRecord, ExitRecord, KIND_CLOSE, KIND_DATA,
-        KIND_EXEC, KIND_EXIT, KIND_SOCKET, RecordHeader, SocketRecord,
+        KIND_EXEC, KIND_EXIT, KIND_SOCKET, KIND_VERDICT, RecordHeader, SocketRecord,
     },
     user::read_record,
 };
@@ -15,6 +16,8 @@ pub enum Record<'a> {
     Close(CloseRecord),
     Exec(ExecRecord),
     Exit(ExitRecord),
+    /// An enforcement verdict (only the enforcement stage reads it).
+    Verdict(VerdictRecord),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -71,6 +74,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         KIND_CLOSE => Ok(Record::Close(need("close", bytes)?)),
         KIND_EXEC => Ok(Record::Exec(need("exec", bytes)?)),
         KIND_EXIT => Ok(Record::Exit(need("exit", bytes)?)),
+        KIND_VERDICT => Ok(Record::Verdict(need("verdict", bytes)?)),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }

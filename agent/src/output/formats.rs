@@ -10,6 +10,7 @@ use crate::{
         Finding,
         catalogue::{Confidence, Severity},
     },
+    enforce::evidence::{Action, EnforcementEvent},
     event::{Connection, Endpoint, ExchangeEvent, Headers, Kubernetes, Role},
 };
 
@@ -333,6 +334,66 @@ pub fn finding_ecs(f: &Finding) -> Value {
             "confidence": rule.confidence,
             "occurrences": f.occurrences,
         },
+    });
+    strip_nulls(&mut out);
+    out
+}
+
+/// OCSF Detection Finding (2004) for a `cleartap.enforcement/1`: the verdict as the finding's
+/// action and disposition (Denied/Blocked, or Allowed in monitor mode), the evidence as is.
+pub fn enforcement_ocsf(e: &EnforcementEvent, epoch_ms: i64) -> Value {
+    let denied = e.action != Action::WouldBlock;
+    let mut out = json!({
+        "class_uid": 2004,
+        "class_name": "Detection Finding",
+        "category_uid": 2,
+        "category_name": "Findings",
+        "activity_id": 1,
+        "type_uid": 200401,
+        "severity_id": 4,
+        "severity": "high",
+        "time": epoch_ms,
+        "action_id": if denied { 2 } else { 1 },
+        "action": if denied { "Denied" } else { "Allowed" },
+        "disposition_id": if denied { 2 } else { 1 },
+        "disposition": if denied { "Blocked" } else { "Allowed" },
+        "metadata": {
+            "version": OCSF_VERSION,
+            "product": { "name": "cleartap", "vendor_name": "cleartap" },
+            "original_schema": crate::enforce::evidence::SCHEMA,
+        },
+        "finding_info": {
+            "uid": format!("enforce:{}:{}:{}", e.process.pid, e.connection.fd, epoch_ms),
+            "title": "Abusive actor stopped on a protected route",
+            "analytic": { "uid": e.policy, "name": e.policy, "type_id": 1, "type": "Rule" },
+        },
+        "process": { "pid": e.process.pid, "name": e.process.comm },
+        "device": { "hostname": e.host },
+        "unmapped": serde_json::to_value(e).unwrap_or(Value::Null),
+    });
+    strip_nulls(&mut out);
+    out
+}
+
+/// ECS event for a `cleartap.enforcement/1`: event.type denied (allowed in monitor mode).
+pub fn enforcement_ecs(e: &EnforcementEvent) -> Value {
+    let denied = e.action != Action::WouldBlock;
+    let mut out = json!({
+        "@timestamp": e.time,
+        "ecs": { "version": "8.11.0" },
+        "event": {
+            "kind": "event",
+            "category": ["intrusion_detection", "network"],
+            "type": [if denied { "denied" } else { "allowed" }],
+            "action": e.action,
+            "module": "cleartap",
+            "dataset": "cleartap.enforcement",
+        },
+        "rule": { "name": e.policy, "ruleset": "cleartap" },
+        "host": { "hostname": e.host },
+        "process": { "pid": e.process.pid, "name": e.process.comm, "executable": e.process.exe },
+        "http": { "request": { "method": e.route.method } },
+        "cleartap": serde_json::to_value(e).unwrap_or(Value::Null),
     });
     strip_nulls(&mut out);
     out

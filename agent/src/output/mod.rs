@@ -51,6 +51,7 @@ pub struct Output {
     sinks: Vec<(Format, SinkHandle)>,
     pub events_written: u64,
     pub findings_written: u64,
+    pub enforcements_written: u64,
 }
 
 impl Output {
@@ -77,6 +78,7 @@ impl Output {
             sinks,
             events_written: 0,
             findings_written: 0,
+            enforcements_written: 0,
         })
     }
 
@@ -101,6 +103,22 @@ impl Output {
             epoch_ms,
         )?;
         self.findings_written += 1;
+        Ok(())
+    }
+
+    /// Renders the evidence of an enforcement verdict once per format in use.
+    pub fn write_enforcement(
+        &mut self,
+        event: &crate::enforce::evidence::EnforcementEvent,
+    ) -> Result<(), OutputError> {
+        let epoch_ms = crate::app::event_loop::unix_now_ms();
+        self.offer(
+            || native_json(event),
+            || formats::enforcement_ocsf(event, epoch_ms).to_string(),
+            || formats::enforcement_ecs(event).to_string(),
+            epoch_ms,
+        )?;
+        self.enforcements_written += 1;
         Ok(())
     }
 

@@ -1,0 +1,326 @@
+//! Inline enforcement: a verdict on each request head at the TLS probes (the server at the
+//! return of its read, the client at the entry of its write), and the egress gate that stops a
+//! judged connection's packets until the agent has reset it.
+//!
+//! The verdict: the head is scanned (agent_common::enforce::HeadScan, one `bpf_loop` step per
+//! byte) for its credential and route; a listed actor on a listed route (or a listed actor
+//! flagged for every route) is a hit. In monitor mode a hit is only reported; in enforce mode
+//! the connection's 4-tuple enters ENFORCE_GATE, whose `cgroup_skb/egress` program drops the
+//! connection's packets (RST segments pass, so the agent's reset reaches the peer). Anything
+//! that cannot be judged is allowed and counted: enforcement fails open. Nothing is pinned: the
+//! gate and its maps go with the agent.
+
+use agent_common::{
+    enforce::{
+        ACTION_BLOCKED, ACTION_WOULD_BLOCK, ACTOR_ANY_ROUTE, ActorEntry, EnforceSettings,
+        GateEntry, GateKey, HEAD_SCAN_BYTES, HeadScan, MODE_MONITOR, MODE_OFF, RouteEntry,
+        SCAN_COMPLETE, SCAN_RUNNING, VERDICT_GATE_FAILED, VERDICT_TUPLE_KNOWN, VerdictRecord,
+        counter,
+    },
+    event::{AF_INET, AF_INET6, COMM_BYTES, KIND_VERDICT},
+};
+use aya_ebpf::{
+    bindings::{__sk_buff, BPF_RB_FORCE_WAKEUP},
+    helpers::{
+        bpf_get_current_comm, bpf_ktime_get_ns,
+        generated::{
+            bpf_get_current_cgroup_id, bpf_loop, bpf_probe_read_user, bpf_skb_load_bytes_relative,
+        },
+    },
+    macros::{cgroup_skb, map},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+    programs::SkBuffContext,
+};
+
+use crate::{
+    emit::header,
+    sock::{sock_of_fd, tuple_of_sock},
+};
+
+#[map]
+pub static ENFORCE_SETTINGS: Array<EnforceSettings> = Array::with_max_entries(1, 0);
+
+/// Listed actors by credential key; entries expire on their own (`expires_ns`).
+#[map]
+pub static ENFORCE_ACTORS: HashMap<u64, ActorEntry> = HashMap::with_max_entries(65536, 0);
+
+/// Listed routes by route key.
+#[map]
+pub static ENFORCE_ROUTES: HashMap<u64, RouteEntry> = HashMap::with_max_entries(16384, 0);
+
+/// Connections whose egress is stopped. LRU: a full gate evicts its oldest entry rather than
+/// refusing a new block.
+#[map]
+pub static ENFORCE_GATE: LruHashMap<GateKey, GateEntry> = LruHashMap::with_max_entries(16384, 0);
+
+#[map]
+pub static ENFORCE_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+/// Per-CPU scan state, the head bytes and the verdict being built (too big for the stack).
+#[repr(C)]
+pub struct HeadScratch {
+    pub scan: HeadScan,
+    pub verdict: VerdictRecord,
+    pub buf: [u8; HEAD_SCAN_BYTES],
+}
+
+#[map]
+static HEAD_SCRATCH: PerCpuArray<HeadScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// A hit taken at a client's write before its socket was known: finished by the first socket
+/// syscall nested in the write (which happens before any byte leaves).
+#[derive(Clone, Copy)]
+pub struct Pending {
+    pub token_key: u64,
+    pub route_key: u64,
+    pub credential: u32,
+}
+
+#[inline(always)]
+fn bump(index: u32) {
+    if let Some(slot) = ENFORCE_COUNTERS.get_ptr_mut(index) {
+        // SAFETY: per-CPU slot.
+        unsafe { *slot += 1 };
+    }
+}
+
+#[inline(always)]
+pub fn settings() -> Option<EnforceSettings> {
+    // SAFETY: value copied out.
+    ENFORCE_SETTINGS.get(0).copied()
+}
+
+/// Whether verdicts are taken at `point` now (one map read; the cost when enforcement is off).
+#[inline(always)]
+pub fn active_at(point: u32) -> Option<EnforceSettings> {
+    let s = settings()?;
+    (s.mode != MODE_OFF && s.points & point != 0).then_some(s)
+}
+
+/// `bpf_loop` takes its callback's context on the stack: it carries the scratch pointer (the
+/// scan state itself stays in the map value, where the 6.1 verifier keeps track of it).
+#[repr(C)]
+struct LoopCtx {
+    scratch: *mut HeadScratch,
+}
+
+extern "C" fn scan_byte(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: ctx is the caller's LoopCtx, holding this CPU's HeadScratch (see `judge`); the
+    // index is masked.
+    unsafe {
+        let scratch = (*ctx.cast::<LoopCtx>()).scratch;
+        let c = (*scratch).buf[(index as usize) & (HEAD_SCAN_BYTES - 1)];
+        (*scratch).scan.step(c);
+        if (*scratch).scan.done != SCAN_RUNNING {
+            return 1;
+        }
+    }
+    0
+}
+
+/// Scans the request head at `buf` (`len` bytes of plaintext): the hit, when a listed actor
+/// asks for a listed route. The caller reports it with [`decide`].
+#[inline(always)]
+pub fn judge(settings: &EnforceSettings, buf: u64, len: u64) -> Option<Pending> {
+    let scratch = HEAD_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: this CPU's slot; nothing else runs on this CPU while we do.
+    let s = unsafe { &mut *scratch };
+    let n = if len > HEAD_SCAN_BYTES as u64 {
+        HEAD_SCAN_BYTES as u64
+    } else {
+        len
+    };
+    if n == 0 {
+        return None;
+    }
+    let n = ((n - 1) & (HEAD_SCAN_BYTES as u64 - 1)) + 1;
+    // SAFETY: destination is the scratch buffer (HEAD_SCAN_BYTES long), n is bounded.
+    if unsafe { bpf_probe_read_user(s.buf.as_mut_ptr().cast(), n as u32, buf as *const _) } != 0 {
+        return None;
+    }
+    // Cheap rejects before the scan: a request starts with an upper-case method letter, and
+    // the same probes see every response (a server's write, a client's read).
+    if !s.buf[0].is_ascii_uppercase() || (n >= 5 && s.buf[..5] == *b"HTTP/") {
+        return None;
+    }
+    s.scan = HeadScan::new(settings.sip_key);
+    bump(counter::HEADS_SCANNED);
+    let mut loop_ctx = LoopCtx { scratch };
+    // SAFETY: the callback is a static function; its context outlives the call.
+    unsafe {
+        bpf_loop(
+            n as u32,
+            scan_byte as *mut core::ffi::c_void,
+            (&raw mut loop_ctx).cast(),
+            0,
+        );
+    }
+    if s.scan.done != SCAN_COMPLETE {
+        bump(counter::HEADS_UNPARSED);
+        return None;
+    }
+    let Some(token_key) = s.scan.token() else {
+        bump(counter::HEADS_WITHOUT_TOKEN);
+        return None;
+    };
+    let route_key = s.scan.route_key;
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: values copied out.
+    let actor = unsafe { ENFORCE_ACTORS.get(&token_key) }.copied()?;
+    if actor.expires_ns <= now {
+        return None;
+    }
+    if actor.flags & ACTOR_ANY_ROUTE == 0 {
+        // SAFETY: as above.
+        let route = unsafe { ENFORCE_ROUTES.get(&route_key) }.copied()?;
+        if route.expires_ns <= now {
+            return None;
+        }
+    }
+    Some(Pending {
+        token_key,
+        route_key,
+        credential: s.scan.credential,
+    })
+}
+
+/// Reports a hit and, in enforce mode, closes the gate of `fd`'s connection.
+#[inline(always)]
+pub fn decide(settings: &EnforceSettings, point: u32, stream: u64, fd: i32, hit: &Pending) {
+    let Some(scratch) = HEAD_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's slot.
+    let v = unsafe { &mut (*scratch).verdict };
+    v.header = header(KIND_VERDICT);
+    v.stream = stream;
+    v.token_key = hit.token_key;
+    v.route_key = hit.route_key;
+    v.fd = fd;
+    v.point = point;
+    v.credential = hit.credential;
+    v.flags = 0;
+    v.gate = GateKey::default();
+    v.comm = bpf_get_current_comm().unwrap_or([0u8; COMM_BYTES]);
+    // SAFETY: helper without preconditions.
+    v.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    if let Some(sk) = sock_of_fd(fd)
+        && tuple_of_sock(sk, &mut v.gate).is_some()
+    {
+        v.flags |= VERDICT_TUPLE_KNOWN;
+    }
+    if settings.mode == MODE_MONITOR {
+        v.action = ACTION_WOULD_BLOCK;
+        bump(counter::WOULD_BLOCK);
+    } else {
+        v.action = ACTION_BLOCKED;
+        bump(counter::BLOCKED);
+        // SAFETY: helper without preconditions.
+        let expires_ns = unsafe { bpf_ktime_get_ns() } + settings.gate_ttl_ns;
+        if v.flags & VERDICT_TUPLE_KNOWN == 0
+            || ENFORCE_GATE
+                .insert(&v.gate, &GateEntry { expires_ns }, 0)
+                .is_err()
+        {
+            v.flags |= VERDICT_GATE_FAILED;
+            bump(counter::GATE_FAILED);
+        }
+    }
+    // A verdict wakes the agent at once: the reset should follow the decision closely.
+    if crate::maps::EVENTS
+        .output::<VerdictRecord>(v, BPF_RB_FORCE_WAKEUP as u64)
+        .is_err()
+    {
+        bump(counter::VERDICTS_LOST);
+    }
+}
+
+const BPF_HDR_START_NET: u32 = 1;
+const IPPROTO_TCP: u8 = 6;
+const TCP_FLAG_RST: u8 = 0x04;
+const SK_PASS: i32 = 1;
+const SK_DROP: i32 = 0;
+
+/// The egress gate, attached to the cgroup v2 root: drops the packets of gated connections,
+/// except RST segments.
+#[cgroup_skb(egress)]
+pub fn enforce_egress_gate(ctx: SkBuffContext) -> i32 {
+    gate(&ctx).unwrap_or(SK_PASS)
+}
+
+#[inline(always)]
+fn gate(ctx: &SkBuffContext) -> Option<i32> {
+    let skb: *const __sk_buff = ctx.skb.skb;
+    let mut key = GateKey::default();
+    // SAFETY: context fields readable by cgroup_skb programs (the skb's socket).
+    unsafe {
+        let family = (*skb).family;
+        key.family = family as u16;
+        if family == AF_INET as u32 {
+            key.local_addr[..4].copy_from_slice(&(*skb).local_ip4.to_ne_bytes());
+            key.remote_addr[..4].copy_from_slice(&(*skb).remote_ip4.to_ne_bytes());
+        } else if family == AF_INET6 as u32 {
+            let l = (*skb).local_ip6;
+            let r = (*skb).remote_ip6;
+            for i in 0..4 {
+                key.local_addr[i * 4..i * 4 + 4].copy_from_slice(&l[i].to_ne_bytes());
+                key.remote_addr[i * 4..i * 4 + 4].copy_from_slice(&r[i].to_ne_bytes());
+            }
+        } else {
+            return None;
+        }
+        key.local_port = (*skb).local_port as u16;
+        // remote_port is the network-order port; little-endian kernels shift it into the
+        // upper half of the field.
+        let raw = (*skb).remote_port;
+        let be = if raw > 0xffff { raw >> 16 } else { raw };
+        key.remote_port = u16::from_be(be as u16);
+    }
+    // SAFETY: value copied out.
+    let entry = unsafe { ENFORCE_GATE.get(&key) }.copied()?;
+    // SAFETY: helper without preconditions.
+    if entry.expires_ns <= unsafe { bpf_ktime_get_ns() } {
+        let _ = ENFORCE_GATE.remove(&key);
+        return None;
+    }
+    if tcp_flags(ctx, key.family)? & TCP_FLAG_RST != 0 {
+        return Some(SK_PASS);
+    }
+    bump(counter::PACKETS_DROPPED);
+    Some(SK_DROP)
+}
+
+/// TCP flags of the packet, None when it is not TCP (or the headers cannot be read).
+#[inline(always)]
+fn tcp_flags(ctx: &SkBuffContext, family: u16) -> Option<u8> {
+    let mut ip = [0u8; 40];
+    let (proto, header_len) = if family == AF_INET {
+        load(ctx, 0, &mut ip[..20])?;
+        (ip[9], ((ip[0] & 0x0f) as u32) * 4)
+    } else {
+        load(ctx, 0, &mut ip[..40])?;
+        (ip[6], 40)
+    };
+    if proto != IPPROTO_TCP {
+        return None;
+    }
+    let mut flags = [0u8; 1];
+    load(ctx, header_len + 13, &mut flags)?;
+    Some(flags[0])
+}
+
+#[inline(always)]
+fn load(ctx: &SkBuffContext, offset: u32, to: &mut [u8]) -> Option<()> {
+    // SAFETY: `to` is a stack buffer of the given length.
+    let ret = unsafe {
+        bpf_skb_load_bytes_relative(
+            ctx.skb.skb as *const _,
+            offset,
+            to.as_mut_ptr().cast(),
+            to.len() as u32,
+            BPF_HDR_START_NET,
+        )
+    };
+    (ret == 0).then_some(())
+}

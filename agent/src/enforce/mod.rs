@@ -1,0 +1,451 @@
+//! The enforcement stage: mirrors the lists detection maintains (abusive actors, sensitive
+//! routes) into the kernel's verdict maps through `kernel::control`, and turns each kernel
+//! verdict into a reset of the connection and a `cleartap.enforcement/1` evidence event.
+//!
+//! Policy: a listed actor (by its credential's kernel key) on a listed route (method + route
+//! template), or on any route with `any_route`. Entries expire in the kernel on their own
+//! (the earlier of the detection TTL and `max_ttl_secs`); `max_blocks_per_minute` falls back to
+//! monitor mode when tripped. `allow_actors`, `allow_cidrs` and `allow_routes` keep working
+//! because an allowed actor or route never reaches the lists.
+
+pub mod config;
+pub mod evidence;
+pub mod reset;
+
+use std::collections::HashMap;
+
+use agent_common::enforce::{
+    ACTION_WOULD_BLOCK, ACTOR_ANY_ROUTE, ActorEntry, CREDENTIAL_API_KEY, EnforceSettings,
+    POINT_CLIENT_WRITE, RouteEntry, RouteKey, VERDICT_GATE_FAILED, VERDICT_TUPLE_KNOWN,
+    VerdictRecord,
+};
+
+pub use config::{EnforceConfig, Mode};
+use evidence::{
+    Action, ActorEvidence, ConnectionEvidence, Endpoint, EnforcementEvent, Listing,
+    ProcessEvidence, ResetEvidence, RouteEvidence,
+};
+
+use crate::{
+    detect::{ListChange, RuleId},
+    kernel::control::{ControlError, VerdictMaps},
+};
+
+/// Mirror sizes: those of the kernel maps (agent-ebpf/src/enforce.rs).
+const MAX_ACTORS: usize = 65536;
+const MAX_ROUTES: usize = 16384;
+
+#[derive(Debug, Clone)]
+struct ListedActor {
+    token: Option<String>,
+    rules: Vec<RuleId>,
+    until_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+struct ListedRoute {
+    host: String,
+    method: String,
+    template: String,
+    rules: Vec<RuleId>,
+    until_ms: i64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EnforceStats {
+    pub verdicts: u64,
+    pub would_block: u64,
+    pub blocked: u64,
+    pub reset: u64,
+    pub reset_failed: u64,
+    pub actors_listed: u64,
+    pub routes_listed: u64,
+    /// Abusive actors without a credential the kernel can identify (client addresses, or
+    /// credentials of another shape): listed by detection, not enforceable in the kernel.
+    pub actors_not_enforceable: u64,
+    /// List entries not mirrored because the mirror (and kernel map) was full.
+    pub list_full: u64,
+    pub map_errors: u64,
+    /// Times the blocks-per-minute cap switched enforcement to monitor.
+    pub tripped: u64,
+}
+
+/// What a verdict's evidence needs from the rest of the agent.
+pub struct VerdictContext<'a> {
+    pub host: &'a str,
+    pub exe: Option<&'a str>,
+    pub monotonic_to_unix_ns: i128,
+}
+
+pub struct Enforcer<M: VerdictMaps> {
+    config: EnforceConfig,
+    mode: Mode,
+    maps: M,
+    credential_key: [u64; 2],
+    actors: HashMap<u64, ListedActor>,
+    routes: HashMap<u64, ListedRoute>,
+    /// (minute number, blocks in it) for the blocks-per-minute cap.
+    window: (u64, u64),
+    pub stats: EnforceStats,
+}
+
+fn add_rule(rules: &mut Vec<RuleId>, rule: RuleId) {
+    if !rules.contains(&rule) {
+        rules.push(rule);
+    }
+}
+
+/// The kernel's route key of `method` + template, as the kernel computes it from a request.
+pub fn route_key(method: &str, template: &str) -> u64 {
+    template
+        .split('/')
+        .fold(RouteKey::method(method.as_bytes()), |k, segment| {
+            k.segment(segment.as_bytes())
+        })
+        .get()
+}
+
+fn listing(rules: &[RuleId], until_ms: i64) -> Listing {
+    Listing {
+        listed_by: rules.iter().map(|r| r.as_str().to_owned()).collect(),
+        listed_until: crate::event::build::rfc3339(i128::from(until_ms) * 1_000_000),
+    }
+}
+
+impl<M: VerdictMaps> Enforcer<M> {
+    pub fn new(
+        config: EnforceConfig,
+        maps: M,
+        credential_key: [u64; 2],
+    ) -> Result<Self, ControlError> {
+        let mut enforcer = Self {
+            mode: config.mode,
+            config,
+            maps,
+            credential_key,
+            actors: HashMap::new(),
+            routes: HashMap::new(),
+            window: (0, 0),
+            stats: EnforceStats::default(),
+        };
+        enforcer.write_settings()?;
+        Ok(enforcer)
+    }
+
+    fn write_settings(&mut self) -> Result<(), ControlError> {
+        self.maps.set_settings(&EnforceSettings {
+            mode: self.mode.kernel(),
+            points: self.config.points(),
+            sip_key: self.credential_key,
+            gate_ttl_ns: self.config.gate_ttl_secs.saturating_mul(1_000_000_000),
+        })
+    }
+
+    pub fn credential_key(&self) -> [u64; 2] {
+        self.credential_key
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The kill switch and its reverse: one map write.
+    pub fn set_mode(&mut self, mode: Mode) -> Result<(), ControlError> {
+        self.mode = mode;
+        self.write_settings()
+    }
+
+    /// Kernel expiry of an entry listed until `until_ms`, capped by `max_ttl_secs`.
+    fn expires_ns(&self, until_ms: i64, now_ms: i64, now_mono_ns: u64) -> u64 {
+        let ttl_ms = (until_ms - now_ms)
+            .max(0)
+            .min(self.config.max_ttl_secs.saturating_mul(1000) as i64);
+        now_mono_ns.saturating_add(ttl_ms as u64 * 1_000_000)
+    }
+
+    fn note(&mut self, result: Result<(), ControlError>) {
+        if let Err(e) = result {
+            self.stats.map_errors += 1;
+            if self.stats.map_errors == 1 {
+                log::error!("enforcement: {e}");
+            }
+        }
+    }
+
+    /// Mirrors list entries detection made or extended into the kernel.
+    pub fn apply(&mut self, changes: Vec<ListChange>, now_ms: i64, now_mono_ns: u64) {
+        for change in changes {
+            match change {
+                ListChange::Actor {
+                    token,
+                    credential_key,
+                    until_ms,
+                    because,
+                    ..
+                } => {
+                    let Some(key) = credential_key else {
+                        self.stats.actors_not_enforceable += 1;
+                        continue;
+                    };
+                    if !self.actors.contains_key(&key) && self.actors.len() >= MAX_ACTORS {
+                        self.stats.list_full += 1;
+                        continue;
+                    }
+                    let entry = self.actors.entry(key).or_insert_with(|| ListedActor {
+                        token,
+                        rules: Vec::new(),
+                        until_ms,
+                    });
+                    add_rule(&mut entry.rules, because);
+                    entry.until_ms = entry.until_ms.max(until_ms);
+                    let until = entry.until_ms;
+                    self.stats.actors_listed += 1;
+                    let kernel = ActorEntry {
+                        expires_ns: self.expires_ns(until, now_ms, now_mono_ns),
+                        flags: if self.config.any_route {
+                            ACTOR_ANY_ROUTE
+                        } else {
+                            0
+                        },
+                    };
+                    let result = self.maps.put_actor(key, &kernel);
+                    self.note(result);
+                }
+                ListChange::Route {
+                    host,
+                    method,
+                    template,
+                    until_ms,
+                    because,
+                } => {
+                    let key = route_key(&method, &template);
+                    if !self.routes.contains_key(&key) && self.routes.len() >= MAX_ROUTES {
+                        self.stats.list_full += 1;
+                        continue;
+                    }
+                    let entry = self.routes.entry(key).or_insert_with(|| ListedRoute {
+                        host,
+                        method,
+                        template,
+                        rules: Vec::new(),
+                        until_ms,
+                    });
+                    add_rule(&mut entry.rules, because);
+                    entry.until_ms = entry.until_ms.max(until_ms);
+                    let until = entry.until_ms;
+                    self.stats.routes_listed += 1;
+                    let kernel = RouteEntry {
+                        expires_ns: self.expires_ns(until, now_ms, now_mono_ns),
+                    };
+                    let result = self.maps.put_route(key, &kernel);
+                    self.note(result);
+                }
+            }
+        }
+    }
+
+    /// Forgets entries past their time, here and in the kernel (where they already stopped
+    /// counting; this frees their slots).
+    pub fn expire(&mut self, now_ms: i64) {
+        let gone: Vec<u64> = self
+            .actors
+            .iter()
+            .filter(|(_, a)| a.until_ms <= now_ms)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in gone {
+            self.actors.remove(&key);
+            let result = self.maps.remove_actor(key);
+            self.note(result);
+        }
+        let gone: Vec<u64> = self
+            .routes
+            .iter()
+            .filter(|(_, r)| r.until_ms <= now_ms)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in gone {
+            self.routes.remove(&key);
+            let result = self.maps.remove_route(key);
+            self.note(result);
+        }
+    }
+
+    /// Counts a block against the per-minute cap; trips to monitor mode past it.
+    fn count_block(&mut self, now_mono_ns: u64) {
+        let minute = now_mono_ns / 60_000_000_000;
+        if self.window.0 != minute {
+            self.window = (minute, 0);
+        }
+        self.window.1 += 1;
+        let cap = self.config.max_blocks_per_minute;
+        if cap > 0 && self.window.1 > cap && self.mode == Mode::Enforce {
+            self.stats.tripped += 1;
+            log::error!(
+                "enforcement: more than {cap} blocks within a minute ([enforce] max_blocks_per_minute); switching to monitor mode"
+            );
+            let result = self.set_mode(Mode::Monitor);
+            self.note(result);
+        }
+    }
+
+    /// Acts on one kernel verdict (reset in enforce mode) and returns its evidence.
+    pub fn on_verdict(
+        &mut self,
+        v: &VerdictRecord,
+        ctx: &VerdictContext,
+        reset_connection: impl FnOnce(
+            &agent_common::enforce::GateKey,
+        ) -> Result<std::time::Duration, reset::ResetError>,
+        now_mono_ns: impl Fn() -> u64,
+    ) -> EnforcementEvent {
+        self.stats.verdicts += 1;
+        let tuple_known = v.flags & VERDICT_TUPLE_KNOWN != 0;
+        let gated = tuple_known && v.flags & VERDICT_GATE_FAILED == 0;
+        let (action, reset) = if v.action == ACTION_WOULD_BLOCK {
+            self.stats.would_block += 1;
+            (
+                Action::WouldBlock,
+                ResetEvidence {
+                    attempted: false,
+                    done: false,
+                    reason: Some("monitor_mode"),
+                    decision_to_reset_us: None,
+                },
+            )
+        } else {
+            self.count_block(now_mono_ns());
+            let outcome = if tuple_known {
+                reset_connection(&v.gate)
+            } else {
+                Err(reset::ResetError::NoTuple)
+            };
+            match outcome {
+                Ok(_) => {
+                    // The socket is gone: its tuple may be reused by a new connection.
+                    let result = self.maps.remove_gate(&v.gate);
+                    self.note(result);
+                    self.stats.reset += 1;
+                    let after = now_mono_ns().saturating_sub(v.header.timestamp_ns) / 1000;
+                    (
+                        Action::Reset,
+                        ResetEvidence {
+                            attempted: true,
+                            done: true,
+                            reason: None,
+                            decision_to_reset_us: Some(after),
+                        },
+                    )
+                }
+                Err(e) => {
+                    log::warn!("enforcement: reset of a blocked connection failed: {e}");
+                    let action = if gated {
+                        self.stats.blocked += 1;
+                        Action::Blocked
+                    } else {
+                        self.stats.reset_failed += 1;
+                        Action::ResetFailed
+                    };
+                    (
+                        action,
+                        ResetEvidence {
+                            attempted: tuple_known,
+                            done: false,
+                            reason: Some(e.reason()),
+                            decision_to_reset_us: None,
+                        },
+                    )
+                }
+            }
+        };
+        self.evidence(v, ctx, action, gated, reset)
+    }
+
+    fn evidence(
+        &self,
+        v: &VerdictRecord,
+        ctx: &VerdictContext,
+        action: Action,
+        gated: bool,
+        reset: ResetEvidence,
+    ) -> EnforcementEvent {
+        let actor = self.actors.get(&v.token_key);
+        let route = self.routes.get(&v.route_key);
+        let endpoint = |addr: &[u8; 16], port: u16| {
+            crate::conn::ip_of(v.gate.family, addr).map(|ip| Endpoint {
+                ip: ip.to_string(),
+                port,
+            })
+        };
+        let client = v.point == POINT_CLIENT_WRITE;
+        EnforcementEvent {
+            schema: evidence::SCHEMA,
+            time: crate::event::build::rfc3339(
+                i128::from(v.header.timestamp_ns) + ctx.monotonic_to_unix_ns,
+            ),
+            host: ctx.host.to_owned(),
+            action,
+            mode: if v.action == ACTION_WOULD_BLOCK {
+                Mode::Monitor.as_str()
+            } else {
+                Mode::Enforce.as_str()
+            },
+            point: if client {
+                "tls_write_entry"
+            } else {
+                "tls_read_return"
+            },
+            gates: if gated && v.action != ACTION_WOULD_BLOCK {
+                vec!["cgroup_skb_egress"]
+            } else {
+                Vec::new()
+            },
+            policy: if route.is_none() && self.config.any_route {
+                "abusive_actor_on_any_route"
+            } else {
+                "abusive_actor_on_sensitive_route"
+            },
+            actor: ActorEvidence {
+                token: actor.and_then(|a| a.token.clone()),
+                credential: if v.credential == CREDENTIAL_API_KEY {
+                    "x-api-key"
+                } else {
+                    "authorization"
+                },
+                listing: actor.map(|a| listing(&a.rules, a.until_ms)),
+            },
+            route: RouteEvidence {
+                method: route.map(|r| r.method.clone()),
+                template: route.map(|r| r.template.clone()),
+                listed_for_host: route.map(|r| r.host.clone()),
+                listing: route.map(|r| listing(&r.rules, r.until_ms)),
+            },
+            process: ProcessEvidence {
+                pid: (v.header.pid_tgid >> 32) as u32,
+                comm: crate::kernel::decode::c_string(&v.comm),
+                exe: ctx.exe.map(str::to_owned),
+                cgroup_id: v.cgroup_id,
+            },
+            connection: ConnectionEvidence {
+                role: if client { "client" } else { "server" },
+                local: (v.flags & VERDICT_TUPLE_KNOWN != 0)
+                    .then(|| endpoint(&v.gate.local_addr, v.gate.local_port))
+                    .flatten(),
+                remote: (v.flags & VERDICT_TUPLE_KNOWN != 0)
+                    .then(|| endpoint(&v.gate.remote_addr, v.gate.remote_port))
+                    .flatten(),
+                fd: v.fd,
+            },
+            reset,
+        }
+    }
+
+    /// ENFORCE_COUNTERS of the kernel side.
+    pub fn kernel_counters(&self) -> [u64; agent_common::enforce::counter::COUNT as usize] {
+        self.maps.counters()
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,264 @@
+use std::collections::HashMap;
+
+use agent_common::enforce::{
+    ACTION_BLOCKED, ACTION_WOULD_BLOCK, ActorEntry, EnforceSettings, GateKey, HeadScan,
+    MODE_MONITOR, POINT_SERVER_READ, RouteEntry, SCAN_COMPLETE, VERDICT_TUPLE_KNOWN, VerdictRecord,
+    counter,
+};
+
+use super::*;
+use crate::{classify::redact::TokenKey, detect::route};
+
+#[derive(Default)]
+struct FakeMaps {
+    settings: Option<EnforceSettings>,
+    actors: HashMap<u64, ActorEntry>,
+    routes: HashMap<u64, RouteEntry>,
+    gates_removed: Vec<GateKey>,
+}
+
+impl VerdictMaps for FakeMaps {
+    fn set_settings(&mut self, s: &EnforceSettings) -> Result<(), ControlError> {
+        self.settings = Some(*s);
+        Ok(())
+    }
+    fn put_actor(&mut self, key: u64, e: &ActorEntry) -> Result<(), ControlError> {
+        self.actors.insert(key, *e);
+        Ok(())
+    }
+    fn remove_actor(&mut self, key: u64) -> Result<(), ControlError> {
+        self.actors.remove(&key);
+        Ok(())
+    }
+    fn put_route(&mut self, key: u64, e: &RouteEntry) -> Result<(), ControlError> {
+        self.routes.insert(key, *e);
+        Ok(())
+    }
+    fn remove_route(&mut self, key: u64) -> Result<(), ControlError> {
+        self.routes.remove(&key);
+        Ok(())
+    }
+    fn remove_gate(&mut self, key: &GateKey) -> Result<(), ControlError> {
+        self.gates_removed.push(*key);
+        Ok(())
+    }
+    fn counters(&self) -> [u64; counter::COUNT as usize] {
+        [0; counter::COUNT as usize]
+    }
+}
+
+const KEY: [u64; 2] = [11, 22];
+
+fn enforcer(mode: Mode) -> Enforcer<FakeMaps> {
+    let config = EnforceConfig {
+        mode,
+        max_blocks_per_minute: 2,
+        ..EnforceConfig::default()
+    };
+    Enforcer::new(config, FakeMaps::default(), KEY).expect("fake maps")
+}
+
+fn listed(e: &mut Enforcer<FakeMaps>) -> (u64, u64) {
+    let token = agent_common::enforce::credential_key(KEY, b"tok-B");
+    e.apply(
+        vec![
+            ListChange::Actor {
+                token: Some("[REDACTED:0011223344556677]".into()),
+                client_ip: None,
+                credential_key: Some(token),
+                until_ms: 1_000_000 + 3_600_000,
+                because: RuleId::Bola1,
+            },
+            ListChange::Route {
+                host: "api.test".into(),
+                method: "GET".into(),
+                template: "/secret".into(),
+                until_ms: 1_000_000 + 7_200_000,
+                because: RuleId::Data1,
+            },
+        ],
+        1_000_000,
+        5_000_000_000,
+    );
+    (token, route_key("GET", "/secret"))
+}
+
+fn verdict(action: u32, token: u64, route: u64) -> VerdictRecord {
+    let mut gate = GateKey {
+        family: agent_common::event::AF_INET,
+        local_port: 8443,
+        remote_port: 40000,
+        ..GateKey::default()
+    };
+    gate.local_addr[..4].copy_from_slice(&[127, 0, 0, 1]);
+    gate.remote_addr[..4].copy_from_slice(&[127, 0, 0, 1]);
+    VerdictRecord {
+        header: agent_common::event::RecordHeader {
+            kind: agent_common::event::KIND_VERDICT,
+            _pad: 0,
+            timestamp_ns: 6_000_000_000,
+            pid_tgid: 77 << 32,
+        },
+        stream: 1,
+        token_key: token,
+        route_key: route,
+        fd: 5,
+        action,
+        point: POINT_SERVER_READ,
+        flags: VERDICT_TUPLE_KNOWN,
+        credential: agent_common::enforce::CREDENTIAL_AUTHORIZATION,
+        _pad: 0,
+        gate,
+        cgroup_id: 1,
+        comm: *b"nginx\0\0\0\0\0\0\0\0\0\0\0",
+    }
+}
+
+fn ctx() -> VerdictContext<'static> {
+    VerdictContext {
+        host: "node-1",
+        exe: Some("/usr/sbin/nginx"),
+        monotonic_to_unix_ns: 1_763_700_000_000_000_000,
+    }
+}
+
+#[test]
+fn lists_reach_the_kernel_with_capped_expiry() {
+    let mut e = enforcer(Mode::Enforce);
+    let (token, route) = listed(&mut e);
+    let s = e.maps.settings.expect("settings written");
+    assert_eq!((s.mode, s.points, s.sip_key), (2, 3, KEY));
+    // 1 h listed, capped at max_ttl 1 h; the route's 2 h capped to 1 h too.
+    assert_eq!(
+        e.maps.actors[&token].expires_ns,
+        5_000_000_000 + 3_600_000_000_000
+    );
+    assert_eq!(
+        e.maps.routes[&route].expires_ns,
+        5_000_000_000 + 3_600_000_000_000
+    );
+    e.expire(1_000_000 + 3_600_000);
+    assert!(e.maps.actors.is_empty());
+    assert_eq!(e.maps.routes.len(), 1);
+}
+
+#[test]
+fn actors_without_a_credential_key_are_counted_not_enforced() {
+    let mut e = enforcer(Mode::Enforce);
+    e.apply(
+        vec![ListChange::Actor {
+            token: None,
+            client_ip: Some("10.0.0.9".into()),
+            credential_key: None,
+            until_ms: 10,
+            because: RuleId::Auth6,
+        }],
+        0,
+        0,
+    );
+    assert_eq!(e.stats.actors_not_enforceable, 1);
+    assert!(e.maps.actors.is_empty());
+}
+
+#[test]
+fn a_block_is_reset_and_its_evidence_names_both_lists() {
+    let mut e = enforcer(Mode::Enforce);
+    let (token, route) = listed(&mut e);
+    let event = e.on_verdict(
+        &verdict(ACTION_BLOCKED, token, route),
+        &ctx(),
+        |_| Ok(std::time::Duration::from_micros(300)),
+        || 6_001_000_000,
+    );
+    let json = serde_json::to_value(&event).expect("serialises");
+    assert_eq!(json["schema"], "cleartap.enforcement/1");
+    assert_eq!(json["action"], "reset");
+    assert_eq!(json["gates"][0], "cgroup_skb_egress");
+    assert_eq!(json["policy"], "abusive_actor_on_sensitive_route");
+    assert_eq!(json["actor"]["listed_by"][0], "BOLA-1");
+    assert_eq!(json["actor"]["token"], "[REDACTED:0011223344556677]");
+    assert_eq!(json["route"]["listed_by"][0], "DATA-1");
+    assert_eq!(json["route"]["template"], "/secret");
+    assert_eq!(json["process"]["comm"], "nginx");
+    assert_eq!(json["connection"]["role"], "server");
+    assert_eq!(json["connection"]["local"]["port"], 8443);
+    assert_eq!(json["reset"]["decision_to_reset_us"], 1000);
+    assert_eq!(e.maps.gates_removed.len(), 1);
+}
+
+#[test]
+fn failed_reset_with_a_gate_is_blocked_and_monitor_only_reports() {
+    let mut e = enforcer(Mode::Enforce);
+    let (token, route) = listed(&mut e);
+    let event = e.on_verdict(
+        &verdict(ACTION_BLOCKED, token, route),
+        &ctx(),
+        |_| Err(reset::ResetError::NoTuple),
+        || 0,
+    );
+    assert_eq!(event.action, Action::Blocked);
+    assert_eq!(event.reset.reason, Some("tuple_unknown"));
+    let event = e.on_verdict(
+        &verdict(ACTION_WOULD_BLOCK, token, route),
+        &ctx(),
+        |_| panic!("monitor mode never resets"),
+        || 0,
+    );
+    assert_eq!(event.action, Action::WouldBlock);
+    assert!(event.gates.is_empty());
+}
+
+#[test]
+fn too_many_blocks_in_a_minute_fall_back_to_monitor() {
+    let mut e = enforcer(Mode::Enforce);
+    let (token, route) = listed(&mut e);
+    for _ in 0..3 {
+        e.on_verdict(
+            &verdict(ACTION_BLOCKED, token, route),
+            &ctx(),
+            |_| Ok(std::time::Duration::ZERO),
+            || 1,
+        );
+    }
+    assert_eq!(e.stats.tripped, 1);
+    assert_eq!(e.mode(), Mode::Monitor);
+    assert_eq!(e.maps.settings.map(|s| s.mode), Some(MODE_MONITOR));
+}
+
+/// Shared vectors: the kernel's head scan and the agent's own derivation (inventory template,
+/// credential as the event builder takes it) give the same keys.
+#[test]
+fn kernel_scan_and_agent_agree_on_keys() {
+    let token_key = TokenKey::for_tests();
+    let sip = token_key.credential_key();
+    let paths = [
+        "/secret",
+        "/api/items/42",
+        "/api/items/42/",
+        "/v2/users/3f2a1b7c-9d8e-4f60-a1b2-c3d4e5f60718/orders",
+        "/files/deadbeef0042/raw",
+        "/o/ord_8f7d6c5b9a",
+        "/report-2024/page2",
+        "/",
+        "/a//b",
+        "/%7Euser/x",
+    ];
+    for path in paths {
+        for (header, value) in [
+            ("Authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig"),
+            ("X-Api-Key", "k-123"),
+            ("authorization", "Basic dXNlcjpwYXNz"),
+        ] {
+            let head = format!("POST {path}?q=1 HTTP/1.1\r\nHost: h\r\n{header}: {value}\r\n\r\n");
+            let mut scan = HeadScan::new(sip);
+            head.bytes().for_each(|c| scan.step(c));
+            assert_eq!(scan.done, SCAN_COMPLETE, "{head}");
+            let (template, _) = route::template(path);
+            assert_eq!(scan.route_key, route_key("POST", &template), "{path}");
+            let lower = header.to_ascii_lowercase();
+            let credential = agent_common::enforce::credential_of(&lower, value.as_bytes())
+                .map(|c| agent_common::enforce::credential_key(sip, c));
+            assert_eq!(scan.token(), credential, "{header}: {value}");
+        }
+    }
+}
