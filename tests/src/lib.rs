@@ -32,6 +32,11 @@ pub fn event_schema() -> jsonschema::Validator {
     compile_schema("http_exchange.schema.json")
 }
 
+/// The JSON Schema of enforcement evidence (schema/enforcement.schema.json), compiled.
+pub fn enforcement_schema() -> jsonschema::Validator {
+    compile_schema("enforcement.schema.json")
+}
+
 /// The JSON Schema of findings (schema/finding.schema.json), compiled.
 pub fn finding_schema() -> jsonschema::Validator {
     compile_schema("finding.schema.json")
@@ -172,7 +177,8 @@ impl Agent {
         let err = child.stderr.take().expect("stderr");
         {
             let events = events.clone();
-            let (schema, finding_schema) = (event_schema(), finding_schema());
+            let (schema, finding_schema, enforcement_schema) =
+                (event_schema(), finding_schema(), enforcement_schema());
             std::thread::spawn(move || {
                 for line in BufReader::new(out).lines().map_while(Result::ok) {
                     let value: Value = serde_json::from_str(&line)
@@ -181,12 +187,14 @@ impl Agent {
                     // a violation is kept and fails the test at its next look at the events.
                     let checker = if value["schema"] == "cleartap.finding/1" {
                         &finding_schema
+                    } else if value["schema"] == "cleartap.enforcement/1" {
+                        &enforcement_schema
                     } else {
                         &schema
                     };
                     if let Err(e) = checker.validate(&value) {
                         let e = format!(
-                            "event violates schema/http_exchange.schema.json: {e} at {}: {line}",
+                            "event violates its schema file under schema/: {e} at {}: {line}",
                             e.instance_path()
                         );
                         events.lock().expect("lock").push(Value::String(e));

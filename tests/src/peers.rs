@@ -58,6 +58,41 @@ location /k/ {{ return 200 \"k\\n\"; }}\n  }}\n}}\n",
     Peer(child, "nginx")
 }
 
+/// The sensitive route of `nginx_api`: a JSON body with a Luhn-valid card number (DATA-1).
+pub const SECRET_BODY: &str = r#"{"name":"a","card":"4111 1111 1111 1111"}"#;
+
+/// nginx (TLS) serving an API: `/secret` (sensitive), `/public`, `/api/items/{id}`, with an
+/// access log at `dir/access.log` naming each request's method, path and Authorization value
+/// (which requests nginx really received, and whose).
+pub fn nginx_api(dir: &TempDir, port: u16) -> Peer {
+    let (cert, key) = make_cert(dir);
+    let d = dir.0.display();
+    let conf = format!(
+        "pid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  \
+log_format tok '$request_method $uri $http_authorization';\n  access_log {d}/access.log tok;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
+fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
+keepalive_requests 100000;\n  server {{\n    listen 127.0.0.1:{port} ssl;\n    \
+ssl_certificate {};\n    ssl_certificate_key {};\n    default_type application/json;\n    \
+location = /secret {{ return 200 '{SECRET_BODY}'; }}\n    \
+location = /public {{ return 200 '{{\"ok\":true}}'; }}\n    \
+location /api/items/ {{ return 200 '{{\"item\":1}}'; }}\n  }}\n}}\n",
+        cert.display(),
+        key.display(),
+    );
+    let conf_path = dir.path("nginx.conf");
+    std::fs::write(&conf_path, conf).expect("nginx.conf");
+    let child = Command::new("nginx")
+        .arg("-p")
+        .arg(&dir.0)
+        .arg("-c")
+        .arg(&conf_path)
+        .args(["-g", "daemon off; master_process off;"])
+        .spawn()
+        .expect("start nginx");
+    wait_for_port(port, "nginx");
+    Peer(child, "nginx")
+}
+
 pub const PLAIN_FILE_BYTES: usize = 100 * 1024;
 
 /// nginx serving plain HTTP. With `sendfile` off it sends bodies with writev (the vectored

@@ -397,6 +397,8 @@ fn test() -> anyhow::Result<()> {
                 "--test",
                 "hostile",
                 "--test",
+                "enforcement",
+                "--test",
                 "install",
                 "--test",
                 "container",

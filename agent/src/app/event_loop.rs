@@ -150,6 +150,7 @@ impl Loop {
                 pending.join(", ")
             );
         }
+        self.reload_enforcement(&new.enforce);
         // The old sinks finish (what they cannot deliver stays in their spools) before the new
         // ones open the same files and spool directories.
         let old = self.pipeline.output.shutdown(Duration::from_secs(2));
@@ -169,6 +170,29 @@ impl Loop {
                 }
             }
         }
+    }
+
+    /// `[enforce]` changes apply at once (the kill switch is `mode = "off"` and a SIGHUP, or
+    /// `--enforce off` at the next start). Enforcement started off has no gate to switch on:
+    /// that needs a restart.
+    fn reload_enforcement(&mut self, new: &crate::enforce::EnforceConfig) {
+        let Some(enforcer) = self.pipeline.enforce.as_mut() else {
+            if new.mode != crate::enforce::Mode::Off {
+                log::warn!(
+                    "SIGHUP: [enforce] mode {} needs a restart (the agent started with enforcement off)",
+                    new.mode.as_str()
+                );
+            }
+            return;
+        };
+        if enforcer.config() == new {
+            return;
+        }
+        match enforcer.reconfigure(new.clone()) {
+            Ok(()) => log::info!("SIGHUP: enforcement now {}", new.mode.as_str()),
+            Err(e) => log::error!("SIGHUP: enforcement settings not applied: {e}"),
+        }
+        self.reload.running.enforce = new.clone();
     }
 
     pub async fn run(mut self) -> anyhow::Result<()> {

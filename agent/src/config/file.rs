@@ -86,8 +86,7 @@ pub fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
         kubernetes_api,
         kubernetes_token_file,
         kubernetes_ca_file,
-        node_name,
-        enforce
+        node_name
     );
     changed
 }

@@ -155,6 +155,18 @@ impl<M: VerdictMaps> Enforcer<M> {
         self.write_settings()
     }
 
+    /// SIGHUP: a new `[enforce]` takes effect with one settings write (mode, points); entries
+    /// already in the kernel keep their expiry, new ones follow the new TTL cap and scope.
+    pub fn reconfigure(&mut self, config: EnforceConfig) -> Result<(), ControlError> {
+        self.mode = config.mode;
+        self.config = config;
+        self.write_settings()
+    }
+
+    pub fn config(&self) -> &EnforceConfig {
+        &self.config
+    }
+
     /// Kernel expiry of an entry listed until `until_ms`, capped by `max_ttl_secs`.
     fn expires_ns(&self, until_ms: i64, now_ms: i64, now_mono_ns: u64) -> u64 {
         let ttl_ms = (until_ms - now_ms)

@@ -1,0 +1,353 @@
+//! Inline enforcement end to end (root; CI runs it): nginx serves `/secret` (a card number:
+//! DATA-1 lists the route) and `/api/items/{id}`; token B enumerates items past BOLA-1's
+//! threshold (listed as abusive); then B's `GET /secret` is stopped in the kernel — on the
+//! client side it never reaches nginx, on the server side its response never leaves — while
+//! token A and B's other routes go on, under a wrk load that sees no error. Monitor mode, the
+//! TTL cap, the SIGHUP kill switch and SIGKILL (no stale gate) are checked too.
+
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use cleartap_e2e::{
+    Agent, Peer, TempDir, WAIT, free_port,
+    peers::{SECRET_BODY, curl, nginx_api},
+    privileged, redaction_tag,
+};
+use serde_json::Value;
+
+const GOOD: &str = "token-a-reads-secrets-8c1f";
+const BAD: &str = "token-b-enumerates-77d0";
+const OTHER: &str = "token-c-under-load-1e9a";
+
+struct Setup {
+    dir: TempDir,
+    _nginx: Peer,
+    port: u16,
+    agent: Agent,
+    key_file: std::path::PathBuf,
+}
+
+fn start(tag: &str, enforce: &str) -> Setup {
+    let dir = TempDir::new(tag);
+    let port = free_port();
+    let nginx = nginx_api(&dir, port);
+    let key_file = dir.path("token.key");
+    let config = dir.path("cleartap.toml");
+    std::fs::write(&config, enforce).expect("config");
+    let agent = Agent::start(&[
+        "--config",
+        &config.to_string_lossy(),
+        "--token-key-file",
+        &key_file.to_string_lossy(),
+        "--inventory-file",
+        "off",
+        "--metrics-listen",
+        "off",
+    ]);
+    agent.wait_stderr("enforcement ", WAIT);
+    Setup {
+        dir,
+        _nginx: nginx,
+        port,
+        agent,
+        key_file,
+    }
+}
+
+/// (exit code, status code, body) of one curl request with `token`.
+fn get(port: u16, token: &str, path: &str) -> (i32, String, String) {
+    let out = curl(&[
+        "-H",
+        "Host: api.test",
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        "-w",
+        "\n%{http_code}",
+        &format!("https://127.0.0.1:{port}{path}"),
+    ])
+    .stderr(Stdio::null())
+    .output()
+    .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (
+        out.status.code().unwrap_or(-1),
+        code.to_owned(),
+        body.to_owned(),
+    )
+}
+
+fn findings_of(agent: &Agent, rule: &str) -> usize {
+    agent
+        .findings()
+        .iter()
+        .filter(|f| f["rule"]["id"] == rule)
+        .count()
+}
+
+/// A reads /secret (DATA-1 lists it); B enumerates 25 items (BOLA-1 lists B).
+fn build_lists(s: &Setup) {
+    assert_eq!(get(s.port, GOOD, "/secret").2, SECRET_BODY);
+    for id in 1..=25 {
+        assert_eq!(get(s.port, BAD, &format!("/api/items/{id}")).1, "200");
+    }
+    let deadline = Instant::now() + WAIT;
+    while (findings_of(&s.agent, "DATA-1") == 0 || findings_of(&s.agent, "BOLA-1") == 0)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        findings_of(&s.agent, "DATA-1"),
+        1,
+        "{:#?}",
+        s.agent.findings()
+    );
+    assert_eq!(
+        findings_of(&s.agent, "BOLA-1"),
+        1,
+        "{:#?}",
+        s.agent.findings()
+    );
+    // The lists reach the kernel at the flush that wrote the findings.
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+fn enforcements(agent: &Agent) -> Vec<Value> {
+    agent
+        .events()
+        .into_iter()
+        .filter(|e| e["schema"] == "cleartap.enforcement/1")
+        .collect()
+}
+
+/// Requests for /secret with `token` that nginx received.
+fn secret_requests_in_access_log(s: &Setup, token: &str) -> usize {
+    let line = format!("GET /secret Bearer {token}");
+    std::fs::read_to_string(s.dir.path("access.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| *l == line)
+        .count()
+}
+
+fn assert_evidence(e: &Value, s: &Setup, point: &str, role: &str, comm: &str) {
+    assert_eq!(e["action"], "reset", "{e:#}");
+    assert_eq!(e["mode"], "enforce");
+    assert_eq!(e["point"], point);
+    assert_eq!(e["gates"], serde_json::json!(["cgroup_skb_egress"]));
+    assert_eq!(e["policy"], "abusive_actor_on_sensitive_route");
+    assert_eq!(
+        e["actor"]["token"],
+        redaction_tag(&s.key_file, BAD).as_str()
+    );
+    assert_eq!(e["actor"]["credential"], "authorization");
+    assert_eq!(e["actor"]["listed_by"], serde_json::json!(["BOLA-1"]));
+    assert_eq!(e["route"]["method"], "GET");
+    assert_eq!(e["route"]["template"], "/secret");
+    assert_eq!(e["route"]["listed_for_host"], "api.test");
+    assert_eq!(e["route"]["listed_by"], serde_json::json!(["DATA-1"]));
+    assert_eq!(e["process"]["comm"], comm);
+    assert_eq!(e["connection"]["role"], role);
+    let server_port = if role == "server" { "local" } else { "remote" };
+    assert_eq!(e["connection"][server_port]["port"], s.port);
+    assert_eq!(e["reset"]["done"], true);
+    assert!(
+        e["reset"]["decision_to_reset_us"].as_u64().is_some(),
+        "{e:#}"
+    );
+}
+
+fn wrk_with(port: u16, token: &str, seconds: u32) -> std::process::Child {
+    Command::new("wrk")
+        .args(["-t1", "-c4", &format!("-d{seconds}s")])
+        .args([
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            "-H",
+            "Host: api.test",
+        ])
+        .arg(format!("https://127.0.0.1:{port}/secret"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wrk (apt: wrk)")
+}
+
+fn assert_wrk_clean(child: std::process::Child) {
+    let out = child.wait_with_output().expect("wrk output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "wrk failed: {text}");
+    assert!(!text.contains("Socket errors"), "load saw errors: {text}");
+    assert!(!text.contains("Non-2xx"), "load saw failures: {text}");
+}
+
+#[test]
+fn client_side_block_keeps_the_request_on_the_node() {
+    if !privileged() {
+        return;
+    }
+    let s = start("enforce-client", "[enforce]\nmode = \"enforce\"\n");
+    let line = s.agent.wait_stderr("probes live", WAIT);
+    assert!(
+        line.contains("enforcement enforce (verdicts at TLS client writes and server reads; cgroup_skb egress gate on"),
+        "{line}"
+    );
+    build_lists(&s);
+    let load = wrk_with(s.port, OTHER, 3);
+    let (code, status, body) = get(s.port, BAD, "/secret");
+    assert_ne!(code, 0, "the blocked request failed in curl");
+    assert_eq!((status.as_str(), body.as_str()), ("000", ""));
+    assert_eq!(get(s.port, BAD, "/public").1, "200", "B on another route");
+    assert_eq!(
+        get(s.port, GOOD, "/secret").2,
+        SECRET_BODY,
+        "A on the route"
+    );
+    // GOOD → BAD → GOOD with curl's connection reuse: BAD's connection is reset, the next
+    // request opens another one.
+    let out = curl(&[
+        "-H",
+        "Host: api.test",
+        "-H",
+        &format!("Authorization: Bearer {GOOD}"),
+        "-w",
+        "%{http_code} ",
+        "-o",
+        "/dev/null",
+        &format!("https://127.0.0.1:{}/secret", s.port),
+        "--next",
+        "-sk",
+        "-H",
+        "Host: api.test",
+        "-H",
+        &format!("Authorization: Bearer {BAD}"),
+        "-w",
+        "%{http_code} ",
+        "-o",
+        "/dev/null",
+        &format!("https://127.0.0.1:{}/secret", s.port),
+        "--next",
+        "-sk",
+        "-H",
+        "Host: api.test",
+        "-H",
+        &format!("Authorization: Bearer {GOOD}"),
+        "-w",
+        "%{http_code}",
+        "-o",
+        "/dev/null",
+        &format!("https://127.0.0.1:{}/secret", s.port),
+    ])
+    .stderr(Stdio::null())
+    .output()
+    .expect("curl --next");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200 000 200");
+    assert_wrk_clean(load);
+    let found = s
+        .agent
+        .wait_events(2, WAIT, |e| e["schema"] == "cleartap.enforcement/1");
+    for e in &found {
+        assert_evidence(e, &s, "tls_write_entry", "client", "curl");
+    }
+    // The blocked requests never reached nginx; A's did.
+    assert_eq!(secret_requests_in_access_log(&s, BAD), 0);
+    assert_eq!(secret_requests_in_access_log(&s, GOOD), 4);
+    // curl retries a request whose reused connection died on a new connection: that retry
+    // is judged and stopped too.
+    let blocked = enforcements(&s.agent);
+    assert!(blocked.len() >= 2, "{blocked:#?}");
+    // Kill switch: [enforce] mode = "off" and SIGHUP.
+    std::fs::write(s.dir.path("cleartap.toml"), "[enforce]\nmode = \"off\"\n").expect("config");
+    s.agent.signal(libc::SIGHUP);
+    s.agent.wait_stderr("SIGHUP: enforcement now off", WAIT);
+    assert_eq!(get(s.port, BAD, "/secret").2, SECRET_BODY, "kill switch");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(enforcements(&s.agent).len(), blocked.len());
+    let summary = s.agent.stop();
+    let line = summary
+        .iter()
+        .find(|l| l.contains("enforcement: mode=off"))
+        .expect("enforcement summary");
+    let n = blocked.len();
+    assert!(
+        line.contains(&format!(
+            "verdicts={n} would_block=0 blocked=0 reset={n} reset_failed=0"
+        )),
+        "{line}"
+    );
+}
+
+#[test]
+fn server_side_alone_stops_the_response_and_sigkill_leaves_no_gate() {
+    if !privileged() {
+        return;
+    }
+    let s = start(
+        "enforce-server",
+        "[enforce]\nmode = \"enforce\"\nclient_side = false\n",
+    );
+    build_lists(&s);
+    let (code, status, body) = get(s.port, BAD, "/secret");
+    assert_ne!(code, 0);
+    assert_eq!((status.as_str(), body.as_str()), ("000", ""));
+    // nginx read and answered it; the answer never left.
+    assert_eq!(secret_requests_in_access_log(&s, BAD), 1);
+    assert_eq!(get(s.port, GOOD, "/secret").2, SECRET_BODY);
+    let found = s
+        .agent
+        .wait_events(1, WAIT, |e| e["schema"] == "cleartap.enforcement/1");
+    assert_evidence(&found[0], &s, "tls_read_return", "server", "nginx");
+    // SIGKILL: the gate and the verdicts die with the agent.
+    s.agent.signal(libc::SIGKILL);
+    let deadline = Instant::now() + WAIT;
+    while s.agent.is_running() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(get(s.port, BAD, "/secret").2, SECRET_BODY, "no stale gate");
+}
+
+#[test]
+fn monitor_mode_reports_and_entries_expire() {
+    if !privileged() {
+        return;
+    }
+    let s = start(
+        "enforce-monitor",
+        "[enforce]\nmode = \"monitor\"\nmax_ttl_secs = 3\n",
+    );
+    build_lists(&s);
+    assert_eq!(get(s.port, BAD, "/secret").2, SECRET_BODY);
+    let found = s
+        .agent
+        .wait_events(1, WAIT, |e| e["schema"] == "cleartap.enforcement/1");
+    let e = &found[0];
+    assert_eq!(e["action"], "would_block", "{e:#}");
+    assert_eq!(e["mode"], "monitor");
+    assert_eq!(e["gates"], serde_json::json!([]));
+    assert_eq!(e["reset"]["attempted"], false);
+    assert_eq!(e["reset"]["reason"], "monitor_mode");
+    // The client and the server both judged the one request.
+    std::thread::sleep(Duration::from_millis(300));
+    let points: Vec<String> = enforcements(&s.agent)
+        .iter()
+        .map(|e| e["point"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(points.len(), 2, "{points:?}");
+    assert!(
+        points.contains(&"tls_write_entry".to_owned())
+            && points.contains(&"tls_read_return".to_owned())
+    );
+    // Past max_ttl_secs the kernel entries no longer count.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(get(s.port, BAD, "/secret").2, SECRET_BODY);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        enforcements(&s.agent).len(),
+        2,
+        "expired entries made no verdict"
+    );
+    s.agent.stop();
+}
