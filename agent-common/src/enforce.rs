@@ -97,14 +97,20 @@ pub struct HeadScan {
     pub prev_class: u32,
     pub auth_pos: u32,
     pub key_pos: u32,
-    /// CREDENTIAL_* of the value being read, then of `token_key`.
+    /// CREDENTIAL_* of the value being read.
     pub value_kind: u32,
-    pub credential: u32,
     pub scheme_len: u32,
-    pub _pad: u32,
+    /// An Authorization / X-Api-Key header line was seen (whatever its value's shape).
+    pub auth_seen: u32,
+    pub key_seen: u32,
+    /// The first Authorization's / X-Api-Key's credential was taken into `auth_token` /
+    /// `key_token`.
+    pub auth_ok: u32,
+    pub key_ok: u32,
     pub seg_hash: u64,
     pub route_key: u64,
-    pub token_key: u64,
+    pub auth_token: u64,
+    pub key_token: u64,
     pub sip_key: [u64; 2],
     pub sip: [u64; 4],
     pub sip_tail: u64,
@@ -359,8 +365,14 @@ impl HeadScan {
             tail: self.sip_tail,
             len: self.sip_len,
         };
-        self.token_key = sip.finish();
-        self.credential = self.value_kind;
+        let key = sip.finish();
+        if self.value_kind == CREDENTIAL_AUTHORIZATION {
+            self.auth_token = key;
+            self.auth_ok = 1;
+        } else if self.value_kind == CREDENTIAL_API_KEY {
+            self.key_token = key;
+            self.key_ok = 1;
+        }
     }
 
     /// The end of a header line (`c` is the byte that ended it).
@@ -504,12 +516,20 @@ impl HeadScan {
                 _ => self.key_pos = NAME_DEAD,
             }
         }
+        // Only the first header of each name counts, as the agent reads them: a second one
+        // appended by the client cannot hide the first.
         if self.auth_pos as usize == AUTHORIZATION.len() {
-            self.start_value(CREDENTIAL_AUTHORIZATION);
-        } else if self.key_pos as usize == API_KEY.len() {
-            if self.credential == CREDENTIAL_AUTHORIZATION {
+            if self.auth_seen != 0 {
                 self.state = S_SKIP_LINE;
             } else {
+                self.auth_seen = 1;
+                self.start_value(CREDENTIAL_AUTHORIZATION);
+            }
+        } else if self.key_pos as usize == API_KEY.len() {
+            if self.key_seen != 0 {
+                self.state = S_SKIP_LINE;
+            } else {
+                self.key_seen = 1;
                 self.start_value(CREDENTIAL_API_KEY);
             }
         } else if self.auth_pos == NAME_DEAD && self.key_pos == NAME_DEAD {
@@ -517,9 +537,30 @@ impl HeadScan {
         }
     }
 
-    /// The token key when the scan took one from a credential header.
+    /// Which credential identifies the actor: the first Authorization header when there is
+    /// one (even of a shape that gives no token), else the first X-Api-Key — as the agent's
+    /// event builder decides.
+    pub fn credential(&self) -> u32 {
+        if self.auth_seen != 0 {
+            if self.auth_ok != 0 {
+                CREDENTIAL_AUTHORIZATION
+            } else {
+                CREDENTIAL_NONE
+            }
+        } else if self.key_ok != 0 {
+            CREDENTIAL_API_KEY
+        } else {
+            CREDENTIAL_NONE
+        }
+    }
+
+    /// The token key when the scan took one from the credential that counts.
     pub fn token(&self) -> Option<u64> {
-        (self.credential != CREDENTIAL_NONE).then_some(self.token_key)
+        match self.credential() {
+            CREDENTIAL_AUTHORIZATION => Some(self.auth_token),
+            CREDENTIAL_API_KEY => Some(self.key_token),
+            _ => None,
+        }
     }
 }
 
@@ -652,7 +693,7 @@ pub mod counter {
 
 const _: () = {
     assert!(HEAD_SCAN_BYTES.is_power_of_two());
-    assert!(core::mem::size_of::<HeadScan>() == 144);
+    assert!(core::mem::size_of::<HeadScan>() == 160);
     assert!(core::mem::size_of::<GateKey>() == 40);
     assert!(core::mem::size_of::<EnforceSettings>() == 32);
     assert!(core::mem::size_of::<VerdictRecord>() == 136);

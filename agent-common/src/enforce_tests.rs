@@ -50,7 +50,7 @@ fn bearer_token_and_route_of_a_plain_request() {
     let s =
         scan(b"GET /api/items/42?x=1 HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer tok-B\r\n\r\n");
     assert_eq!(s.done, SCAN_COMPLETE);
-    assert_eq!(s.credential, CREDENTIAL_AUTHORIZATION);
+    assert_eq!(s.credential(), CREDENTIAL_AUTHORIZATION);
     assert_eq!(s.token(), Some(reference(b"tok-B")));
     assert_eq!(s.route_key, route("GET", "/api/items/{id}"));
     assert_ne!(s.route_key, route("POST", "/api/items/{id}"));
@@ -81,12 +81,27 @@ fn parameter_kinds_follow_the_inventory_templates() {
 #[test]
 fn api_key_counts_unless_authorization_is_present() {
     let s = scan(b"POST /x HTTP/1.1\r\nX-API-Key:   k1 \r\n\r\n");
-    assert_eq!(s.credential, CREDENTIAL_API_KEY);
+    assert_eq!(s.credential(), CREDENTIAL_API_KEY);
     assert_eq!(s.token(), Some(reference(b"k1")));
     let s = scan(b"POST /x HTTP/1.1\r\nx-api-key: k1\r\nauthorization: Basic dXNlcg==\r\n\r\n");
     assert_eq!(s.token(), Some(reference(b"dXNlcg==")));
     let s = scan(b"POST /x HTTP/1.1\r\nauthorization: Basic dXNlcg==\r\nx-api-key: k1\r\n\r\n");
     assert_eq!(s.token(), Some(reference(b"dXNlcg==")));
+}
+
+#[test]
+fn a_shapeless_authorization_still_hides_later_credentials() {
+    let s =
+        scan(b"GET / HTTP/1.1\nauthorization: Basic=\nAuthorization: Bearer b\nX-Api-Key: k\n\n");
+    assert_eq!(s.token(), None);
+}
+
+#[test]
+fn the_first_authorization_counts() {
+    let s = scan(
+        b"GET / HTTP/1.1\r\nAuthorization: Bearer first\r\nAuthorization: Bearer second\r\n\r\n",
+    );
+    assert_eq!(s.token(), Some(reference(b"first")));
 }
 
 #[test]

@@ -181,7 +181,7 @@ pub fn judge(settings: &EnforceSettings, buf: u64, len: u64) -> Option<Pending> 
     Some(Pending {
         token_key,
         route_key,
-        credential: s.scan.credential,
+        credential: s.scan.credential(),
     })
 }
 

@@ -78,43 +78,70 @@ fn walk_fd_table(fd: i32) -> Option<u64> {
     }
 }
 
-/// Family, ports and addresses of a `struct sock`, as a gate key (the socket's own view).
+/// Where a socket's family, ports and addresses go: the fields of a record, written in place
+/// (a temporary would add to a stack the 6.1 verifier already finds nearly full).
+struct TupleOut<'a> {
+    family: &'a mut u16,
+    local_port: &'a mut u16,
+    remote_port: &'a mut u16,
+    local_addr: &'a mut [u8; 16],
+    remote_addr: &'a mut [u8; 16],
+}
+
 #[inline(always)]
-pub fn tuple_of_sock(sk: u64, tuple: &mut GateKey) -> Option<()> {
+fn read_tuple(sk: u64, out: TupleOut) -> Option<()> {
     let off = kernel_offsets();
     if off.valid != 1 {
         return None;
     }
     unsafe {
         let family: u16 = read(sk, off.skc_family)?;
-        tuple.family = family;
+        *out.family = family;
         if family == AF_INET {
             let remote: [u8; 4] = read(sk, off.skc_daddr)?;
             let local: [u8; 4] = read(sk, off.skc_rcv_saddr)?;
-            tuple.remote_addr[..4].copy_from_slice(&remote);
-            tuple.local_addr[..4].copy_from_slice(&local);
+            out.remote_addr[..4].copy_from_slice(&remote);
+            out.local_addr[..4].copy_from_slice(&local);
         } else if family == AF_INET6 {
-            tuple.remote_addr = read(sk, off.skc_v6_daddr)?;
-            tuple.local_addr = read(sk, off.skc_v6_rcv_saddr)?;
+            *out.remote_addr = read(sk, off.skc_v6_daddr)?;
+            *out.local_addr = read(sk, off.skc_v6_rcv_saddr)?;
         } else {
             return None;
         }
         let dport: u16 = read(sk, off.skc_dport)?;
-        tuple.remote_port = u16::from_be(dport);
-        tuple.local_port = read(sk, off.skc_num)?;
+        *out.remote_port = u16::from_be(dport);
+        *out.local_port = read(sk, off.skc_num)?;
     }
     Some(())
 }
 
+/// Family, ports and addresses of a `struct sock`, as a gate key (the socket's own view).
+#[inline(always)]
+pub fn tuple_of_sock(sk: u64, tuple: &mut GateKey) -> Option<()> {
+    read_tuple(
+        sk,
+        TupleOut {
+            family: &mut tuple.family,
+            local_port: &mut tuple.local_port,
+            remote_port: &mut tuple.remote_port,
+            local_addr: &mut tuple.local_addr,
+            remote_addr: &mut tuple.remote_addr,
+        },
+    )
+}
+
 #[inline(always)]
 fn fill_from_sock(sk: u64, record: &mut SocketRecord) -> Option<()> {
-    let mut tuple = GateKey::default();
-    tuple_of_sock(sk, &mut tuple)?;
-    record.family = tuple.family;
-    record.local_port = tuple.local_port;
-    record.remote_port = tuple.remote_port;
-    record.local_addr = tuple.local_addr;
-    record.remote_addr = tuple.remote_addr;
+    read_tuple(
+        sk,
+        TupleOut {
+            family: &mut record.family,
+            local_port: &mut record.local_port,
+            remote_port: &mut record.remote_port,
+            local_addr: &mut record.local_addr,
+            remote_addr: &mut record.remote_addr,
+        },
+    )?;
     record.flags |= SOCKET_ADDRESSES_KNOWN;
     Some(())
 }

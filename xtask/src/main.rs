@@ -262,7 +262,13 @@ fn setup() -> anyhow::Result<()> {
 }
 
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
-const FUZZ_TARGETS: [&str; 4] = ["decode", "h1_stream", "conn_table", "exchange_path"];
+const FUZZ_TARGETS: [&str; 5] = [
+    "decode",
+    "h1_stream",
+    "conn_table",
+    "exchange_path",
+    "enforce_path",
+];
 
 fn setup_fuzz() -> anyhow::Result<()> {
     setup()?;
@@ -294,8 +300,21 @@ fn fuzz(seconds: u64, only: Option<&str>) -> anyhow::Result<()> {
         let log = std::fs::File::create(&log_path)?;
         let mut cmd = Command::new("cargo");
         cmd.current_dir(&dir)
-            .args(["+nightly", "fuzz", "run", "-O", target, "--"])
-            .arg(format!("-max_total_time={seconds}"))
+            .args(["+nightly", "fuzz", "run", "-O", target]);
+        // Committed seeds and a token dictionary get a target past the first bytes of a
+        // well-formed input (fuzz/corpus itself is not committed).
+        let seeds = dir.join("seeds").join(target);
+        if seeds.is_dir() {
+            let corpus = dir.join("corpus").join(target);
+            std::fs::create_dir_all(&corpus)?;
+            cmd.arg(&corpus).arg(&seeds);
+        }
+        cmd.arg("--");
+        let dict = dir.join("dicts").join(format!("{target}.dict"));
+        if dict.is_file() {
+            cmd.arg(format!("-dict={}", dict.display()));
+        }
+        cmd.arg(format!("-max_total_time={seconds}"))
             .arg("-rss_limit_mb=2048")
             // The fuzz targets need no eBPF object.
             .env("AYA_BUILD_SKIP", "1")
@@ -384,6 +403,8 @@ fn test() -> anyhow::Result<()> {
                 "plaintext",
                 "--test",
                 "kprobe_qemu",
+                "--test",
+                "enforce_qemu",
                 "--test",
                 "operations",
                 "--test",
