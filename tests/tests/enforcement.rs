@@ -30,12 +30,16 @@ struct Setup {
 }
 
 fn start(tag: &str, enforce: &str) -> Setup {
+    start_with_metrics(tag, enforce, "off")
+}
+
+fn start_with_metrics(tag: &str, enforce: &str, metrics: &str) -> Setup {
     let dir = TempDir::new(tag);
     let port = free_port();
     let nginx = nginx_api(&dir, port);
     let key_file = dir.path("token.key");
     let config = dir.path("cleartap.toml");
-    std::fs::write(&config, enforce).expect("config");
+    std::fs::write(&config, with_audit_log(&dir, enforce)).expect("config");
     let agent = Agent::start(&[
         "--config",
         &config.to_string_lossy(),
@@ -44,7 +48,7 @@ fn start(tag: &str, enforce: &str) -> Setup {
         "--inventory-file",
         "off",
         "--metrics-listen",
-        "off",
+        metrics,
     ]);
     agent.wait_stderr("enforcement ", WAIT);
     Setup {
@@ -54,6 +58,14 @@ fn start(tag: &str, enforce: &str) -> Setup {
         agent,
         key_file,
     }
+}
+
+/// The `[enforce]` text with the audit log in the test's directory.
+fn with_audit_log(dir: &TempDir, enforce: &str) -> String {
+    format!(
+        "{enforce}audit_log = \"{}\"\n",
+        dir.path("audit.jsonl").display()
+    )
 }
 
 /// (exit code, status code, body) of one curl request with `token`.
@@ -77,6 +89,17 @@ fn get(port: u16, token: &str, path: &str) -> (i32, String, String) {
         code.to_owned(),
         body.to_owned(),
     )
+}
+
+fn metrics_text(port: u16) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics port");
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .expect("request");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("response");
+    text
 }
 
 fn findings_of(agent: &Agent, rule: &str) -> usize {
@@ -260,7 +283,11 @@ fn client_side_block_keeps_the_request_on_the_node() {
     let blocked = enforcements(&s.agent);
     assert!(blocked.len() >= 2, "{blocked:#?}");
     // Kill switch: [enforce] mode = "off" and SIGHUP.
-    std::fs::write(s.dir.path("cleartap.toml"), "[enforce]\nmode = \"off\"\n").expect("config");
+    std::fs::write(
+        s.dir.path("cleartap.toml"),
+        with_audit_log(&s.dir, "[enforce]\nmode = \"off\"\n"),
+    )
+    .expect("config");
     s.agent.signal(libc::SIGHUP);
     s.agent.wait_stderr("SIGHUP: enforcement now off", WAIT);
     assert_eq!(get(s.port, BAD, "/secret").2, SECRET_BODY, "kill switch");
@@ -272,6 +299,14 @@ fn client_side_block_keeps_the_request_on_the_node() {
         .find(|l| l.contains("enforcement: mode=off"))
         .expect("enforcement summary");
     let n = blocked.len();
+    // The audit log on disk holds the same evidence, line for line.
+    let audit = std::fs::read_to_string(s.dir.path("audit.jsonl")).expect("audit log");
+    let audited: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+        .collect();
+    assert_eq!(audited, blocked);
+    assert!(line.contains("audit log: errors=0 rotations=0"), "{line}");
     assert!(
         line.contains(&format!(
             "verdicts={n} would_block=0 blocked=0 reset={n} reset_failed=0"
@@ -285,9 +320,11 @@ fn server_side_alone_stops_the_response_and_sigkill_leaves_no_gate() {
     if !privileged() {
         return;
     }
-    let s = start(
+    let metrics_port = free_port();
+    let s = start_with_metrics(
         "enforce-server",
         "[enforce]\nmode = \"enforce\"\nclient_side = false\n",
+        &format!("127.0.0.1:{metrics_port}"),
     );
     build_lists(&s);
     let (code, status, body) = get(s.port, BAD, "/secret");
@@ -300,6 +337,21 @@ fn server_side_alone_stops_the_response_and_sigkill_leaves_no_gate() {
         .agent
         .wait_events(1, WAIT, |e| e["schema"] == "cleartap.enforcement/1");
     assert_evidence(&found[0], &s, "tls_read_return", "server", "nginx");
+    // The counters on /metrics (published once a second).
+    std::thread::sleep(Duration::from_millis(1500));
+    let metrics = metrics_text(metrics_port);
+    for line in [
+        "cleartap_enforce_verdicts_total{action=\"reset\"} 1",
+        "cleartap_enforce_verdicts_total{action=\"reset_failed\"} 0",
+        "cleartap_enforce_list_updates_total{list=\"abusive_actors\"} 1",
+        "cleartap_enforce_list_updates_total{list=\"sensitive_routes\"} 1",
+        "cleartap_enforce_problems_total{kind=\"gate_failed\"} 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in:\n{metrics}"
+        );
+    }
     // SIGKILL: the gate and the verdicts die with the agent.
     s.agent.signal(libc::SIGKILL);
     let deadline = Instant::now() + WAIT;

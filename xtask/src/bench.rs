@@ -2,6 +2,8 @@
 //!
 //! nginx (TLS, one worker, keep-alive) serves a small and a 16 KiB file to wrk on loopback.
 //! Rounds alternate between: no agent; cleartap (default: internal attach points); cleartap
+//! with enforcement in monitor and enforce mode (every request head scanned in the kernel; the
+//! lists are empty, so nothing is blocked and the cost is the verdict path's own); cleartap
 //! with `--probe-mode exported` (the plain probes, for before/after); a bpftrace script that
 //! only counts uprobe+uretprobe hits on the same OpenSSL functions; bcc's sslsniff. Medians and
 //! ratios to the no-agent run of the same round set are printed, with cleartap's losses, probe
@@ -33,6 +35,13 @@ pub struct OverheadArgs {
     connections: u32,
 }
 
+/// Every request carries a bearer token, as API calls do: the enforcement configurations scan
+/// and hash it in the kernel.
+const BEARER: [&str; 2] = [
+    "-H",
+    "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJiZW5jaCJ9.c2lnbmF0dXJlLWJlbmNo",
+];
+
 const LIBSSL: &str = "/lib/x86_64-linux-gnu/libssl.so.3";
 const SIZES: [(&str, usize); 2] = [("100B", 100), ("16KiB", 16 * 1024)];
 
@@ -40,15 +49,19 @@ const SIZES: [(&str, usize); 2] = [("100B", 100), ("16KiB", 16 * 1024)];
 enum Config {
     NoAgent,
     Cleartap,
+    CleartapMonitor,
+    CleartapEnforce,
     CleartapExported,
     Bpftrace,
     Sslsniff,
 }
 
 impl Config {
-    const ALL: [Config; 5] = [
+    const ALL: [Config; 7] = [
         Config::NoAgent,
         Config::Cleartap,
+        Config::CleartapMonitor,
+        Config::CleartapEnforce,
         Config::CleartapExported,
         Config::Bpftrace,
         Config::Sslsniff,
@@ -57,6 +70,8 @@ impl Config {
         match self {
             Config::NoAgent => "no agent",
             Config::Cleartap => "cleartap",
+            Config::CleartapMonitor => "cleartap --enforce monitor",
+            Config::CleartapEnforce => "cleartap --enforce enforce",
             Config::CleartapExported => "cleartap --probe-mode exported",
             Config::Bpftrace => "bpftrace count-only",
             Config::Sslsniff => "bcc sslsniff",
@@ -201,10 +216,6 @@ unsafe extern "C" {
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
-fn wrk(url: &str, seconds: u64, connections: u32) -> anyhow::Result<f64> {
-    wrk_with(url, seconds, connections, &[])
-}
-
 pub fn wrk_with(url: &str, seconds: u64, connections: u32, extra: &[&str]) -> anyhow::Result<f64> {
     let out = Command::new("wrk")
         .args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s")])
@@ -323,10 +334,22 @@ fn sslsniff_command() -> Command {
 fn start(config: Config, agent: &Path, dir: &Path) -> anyhow::Result<Option<Tool>> {
     Ok(Some(match config {
         Config::NoAgent => return Ok(None),
-        Config::Cleartap | Config::CleartapExported => {
+        Config::Cleartap
+        | Config::CleartapMonitor
+        | Config::CleartapEnforce
+        | Config::CleartapExported => {
             let mut cmd = Command::new(agent);
-            if config == Config::CleartapExported {
-                cmd.args(["--probe-mode", "exported"]);
+            match config {
+                Config::CleartapExported => {
+                    cmd.args(["--probe-mode", "exported"]);
+                }
+                Config::CleartapMonitor => {
+                    cmd.args(["--enforce", "monitor"]);
+                }
+                Config::CleartapEnforce => {
+                    cmd.args(["--enforce", "enforce"]);
+                }
+                _ => {}
             }
             let mut tool = spawn_tool(&mut cmd)?;
             tool.wait_for("probes live", Duration::from_secs(60))?;
@@ -387,11 +410,11 @@ pub fn overhead(args: &OverheadArgs, agent: &Path) -> anyhow::Result<()> {
                     }
                 };
                 // Warm-up: TLS sessions, and for cleartap the runtime check of attach points.
-                wrk(&url, 1, args.connections)?;
+                wrk_with(&url, 1, args.connections, &BEARER)?;
                 let (cpu0, lines0) = tool.as_ref().map_or((0.0, 0), |t| {
                     (t.cpu_secs(), t.stdout_lines.load(Ordering::Relaxed))
                 });
-                let rps = wrk(&url, args.seconds, args.connections)?;
+                let rps = wrk_with(&url, args.seconds, args.connections, &BEARER)?;
                 let mut sample = Sample {
                     rps,
                     ..Sample::default()
@@ -461,7 +484,10 @@ fn report(size: &str, samples: &[(Config, Vec<Sample>)]) {
         };
         let last = list.last().cloned().unwrap_or_default();
         let (lost, hits, cpu) = match config {
-            Config::Cleartap | Config::CleartapExported => {
+            Config::Cleartap
+            | Config::CleartapMonitor
+            | Config::CleartapEnforce
+            | Config::CleartapExported => {
                 let lost: u64 = list
                     .iter()
                     .map(|s| {

@@ -90,6 +90,11 @@ impl Loop {
                 .as_ref()
                 .map_or(0, |e| e.stats.findings),
             workload: self.pipeline.workloads.stats(),
+            enforce: self
+                .pipeline
+                .enforce
+                .as_ref()
+                .map(|e| (e.stats, e.kernel_counters())),
         };
         if let Some(shared) = &self.metrics
             && let Ok(mut slot) = shared.lock()
@@ -315,7 +320,15 @@ impl Loop {
             );
         }
         if let Some(enforcer) = &self.pipeline.enforce {
-            log::info!("{}", crate::app::summary::enforcement(enforcer));
+            let (errors, rotations) = self
+                .pipeline
+                .audit
+                .as_ref()
+                .map_or((0, 0), |a| (a.errors, a.rotations));
+            log::info!(
+                "{} | audit log: errors={errors} rotations={rotations}",
+                crate::app::summary::enforcement(enforcer)
+            );
         }
         drop(ring);
         // Dropping the Ebpf object detaches every probe and closes every map.

@@ -40,6 +40,12 @@ pub struct Snapshot {
     pub sinks: Vec<crate::output::SinkSnapshot>,
     pub findings: u64,
     pub workload: crate::enrich::workload::WorkloadStats,
+    /// Enforcement (None when `[enforce] mode` was off at start): the agent's verdict outcomes
+    /// and the kernel's head-scan counters (agent_common::enforce::counter order).
+    pub enforce: Option<(
+        crate::enforce::EnforceStats,
+        [u64; agent_common::enforce::counter::COUNT as usize],
+    )>,
 }
 
 pub type Shared = Arc<Mutex<Snapshot>>;
@@ -240,6 +246,9 @@ impl Collector for SnapshotCollector {
             ),
         )?;
         sink_families(&mut e, &s.sinks)?;
+        if let Some((stats, kernel)) = &s.enforce {
+            enforce_families(&mut e, stats, kernel)?;
+        }
         gauge(
             &mut e,
             "cleartap_attached_libraries",
@@ -254,6 +263,74 @@ impl Collector for SnapshotCollector {
         )?;
         workload_families(&mut e, &s.workload)
     }
+}
+
+fn enforce_families(
+    e: &mut DescriptorEncoder<'_>,
+    s: &crate::enforce::EnforceStats,
+    k: &[u64; agent_common::enforce::counter::COUNT as usize],
+) -> std::fmt::Result {
+    use agent_common::enforce::counter as kc;
+    let at = |i: u32| k.get(i as usize).copied().unwrap_or(0);
+    counter(
+        e,
+        (
+            "cleartap_enforce_verdicts",
+            "kernel enforcement verdicts, by what came of them",
+            &[
+                ("action", "would_block", s.would_block),
+                ("action", "blocked", s.blocked),
+                ("action", "reset", s.reset),
+                ("action", "reset_failed", s.reset_failed),
+            ],
+        ),
+    )?;
+    counter(
+        e,
+        (
+            "cleartap_enforce_heads",
+            "request heads at a verdict point, by outcome (unparsed and tokenless heads are allowed)",
+            &[
+                ("outcome", "scanned", at(kc::HEADS_SCANNED)),
+                ("outcome", "unparsed", at(kc::HEADS_UNPARSED)),
+                ("outcome", "without_token", at(kc::HEADS_WITHOUT_TOKEN)),
+            ],
+        ),
+    )?;
+    counter(
+        e,
+        (
+            "cleartap_enforce_problems",
+            "enforcement problems, by kind",
+            &[
+                ("kind", "gate_failed", at(kc::GATE_FAILED)),
+                ("kind", "verdict_lost", at(kc::VERDICTS_LOST)),
+                ("kind", "actor_not_enforceable", s.actors_not_enforceable),
+                ("kind", "list_full", s.list_full),
+                ("kind", "map_error", s.map_errors),
+                ("kind", "tripped_to_monitor", s.tripped),
+            ],
+        ),
+    )?;
+    counter(
+        e,
+        (
+            "cleartap_enforce_packets_dropped",
+            "egress packets the gate dropped",
+            &[("", "", at(kc::PACKETS_DROPPED))],
+        ),
+    )?;
+    counter(
+        e,
+        (
+            "cleartap_enforce_list_updates",
+            "list entries mirrored into the kernel, by list",
+            &[
+                ("list", "abusive_actors", s.actors_listed),
+                ("list", "sensitive_routes", s.routes_listed),
+            ],
+        ),
+    )
 }
 
 fn workload_families(

@@ -210,6 +210,13 @@ pub fn run(config: Config, loader: crate::config::file::Loader) -> anyhow::Resul
         engine.track_lists = enforcer.is_some();
         pipeline.detect = Some(engine);
     }
+    if enforcer.is_some() && config.enforce.audit_log != "off" {
+        let path = std::path::Path::new(&config.enforce.audit_log);
+        pipeline.audit = Some(crate::enforce::audit::AuditLog::open(
+            path,
+            config.enforce.audit_log_max_bytes,
+        )?);
+    }
     pipeline.enforce = enforcer;
     if let Some(api) = kubernetes_api(&config)? {
         pipeline.workloads.watch_pods(api)?;

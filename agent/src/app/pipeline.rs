@@ -60,6 +60,8 @@ pub struct Pipeline {
     pub detect: Option<crate::detect::Engine>,
     /// The enforcement stage; None when `[enforce] mode = "off"`.
     pub enforce: Option<Enforcer<EnforceMaps>>,
+    /// `[enforce] audit_log`, when enforcement is on and the log is not off.
+    pub audit: Option<crate::enforce::audit::AuditLog>,
     /// Body bytes events show (`--body-prefix-bytes`); the parser may keep more for the rules.
     pub event_body_bytes: usize,
     host: String,
@@ -89,6 +91,7 @@ impl Pipeline {
             body_routes: Vec::new(),
             detect: None,
             enforce: None,
+            audit: None,
             event_body_bytes: 0,
             host,
             monotonic_to_unix_ns,
@@ -199,6 +202,12 @@ impl Pipeline {
         if let Some(Err(e)) = contained(Stage::Output, errors, || output.write_enforcement(&event))
         {
             log::error!("enforcement evidence not written: {e}");
+        }
+        if let Some(audit) = self.audit.as_mut() {
+            match crate::output::native_json(&event) {
+                Ok(line) => audit.append(&line),
+                Err(e) => log::error!("enforcement evidence not audited: {e}"),
+            }
         }
     }
 

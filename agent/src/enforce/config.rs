@@ -51,6 +51,10 @@ pub struct EnforceConfig {
     pub max_blocks_per_minute: u64,
     /// How long a gate holds a connection the reset could not close.
     pub gate_ttl_secs: u64,
+    /// Where every verdict's evidence is also appended (JSON lines, mode 0600), or "off".
+    pub audit_log: String,
+    /// The audit log's bound: past it the file becomes `<audit_log>.1`.
+    pub audit_log_max_bytes: u64,
 }
 
 impl Default for EnforceConfig {
@@ -63,6 +67,8 @@ impl Default for EnforceConfig {
             max_ttl_secs: 3600,
             max_blocks_per_minute: 600,
             gate_ttl_secs: 60,
+            audit_log: "/var/lib/cleartap/enforcement.jsonl".into(),
+            audit_log_max_bytes: 16 << 20,
         }
     }
 }
@@ -85,6 +91,15 @@ impl EnforceConfig {
             return Err(format!(
                 "[enforce] gate_ttl_secs = {}: must be between 1 and 3600",
                 self.gate_ttl_secs
+            ));
+        }
+        if self.audit_log.is_empty() {
+            return Err("[enforce] audit_log is empty: give a path, or \"off\"".into());
+        }
+        if self.audit_log_max_bytes < 4096 {
+            return Err(format!(
+                "[enforce] audit_log_max_bytes = {}: must be at least 4096",
+                self.audit_log_max_bytes
             ));
         }
         Ok(())

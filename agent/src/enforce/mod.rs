@@ -8,6 +8,7 @@
 //! monitor mode when tripped. `allow_actors`, `allow_cidrs` and `allow_routes` keep working
 //! because an allowed actor or route never reaches the lists.
 
+pub mod audit;
 pub mod config;
 pub mod evidence;
 pub mod reset;
