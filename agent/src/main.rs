@@ -6,6 +6,16 @@ use agent::{
     config::{Command, ConfigAction},
 };
 
+/// One request to a running agent's admin socket; the answer is printed as JSON on stdout.
+fn admin(socket: &std::path::Path, request: &agent::enforce::admin::Request) -> anyhow::Result<()> {
+    let answer = agent::enforce::admin::send(socket, request).map_err(anyhow::Error::msg)?;
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    match answer.error {
+        Some(e) => anyhow::bail!("{e}"),
+        None => Ok(()),
+    }
+}
+
 fn run() -> anyhow::Result<()> {
     let loader = Loader::from_command_line();
     let config = loader.load()?;
@@ -41,6 +51,32 @@ fn run() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Some(Command::Block {
+            action,
+            admin_socket,
+        }) => {
+            use agent::{config::BlockAction, enforce::admin::Request};
+            let request = match action {
+                BlockAction::List => Request::List,
+                BlockAction::Add {
+                    actor,
+                    route,
+                    ttl_secs,
+                    reason,
+                } => Request::Add {
+                    actor: actor.clone(),
+                    route: route.clone(),
+                    ttl_secs: *ttl_secs,
+                    reason: reason.clone(),
+                },
+                BlockAction::Remove { id } => Request::Remove { id: id.clone() },
+            };
+            admin(admin_socket, &request)
+        }
+        Some(Command::Enforce { mode, admin_socket }) => admin(
+            admin_socket,
+            &agent::enforce::admin::Request::Enforce { mode: *mode },
+        ),
         None => agent::app::run(config, loader),
     }
 }

@@ -11,7 +11,7 @@ use std::{
 };
 
 use cleartap_e2e::{
-    Agent, Peer, TempDir, WAIT, free_port,
+    Agent, Peer, TempDir, WAIT, agent_binary, free_port,
     peers::{SECRET_BODY, curl, nginx_api},
     privileged, redaction_tag,
 };
@@ -60,12 +60,31 @@ fn start_with_metrics(tag: &str, enforce: &str, metrics: &str) -> Setup {
     }
 }
 
-/// The `[enforce]` text with the audit log in the test's directory.
+/// The `[enforce]` text with the audit log and the admin socket in the test's directory.
 fn with_audit_log(dir: &TempDir, enforce: &str) -> String {
     format!(
-        "{enforce}audit_log = \"{}\"\n",
-        dir.path("audit.jsonl").display()
+        "{enforce}audit_log = \"{}\"\nadmin_socket = \"{}\"\n",
+        dir.path("audit.jsonl").display(),
+        dir.path("admin.sock").display()
     )
+}
+
+/// `cleartap ARGS --admin-socket …`: (success, the JSON answer).
+fn admin(s: &Setup, args: &[&str]) -> (bool, Value) {
+    let out = Command::new(agent_binary())
+        .args(args)
+        .arg("--admin-socket")
+        .arg(s.dir.path("admin.sock"))
+        .output()
+        .expect("run cleartap");
+    let answer = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "answer is not JSON ({e}): {} / {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), answer)
 }
 
 /// (exit code, status code, body) of one curl request with `token`.
@@ -352,6 +371,68 @@ fn server_side_alone_stops_the_response_and_sigkill_leaves_no_gate() {
             "{line} not in:\n{metrics}"
         );
     }
+    // Operators: the lists as the agent holds them, an unblock, a block by tag, the switch.
+    let (ok, listed) = admin(&s, &["block", "list"]);
+    assert!(ok, "{listed:#}");
+    let entries = listed["entries"].as_array().expect("entries");
+    let tag = redaction_tag(&s.key_file, BAD);
+    let actor = entries
+        .iter()
+        .find(|e| e["kind"] == "actor")
+        .expect("listed actor");
+    assert_eq!(actor["what"], tag.as_str());
+    assert_eq!(actor["listed_by"], serde_json::json!(["BOLA-1"]));
+    let route = entries
+        .iter()
+        .find(|e| e["kind"] == "route")
+        .expect("listed route");
+    assert_eq!(route["what"], "GET /secret");
+    assert_eq!(route["listed_by"], serde_json::json!(["DATA-1"]));
+    let (ok, _) = admin(&s, &["block", "remove", actor["id"].as_str().unwrap_or("")]);
+    assert!(ok);
+    assert_eq!(get(s.port, BAD, "/secret").2, SECRET_BODY, "unblocked");
+    let (ok, added) = admin(
+        &s,
+        &[
+            "block",
+            "add",
+            "--actor",
+            &tag,
+            "--route",
+            "GET /secret",
+            "--reason",
+            "ticket 42",
+        ],
+    );
+    assert!(ok, "{added:#}");
+    assert_eq!(get(s.port, BAD, "/secret").1, "000", "blocked again");
+    let found = s
+        .agent
+        .wait_events(2, WAIT, |e| e["schema"] == "cleartap.enforcement/1");
+    assert_eq!(
+        found[1]["actor"]["listed_by"],
+        serde_json::json!(["operator"])
+    );
+    assert_eq!(
+        found[1]["route"]["listed_by"],
+        serde_json::json!(["DATA-1", "operator"])
+    );
+    let (ok, unknown) = admin(
+        &s,
+        &["block", "add", "--actor", "[REDACTED:0000000000000000]"],
+    );
+    assert!(
+        !ok && unknown["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no credential"))
+    );
+    let (ok, switched) = admin(&s, &["enforce", "monitor"]);
+    assert!(ok && switched["mode"] == "monitor", "{switched:#}");
+    assert_eq!(get(s.port, BAD, "/secret").2, SECRET_BODY, "monitor mode");
+    let found = s
+        .agent
+        .wait_events(3, WAIT, |e| e["schema"] == "cleartap.enforcement/1");
+    assert_eq!(found[2]["action"], "would_block");
     // SIGKILL: the gate and the verdicts die with the agent.
     s.agent.signal(libc::SIGKILL);
     let deadline = Instant::now() + WAIT;

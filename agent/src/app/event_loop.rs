@@ -57,6 +57,50 @@ pub struct Loop {
     /// Where the counters are published for /metrics, once a second.
     pub metrics: Option<crate::app::metrics::Shared>,
     pub reload: Reload,
+    /// The enforcement admin socket, when enforcement is on.
+    pub admin: Option<Admin>,
+}
+
+pub struct Admin {
+    pub listener: tokio::net::UnixListener,
+    pub path: std::path::PathBuf,
+}
+
+/// A request line read from an admin connection, and where its answer goes.
+type AdminCall = (Vec<u8>, tokio::sync::oneshot::Sender<Vec<u8>>);
+
+async fn accept_admin(
+    admin: &Option<Admin>,
+) -> std::io::Result<(tokio::net::UnixStream, tokio::net::unix::SocketAddr)> {
+    match admin {
+        Some(a) => a.listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads one bounded request line off the capture loop (a slow client cannot stall it), hands
+/// it to the loop, and writes the answer back.
+async fn serve_admin_connection(
+    stream: tokio::net::UnixStream,
+    calls: tokio::sync::mpsc::Sender<AdminCall>,
+) {
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+    let (read, mut write) = stream.into_split();
+    let mut reader =
+        tokio::io::BufReader::new(read).take(crate::enforce::admin::MAX_REQUEST_BYTES as u64);
+    let mut line = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), reader.read_until(b'\n', &mut line));
+    if !matches!(read.await, Ok(Ok(n)) if n > 0) {
+        return;
+    }
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if calls.send((line, reply)).await.is_err() {
+        return;
+    }
+    if let Ok(mut answer) = answer.await {
+        answer.push(b'\n');
+        let _ = write.write_all(&answer).await;
+    }
 }
 
 /// What SIGHUP needs: how to read the configuration again, and what is running now.
@@ -221,6 +265,7 @@ impl Loop {
         let mut library_sweep = tokio::time::interval(self.library_sweep);
         library_sweep.reset();
         let mut publish = tokio::time::interval(Duration::from_secs(1));
+        let (admin_calls, mut admin_queue) = tokio::sync::mpsc::channel::<AdminCall>(16);
         let mut last_losses = 0u64;
         // Healthy from the loop's first turn, not from the first timer tick after it.
         self.publish();
@@ -263,6 +308,26 @@ impl Loop {
                 _ = library_sweep.tick() => {
                     let mapped = discovery::mapped_files();
                     self.attacher.release_unused(&mut self.ebpf, &mapped);
+                }
+                accepted = accept_admin(&self.admin) => {
+                    if let Ok((stream, _)) = accepted {
+                        tokio::spawn(serve_admin_connection(stream, admin_calls.clone()));
+                    }
+                }
+                Some((line, reply)) = admin_queue.recv() => {
+                    let answer = match self.pipeline.enforce.as_mut() {
+                        Some(enforcer) => crate::enforce::admin::handle(
+                            enforcer,
+                            &line,
+                            unix_now_ms(),
+                            monotonic_now_ns(),
+                        ),
+                        None => crate::enforce::admin::Response {
+                            error: Some("enforcement is off".into()),
+                            ..Default::default()
+                        },
+                    };
+                    let _ = reply.send(serde_json::to_vec(&answer).unwrap_or_default());
                 }
                 _ = sighup.recv() => self.reload(),
                 _ = sigusr1.recv() => self.dump_inventory("SIGUSR1"),
@@ -329,6 +394,10 @@ impl Loop {
                 "{} | audit log: errors={errors} rotations={rotations}",
                 crate::app::summary::enforcement(enforcer)
             );
+        }
+        if let Some(admin) = self.admin.take() {
+            drop(admin.listener);
+            let _ = std::fs::remove_file(&admin.path);
         }
         drop(ring);
         // Dropping the Ebpf object detaches every probe and closes every map.

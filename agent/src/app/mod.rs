@@ -250,10 +250,25 @@ pub fn run(config: Config, loader: crate::config::file::Loader) -> anyhow::Resul
             }
             None => None,
         };
+        let admin = match (&pipeline.enforce, config.enforce.admin_socket.as_str()) {
+            (Some(_), path) if path != "off" => {
+                let path = std::path::PathBuf::from(path);
+                let listener = crate::enforce::admin::listen(&path).with_context(|| {
+                    format!("admin socket {} ([enforce] admin_socket)", path.display())
+                })?;
+                log::info!(
+                    "admin socket {} (cleartap block …, cleartap enforce MODE)",
+                    path.display()
+                );
+                Some(crate::app::event_loop::Admin { listener, path })
+            }
+            _ => None,
+        };
         Loop {
             ebpf,
             attacher,
             pipeline,
+            admin,
             poll_interval: Duration::from_millis(config.poll_interval_ms),
             library_sweep: Duration::from_secs(config.library_sweep_secs),
             metrics,

@@ -301,6 +301,18 @@ impl Pipeline {
         let Some(event) = contained(Stage::Event, errors, || build(item, &ctx)) else {
             return Ok(());
         };
+        // Operators block by the tag events show: remember which kernel key it stands for.
+        if let Some(enforcer) = self.enforce.as_mut()
+            && let Some(request) = &event.request
+            && let Some(key) = request.credential_key
+            && let Some(tag) = request
+                .headers
+                .get("authorization")
+                .or_else(|| request.headers.get("x-api-key"))
+                .and_then(crate::detect::view::redaction_tag)
+        {
+            enforcer.note_credential(tag, key);
+        }
         let findings = match self.detect.as_mut() {
             None => Vec::new(),
             Some(engine) => contained(Stage::Detect, errors, || {

@@ -253,6 +253,45 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Inline protection's lists on a running agent (through its admin socket; root only):
+    /// list them, block an actor (by the [REDACTED:…] tag events show) on a route or on every
+    /// route, or remove an entry.
+    Block {
+        #[command(subcommand)]
+        action: BlockAction,
+        /// The running agent's admin socket (`[enforce] admin_socket`).
+        #[arg(long, global = true, value_name = "PATH", default_value = crate::enforce::admin::DEFAULT_SOCKET)]
+        admin_socket: std::path::PathBuf,
+    },
+    /// Switch a running agent's enforcement: `off` is the kill switch (one map write), `monitor`
+    /// reports would_block only, `enforce` stops requests again.
+    Enforce {
+        mode: crate::enforce::Mode,
+        #[arg(long, value_name = "PATH", default_value = crate::enforce::admin::DEFAULT_SOCKET)]
+        admin_socket: std::path::PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum BlockAction {
+    /// Every list entry: id, actor tag or route, who listed it (rule ids or operator), until when.
+    List,
+    /// Block an actor the agent has seen, by its tag: on `--route 'METHOD /template'` (which
+    /// joins the sensitive list) or, without one, on every route.
+    Add {
+        #[arg(long, value_name = "TAG")]
+        actor: String,
+        #[arg(long, value_name = "METHOD TEMPLATE")]
+        route: Option<String>,
+        /// How long, in seconds (capped by `[enforce] max_ttl_secs`).
+        #[arg(long, value_name = "SECS", default_value_t = 600)]
+        ttl_secs: u64,
+        /// Why: kept with the entry and shown in every verdict it causes.
+        #[arg(long, value_name = "TEXT", default_value = "operator block")]
+        reason: String,
+    },
+    /// Remove a list entry by its id (`actor:…` or `route:…`, from `block list`).
+    Remove { id: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]

@@ -1,9 +1,9 @@
 //! `[enforce]` of the config file (and `--enforce`).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What kernel verdicts do.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// No verdicts: the probes skip the head scan after one map read.
@@ -55,6 +55,8 @@ pub struct EnforceConfig {
     pub audit_log: String,
     /// The audit log's bound: past it the file becomes `<audit_log>.1`.
     pub audit_log_max_bytes: u64,
+    /// The root-only socket `cleartap block …` and `cleartap enforce MODE` talk to, or "off".
+    pub admin_socket: String,
 }
 
 impl Default for EnforceConfig {
@@ -69,6 +71,7 @@ impl Default for EnforceConfig {
             gate_ttl_secs: 60,
             audit_log: "/var/lib/cleartap/enforcement.jsonl".into(),
             audit_log_max_bytes: 16 << 20,
+            admin_socket: super::admin::DEFAULT_SOCKET.into(),
         }
     }
 }

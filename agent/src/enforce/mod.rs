@@ -8,9 +8,11 @@
 //! monitor mode when tripped. `allow_actors`, `allow_cidrs` and `allow_routes` keep working
 //! because an allowed actor or route never reaches the lists.
 
+pub mod admin;
 pub mod audit;
 pub mod config;
 pub mod evidence;
+mod operator;
 pub mod reset;
 
 use std::collections::HashMap;
@@ -26,6 +28,7 @@ use evidence::{
     Action, ActorEvidence, ConnectionEvidence, Endpoint, EnforcementEvent, Listing,
     ProcessEvidence, ResetEvidence, RouteEvidence,
 };
+pub use operator::{AdminError, EntryView};
 
 use crate::{
     detect::{ListChange, RuleId},
@@ -40,6 +43,10 @@ const MAX_ROUTES: usize = 16384;
 struct ListedActor {
     token: Option<String>,
     rules: Vec<RuleId>,
+    /// Why an operator listed it (`cleartap block add --reason`), if one did.
+    operator: Option<String>,
+    /// Denied on every route (an operator entry without a route, or `any_route`).
+    any_route: bool,
     until_ms: i64,
 }
 
@@ -49,6 +56,7 @@ struct ListedRoute {
     method: String,
     template: String,
     rules: Vec<RuleId>,
+    operator: Option<String>,
     until_ms: i64,
 }
 
@@ -69,6 +77,8 @@ pub struct EnforceStats {
     pub map_errors: u64,
     /// Times the blocks-per-minute cap switched enforcement to monitor.
     pub tripped: u64,
+    /// Times the table of recently seen credentials was full and forgotten.
+    pub recent_credentials_reset: u64,
 }
 
 /// What a verdict's evidence needs from the rest of the agent.
@@ -87,6 +97,7 @@ pub struct Enforcer<M: VerdictMaps> {
     routes: HashMap<u64, ListedRoute>,
     /// (minute number, blocks in it) for the blocks-per-minute cap.
     window: (u64, u64),
+    recent: HashMap<String, u64>,
     pub stats: EnforceStats,
 }
 
@@ -106,9 +117,18 @@ pub fn route_key(method: &str, template: &str) -> u64 {
         .get()
 }
 
-fn listing(rules: &[RuleId], until_ms: i64) -> Listing {
+/// The rule ids that listed an entry, and `operator` when an operator did.
+fn listed_by(rules: &[RuleId], operator: Option<&String>) -> Vec<String> {
+    rules
+        .iter()
+        .map(|r| r.as_str().to_owned())
+        .chain(operator.map(|_| "operator".to_owned()))
+        .collect()
+}
+
+fn listing(rules: &[RuleId], operator: Option<&String>, until_ms: i64) -> Listing {
     Listing {
-        listed_by: rules.iter().map(|r| r.as_str().to_owned()).collect(),
+        listed_by: listed_by(rules, operator),
         listed_until: crate::event::build::rfc3339(i128::from(until_ms) * 1_000_000),
     }
 }
@@ -127,6 +147,7 @@ impl<M: VerdictMaps> Enforcer<M> {
             actors: HashMap::new(),
             routes: HashMap::new(),
             window: (0, 0),
+            recent: HashMap::new(),
             stats: EnforceStats::default(),
         };
         enforcer.write_settings()?;
@@ -207,15 +228,17 @@ impl<M: VerdictMaps> Enforcer<M> {
                     let entry = self.actors.entry(key).or_insert_with(|| ListedActor {
                         token,
                         rules: Vec::new(),
+                        operator: None,
+                        any_route: false,
                         until_ms,
                     });
                     add_rule(&mut entry.rules, because);
                     entry.until_ms = entry.until_ms.max(until_ms);
-                    let until = entry.until_ms;
+                    let (until, any_route) = (entry.until_ms, entry.any_route);
                     self.stats.actors_listed += 1;
                     let kernel = ActorEntry {
                         expires_ns: self.expires_ns(until, now_ms, now_mono_ns),
-                        flags: if self.config.any_route {
+                        flags: if self.config.any_route || any_route {
                             ACTOR_ANY_ROUTE
                         } else {
                             0
@@ -241,6 +264,7 @@ impl<M: VerdictMaps> Enforcer<M> {
                         method,
                         template,
                         rules: Vec::new(),
+                        operator: None,
                         until_ms,
                     });
                     add_rule(&mut entry.rules, because);
@@ -413,7 +437,9 @@ impl<M: VerdictMaps> Enforcer<M> {
             } else {
                 Vec::new()
             },
-            policy: if route.is_none() && self.config.any_route {
+            policy: if route.is_none()
+                && (self.config.any_route || actor.is_some_and(|a| a.any_route))
+            {
                 "abusive_actor_on_any_route"
             } else {
                 "abusive_actor_on_sensitive_route"
@@ -425,13 +451,13 @@ impl<M: VerdictMaps> Enforcer<M> {
                 } else {
                     "authorization"
                 },
-                listing: actor.map(|a| listing(&a.rules, a.until_ms)),
+                listing: actor.map(|a| listing(&a.rules, a.operator.as_ref(), a.until_ms)),
             },
             route: RouteEvidence {
                 method: route.map(|r| r.method.clone()),
                 template: route.map(|r| r.template.clone()),
                 listed_for_host: route.map(|r| r.host.clone()),
-                listing: route.map(|r| listing(&r.rules, r.until_ms)),
+                listing: route.map(|r| listing(&r.rules, r.operator.as_ref(), r.until_ms)),
             },
             process: ProcessEvidence {
                 pid: (v.header.pid_tgid >> 32) as u32,

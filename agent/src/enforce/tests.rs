@@ -262,3 +262,82 @@ fn kernel_scan_and_agent_agree_on_keys() {
         }
     }
 }
+
+#[test]
+fn operators_list_block_by_tag_and_unblock() {
+    let mut e = enforcer(Mode::Enforce);
+    let (token, route) = listed(&mut e);
+    let unknown = e.add_manual("[REDACTED:ffffffffffffffff]", None, 60, "x", 0, 0);
+    assert!(matches!(unknown, Err(AdminError::UnknownActor(_))));
+    let other = agent_common::enforce::credential_key(KEY, b"tok-C");
+    e.note_credential("[REDACTED:00000000000000cc]", other);
+    let ids = e
+        .add_manual(
+            "00000000000000cc",
+            Some("post /orders/{id}"),
+            120,
+            "fraud ticket 7",
+            1_000,
+            9,
+        )
+        .expect("known tag");
+    let order_route = route_key("POST", "/orders/{id}");
+    assert_eq!(
+        ids,
+        vec![
+            format!("actor:{other:016x}"),
+            format!("route:{order_route:016x}")
+        ]
+    );
+    assert_eq!(e.maps.actors[&other].expires_ns, 9 + 120_000_000_000);
+    assert_eq!(e.maps.actors[&other].flags, 0);
+    assert!(e.maps.routes.contains_key(&order_route));
+    assert!(matches!(
+        e.add_manual("00000000000000cc", Some("orders"), 1, "x", 0, 0),
+        Err(AdminError::BadRoute(_))
+    ));
+    let list = e.list();
+    let whats: Vec<(&str, &str)> = list
+        .iter()
+        .map(|v| (v.kind.as_str(), v.what.as_str()))
+        .collect();
+    assert_eq!(
+        whats,
+        vec![
+            ("actor", "[REDACTED:00000000000000cc]"),
+            ("actor", "[REDACTED:0011223344556677]"),
+            ("route", "GET /secret"),
+            ("route", "POST /orders/{id}"),
+        ]
+    );
+    assert_eq!(list[0].listed_by, vec!["operator".to_owned()]);
+    assert_eq!(list[1].listed_by, vec!["BOLA-1".to_owned()]);
+    // Unblock the detected actor; the kernel entry goes too.
+    e.remove(&format!("actor:{token:016x}")).expect("listed");
+    assert!(!e.maps.actors.contains_key(&token));
+    assert!(matches!(
+        e.remove("actor:zz"),
+        Err(AdminError::UnknownEntry(_))
+    ));
+    assert!(e.maps.routes.contains_key(&route));
+}
+
+#[test]
+fn admin_requests_and_their_answers() {
+    let mut e = enforcer(Mode::Enforce);
+    listed(&mut e);
+    let answer = admin::handle(&mut e, br#"{"cmd":"enforce","mode":"off"}"#, 0, 0);
+    assert!(answer.ok && answer.mode == Some(Mode::Off), "{answer:?}");
+    assert_eq!(e.maps.settings.map(|s| s.mode), Some(0));
+    let answer = admin::handle(&mut e, br#"{"cmd":"list"}"#, 0, 0);
+    assert_eq!(answer.entries.len(), 2);
+    let answer = admin::handle(&mut e, b"{not json", 0, 0);
+    assert!(
+        !answer.ok
+            && answer
+                .error
+                .is_some_and(|m| m.starts_with("malformed request"))
+    );
+    let answer = admin::handle(&mut e, br#"{"cmd":"remove","id":"route:1"}"#, 0, 0);
+    assert!(!answer.ok && answer.error.is_some_and(|m| m.contains("block list")));
+}
