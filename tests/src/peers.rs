@@ -26,6 +26,22 @@ pub fn s_server(dir: &TempDir, port: u16) -> Peer {
     Peer(child, "s_server")
 }
 
+/// nginx in the foreground (one process) with `conf` written to `dir/nginx.conf`.
+fn run_nginx(dir: &TempDir, conf: &str, port: u16) -> Peer {
+    let conf_path = dir.path("nginx.conf");
+    std::fs::write(&conf_path, conf).expect("nginx.conf");
+    let child = Command::new("nginx")
+        .arg("-p")
+        .arg(&dir.0)
+        .arg("-c")
+        .arg(&conf_path)
+        .args(["-g", "daemon off; master_process off;"])
+        .spawn()
+        .expect("start nginx");
+    wait_for_port(port, "nginx");
+    Peer(child, "nginx")
+}
+
 pub const NGINX_FILE_BYTES: usize = 1234;
 
 pub fn nginx(dir: &TempDir, port: u16) -> Peer {
@@ -44,18 +60,7 @@ location /k/ {{ return 200 \"k\\n\"; }}\n  }}\n}}\n",
         key.display(),
         root.display()
     );
-    let conf_path = dir.path("nginx.conf");
-    std::fs::write(&conf_path, conf).expect("nginx.conf");
-    let child = Command::new("nginx")
-        .arg("-p")
-        .arg(&dir.0)
-        .arg("-c")
-        .arg(&conf_path)
-        .args(["-g", "daemon off; master_process off;"])
-        .spawn()
-        .expect("start nginx");
-    wait_for_port(port, "nginx");
-    Peer(child, "nginx")
+    run_nginx(dir, &conf, port)
 }
 
 /// The sensitive route of `nginx_api`: a JSON body with a Luhn-valid card number (DATA-1).
@@ -79,18 +84,7 @@ location /api/items/ {{ return 200 '{{\"item\":1}}'; }}\n  }}\n}}\n",
         cert.display(),
         key.display(),
     );
-    let conf_path = dir.path("nginx.conf");
-    std::fs::write(&conf_path, conf).expect("nginx.conf");
-    let child = Command::new("nginx")
-        .arg("-p")
-        .arg(&dir.0)
-        .arg("-c")
-        .arg(&conf_path)
-        .args(["-g", "daemon off; master_process off;"])
-        .spawn()
-        .expect("start nginx");
-    wait_for_port(port, "nginx");
-    Peer(child, "nginx")
+    run_nginx(dir, &conf, port)
 }
 
 pub const PLAIN_FILE_BYTES: usize = 100 * 1024;
@@ -110,18 +104,7 @@ server {{\n    listen 127.0.0.1:{port};\n    root {};\n  }}\n}}\n",
         if sendfile { "on" } else { "off" },
         root.display()
     );
-    let conf_path = dir.path("nginx.conf");
-    std::fs::write(&conf_path, conf).expect("nginx.conf");
-    let child = Command::new("nginx")
-        .arg("-p")
-        .arg(&dir.0)
-        .arg("-c")
-        .arg(&conf_path)
-        .args(["-g", "daemon off; master_process off;"])
-        .spawn()
-        .expect("start nginx");
-    wait_for_port(port, "nginx");
-    Peer(child, "nginx")
+    run_nginx(dir, &conf, port)
 }
 
 /// python's http.server (plain HTTP) serving `root`.

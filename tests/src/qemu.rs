@@ -25,6 +25,22 @@ pub fn kernel_image() -> Option<PathBuf> {
     None
 }
 
+/// The start of every guest's /init: busybox, the pseudo file systems the agent needs,
+/// loopback, the report on the second serial port (fd 3) and its `kernel` section.
+pub const GUEST_PRELUDE: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin:/usr/bin LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tracefs nodev /sys/kernel/tracing
+mount -t bpf bpf /sys/fs/bpf
+ip link set lo up
+exec 3>/dev/ttyS1
+echo "=== kernel ===" >&3
+uname -r >&3
+"#;
+
 /// Files for the guest's root: (path in guest, path on host).
 pub struct Initramfs {
     root: PathBuf,
@@ -67,6 +83,28 @@ impl Initramfs {
                 self.copy(&lib, &lib);
             }
         }
+    }
+
+    /// The agent (debug info stripped), curl, openssl with their libraries, a certificate and
+    /// key at /cert.pem and /key.pem, and `script` (after GUEST_PRELUDE) as /init.
+    pub fn with_agent_and_peers(dir: &TempDir, script: &str) -> Self {
+        let fs = Self::new(dir);
+        let agent = dir.path("cleartap");
+        std::fs::copy(crate::agent_binary(), &agent).expect("copy the agent");
+        let strip = Command::new("strip")
+            .arg("--strip-debug")
+            .arg(&agent)
+            .status()
+            .expect("strip (apt: binutils)");
+        assert!(strip.success());
+        fs.copy_with_libraries(&agent.to_string_lossy(), "/cleartap");
+        fs.copy_with_libraries("/usr/bin/curl", "/usr/bin/curl");
+        fs.copy_with_libraries("/usr/bin/openssl", "/usr/bin/openssl");
+        let (cert, key) = crate::make_cert(dir);
+        fs.copy(&cert.to_string_lossy(), "/cert.pem");
+        fs.copy(&key.to_string_lossy(), "/key.pem");
+        fs.write("/init", format!("{GUEST_PRELUDE}{script}").as_bytes(), true);
+        fs
     }
 
     /// Packs the tree as an uncompressed newc cpio archive (the kernel unpacks it as rootfs).

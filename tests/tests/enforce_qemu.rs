@@ -6,24 +6,13 @@
 //! GET /secret must not reach the server while A's still does. Root; CI runs it.
 
 use cleartap_e2e::{
-    TempDir, agent_binary, make_cert, privileged,
+    TempDir, privileged,
     qemu::{Initramfs, boot, kernel_image, section},
 };
 use serde_json::Value;
 
-const GUEST_INIT: &str = r#"#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin:/usr/bin LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-mount -t tracefs nodev /sys/kernel/tracing
-mount -t bpf bpf /sys/fs/bpf
-ip link set lo up
-exec 3>/dev/ttyS1
-echo "=== kernel ===" >&3
-uname -r >&3
-insmod /inet_diag.ko && insmod /tcp_diag.ko
+/// Runs after qemu::GUEST_PRELUDE.
+const GUEST_INIT: &str = r#"insmod /inet_diag.ko && insmod /tcp_diag.ko
 echo "=== modules ===" >&3
 grep -c _diag /proc/modules >&3
 mkdir -p /www/api/items
@@ -60,26 +49,11 @@ poweroff -f
 "#;
 
 fn build_initramfs(dir: &TempDir, modules: &std::path::Path) -> std::path::PathBuf {
-    let fs = Initramfs::new(dir);
-    let agent = dir.path("cleartap");
-    std::fs::copy(agent_binary(), &agent).expect("copy the agent");
-    let strip = std::process::Command::new("strip")
-        .arg("--strip-debug")
-        .arg(&agent)
-        .status()
-        .expect("strip (apt: binutils)");
-    assert!(strip.success());
-    fs.copy_with_libraries(&agent.to_string_lossy(), "/cleartap");
-    fs.copy_with_libraries("/usr/bin/curl", "/usr/bin/curl");
-    fs.copy_with_libraries("/usr/bin/openssl", "/usr/bin/openssl");
+    let fs = Initramfs::with_agent_and_peers(dir, GUEST_INIT);
     for module in ["inet_diag.ko", "tcp_diag.ko"] {
         let path = modules.join("kernel/net/ipv4").join(module);
         fs.copy(&path.to_string_lossy(), &format!("/{module}"));
     }
-    let (cert, key) = make_cert(dir);
-    fs.copy(&cert.to_string_lossy(), "/cert.pem");
-    fs.copy(&key.to_string_lossy(), "/key.pem");
-    fs.write("/init", GUEST_INIT.as_bytes(), true);
     let image = dir.path("initramfs.cpio");
     fs.pack(&image);
     image

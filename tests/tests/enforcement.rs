@@ -250,43 +250,27 @@ fn client_side_block_keeps_the_request_on_the_node() {
     );
     // GOOD → BAD → GOOD with curl's connection reuse: BAD's connection is reset, the next
     // request opens another one.
-    let out = curl(&[
-        "-H",
-        "Host: api.test",
-        "-H",
-        &format!("Authorization: Bearer {GOOD}"),
-        "-w",
-        "%{http_code} ",
-        "-o",
-        "/dev/null",
-        &format!("https://127.0.0.1:{}/secret", s.port),
-        "--next",
-        "-sk",
-        "-H",
-        "Host: api.test",
-        "-H",
-        &format!("Authorization: Bearer {BAD}"),
-        "-w",
-        "%{http_code} ",
-        "-o",
-        "/dev/null",
-        &format!("https://127.0.0.1:{}/secret", s.port),
-        "--next",
-        "-sk",
-        "-H",
-        "Host: api.test",
-        "-H",
-        &format!("Authorization: Bearer {GOOD}"),
-        "-w",
-        "%{http_code}",
-        "-o",
-        "/dev/null",
-        &format!("https://127.0.0.1:{}/secret", s.port),
-    ])
-    .stderr(Stdio::null())
-    .output()
-    .expect("curl --next");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "200 000 200");
+    let url = format!("https://127.0.0.1:{}/secret", s.port);
+    let mut args: Vec<String> = Vec::new();
+    for (i, token) in [GOOD, BAD, GOOD].into_iter().enumerate() {
+        if i > 0 {
+            args.extend(["--next".into(), "-sk".into()]);
+        }
+        let auth = format!("Authorization: Bearer {token}");
+        args.extend(["-H".into(), "Host: api.test".into(), "-H".into(), auth]);
+        args.extend([
+            "-w".into(),
+            "%{http_code} ".into(),
+            "-o".into(),
+            "/dev/null".into(),
+        ]);
+        args.push(url.clone());
+    }
+    let out = curl(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .stderr(Stdio::null())
+        .output()
+        .expect("curl --next");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200 000 200 ");
     assert_wrk_clean(load);
     let found = s
         .agent

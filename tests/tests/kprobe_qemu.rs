@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use cleartap_e2e::{
-    TempDir, agent_binary, at, make_cert, n, privileged,
+    TempDir, at, n, privileged,
     qemu::{Initramfs, boot, kernel_image, section},
     s, summary_counter,
 };
@@ -15,19 +15,8 @@ use serde_json::Value;
 
 const ROUNDS: [&str; 2] = ["tracepoint", "kprobe"];
 
-const GUEST_INIT: &str = r#"#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin:/usr/bin LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-mount -t tracefs nodev /sys/kernel/tracing
-mount -t bpf bpf /sys/fs/bpf
-ip link set lo up
-exec 3>/dev/ttyS1
-echo "=== kernel ===" >&3
-uname -r >&3
-echo "=== kprobe-pmu ===" >&3
+/// Runs after qemu::GUEST_PRELUDE.
+const GUEST_INIT: &str = r#"echo "=== kprobe-pmu ===" >&3
 cat /sys/bus/event_source/devices/kprobe/type >&3 2>&1
 openssl s_server -quiet -www -accept 8443 -cert /cert.pem -key /key.pem >/dev/null 2>&1 &
 mkdir -p /www
@@ -57,22 +46,7 @@ poweroff -f
 "#;
 
 fn build_initramfs(dir: &TempDir) -> std::path::PathBuf {
-    let fs = Initramfs::new(dir);
-    let agent = dir.path("cleartap");
-    std::fs::copy(agent_binary(), &agent).expect("copy the agent");
-    let strip = std::process::Command::new("strip")
-        .arg("--strip-debug")
-        .arg(&agent)
-        .status()
-        .expect("strip (apt: binutils)");
-    assert!(strip.success());
-    fs.copy_with_libraries(&agent.to_string_lossy(), "/cleartap");
-    fs.copy_with_libraries("/usr/bin/curl", "/usr/bin/curl");
-    fs.copy_with_libraries("/usr/bin/openssl", "/usr/bin/openssl");
-    let (cert, key) = make_cert(dir);
-    fs.copy(&cert.to_string_lossy(), "/cert.pem");
-    fs.copy(&key.to_string_lossy(), "/key.pem");
-    fs.write("/init", GUEST_INIT.as_bytes(), true);
+    let fs = Initramfs::with_agent_and_peers(dir, GUEST_INIT);
     let image = dir.path("initramfs.cpio");
     fs.pack(&image);
     image
