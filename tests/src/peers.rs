@@ -28,7 +28,11 @@ pub fn s_server(dir: &TempDir, port: u16) -> Peer {
 
 /// nginx in the foreground (one process) with `conf` written to `dir/nginx.conf`.
 fn run_nginx(dir: &TempDir, conf: &str, port: u16) -> Peer {
-    let conf_path = dir.path("nginx.conf");
+    run_nginx_named(dir, conf, port, "nginx.conf")
+}
+
+fn run_nginx_named(dir: &TempDir, conf: &str, port: u16, name: &str) -> Peer {
+    let conf_path = dir.path(name);
     std::fs::write(&conf_path, conf).expect("nginx.conf");
     let child = Command::new("nginx")
         .arg("-p")
@@ -85,6 +89,38 @@ location /api/items/ {{ return 200 '{{\"item\":1}}'; }}\n  }}\n}}\n",
         key.display(),
     );
     run_nginx(dir, &conf, port)
+}
+
+/// nginx (plain HTTP) as a gateway in front of static files `/secret`, `/public` and
+/// `/api/items/1..=25`, asking a decision service at `decision_port` about every request
+/// (`auth_request`), failing open when the service is down — the README's snippet. The access
+/// log names method, path, status and Authorization.
+pub fn nginx_gateway(dir: &TempDir, port: u16, decision_port: u16) -> Peer {
+    let root = dir.path("gateway-www");
+    std::fs::create_dir_all(root.join("api/items")).expect("www dir");
+    std::fs::write(root.join("secret"), SECRET_BODY).expect("secret");
+    std::fs::write(root.join("public"), "{\"ok\":true}").expect("public");
+    for id in 1..=25 {
+        std::fs::write(root.join(format!("api/items/{id}")), "{\"item\":1}").expect("item");
+    }
+    let d = dir.0.display();
+    let conf = format!(
+        "pid {d}/gateway.pid;\nerror_log {d}/gateway-error.log;\nevents {{}}\nhttp {{\n  \
+log_format tok '$request_method $uri $status $http_authorization';\n  \
+access_log {d}/gateway-access.log tok;\n  client_body_temp_path {d}/body;\n  \
+proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  \
+scgi_temp_path {d}/scgi;\n  default_type application/json;\n  server {{\n    \
+listen 127.0.0.1:{port};\n    root {};\n    \
+location / {{ auth_request /cleartap-decision; }}\n    \
+location = /cleartap-decision {{\n      internal;\n      \
+proxy_pass http://127.0.0.1:{decision_port}/;\n      proxy_pass_request_body off;\n      \
+proxy_set_header Content-Length \"\";\n      proxy_set_header X-Original-URI $request_uri;\n      \
+proxy_set_header X-Original-Method $request_method;\n      \
+error_page 500 502 503 504 = @cleartap_down;\n    }}\n    \
+location @cleartap_down {{ return 204; }}\n  }}\n}}\n",
+        root.display(),
+    );
+    run_nginx_named(dir, &conf, port, "gateway.conf")
 }
 
 pub const PLAIN_FILE_BYTES: usize = 100 * 1024;

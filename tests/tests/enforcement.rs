@@ -12,7 +12,7 @@ use std::{
 
 use cleartap_e2e::{
     Agent, Peer, TempDir, WAIT, agent_binary, free_port,
-    peers::{SECRET_BODY, curl, nginx_api},
+    peers::{SECRET_BODY, curl, nginx_api, nginx_gateway},
     privileged, redaction_tag,
 };
 use serde_json::Value;
@@ -467,4 +467,91 @@ fn monitor_mode_reports_and_entries_expire() {
         "expired entries made no verdict"
     );
     s.agent.stop();
+}
+
+/// (status, body) of a plain-HTTP request through the gateway with `token`.
+fn through_gateway(port: u16, token: &str, path: &str) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "20", "-w", "\n%{http_code}"])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.to_owned(), body.to_owned())
+}
+
+#[test]
+fn decision_service_behind_nginx_auth_request_denies_and_fails_open() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("enforce-gateway");
+    let (port, decision_port) = (free_port(), free_port());
+    let gateway = nginx_gateway(&dir, port, decision_port);
+    let key_file = dir.path("token.key");
+    let config = dir.path("cleartap.toml");
+    let enforce =
+        format!("[enforce]\nmode = \"enforce\"\ndecision_listen = \"127.0.0.1:{decision_port}\"\n");
+    std::fs::write(&config, with_audit_log(&dir, &enforce)).expect("config");
+    let agent = Agent::start(&[
+        "--config",
+        &config.to_string_lossy(),
+        "--token-key-file",
+        &key_file.to_string_lossy(),
+        "--inventory-file",
+        "off",
+        "--metrics-listen",
+        "off",
+        "--pid",
+        &gateway.0.id().to_string(),
+    ]);
+    agent.wait_stderr("decision service on http://127.0.0.1", WAIT);
+    // The gateway's plain-HTTP exchanges build the lists, as TLS ones do.
+    assert_eq!(through_gateway(port, GOOD, "/secret").1, SECRET_BODY);
+    for id in 1..=25 {
+        assert_eq!(
+            through_gateway(port, BAD, &format!("/api/items/{id}")).0,
+            "200"
+        );
+    }
+    let deadline = Instant::now() + WAIT;
+    while (findings_of(&agent, "DATA-1") == 0 || findings_of(&agent, "BOLA-1") == 0)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(through_gateway(port, BAD, "/secret").0, "403");
+    assert_eq!(through_gateway(port, BAD, "/public").0, "200");
+    assert_eq!(through_gateway(port, GOOD, "/secret").1, SECRET_BODY);
+    let found = agent.wait_events(1, WAIT, |e| e["schema"] == "cleartap.enforcement/1");
+    let e = &found[0];
+    assert_eq!(e["action"], "blocked", "{e:#}");
+    assert_eq!(e["point"], "decision_service");
+    assert_eq!(e["gates"], serde_json::json!(["decision_service"]));
+    assert_eq!(e["actor"]["token"], redaction_tag(&key_file, BAD).as_str());
+    assert_eq!(e["actor"]["listed_by"], serde_json::json!(["BOLA-1"]));
+    assert_eq!(e["route"]["template"], "/secret");
+    assert_eq!(e["route"]["listed_by"], serde_json::json!(["DATA-1"]));
+    let log = std::fs::read_to_string(dir.path("gateway-access.log")).unwrap_or_default();
+    assert!(
+        log.lines()
+            .any(|l| l == format!("GET /secret 403 Bearer {BAD}")),
+        "{log}"
+    );
+    // Agent down: the gateway fails open.
+    let summary = agent.stop();
+    assert!(
+        summary
+            .iter()
+            .any(|l| l.contains("decision_service_verdicts=1 decision_evidence_dropped=0")),
+        "{summary:#?}"
+    );
+    assert_eq!(
+        through_gateway(port, BAD, "/secret").1,
+        SECRET_BODY,
+        "fail open"
+    );
 }

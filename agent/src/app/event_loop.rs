@@ -59,6 +59,17 @@ pub struct Loop {
     pub reload: Reload,
     /// The enforcement admin socket, when enforcement is on.
     pub admin: Option<Admin>,
+    /// Evidence from the decision service, when it runs.
+    pub decisions: Option<tokio::sync::mpsc::Receiver<crate::enforce::evidence::EnforcementEvent>>,
+}
+
+async fn next_decision(
+    queue: &mut Option<tokio::sync::mpsc::Receiver<crate::enforce::evidence::EnforcementEvent>>,
+) -> Option<crate::enforce::evidence::EnforcementEvent> {
+    match queue {
+        Some(q) => q.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 pub struct Admin {
@@ -296,6 +307,7 @@ impl Loop {
                     self.pipeline.expire_idle(monotonic_now_ns());
                     if let Some(enforcer) = self.pipeline.enforce.as_mut() {
                         enforcer.expire(unix_now_ms());
+                        enforcer.publish_if_dirty();
                     }
                     if let Some(k) = KernelCounters::read(&self.ebpf)
                         && k.losses() > last_losses
@@ -328,6 +340,15 @@ impl Loop {
                         },
                     };
                     let _ = reply.send(serde_json::to_vec(&answer).unwrap_or_default());
+                    if let Some(enforcer) = self.pipeline.enforce.as_mut() {
+                        enforcer.publish_if_dirty();
+                    }
+                }
+                Some(event) = next_decision(&mut self.decisions) => {
+                    if let Some(enforcer) = self.pipeline.enforce.as_mut() {
+                        enforcer.stats.decisions += 1;
+                    }
+                    self.pipeline.write_evidence(&event);
                 }
                 _ = sighup.recv() => self.reload(),
                 _ = sigusr1.recv() => self.dump_inventory("SIGUSR1"),

@@ -238,6 +238,7 @@ pub fn run(config: Config, loader: crate::config::file::Loader) -> anyhow::Resul
     let listen = crate::app::metrics::parse_listen(&config.metrics_listen).map_err(|allowed| {
         anyhow::anyhow!("--metrics-listen {:?}: {allowed}", config.metrics_listen)
     })?;
+    let host_name = pipeline.host().to_owned();
     runtime.block_on(async move {
         let metrics = match listen {
             Some(addr) => {
@@ -250,6 +251,7 @@ pub fn run(config: Config, loader: crate::config::file::Loader) -> anyhow::Resul
             }
             None => None,
         };
+        let mut pipeline = pipeline;
         let admin = match (&pipeline.enforce, config.enforce.admin_socket.as_str()) {
             (Some(_), path) if path != "off" => {
                 let path = std::path::PathBuf::from(path);
@@ -264,11 +266,26 @@ pub fn run(config: Config, loader: crate::config::file::Loader) -> anyhow::Resul
             }
             _ => None,
         };
+        let decisions = match (&mut pipeline.enforce, config.enforce.decision_listen.as_str()) {
+            (Some(enforcer), listen) if listen != "off" => {
+                let addr: std::net::SocketAddr = listen
+                    .parse()
+                    .with_context(|| format!("[enforce] decision_listen = {listen:?}"))?;
+                let (events, queue) = tokio::sync::mpsc::channel(1024);
+                crate::enforce::decision::serve(addr, enforcer.share(), events, host_name.clone())
+                    .await
+                    .with_context(|| format!("decision service on {addr} ([enforce] decision_listen)"))?;
+                log::info!("decision service on http://{addr}/ (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz)");
+                Some(queue)
+            }
+            _ => None,
+        };
         Loop {
             ebpf,
             attacher,
             pipeline,
             admin,
+            decisions,
             poll_interval: Duration::from_millis(config.poll_interval_ms),
             library_sweep: Duration::from_secs(config.library_sweep_secs),
             metrics,

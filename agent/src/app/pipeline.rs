@@ -197,14 +197,19 @@ impl Pipeline {
             crate::enforce::reset::reset,
             crate::app::event_loop::monotonic_now_ns,
         );
+        self.write_evidence(&event);
+    }
+
+    /// Evidence of a verdict (the kernel's or the decision service's) to every sink and the
+    /// audit log.
+    pub fn write_evidence(&mut self, event: &crate::enforce::evidence::EnforcementEvent) {
         let errors = &mut self.counters.internal_errors;
         let output = &mut self.output;
-        if let Some(Err(e)) = contained(Stage::Output, errors, || output.write_enforcement(&event))
-        {
+        if let Some(Err(e)) = contained(Stage::Output, errors, || output.write_enforcement(event)) {
             log::error!("enforcement evidence not written: {e}");
         }
         if let Some(audit) = self.audit.as_mut() {
-            match crate::output::native_json(&event) {
+            match crate::output::native_json(event) {
                 Ok(line) => audit.append(&line),
                 Err(e) => log::error!("enforcement evidence not audited: {e}"),
             }
@@ -224,6 +229,7 @@ impl Pipeline {
                 crate::app::event_loop::monotonic_now_ns(),
             );
         }
+        enforcer.publish_if_dirty();
     }
 
     fn schedule_rescan(&mut self, pid: u32, attempt: usize) {

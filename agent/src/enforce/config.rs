@@ -57,6 +57,9 @@ pub struct EnforceConfig {
     pub audit_log_max_bytes: u64,
     /// The root-only socket `cleartap block …` and `cleartap enforce MODE` talk to, or "off".
     pub admin_socket: String,
+    /// `IP:PORT` of the decision service for gateways (nginx auth_request, Traefik
+    /// ForwardAuth, Envoy ext_authz), or "off".
+    pub decision_listen: String,
 }
 
 impl Default for EnforceConfig {
@@ -72,6 +75,7 @@ impl Default for EnforceConfig {
             audit_log: "/var/lib/cleartap/enforcement.jsonl".into(),
             audit_log_max_bytes: 16 << 20,
             admin_socket: super::admin::DEFAULT_SOCKET.into(),
+            decision_listen: "off".into(),
         }
     }
 }
@@ -94,6 +98,17 @@ impl EnforceConfig {
             return Err(format!(
                 "[enforce] gate_ttl_secs = {}: must be between 1 and 3600",
                 self.gate_ttl_secs
+            ));
+        }
+        if self.decision_listen != "off"
+            && self
+                .decision_listen
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            return Err(format!(
+                "[enforce] decision_listen = {:?}: must be an IP:PORT such as \"127.0.0.1:9465\", or \"off\"",
+                self.decision_listen
             ));
         }
         if self.audit_log.is_empty() {

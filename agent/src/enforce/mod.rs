@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod audit;
 pub mod config;
+pub mod decision;
 pub mod evidence;
 mod operator;
 pub mod reset;
@@ -79,6 +80,8 @@ pub struct EnforceStats {
     pub tripped: u64,
     /// Times the table of recently seen credentials was full and forgotten.
     pub recent_credentials_reset: u64,
+    /// Verdicts of the decision service (deny, or would-deny in monitor mode).
+    pub decisions: u64,
 }
 
 /// What a verdict's evidence needs from the rest of the agent.
@@ -98,6 +101,9 @@ pub struct Enforcer<M: VerdictMaps> {
     /// (minute number, blocks in it) for the blocks-per-minute cap.
     window: (u64, u64),
     recent: HashMap<String, u64>,
+    /// The decision service's copy of the lists, and whether it is behind.
+    shared: Option<decision::SharedLists>,
+    dirty: bool,
     pub stats: EnforceStats,
 }
 
@@ -148,13 +154,73 @@ impl<M: VerdictMaps> Enforcer<M> {
             routes: HashMap::new(),
             window: (0, 0),
             recent: HashMap::new(),
+            shared: None,
+            dirty: false,
             stats: EnforceStats::default(),
         };
         enforcer.write_settings()?;
         Ok(enforcer)
     }
 
+    /// The lists for the decision service, kept current from now on (`publish_if_dirty`).
+    pub fn share(&mut self) -> decision::SharedLists {
+        let shared = self.shared.get_or_insert_with(Default::default).clone();
+        self.dirty = true;
+        self.publish_if_dirty();
+        shared
+    }
+
+    /// Refreshes the decision service's copy when the lists or settings changed.
+    pub fn publish_if_dirty(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let actors = self
+            .actors
+            .iter()
+            .map(|(k, a)| {
+                let entry = decision::Entry {
+                    what: a.token.clone().unwrap_or_default(),
+                    host: None,
+                    listing: Some(listing(&a.rules, a.operator.as_ref(), a.until_ms)),
+                    until_ms: a.until_ms,
+                    any_route: a.any_route,
+                };
+                (*k, entry)
+            })
+            .collect();
+        let routes = self
+            .routes
+            .iter()
+            .map(|(k, r)| {
+                let entry = decision::Entry {
+                    what: format!("{} {}", r.method, r.template),
+                    host: Some(r.host.clone()),
+                    listing: Some(listing(&r.rules, r.operator.as_ref(), r.until_ms)),
+                    until_ms: r.until_ms,
+                    any_route: false,
+                };
+                (*k, entry)
+            })
+            .collect();
+        let lists = decision::Lists {
+            mode: self.mode,
+            any_route: self.config.any_route,
+            sip_key: self.credential_key,
+            actors,
+            routes,
+        };
+        if let Ok(mut slot) = shared.write() {
+            *slot = lists;
+        }
+    }
+
     fn write_settings(&mut self) -> Result<(), ControlError> {
+        self.dirty = true;
         self.maps.set_settings(&EnforceSettings {
             mode: self.mode.kernel(),
             points: self.config.points(),
@@ -208,6 +274,7 @@ impl<M: VerdictMaps> Enforcer<M> {
 
     /// Mirrors list entries detection made or extended into the kernel.
     pub fn apply(&mut self, changes: Vec<ListChange>, now_ms: i64, now_mono_ns: u64) {
+        self.dirty |= !changes.is_empty();
         for change in changes {
             match change {
                 ListChange::Actor {
@@ -290,6 +357,7 @@ impl<M: VerdictMaps> Enforcer<M> {
             .filter(|(_, a)| a.until_ms <= now_ms)
             .map(|(k, _)| *k)
             .collect();
+        self.dirty |= !gone.is_empty();
         for key in gone {
             self.actors.remove(&key);
             let result = self.maps.remove_actor(key);
@@ -301,6 +369,7 @@ impl<M: VerdictMaps> Enforcer<M> {
             .filter(|(_, r)| r.until_ms <= now_ms)
             .map(|(k, _)| *k)
             .collect();
+        self.dirty |= !gone.is_empty();
         for key in gone {
             self.routes.remove(&key);
             let result = self.maps.remove_route(key);

@@ -119,6 +119,7 @@ impl<M: VerdictMaps> Enforcer<M> {
         let until_ms = now_ms + (ttl_secs.min(self.config.max_ttl_secs) * 1000) as i64;
         let expires_ns = self.expires_ns(until_ms, now_ms, now_mono_ns);
         let reason = format!("operator: {reason}");
+        self.dirty = true;
         let entry = self.actors.entry(key).or_insert_with(|| ListedActor {
             token: Some(tag.clone()),
             rules: Vec::new(),
@@ -164,6 +165,7 @@ impl<M: VerdictMaps> Enforcer<M> {
         let unknown = || AdminError::UnknownEntry(id.to_owned());
         let (kind, hex) = id.split_once(':').ok_or_else(unknown)?;
         let key = u64::from_str_radix(hex, 16).map_err(|_| unknown())?;
+        self.dirty = true;
         let result = match kind {
             "actor" if self.actors.remove(&key).is_some() => self.maps.remove_actor(key),
             "route" if self.routes.remove(&key).is_some() => self.maps.remove_route(key),
