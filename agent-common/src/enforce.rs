@@ -688,7 +688,9 @@ pub mod counter {
     pub const PACKETS_DROPPED: u32 = 6;
     /// Verdict records lost because the ring buffer was full.
     pub const VERDICTS_LOST: u32 = 7;
-    pub const COUNT: u32 = 8;
+    /// Sends on gated connections the BPF-LSM gate refused (ECONNRESET).
+    pub const LSM_DENIED: u32 = 8;
+    pub const COUNT: u32 = 9;
 }
 
 const _: () = {

@@ -70,3 +70,6 @@ pub const MAP_ENFORCE_GATE: &str = "ENFORCE_GATE";
 pub const MAP_ENFORCE_COUNTERS: &str = "ENFORCE_COUNTERS";
 /// cgroup_skb/egress program of the enforcement gate.
 pub const PROG_ENFORCE_EGRESS_GATE: &str = "enforce_egress_gate";
+/// BPF-LSM program of the enforcement gate (hook socket_sendmsg).
+pub const PROG_ENFORCE_LSM_SENDMSG: &str = "enforce_lsm_sendmsg";
+pub const LSM_HOOK_SOCKET_SENDMSG: &str = "socket_sendmsg";

@@ -27,9 +27,9 @@ use aya_ebpf::{
             bpf_get_current_cgroup_id, bpf_loop, bpf_probe_read_user, bpf_skb_load_bytes_relative,
         },
     },
-    macros::{cgroup_skb, map},
+    macros::{cgroup_skb, lsm, map},
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
-    programs::SkBuffContext,
+    programs::{LsmContext, SkBuffContext},
 };
 
 use crate::{
@@ -234,6 +234,46 @@ pub fn decide(settings: &EnforceSettings, point: u32, stream: u64, fd: i32, hit:
     {
         bump(counter::VERDICTS_LOST);
     }
+}
+
+/// `-ECONNRESET`: what a denied send returns to the process.
+const ECONNRESET: i32 = 104;
+
+/// The BPF-LSM gate, where the kernel lets LSM programs attach (Debian's 6.1 does; kernels
+/// without BPF trampolines do not): a send on a gated connection fails with ECONNRESET before
+/// anything is queued. Defers to an earlier LSM's refusal.
+#[lsm(hook = "socket_sendmsg")]
+pub fn enforce_lsm_sendmsg(ctx: LsmContext) -> i32 {
+    // socket_sendmsg(struct socket *sock, struct msghdr *msg, int size), then the previous ret.
+    let previous: i32 = ctx.arg(3);
+    if previous != 0 {
+        return previous;
+    }
+    let sock: u64 = ctx.arg(0);
+    lsm_gate(sock).unwrap_or(0)
+}
+
+#[inline(always)]
+fn lsm_gate(sock: u64) -> Option<i32> {
+    let off = crate::maps::kernel_offsets();
+    if off.valid != 1 {
+        return None;
+    }
+    // SAFETY: bpf_probe_read_kernel tolerates bad addresses and reports an error.
+    let sk: u64 = unsafe {
+        aya_ebpf::helpers::bpf_probe_read_kernel((sock + off.socket_sk as u64) as *const u64)
+    }
+    .ok()?;
+    let mut key = GateKey::default();
+    tuple_of_sock(sk, &mut key)?;
+    // SAFETY: value copied out.
+    let entry = unsafe { ENFORCE_GATE.get(&key) }.copied()?;
+    // SAFETY: helper without preconditions.
+    if entry.expires_ns <= unsafe { bpf_ktime_get_ns() } {
+        return None;
+    }
+    bump(counter::LSM_DENIED);
+    Some(-ECONNRESET)
 }
 
 const BPF_HDR_START_NET: u32 = 1;

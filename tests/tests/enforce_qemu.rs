@@ -1,7 +1,8 @@
 //! Inline enforcement on Debian's stock 6.1 under qemu TCG (the oldest kernel we support, whose
 //! verifier is stricter about `bpf_loop` callbacks): the kernel head scan, the client-side
-//! verdict, the cgroup_skb egress gate (on a cgroup v2 hierarchy the agent mounts itself) and
-//! the sock_diag reset (inet_diag and tcp_diag loaded from Debian's modules). openssl s_server
+//! verdict, the BPF-LSM gate (Debian's 6.1 has the BPF LSM active and can attach it), the
+//! cgroup_skb egress gate (on a cgroup v2 hierarchy the agent mounts itself) and the sock_diag
+//! reset (inet_diag and tcp_diag loaded from Debian's modules). openssl s_server
 //! -WWW serves /secret (a card number: DATA-1) and /api/items/N (BOLA-1 for token B); B's next
 //! GET /secret must not reach the server while A's still does. Root; CI runs it.
 
@@ -93,7 +94,7 @@ fn client_side_verdict_gate_and_reset_on_debian_6_1() {
     let err = section(&report, "err");
     assert_eq!(section(&report, "rc").trim(), "0", "{err}");
     assert!(
-        err.contains("enforcement enforce (verdicts at TLS client writes and server reads; cgroup_skb egress gate on /run/cleartap/cgroup2 + sock_diag reset"),
+        err.contains("enforcement enforce (verdicts at TLS client writes and server reads; BPF-LSM socket_sendmsg gate + cgroup_skb egress gate on /run/cleartap/cgroup2 + sock_diag reset"),
         "{err}"
     );
     let secret = r#"{"name":"a","card":"4111 1111 1111 1111"}"#;
@@ -114,7 +115,17 @@ fn client_side_verdict_gate_and_reset_on_debian_6_1() {
     let e = &evidence[0];
     assert_eq!(e["action"], "reset", "{e:#}");
     assert_eq!(e["point"], "tls_write_entry");
-    assert_eq!(e["gates"][0], "cgroup_skb_egress");
+    assert_eq!(
+        e["gates"],
+        serde_json::json!(["bpf_lsm", "cgroup_skb_egress"])
+    );
+    // The BPF-LSM gate refused the blocked request's send itself.
+    let lsm_denied: u64 = err
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("lsm_denied="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(lsm_denied >= 1, "{err}");
     assert_eq!(e["process"]["comm"], "curl");
     assert_eq!(e["actor"]["listed_by"][0], "BOLA-1");
     assert_eq!(e["route"]["template"], "/secret");

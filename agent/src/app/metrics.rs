@@ -323,6 +323,14 @@ fn enforce_families(
     counter(
         e,
         (
+            "cleartap_enforce_sends_denied",
+            "sends on gated connections the BPF-LSM gate refused",
+            &[("", "", at(kc::LSM_DENIED))],
+        ),
+    )?;
+    counter(
+        e,
+        (
             "cleartap_enforce_list_updates",
             "list entries mirrored into the kernel, by list",
             &[

@@ -315,16 +315,34 @@ fn start_enforcement(
         return Ok((None, "off".into()));
     }
     let maps = control::EnforceMaps::take(ebpf)?;
-    // Attached in monitor mode too, so that switching to enforce needs no restart.
-    let gate = match control::attach_egress_gate(ebpf) {
-        Ok(root) => format!("cgroup_skb egress gate on {root}"),
-        Err(e) => {
-            log::warn!(
-                "{:#}; blocks will rely on the connection reset alone",
-                anyhow::Error::from(e)
-            );
-            "no egress gate".to_owned()
+    // Gates, strongest first; attached in monitor mode too, so that switching to enforce needs
+    // no restart.
+    let mut gates: Vec<&'static str> = Vec::new();
+    let mut described: Vec<String> = Vec::new();
+    match control::attach_lsm_gate(ebpf) {
+        Ok(()) => {
+            gates.push("bpf_lsm");
+            described.push("BPF-LSM socket_sendmsg gate".into());
         }
+        Err(e) => log::info!(
+            "{:#}; the cgroup_skb gate acts alone",
+            anyhow::Error::from(e)
+        ),
+    }
+    match control::attach_egress_gate(ebpf) {
+        Ok(root) => {
+            gates.push("cgroup_skb_egress");
+            described.push(format!("cgroup_skb egress gate on {root}"));
+        }
+        Err(e) => log::warn!(
+            "{:#}; without it, blocks rely on the BPF-LSM gate (if any) and the connection reset",
+            anyhow::Error::from(e)
+        ),
+    }
+    let gate = if described.is_empty() {
+        "no gate".to_owned()
+    } else {
+        described.join(" + ")
     };
     let points = match (settings.client_side, settings.server_side) {
         (true, true) => "TLS client writes and server reads",
@@ -340,8 +358,9 @@ fn start_enforcement(
             "sensitive"
         }
     );
-    let enforcer = crate::enforce::Enforcer::new(settings.clone(), maps, credential_key)
+    let mut enforcer = crate::enforce::Enforcer::new(settings.clone(), maps, credential_key)
         .context("writing the enforcement settings")?;
+    enforcer.gates = gates;
     Ok((Some(enforcer), description))
 }
 

@@ -99,7 +99,7 @@ pub fn enforcement<M: crate::kernel::control::VerdictMaps>(
 actors_listed={} routes_listed={} actors_not_enforceable={} list_full={} map_errors={} tripped={} \
 decision_service_verdicts={} decision_evidence_dropped={} | \
 kernel: heads_scanned={} heads_unparsed={} heads_without_token={} would_block={} blocked={} \
-gate_failed={} packets_dropped={} verdicts_lost={}",
+gate_failed={} packets_dropped={} lsm_denied={} verdicts_lost={}",
         enforcer.mode().as_str(),
         s.verdicts,
         s.would_block,
@@ -121,6 +121,7 @@ gate_failed={} packets_dropped={} verdicts_lost={}",
         at(k::BLOCKED),
         at(k::GATE_FAILED),
         at(k::PACKETS_DROPPED),
+        at(k::LSM_DENIED),
         at(k::VERDICTS_LOST),
     )
 }

@@ -104,6 +104,8 @@ pub struct Enforcer<M: VerdictMaps> {
     /// The decision service's copy of the lists, and whether it is behind.
     shared: Option<decision::SharedLists>,
     dirty: bool,
+    /// The gates attached at start, strongest first (`bpf_lsm`, `cgroup_skb_egress`).
+    pub gates: Vec<&'static str>,
     pub stats: EnforceStats,
 }
 
@@ -156,6 +158,7 @@ impl<M: VerdictMaps> Enforcer<M> {
             recent: HashMap::new(),
             shared: None,
             dirty: false,
+            gates: vec!["cgroup_skb_egress"],
             stats: EnforceStats::default(),
         };
         enforcer.write_settings()?;
@@ -502,7 +505,7 @@ impl<M: VerdictMaps> Enforcer<M> {
                 "tls_read_return"
             },
             gates: if gated && v.action != ACTION_WOULD_BLOCK {
-                vec!["cgroup_skb_egress"]
+                self.gates.clone()
             } else {
                 Vec::new()
             },

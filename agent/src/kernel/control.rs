@@ -7,14 +7,15 @@ use agent_common::{
         ActorEntry, EnforceSettings, GateEntry, GateKey, RouteEntry, counter as enforce_counter,
     },
     names::{
-        MAP_ENFORCE_ACTORS, MAP_ENFORCE_COUNTERS, MAP_ENFORCE_GATE, MAP_ENFORCE_ROUTES,
-        MAP_ENFORCE_SETTINGS, PROG_ENFORCE_EGRESS_GATE,
+        LSM_HOOK_SOCKET_SENDMSG, MAP_ENFORCE_ACTORS, MAP_ENFORCE_COUNTERS, MAP_ENFORCE_GATE,
+        MAP_ENFORCE_ROUTES, MAP_ENFORCE_SETTINGS, PROG_ENFORCE_EGRESS_GATE,
+        PROG_ENFORCE_LSM_SENDMSG,
     },
 };
 use aya::{
     Ebpf,
     maps::{Array, HashMap, MapData, MapError, PerCpuArray},
-    programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType},
+    programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, Lsm},
 };
 
 /// Where a cgroup v2 hierarchy is mounted when the host has none (a v1-only host): the gate is
@@ -33,6 +34,8 @@ pub enum ControlError {
         #[source]
         source: MapError,
     },
+    #[error("BPF-LSM gate ({LSM_HOOK_SOCKET_SENDMSG}): {reason}")]
+    Lsm { reason: String },
     #[error("egress gate (cgroup_skb) on the cgroup v2 root {root}: {source}")]
     Gate {
         root: String,
@@ -191,4 +194,61 @@ pub fn attach_egress_gate(ebpf: &mut Ebpf) -> Result<String, ControlError> {
         )
         .map_err(|e| gate(Box::new(e)))?;
     Ok(root)
+}
+
+/// Whether the running kernel has the BPF LSM enabled (`bpf` in the active LSM list).
+fn bpf_lsm_active() -> Result<bool, String> {
+    const LSM_LIST: &str = "/sys/kernel/security/lsm";
+    if !std::path::Path::new(LSM_LIST).exists() {
+        let _ = std::process::Command::new("mount")
+            .args(["-t", "securityfs", "securityfs", "/sys/kernel/security"])
+            .status();
+    }
+    std::fs::read_to_string(LSM_LIST)
+        .map(|list| list.trim().split(',').any(|l| l == "bpf"))
+        .map_err(|e| format!("{LSM_LIST}: {e}"))
+}
+
+/// Loads and attaches the BPF-LSM gate (a send on a gated connection fails with ECONNRESET).
+/// Where the kernel has no BPF LSM, or cannot attach LSM programs (no BPF trampolines), the
+/// error says so and the cgroup_skb gate acts alone.
+pub fn attach_lsm_gate(ebpf: &mut Ebpf) -> Result<(), ControlError> {
+    let lsm = |reason: String| ControlError::Lsm { reason };
+    if !bpf_lsm_active().map_err(lsm)? {
+        return Err(lsm(
+            "the kernel's active LSMs do not include bpf (boot with lsm=…,bpf)".into(),
+        ));
+    }
+    let btf = aya::Btf::from_sys_fs().map_err(|e| lsm(format!("kernel BTF: {e}")))?;
+    let program: &mut Lsm = ebpf
+        .program_mut(PROG_ENFORCE_LSM_SENDMSG)
+        .and_then(|p| p.try_into().ok())
+        .ok_or(ControlError::MissingProgram(PROG_ENFORCE_LSM_SENDMSG))?;
+    program
+        .load(LSM_HOOK_SOCKET_SENDMSG, &btf)
+        .map_err(|e| {
+            lsm(format!(
+                "{} (this kernel refuses LSM programs: lockdown, or no BPF trampolines)",
+                anyhow_like(&e)
+            ))
+        })?;
+    program.attach().map_err(|e| {
+        lsm(format!(
+            "{} (this kernel cannot attach LSM programs)",
+            anyhow_like(&e)
+        ))
+    })?;
+    Ok(())
+}
+
+/// An error with its sources, on one line.
+fn anyhow_like(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
