@@ -21,7 +21,7 @@ import yaml
 K8S_VERSION = "1.34.0"
 HERE = os.path.dirname(os.path.abspath(__file__))
 CAPABILITIES = ["SYS_ADMIN", "SYS_PTRACE", "DAC_READ_SEARCH", "BPF", "PERFMON"]
-MOUNTS = {"/etc/cleartap", "/var/lib/cleartap", "/sys/kernel/tracing", "/sys/fs/bpf", "/sys/fs/cgroup"}
+MOUNTS = {"/etc/cleartap", "/etc/cleartap-keys", "/var/lib/cleartap", "/sys/kernel/tracing", "/sys/fs/bpf", "/sys/fs/cgroup"}
 
 
 def fail(variant, message):
@@ -70,6 +70,16 @@ def check(variant, docs, privileged):
             fail(variant, f"capabilities {sc['capabilities']['add']} != {CAPABILITIES}")
         if sc["seccompProfile"]["type"] != "Unconfined":
             fail(variant, "seccomp must be unconfined (its default refuses bpf and perf_event_open)")
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    keys = next(m for m in container["volumeMounts"] if m["mountPath"] == "/etc/cleartap-keys")
+    secret = volumes[keys["name"]].get("secret", {})
+    if not secret.get("secretName") or secret.get("optional") is not True or secret.get("defaultMode") != 0o400:
+        fail(variant, f"the redaction key must come from an optional Secret, mode 0400: {secret}")
+    if "Secret" in by_kind:
+        import base64
+        key = base64.b64decode(by_kind["Secret"]["data"]["token.key"])
+        if len(key) != 32 or by_kind["Secret"]["metadata"]["name"] != secret["secretName"]:
+            fail(variant, "the chart's Secret must hold a 32-byte token.key and be the one mounted")
     rules = by_kind["ClusterRole"]["rules"]
     if rules != [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]:
         fail(variant, f"RBAC must only read pods: {rules}")

@@ -214,3 +214,44 @@ fn metrics_and_healthz_of_a_live_agent() {
     agent.stop();
     assert!(std::net::TcpStream::connect(("127.0.0.1", metrics_port)).is_err());
 }
+
+/// A shared key that was never made (the Kubernetes Secret mounted read-only and empty): the
+/// node's own key file is used, created once and kept, and the agent says why.
+#[test]
+fn missing_shared_token_key_falls_back_to_the_node_key() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("key-fallback");
+    let shared = dir.path("secret-mount");
+    std::fs::create_dir_all(&shared).expect("mount dir");
+    // A read-only "Secret mount": even root cannot create the key file there.
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=64k", "tmpfs"])
+        .arg(&shared)
+        .status()
+        .expect("mount");
+    assert!(status.success());
+    let node_key = dir.path("node.key");
+    let agent = Agent::start(&[
+        "--token-key-file",
+        &shared.join("token.key").to_string_lossy(),
+        "--token-key-fallback-file",
+        &node_key.to_string_lossy(),
+        "--inventory-file",
+        "off",
+        "--metrics-listen",
+        "off",
+    ]);
+    let line = agent.wait_stderr("instead: redaction tags and enforcement keys", WAIT);
+    assert!(
+        line.contains(&node_key.to_string_lossy().into_owned()),
+        "{line}"
+    );
+    agent.stop();
+    let _ = Command::new("umount").arg(&shared).status();
+    assert_eq!(std::fs::read(&node_key).map(|k| k.len()).ok(), Some(32));
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&node_key).map(|m| m.permissions().mode() & 0o777);
+    assert_eq!(mode.ok(), Some(0o600));
+}

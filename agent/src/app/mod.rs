@@ -57,24 +57,39 @@ fn monotonic_to_unix_ns() -> i128 {
     unix - mono
 }
 
-/// Loads (or creates) the redaction key. A key file that cannot be created (read-only disk)
-/// falls back to a key for this run only; a malformed one is an error.
-fn load_token_key(path: &std::path::Path) -> anyhow::Result<crate::classify::redact::TokenKey> {
+/// Loads (or creates) the redaction key. A key file that cannot be created (a read-only mount)
+/// falls back to `fallback` (this node's own file) when given, else to a key for this run only;
+/// a malformed one is an error.
+fn load_token_key(
+    path: &std::path::Path,
+    fallback: Option<&std::path::Path>,
+) -> anyhow::Result<crate::classify::redact::TokenKey> {
     use crate::app::token_key::{TokenKeyError, load_or_create, random_key};
+    let loaded = |(key, created): ([u8; 32], bool), path: &std::path::Path| {
+        if created {
+            log::info!("created redaction key {}", path.display());
+        }
+        key
+    };
     let key = match load_or_create(path) {
-        Ok((key, created)) => {
-            if created {
-                log::info!("created redaction key {}", path.display());
-            }
-            key
-        }
+        Ok(found) => loaded(found, path),
         Err(e @ TokenKeyError::Length { .. }) => return Err(e.into()),
-        Err(e) => {
-            log::warn!(
-                "{e}; using a key for this run only: redaction tags will differ after a restart"
-            );
-            random_key().context("reading /dev/urandom")?
-        }
+        Err(e) => match fallback.map(|f| (f, load_or_create(f))) {
+            Some((f, Ok(found))) => {
+                log::warn!(
+                    "{e}; using this node's key {} instead: redaction tags and enforcement keys are not shared with other nodes (create the shared key, e.g. the cleartap-token-key Secret)",
+                    f.display()
+                );
+                loaded(found, f)
+            }
+            Some((_, Err(e @ TokenKeyError::Length { .. }))) => return Err(e.into()),
+            _ => {
+                log::warn!(
+                    "{e}; using a key for this run only: redaction tags will differ after a restart"
+                );
+                random_key().context("reading /dev/urandom")?
+            }
+        },
     };
     Ok(crate::classify::redact::TokenKey::new(&key))
 }
@@ -114,7 +129,10 @@ pub fn run(config: Config, loader: crate::config::file::Loader) -> anyhow::Resul
     }
     let filters = config.filters();
     filters.validate()?;
-    let token_key = load_token_key(&config.token_key_file)?;
+    let token_key = load_token_key(
+        &config.token_key_file,
+        config.token_key_fallback_file.as_deref(),
+    )?;
     ensure_tracefs();
     let offsets = match btf_offsets::resolve(btf_offsets::VMLINUX_BTF) {
         Ok(o) => o,

@@ -82,6 +82,7 @@ pub fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
         exclude_ports,
         metrics_listen,
         token_key_file,
+        token_key_fallback_file,
         kubernetes,
         kubernetes_api,
         kubernetes_token_file,
@@ -149,6 +150,7 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct RedactionSection {
     token_key_file: Option<PathBuf>,
+    token_key_fallback_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -295,6 +297,7 @@ pub fn merge(config: &mut Config, file: FileConfig, matches: &ArgMatches) {
         exclude_ports <- filters.exclude_ports,
         metrics_listen <- metrics.listen,
         token_key_file <- redaction.token_key_file,
+        token_key_fallback_file <- redaction.token_key_fallback_file.map(Some),
         kubernetes <- kubernetes.enabled,
         kubernetes_api <- kubernetes.api_url.map(Some),
         kubernetes_token_file <- kubernetes.token_file.map(Some),

@@ -132,6 +132,12 @@ pub struct Config {
     #[arg(long, env = "CLEARTAP_TOKEN_KEY_FILE", value_name = "PATH", default_value = crate::app::token_key::DEFAULT_PATH)]
     pub token_key_file: std::path::PathBuf,
 
+    /// Used when --token-key-file is absent and cannot be created (a Kubernetes Secret that was
+    /// not made, mounted read-only): this node's own key file, created when missing. Tags and
+    /// enforcement keys are then not shared with other nodes; the agent says so.
+    #[arg(long, env = "CLEARTAP_TOKEN_KEY_FALLBACK_FILE", value_name = "PATH")]
+    pub token_key_fallback_file: Option<std::path::PathBuf>,
+
     /// Write the API inventory (JSON) here at exit and on SIGUSR1; "off" for never.
     #[arg(
         long,

@@ -224,14 +224,12 @@ pub fn attach_lsm_gate(ebpf: &mut Ebpf) -> Result<(), ControlError> {
         .program_mut(PROG_ENFORCE_LSM_SENDMSG)
         .and_then(|p| p.try_into().ok())
         .ok_or(ControlError::MissingProgram(PROG_ENFORCE_LSM_SENDMSG))?;
-    program
-        .load(LSM_HOOK_SOCKET_SENDMSG, &btf)
-        .map_err(|e| {
-            lsm(format!(
-                "{} (this kernel refuses LSM programs: lockdown, or no BPF trampolines)",
-                anyhow_like(&e)
-            ))
-        })?;
+    program.load(LSM_HOOK_SOCKET_SENDMSG, &btf).map_err(|e| {
+        lsm(format!(
+            "{} (this kernel refuses LSM programs: lockdown, or no BPF trampolines)",
+            anyhow_like(&e)
+        ))
+    })?;
     program.attach().map_err(|e| {
         lsm(format!(
             "{} (this kernel cannot attach LSM programs)",

@@ -22,3 +22,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default "default" .Values.serviceAccount.name -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The Secret holding the fleet's redaction key. */}}
+{{- define "cleartap.tokenKeySecret" -}}
+{{- default (printf "%s-token-key" (include "cleartap.name" .)) .Values.tokenKey.secretName -}}
+{{- end }}
