@@ -121,11 +121,14 @@ fn metrics_text(port: u16) -> String {
     text
 }
 
-fn findings_of(agent: &Agent, rule: &str) -> usize {
+/// Findings of `rule` on the server at `port` (the agent sees the whole host: other traffic
+/// must not count).
+fn findings_of(agent: &Agent, rule: &str, port: u16) -> usize {
     agent
         .findings()
         .iter()
         .filter(|f| f["rule"]["id"] == rule)
+        .filter(|f| f["exchange"]["connection"]["local"]["port"] == port)
         .count()
 }
 
@@ -136,19 +139,20 @@ fn build_lists(s: &Setup) {
         assert_eq!(get(s.port, BAD, &format!("/api/items/{id}")).1, "200");
     }
     let deadline = Instant::now() + WAIT;
-    while (findings_of(&s.agent, "DATA-1") == 0 || findings_of(&s.agent, "BOLA-1") == 0)
+    while (findings_of(&s.agent, "DATA-1", s.port) == 0
+        || findings_of(&s.agent, "BOLA-1", s.port) == 0)
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(
-        findings_of(&s.agent, "DATA-1"),
+        findings_of(&s.agent, "DATA-1", s.port),
         1,
         "{:#?}",
         s.agent.findings()
     );
     assert_eq!(
-        findings_of(&s.agent, "BOLA-1"),
+        findings_of(&s.agent, "BOLA-1", s.port),
         1,
         "{:#?}",
         s.agent.findings()
@@ -517,7 +521,7 @@ fn decision_service_behind_nginx_auth_request_denies_and_fails_open() {
         );
     }
     let deadline = Instant::now() + WAIT;
-    while (findings_of(&agent, "DATA-1") == 0 || findings_of(&agent, "BOLA-1") == 0)
+    while (findings_of(&agent, "DATA-1", port) == 0 || findings_of(&agent, "BOLA-1", port) == 0)
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(50));
