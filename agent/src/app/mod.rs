@@ -273,14 +273,23 @@ pub fn run(config: Config, loader: crate::config::file::Loader) -> anyhow::Resul
         let admin = match (&pipeline.enforce, config.enforce.admin_socket.as_str()) {
             (Some(_), path) if path != "off" => {
                 let path = std::path::PathBuf::from(path);
-                let listener = crate::enforce::admin::listen(&path).with_context(|| {
-                    format!("admin socket {} ([enforce] admin_socket)", path.display())
-                })?;
-                log::info!(
-                    "admin socket {} (cleartap block …, cleartap enforce MODE)",
-                    path.display()
-                );
-                Some(crate::app::event_loop::Admin { listener, path })
+                match crate::enforce::admin::listen(&path) {
+                    Ok(listener) => {
+                        log::info!(
+                            "admin socket {} (cleartap block …, cleartap enforce MODE)",
+                            path.display()
+                        );
+                        Some(crate::app::event_loop::Admin { listener, path })
+                    }
+                    // Enforcement still runs; the kill switch is then SIGHUP with the file.
+                    Err(e) => {
+                        log::warn!(
+                            "admin socket {} ([enforce] admin_socket): {e}; no `cleartap block`/`cleartap enforce` for this run (switch with [enforce] mode and SIGHUP)",
+                            path.display()
+                        );
+                        None
+                    }
+                }
             }
             _ => None,
         };

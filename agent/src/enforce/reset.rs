@@ -1,6 +1,7 @@
 //! Resets a TCP connection from outside its process: sock_diag `SOCK_DESTROY` (what `ss -K`
 //! does), which aborts the socket and sends the peer an RST. Needs CONFIG_INET_DIAG_DESTROY
-//! (Debian and most distributions have it) and CAP_NET_ADMIN.
+//! (Debian and most distributions have it) and CAP_NET_ADMIN (CAP_SYS_ADMIN does not stand in
+//! for it here); without them the gate alone holds the connection.
 
 use std::{io, os::fd::FromRawFd as _, os::fd::OwnedFd, time::Instant};
 
@@ -35,6 +36,7 @@ impl ResetError {
             ResetError::NoTuple => "tuple_unknown",
             ResetError::Socket(_) => "netlink_unavailable",
             ResetError::Destroy(e) if e.raw_os_error() == Some(libc::ENOENT) => "socket_gone",
+            ResetError::Destroy(e) if e.raw_os_error() == Some(libc::EPERM) => "no_cap_net_admin",
             ResetError::Destroy(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
                 "kernel_without_inet_diag_destroy"
             }
