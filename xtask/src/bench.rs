@@ -86,6 +86,8 @@ struct Sample {
     exchanges: u64,
     cpu_secs: f64,
     summary: String,
+    /// cleartap only: (eBPF program, runs, run-time ns) over the window.
+    programs: Vec<(String, u64, u64)>,
 }
 
 pub struct Tool {
@@ -387,6 +389,11 @@ pub fn overhead(args: &OverheadArgs, agent: &Path) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("cleartap-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let nginx = start_nginx(&dir)?;
+    // Per-program run counts and times for the whole run; the previous setting comes back when
+    // this guard drops.
+    let _stats = crate::bpf_stats::StatsOn::enable()
+        .map_err(|e| eprintln!("bench: no per-program statistics: {e:#}"))
+        .ok();
     let mut unavailable: Vec<(Config, String)> = Vec::new();
     println!(
         "overhead: nginx 1 worker TLS on 127.0.0.1:{}, wrk -t1 -c{} -d{}s, {} rounds, configs alternate within each round",
@@ -414,12 +421,17 @@ pub fn overhead(args: &OverheadArgs, agent: &Path) -> anyhow::Result<()> {
                 let (cpu0, lines0) = tool.as_ref().map_or((0.0, 0), |t| {
                     (t.cpu_secs(), t.stdout_lines.load(Ordering::Relaxed))
                 });
+                let programs0 = tool.as_ref().map(|t| crate::bpf_stats::snapshot(t.pid()));
                 let rps = wrk_with(&url, args.seconds, args.connections, &BEARER)?;
                 let mut sample = Sample {
                     rps,
                     ..Sample::default()
                 };
                 if let Some(tool) = tool {
+                    if let Some(before) = &programs0 {
+                        let after = crate::bpf_stats::snapshot(tool.pid());
+                        sample.programs = crate::bpf_stats::delta(before, &after);
+                    }
                     sample.cpu_secs = tool.cpu_secs() - cpu0;
                     sample.exchanges = tool.stdout_lines.load(Ordering::Relaxed) - lines0;
                     let lines = tool.stop();
@@ -451,6 +463,7 @@ pub fn overhead(args: &OverheadArgs, agent: &Path) -> anyhow::Result<()> {
             }
         }
         report(name, &samples);
+        report_programs(&samples);
     }
     for (config, reason) in &unavailable {
         println!("{}: not measured: {reason}", config.name());
@@ -458,6 +471,22 @@ pub fn overhead(args: &OverheadArgs, agent: &Path) -> anyhow::Result<()> {
     drop(nginx);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Kernel cost per eBPF program of the last round of each cleartap configuration.
+fn report_programs(samples: &[(Config, Vec<Sample>)]) {
+    for (config, list) in samples {
+        if !matches!(config, Config::Cleartap | Config::CleartapEnforce) {
+            continue;
+        }
+        if let Some(last) = list.last() {
+            println!(
+                "  {} — kernel cost per program (last round, kernel.bpf_stats_enabled):",
+                config.name()
+            );
+            crate::bpf_stats::print(&last.programs, last.exchanges);
+        }
+    }
 }
 
 fn report(size: &str, samples: &[(Config, Vec<Sample>)]) {

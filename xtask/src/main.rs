@@ -16,6 +16,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bpf_stats;
 mod image;
 mod qemu;
 mod soak;
