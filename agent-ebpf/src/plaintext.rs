@@ -1,4 +1,4 @@
-//! Plain HTTP/1 on sockets, captured from the read/write-family syscalls.
+//! Plain HTTP on sockets (HTTP/1, and h2c by its preface), captured from the read/write-family syscalls.
 //!
 //! Candidates are sockets made by connect/accept (the SOCKETS map knows them) and any other fd
 //! that the fd table shows to be a socket at its first I/O (looked up once per fd). Each is
@@ -328,7 +328,8 @@ fn claim_offsets(key: &StreamKey, io: &PendingIo, len: u64) -> u64 {
     0
 }
 
-/// An HTTP/1 request line (a method and a space) or status line (`HTTP/`) at the start.
+/// An HTTP/1 request line (a method and a space), a status line (`HTTP/`), or h2c: the HTTP/2
+/// client preface (`PRI * HTTP/2.0`) or a server's first SETTINGS frame, at the start.
 #[inline(always)]
 fn looks_like_http(head: &[u8; 8], seen: u64) -> bool {
     if seen < 4 {
@@ -337,8 +338,34 @@ fn looks_like_http(head: &[u8; 8], seen: u64) -> bool {
     let word = [head[0], head[1], head[2], head[3]];
     matches!(
         &word,
-        b"GET " | b"PUT " | b"POST" | b"HEAD" | b"DELE" | b"PATC" | b"OPTI" | b"CONN" | b"TRAC"
+        b"GET "
+            | b"PUT "
+            | b"POST"
+            | b"HEAD"
+            | b"DELE"
+            | b"PATC"
+            | b"OPTI"
+            | b"CONN"
+            | b"TRAC"
+            | b"PRI "
     ) || (seen >= 5 && &word == b"HTTP" && head[4] == b'/')
+        || looks_like_h2_settings(head, seen)
+}
+
+/// An HTTP/2 server's first bytes on an h2c connection: its SETTINGS frame (stream 0, no
+/// flags, a small length that is a multiple of 6), written before it reads the preface.
+#[inline(always)]
+fn looks_like_h2_settings(head: &[u8; 8], seen: u64) -> bool {
+    let len = (u32::from(head[1]) << 8) | u32::from(head[2]);
+    seen >= 9
+        && head[0] == 0
+        && len % 6 == 0
+        && len <= 60
+        && head[3] == 0x04
+        && head[4] == 0
+        && head[5] == 0
+        && head[6] == 0
+        && head[7] == 0
 }
 
 /// A TLS handshake record header (type 22, version 3.1-3.4): a tunnel switching to TLS.

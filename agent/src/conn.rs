@@ -9,7 +9,7 @@ use agent_common::event::{
     PLAINTEXT_STREAM_BIT, ROLE_CLIENT, ROLE_SERVER, SOCKET_ADDRESSES_KNOWN, SocketRecord,
 };
 
-use crate::protocol::{ConnectionParser, Direction, Exchange, Parser, h1::Limits};
+use crate::protocol::{ConnectionParser, Direction, Exchange, Parser, ProtocolStats, h1::Limits};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StreamId {
@@ -85,6 +85,7 @@ pub struct ConnStats {
     pub responses_without_request: u64,
     /// Bytes sent from files with sendfile: in the stream, never captured (not a loss).
     pub uncaptured_file_bytes: u64,
+    pub protocol: ProtocolStats,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +93,7 @@ pub struct TableLimits {
     pub max_streams: usize,
     pub idle_timeout_ns: u64,
     pub http: Limits,
+    pub http2: crate::protocol::h2::Limits,
 }
 
 impl Default for TableLimits {
@@ -100,6 +102,7 @@ impl Default for TableLimits {
             max_streams: 16_384,
             idle_timeout_ns: 300 * 1_000_000_000,
             http: Limits::default(),
+            http2: crate::protocol::h2::Limits::default(),
         }
     }
 }
@@ -273,6 +276,7 @@ impl ConnTable {
             stream: record.stream,
         };
         let ts = record.header.timestamp_ns;
+        let h2_limits = self.limits.http2;
         let (conn, stats) = self.entry(id, ts, out);
         if conn.info.comm[0] == 0 {
             conn.info.comm = record.comm;
@@ -307,12 +311,12 @@ impl ConnTable {
                 let missing = start - *next_offset;
                 stats.gap_events += 1;
                 stats.gap_bytes = stats.gap_bytes.saturating_add(missing);
-                if !parser.gap(direction, missing) {
+                if !parser.gap(direction, missing, &mut stats.protocol) {
                     stats.desyncs += 1;
                 }
             }
             stats.uncaptured_file_bytes = stats.uncaptured_file_bytes.saturating_add(end - start);
-            if !parser.gap(direction, end - start) {
+            if !parser.gap(direction, end - start, &mut stats.protocol) {
                 stats.desyncs += 1;
             }
             *next_offset = end;
@@ -334,7 +338,7 @@ impl ConnTable {
                 let missing = offset - *next_offset;
                 stats.gap_events += 1;
                 stats.gap_bytes = stats.gap_bytes.saturating_add(missing);
-                if !parser.gap(direction, missing) {
+                if !parser.gap(direction, missing, &mut stats.protocol) {
                     stats.desyncs += 1;
                 }
             }
@@ -343,7 +347,17 @@ impl ConnTable {
         }
         let mut exchanges = Vec::new();
         // Pushed even when empty: a gap may have completed a message.
-        if parser.push(direction, fresh, ts, &mut exchanges).is_err() {
+        if parser
+            .push_with(
+                &h2_limits,
+                direction,
+                fresh,
+                ts,
+                &mut exchanges,
+                &mut stats.protocol,
+            )
+            .is_err()
+        {
             stats.parse_errors += 1;
         }
         // A role learned from the traffic when connect/accept was not seen (older connections).
@@ -378,7 +392,7 @@ impl ConnTable {
             return;
         };
         let mut exchanges = Vec::new();
-        conn.parser.close(&mut exchanges);
+        conn.parser.close(&mut exchanges, &mut self.stats.protocol);
         self.emit(conn.info, exchanges, out);
     }
 

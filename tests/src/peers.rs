@@ -180,3 +180,65 @@ pub fn curl(args: &[&str]) -> Command {
     cmd.args(["-sk", "--max-time", "20"]).args(args);
     cmd
 }
+
+/// nginx (TLS) speaking HTTP/2 (`listen … ssl http2`, nginx 1.22's syntax) and HTTP/1.1 by
+/// ALPN: `/file.bin` (NGINX_FILE_BYTES), `/api/items/{id}` (JSON), and an access log of
+/// `$request_method $uri $server_protocol` at `dir/access.log`.
+pub fn nginx_h2(dir: &TempDir, port: u16) -> Peer {
+    let (cert, key) = make_cert(dir);
+    let root = dir.path("www");
+    std::fs::create_dir_all(&root).expect("www dir");
+    std::fs::write(root.join("file.bin"), vec![b'n'; NGINX_FILE_BYTES]).expect("file");
+    let d = dir.0.display();
+    let conf = format!(
+        "pid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  \
+log_format proto '$request_method $uri $server_protocol';\n  access_log {d}/access.log proto;\n  \
+client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  \
+uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  keepalive_requests 100000;\n  \
+server {{\n    listen 127.0.0.1:{port} ssl http2;\n    \
+ssl_certificate {};\n    ssl_certificate_key {};\n    root {};\n    default_type application/json;\n    \
+location /api/items/ {{ return 200 '{{\"item\":1}}'; }}\n  }}\n}}\n",
+        cert.display(),
+        key.display(),
+        root.display()
+    );
+    run_nginx(dir, &conf, port)
+}
+
+/// nghttpd (nghttp2's server) serving `dir/www`: TLS with a self-signed certificate, or h2c
+/// (prior knowledge and `Upgrade: h2c`) with `tls = false`.
+pub fn nghttpd(dir: &TempDir, port: u16, tls: bool) -> Peer {
+    let root = dir.path("www");
+    std::fs::create_dir_all(&root).expect("www dir");
+    std::fs::write(root.join("file.bin"), vec![b'n'; NGINX_FILE_BYTES]).expect("file");
+    let mut cmd = Command::new("nghttpd");
+    cmd.arg("-d").arg(&root).arg("--address=127.0.0.1");
+    if tls {
+        let (cert, key) = make_cert(dir);
+        cmd.arg(port.to_string()).arg(&key).arg(&cert);
+    } else {
+        cmd.arg("--no-tls").arg(port.to_string());
+    }
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start nghttpd");
+    wait_for_port(port, "nghttpd");
+    Peer(child, "nghttpd")
+}
+
+/// A gRPC server over TLS from Debian's python3-grpcio (it links the system libssl), with
+/// generic handlers on raw bytes: `demo.Greeter/SayHello` (unary; "nobody" → NOT_FOUND) and
+/// `demo.Greeter/ListHellos` (server streaming: three messages).
+pub fn grpc_server(dir: &TempDir, port: u16) -> Peer {
+    let (cert, key) = make_cert(dir);
+    let child = Command::new(PYTHON)
+        .arg(peers_dir().join("grpc_peer.py"))
+        .args(["serve", &port.to_string()])
+        .arg(&cert)
+        .arg(&key)
+        .spawn()
+        .expect("start gRPC server");
+    wait_for_port(port, "gRPC server");
+    Peer(child, "grpc server")
+}

@@ -25,7 +25,7 @@ mod soak;
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 /// Debian packages the end-to-end tests start as real peers.
-const TEST_PEERS: [&str; 8] = [
+const TEST_PEERS: [&str; 11] = [
     "nginx",
     "curl",
     "openssl",
@@ -34,6 +34,10 @@ const TEST_PEERS: [&str; 8] = [
     "bpftool",
     "gnutls-bin",
     "rsyslog",
+    // HTTP/2 peers: h2load and nghttp, nghttpd, and gRPC linking the system libssl.
+    "nghttp2-client",
+    "nghttp2-server",
+    "python3-grpcio",
 ];
 
 #[derive(Parser)]
@@ -420,6 +424,8 @@ fn test() -> anyhow::Result<()> {
                 "hostile",
                 "--test",
                 "enforcement",
+                "--test",
+                "http2",
                 "--test",
                 "install",
                 "--test",

@@ -190,6 +190,30 @@ impl Collector for SnapshotCollector {
                 ],
             ),
         )?;
+        let h2 = &c.protocol.h2;
+        counter(
+            &mut e,
+            (
+                "cleartap_http2",
+                "HTTP/2 parsing: connections, frames and every anomaly, by kind",
+                &[
+                    ("kind", "connections", h2.connections),
+                    ("kind", "frames", h2.frames),
+                    ("kind", "header_blocks", h2.header_blocks),
+                    ("kind", "hpack_unsynced_fields", h2.hpack_unsynced_fields),
+                    ("kind", "hpack_dropped_fields", h2.hpack_dropped_fields),
+                    ("kind", "hpack_errors", h2.hpack_errors),
+                    ("kind", "oversized_blocks", h2.oversized_blocks),
+                    ("kind", "protocol_errors", h2.protocol_errors),
+                    ("kind", "resyncs", h2.resyncs),
+                    ("kind", "skipped_bytes", h2.skipped_bytes),
+                    ("kind", "streams_evicted", h2.streams_evicted),
+                    ("kind", "orphan_frames", h2.orphan_frames),
+                    ("kind", "interim_responses", h2.interim_responses),
+                    ("kind", "unresolved_heads", h2.unresolved_heads),
+                ],
+            ),
+        )?;
         counter(
             &mut e,
             (

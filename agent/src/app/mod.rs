@@ -211,6 +211,14 @@ pub fn run(config: Config, loader: crate::config::file::Loader) -> anyhow::Resul
             }),
             ..Limits::default()
         },
+        http2: crate::protocol::h2::Limits {
+            body_prefix_bytes: (config.body_prefix_bytes as usize).max(if config.detect.enabled {
+                config.detect.body_tap_bytes
+            } else {
+                0
+            }),
+            ..crate::protocol::h2::Limits::default()
+        },
     };
     let host = hostname();
     let output = crate::output::Output::start(&config.sinks, &host)?;

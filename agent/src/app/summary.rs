@@ -43,6 +43,28 @@ internal_errors={} (conn={} event={} detect={} output={})",
         agent.internal_errors.get(Stage::Detect),
         agent.internal_errors.get(Stage::Output),
     );
+    let h2 = &conns.protocol.h2;
+    if h2.connections > 0 {
+        s.push_str(&format!(
+            " | http2: connections={} frames={} header_blocks={} hpack_unsynced_fields={} \
+hpack_dropped_fields={} hpack_errors={} oversized_blocks={} protocol_errors={} resyncs={} \
+skipped_bytes={} streams_evicted={} orphan_frames={} interim_responses={} unresolved_heads={}",
+            h2.connections,
+            h2.frames,
+            h2.header_blocks,
+            h2.hpack_unsynced_fields,
+            h2.hpack_dropped_fields,
+            h2.hpack_errors,
+            h2.oversized_blocks,
+            h2.protocol_errors,
+            h2.resyncs,
+            h2.skipped_bytes,
+            h2.streams_evicted,
+            h2.orphan_frames,
+            h2.interim_responses,
+            h2.unresolved_heads,
+        ));
+    }
     match kernel {
         Some(k) => {
             let hits = k.ssl_entry_hits + k.ssl_return_hits;

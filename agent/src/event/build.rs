@@ -4,8 +4,8 @@
 use std::borrow::Cow;
 
 use super::{
-    Connection, Container, Endpoint, ExchangeEvent, Headers, HttpVersion, Kubernetes, Process,
-    Request, Response, SCHEMA, headers::with_lower_case,
+    Connection, Container, Endpoint, ExchangeEvent, Grpc, Headers, HttpVersion, Kubernetes,
+    Process, Request, Response, SCHEMA, headers::with_lower_case,
 };
 use crate::{
     classify::{jwt, redact, redact::TokenKey},
@@ -40,11 +40,7 @@ fn body_allowed(path: Option<&str>, routes: &[String]) -> bool {
 }
 
 fn version(head: &Head) -> HttpVersion {
-    if head.version == 0 {
-        HttpVersion::Http10
-    } else {
-        HttpVersion::Http11
-    }
+    head.version
 }
 
 fn headers<'h>(head: &'h Head, key: &TokenKey) -> Headers<'h> {
@@ -143,6 +139,7 @@ fn request<'m>(
         body_size,
         body_prefix,
         body_missing_bytes,
+        unresolved_fields: head.unresolved_fields,
         jwt: head.header("authorization").and_then(jwt::summarize),
         credential_key: sip_key.and_then(|k| credential_key(head, k)),
     })
@@ -160,6 +157,7 @@ fn response<'m>(message: &'m Message, key: &TokenKey, shown_bytes: usize) -> Opt
         body_size,
         body_prefix,
         body_missing_bytes,
+        unresolved_fields: head.unresolved_fields,
     })
 }
 
@@ -281,6 +279,31 @@ pub fn build<'a>(item: &'a ConnExchange, ctx: &Enrichment<'a>) -> ExchangeEvent<
             (Some(r), Some(s)) => Some(micros(r.head.start_ns, end_ns(s))),
             _ => None,
         },
+        stream_id: item.exchange.http2.as_ref().map(|h| h.stream_id),
+        reset_code: item.exchange.http2.as_ref().and_then(|h| h.reset_code),
+        grpc: item
+            .exchange
+            .http2
+            .as_ref()
+            .and_then(|h| h.grpc.as_ref())
+            .map(|g| grpc(g, ctx.key)),
+    }
+}
+
+fn grpc<'m>(call: &'m crate::protocol::h2::GrpcCall, key: &TokenKey) -> Grpc<'m> {
+    use crate::protocol::h2::grpc::status_name;
+    Grpc {
+        service: Cow::Borrowed(&call.service),
+        method: Cow::Borrowed(&call.method),
+        status_code: call.status_code,
+        status_name: call.status_code.map(|c| Cow::Borrowed(status_name(c))),
+        message: call
+            .message
+            .as_deref()
+            .map(|m| redact::body(key, Cow::Borrowed(m))),
+        encoding: call.encoding.as_deref().map(Cow::Borrowed),
+        request_messages: call.request_messages,
+        response_messages: call.response_messages,
     }
 }
 

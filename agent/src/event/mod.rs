@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::classify::jwt::JwtSummary;
 /// Defined with the protocol parsers, which are the first to learn it from the traffic.
-pub use crate::protocol::Role;
+pub use crate::protocol::{HttpVersion, Role};
 pub use headers::{Header, Headers};
 
 pub const SCHEMA: &str = "cleartap.http_exchange/1";
@@ -38,6 +38,32 @@ pub struct ExchangeEvent<'a> {
     pub response: Option<Response<'a>>,
     pub latency_us: Option<u64>,
     pub duration_us: Option<u64>,
+    /// HTTP/2: the stream the exchange was on. Absent for HTTP/1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_id: Option<u32>,
+    /// HTTP/2: the RST_STREAM error code that ended the stream, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_code: Option<u32>,
+    /// A gRPC call (`content-type: application/grpc…`). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<Grpc<'a>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grpc<'a> {
+    /// `package.Service` from `:path`.
+    pub service: Cow<'a, str>,
+    pub method: Cow<'a, str>,
+    /// `grpc-status` from the trailers (or a Trailers-Only reply), else the status a client
+    /// reports for the stream's reset; null when the call did not end in view.
+    pub status_code: Option<u32>,
+    pub status_name: Option<Cow<'a, str>>,
+    /// `grpc-message`, percent-decoded and redacted.
+    pub message: Option<Cow<'a, str>>,
+    /// `grpc-encoding` of the request (message compression).
+    pub encoding: Option<Cow<'a, str>>,
+    pub request_messages: u64,
+    pub response_messages: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,36 +124,6 @@ pub struct Connection<'a> {
     pub stream: Option<u64>,
 }
 
-/// HTTP version of one message. Only what the parsers produce is representable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum HttpVersion {
-    #[serde(rename = "HTTP/1.0")]
-    Http10,
-    #[serde(rename = "HTTP/1.1")]
-    Http11,
-    #[serde(rename = "HTTP/2")]
-    Http2,
-}
-
-impl HttpVersion {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HttpVersion::Http10 => "HTTP/1.0",
-            HttpVersion::Http11 => "HTTP/1.1",
-            HttpVersion::Http2 => "HTTP/2",
-        }
-    }
-
-    /// The number alone (`1.1`), as ECS and OCSF want it.
-    pub fn number(self) -> &'static str {
-        match self {
-            HttpVersion::Http10 => "1.0",
-            HttpVersion::Http11 => "1.1",
-            HttpVersion::Http2 => "2",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request<'a> {
     pub method: Cow<'a, str>,
@@ -139,6 +135,11 @@ pub struct Request<'a> {
     pub body_size: Option<u64>,
     pub body_prefix: Cow<'a, str>,
     pub body_missing_bytes: u64,
+    /// HTTP/2: header fields that referenced HPACK table entries inserted before the agent
+    /// attached (`hpack_unsynced`): left out, never guessed. A method or path among them is
+    /// written as "". Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unresolved_fields: u32,
     /// Non-secret parts of a bearer JWT (alg, time claims); null when there is none.
     pub jwt: Option<JwtSummary>,
     /// The kernel's key of the credential (enforcement on), kept in memory only: it lets the
@@ -156,6 +157,15 @@ pub struct Response<'a> {
     pub body_size: Option<u64>,
     pub body_prefix: Cow<'a, str>,
     pub body_missing_bytes: u64,
+    /// HTTP/2: header fields that referenced HPACK table entries inserted before the agent
+    /// attached (`hpack_unsynced`): left out, never guessed. A method or path among them is
+    /// written as "". Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unresolved_fields: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ExchangeEvent<'_> {

@@ -1,6 +1,8 @@
-//! A parsed HTTP/1 message head, stored as its raw bytes plus offsets: one allocation for the
-//! bytes and one for the header index, whatever the number of headers (per-header Strings were
-//! the pipeline's largest cost).
+//! A parsed message head, stored as its raw bytes plus offsets: one allocation for the bytes
+//! and one for the header index, whatever the number of headers (per-header Strings were the
+//! pipeline's largest cost). HTTP/1 heads keep the bytes as sent; HTTP/2 heads are written
+//! from the decoded header list ([`Head::from_fields`]), pseudo-headers becoming the start
+//! line.
 
 use std::ops::Range;
 
@@ -17,6 +19,43 @@ impl Span {
     }
 }
 
+/// HTTP version of one message. Only what the parsers produce is representable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum HttpVersion {
+    #[serde(rename = "HTTP/1.0")]
+    Http10,
+    #[serde(rename = "HTTP/1.1")]
+    Http11,
+    #[serde(rename = "HTTP/2")]
+    Http2,
+}
+
+impl HttpVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpVersion::Http10 => "HTTP/1.0",
+            HttpVersion::Http11 => "HTTP/1.1",
+            HttpVersion::Http2 => "HTTP/2",
+        }
+    }
+
+    /// The number alone (`1.1`), as ECS and OCSF want it.
+    pub fn number(self) -> &'static str {
+        match self {
+            HttpVersion::Http10 => "1.0",
+            HttpVersion::Http11 => "1.1",
+            HttpVersion::Http2 => "2",
+        }
+    }
+}
+
+/// The start of an HTTP/2 head, from its pseudo-headers.
+#[derive(Debug, Clone, Copy)]
+pub enum FieldStart<'a> {
+    Request { method: &'a [u8], target: &'a [u8] },
+    Response { status: u16 },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartLine {
     Request { method: Span, target: Span },
@@ -27,14 +66,16 @@ pub enum StartLine {
 pub struct Head {
     raw: Box<[u8]>,
     pub start: StartLine,
-    /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
-    pub version: u8,
+    pub version: HttpVersion,
     /// (name, value) spans, in order of appearance.
     headers: Vec<(Span, Span)>,
     /// Timestamp of the record in which the head began.
     pub start_ns: u64,
     /// Timestamp of the record that completed the head.
     pub end_ns: u64,
+    /// HTTP/2: header fields HPACK could not resolve (indexed from table entries inserted
+    /// before the agent attached). Left out of the head, never guessed.
+    pub unresolved_fields: u32,
 }
 
 /// Builds spans from httparse's borrowed slices, which all point into the parsed buffer.
@@ -65,7 +106,7 @@ impl<'a> HeadBuilder<'a> {
         self,
         used: usize,
         start: StartLine,
-        version: u8,
+        version: HttpVersion,
         headers: &[httparse::Header<'_>],
     ) -> Head {
         let headers = headers
@@ -79,11 +120,51 @@ impl<'a> HeadBuilder<'a> {
             headers,
             start_ns: 0,
             end_ns: 0,
+            unresolved_fields: 0,
         }
     }
 }
 
 impl Head {
+    /// An HTTP/2 head from its start and its regular (non-pseudo) fields, in order.
+    pub fn from_fields<'f>(
+        start: FieldStart<'_>,
+        fields: impl Iterator<Item = (&'f [u8], &'f [u8])>,
+        unresolved_fields: u32,
+    ) -> Head {
+        let mut raw = Vec::new();
+        let span = |raw: &mut Vec<u8>, bytes: &[u8]| {
+            let start = raw.len() as u32;
+            raw.extend_from_slice(bytes);
+            Span {
+                start,
+                end: raw.len() as u32,
+            }
+        };
+        let start = match start {
+            FieldStart::Request { method, target } => StartLine::Request {
+                method: span(&mut raw, method),
+                target: span(&mut raw, target),
+            },
+            FieldStart::Response { status } => StartLine::Response {
+                status,
+                reason: Span::default(),
+            },
+        };
+        let headers = fields
+            .map(|(n, v)| (span(&mut raw, n), span(&mut raw, v)))
+            .collect();
+        Head {
+            raw: raw.into(),
+            start,
+            version: HttpVersion::Http2,
+            headers,
+            start_ns: 0,
+            end_ns: 0,
+            unresolved_fields,
+        }
+    }
+
     fn text(&self, span: Span) -> &str {
         // Method, target, reason and header names are ASCII after httparse; lossy is not
         // needed, and invalid bytes (impossible) degrade to "".

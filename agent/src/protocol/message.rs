@@ -24,4 +24,6 @@ pub struct Message {
 pub struct Exchange {
     pub request: Option<Message>,
     pub response: Option<Message>,
+    /// HTTP/2: the stream (and gRPC call) the exchange was. Boxed: HTTP/1 pays one word.
+    pub http2: Option<Box<super::h2::StreamInfo>>,
 }

@@ -5,10 +5,11 @@
 //! same interface.
 
 pub mod h1;
+pub mod h2;
 pub mod head;
 pub mod message;
 
-pub use head::{Head, StartLine};
+pub use head::{FieldStart, Head, HttpVersion, StartLine};
 pub use message::{BodySummary, Exchange, Message};
 
 use serde::{Deserialize, Serialize};
@@ -56,9 +57,18 @@ pub enum ProtocolError {
     Http1(#[from] h1::ParseError),
 }
 
+/// Counters the parsers keep beside the connection table's own.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ProtocolStats {
+    pub h2: h2::Http2Stats,
+    /// HTTP/1 connections that turned out to be HTTP/2 (recognised by their first bytes).
+    pub switched_to_h2: u64,
+}
+
 /// One connection's protocol parser: bytes in, completed exchanges out.
 pub trait ConnectionParser {
-    /// The next bytes of `direction`, in stream order (gaps are reported apart). Completed
+    /// The next bytes of `direction`, in stream order (gaps are reported apart): one record,
+    /// so a record start is a point where a lost parser may find its place. Completed
     /// exchanges are appended to `out`.
     fn push(
         &mut self,
@@ -66,27 +76,56 @@ pub trait ConnectionParser {
         bytes: &[u8],
         ts_ns: u64,
         out: &mut Vec<Exchange>,
+        stats: &mut ProtocolStats,
     ) -> Result<(), ProtocolError>;
 
     /// `len` bytes of `direction` were not captured; false when the parser lost its place.
-    fn gap(&mut self, direction: Direction, len: u64) -> bool;
+    fn gap(&mut self, direction: Direction, len: u64, stats: &mut ProtocolStats) -> bool;
 
     /// The connection ended: what can be completed is; unanswered requests are reported alone.
-    fn close(&mut self, out: &mut Vec<Exchange>);
+    fn close(&mut self, out: &mut Vec<Exchange>, stats: &mut ProtocolStats);
 
     /// What the traffic says the captured process is (None until it says).
     fn role_hint(&self) -> Option<Role>;
 }
 
-/// The parser a connection uses, chosen by what its bytes are (today: HTTP/1 only). An enum
-/// rather than a trait object: no allocation or indirect call per record.
+/// The parser a connection uses, chosen by what its bytes are: HTTP/1 until a record shows the
+/// HTTP/2 preface or frames before any HTTP/1 head was parsed. An enum rather than a trait
+/// object: no allocation or indirect call per record.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "HTTP/1 is most connections: kept inline, no allocation per connection"
+)]
 pub enum Parser {
     Http1(h1::Http1Connection),
+    Http2(Box<h2::Http2Connection>),
 }
 
 impl Parser {
     pub fn new(limits: h1::Limits) -> Self {
         Parser::Http1(h1::Http1Connection::new(limits))
+    }
+}
+
+impl Parser {
+    pub fn push_with(
+        &mut self,
+        limits: &h2::Limits,
+        direction: Direction,
+        bytes: &[u8],
+        ts_ns: u64,
+        out: &mut Vec<Exchange>,
+        stats: &mut ProtocolStats,
+    ) -> Result<(), ProtocolError> {
+        if let Parser::Http1(p) = self
+            && !p.saw_head()
+            && !bytes.is_empty()
+            && h2::recognise(bytes)
+        {
+            stats.switched_to_h2 += 1;
+            *self = Parser::Http2(Box::new(h2::Http2Connection::new(*limits, stats)));
+        }
+        self.push(direction, bytes, ts_ns, out, stats)
     }
 }
 
@@ -97,27 +136,32 @@ impl ConnectionParser for Parser {
         bytes: &[u8],
         ts_ns: u64,
         out: &mut Vec<Exchange>,
+        stats: &mut ProtocolStats,
     ) -> Result<(), ProtocolError> {
         match self {
-            Parser::Http1(p) => p.push(direction, bytes, ts_ns, out),
+            Parser::Http1(p) => p.push(direction, bytes, ts_ns, out, stats),
+            Parser::Http2(p) => p.push(direction, bytes, ts_ns, out, stats),
         }
     }
 
-    fn gap(&mut self, direction: Direction, len: u64) -> bool {
+    fn gap(&mut self, direction: Direction, len: u64, stats: &mut ProtocolStats) -> bool {
         match self {
-            Parser::Http1(p) => p.gap(direction, len),
+            Parser::Http1(p) => p.gap(direction, len, stats),
+            Parser::Http2(p) => p.gap(direction, len, stats),
         }
     }
 
-    fn close(&mut self, out: &mut Vec<Exchange>) {
+    fn close(&mut self, out: &mut Vec<Exchange>, stats: &mut ProtocolStats) {
         match self {
-            Parser::Http1(p) => p.close(out),
+            Parser::Http1(p) => p.close(out, stats),
+            Parser::Http2(p) => p.close(out, stats),
         }
     }
 
     fn role_hint(&self) -> Option<Role> {
         match self {
             Parser::Http1(p) => p.role_hint(),
+            Parser::Http2(p) => p.role_hint(),
         }
     }
 }

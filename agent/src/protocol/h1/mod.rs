@@ -10,7 +10,7 @@ pub use pairing::{Pairing, PairingStats};
 pub use stream::{Limits, ParseError, ParseEvent, StreamKind, StreamParser};
 
 use super::Role;
-use super::{ConnectionParser, Direction, Exchange, ProtocolError};
+use super::{ConnectionParser, Direction, Exchange, ProtocolError, ProtocolStats};
 
 pub struct Http1Connection {
     /// Indexed by [`Direction::index`].
@@ -34,6 +34,7 @@ impl ConnectionParser for Http1Connection {
         bytes: &[u8],
         ts_ns: u64,
         out: &mut Vec<Exchange>,
+        _stats: &mut ProtocolStats,
     ) -> Result<(), ProtocolError> {
         let [egress, ingress] = &mut self.directions;
         let parser = match direction {
@@ -45,7 +46,7 @@ impl ConnectionParser for Http1Connection {
         Ok(())
     }
 
-    fn gap(&mut self, direction: Direction, len: u64) -> bool {
+    fn gap(&mut self, direction: Direction, len: u64, _stats: &mut ProtocolStats) -> bool {
         let [egress, ingress] = &mut self.directions;
         match direction {
             Direction::Egress => egress.gap(len),
@@ -53,7 +54,7 @@ impl ConnectionParser for Http1Connection {
         }
     }
 
-    fn close(&mut self, out: &mut Vec<Exchange>) {
+    fn close(&mut self, out: &mut Vec<Exchange>, _stats: &mut ProtocolStats) {
         let responses = self
             .directions
             .iter_mut()
@@ -68,5 +69,14 @@ impl ConnectionParser for Http1Connection {
             (StreamKind::Responses, _) | (_, StreamKind::Requests) => Some(Role::Server),
             _ => None,
         }
+    }
+}
+
+impl Http1Connection {
+    /// Whether any message head was parsed yet (until then the bytes may be another protocol).
+    pub fn saw_head(&self) -> bool {
+        self.directions
+            .iter()
+            .any(|p| p.kind() != StreamKind::Unknown)
     }
 }

@@ -84,6 +84,7 @@ impl Pairing {
                         out.push(Exchange {
                             request: Some(old),
                             response: None,
+                            http2: None,
                         });
                     }
                     self.pending.push_back(Message { head, body: None });
@@ -114,6 +115,7 @@ impl Pairing {
         let exchange = Exchange {
             request,
             response: Some(response),
+            http2: None,
         };
         if exchange.request.as_ref().is_some_and(|r| r.body.is_none()) {
             self.answered_early = Some(exchange);
@@ -145,6 +147,7 @@ impl Pairing {
             out.push(Exchange {
                 request: Some(request),
                 response: None,
+                http2: None,
             });
         }
     }

@@ -6,8 +6,8 @@
 //! body is, otherwise the parser drops the message and resynchronises on the next record.
 
 use super::byte_queue::ByteQueue;
-use crate::protocol::head::HeadBuilder;
 pub use crate::protocol::head::{Head, StartLine};
+use crate::protocol::head::{HeadBuilder, HttpVersion};
 pub use crate::protocol::message::BodySummary;
 
 /// Headers beyond this count make the head an error (httparse needs a fixed array).
@@ -445,7 +445,10 @@ fn parse_request<'b>(
                 method: b.span(req.method.unwrap_or_default().as_bytes()),
                 target: b.span(req.path.unwrap_or_default().as_bytes()),
             };
-            let version = req.version.unwrap_or(1);
+            let version = match req.version {
+                Some(0) => HttpVersion::Http10,
+                _ => HttpVersion::Http11,
+            };
             Ok(Some((b.finish(used, start, version, req.headers), used)))
         }
         Ok(httparse::Status::Partial) => Ok(None),
@@ -465,7 +468,10 @@ fn parse_response<'b>(
                 status: res.code.unwrap_or_default(),
                 reason: b.span(res.reason.unwrap_or_default().as_bytes()),
             };
-            let version = res.version.unwrap_or(1);
+            let version = match res.version {
+                Some(0) => HttpVersion::Http10,
+                _ => HttpVersion::Http11,
+            };
             Ok(Some((b.finish(used, start, version, res.headers), used)))
         }
         Ok(httparse::Status::Partial) => Ok(None),

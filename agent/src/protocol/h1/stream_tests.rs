@@ -130,7 +130,10 @@ fn not_modified_and_close_delimited() {
         &[b"HTTP/1.0 200 OK\r\n\r\nsome", b" more"],
         Some("GET"),
     );
-    assert_eq!(heads(&events)[0].version, 0);
+    assert_eq!(
+        heads(&events)[0].version,
+        crate::protocol::HttpVersion::Http10
+    );
     assert!(bodies(&events).is_empty());
     let body = p.finish().expect("close completes the body");
     assert_eq!(body.size, 9);

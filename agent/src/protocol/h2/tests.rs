@@ -1,0 +1,525 @@
+//! Connections built frame by frame with a real HPACK encoder (loona-hpack): streams,
+//! CONTINUATION, padding, gRPC trailers, resets, a late attach and a gap.
+
+use super::*;
+use crate::protocol::ProtocolStats;
+
+struct Wire {
+    encoder: loona_hpack::Encoder<'static>,
+}
+
+impl Wire {
+    fn new() -> Self {
+        Self {
+            encoder: loona_hpack::Encoder::new(),
+        }
+    }
+
+    fn block(&mut self, fields: &[(&str, &str)]) -> Vec<u8> {
+        self.encoder
+            .encode(fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+    }
+}
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    out.extend([kind, flags]);
+    out.extend(stream.to_be_bytes());
+    out.extend(payload);
+    out
+}
+
+fn settings() -> Vec<u8> {
+    frame(frame::SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100])
+}
+
+struct Conn {
+    parser: Http2Connection,
+    stats: ProtocolStats,
+    out: Vec<Exchange>,
+    ts: u64,
+}
+
+impl Conn {
+    fn new() -> Self {
+        let mut stats = ProtocolStats::default();
+        let parser = Http2Connection::new(Limits::default(), &mut stats);
+        Self {
+            parser,
+            stats,
+            out: Vec::new(),
+            ts: 0,
+        }
+    }
+
+    fn push(&mut self, direction: Direction, bytes: &[u8]) {
+        self.ts += 1000;
+        self.parser
+            .push(direction, bytes, self.ts, &mut self.out, &mut self.stats)
+            .expect("never errs");
+    }
+
+    fn close(&mut self) {
+        self.parser.close(&mut self.out, &mut self.stats);
+    }
+}
+
+const C: Direction = Direction::Egress;
+const S: Direction = Direction::Ingress;
+
+fn req(path: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (":method", "GET".into()),
+        (":scheme", "https".into()),
+        (":authority", "api.local".into()),
+        (":path", path.into()),
+        ("user-agent", "curl/7.88.1".into()),
+        ("authorization", "Bearer abc.def".into()),
+    ]
+}
+
+fn encode(wire: &mut Wire, fields: &[(&'static str, String)]) -> Vec<u8> {
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    wire.block(&pairs)
+}
+
+#[test]
+fn concurrent_streams_pair_by_id_and_complete_at_end_stream() {
+    let (mut cw, mut sw) = (Wire::new(), Wire::new());
+    let mut c = Conn::new();
+    // The client (this process) writes the preface, SETTINGS and two requests at once.
+    let mut first = PREFACE.to_vec();
+    first.extend(settings());
+    first.extend(frame(
+        frame::HEADERS,
+        frame::END_HEADERS | frame::END_STREAM,
+        1,
+        &encode(&mut cw, &req("/a")),
+    ));
+    first.extend(frame(
+        frame::HEADERS,
+        frame::END_HEADERS | frame::END_STREAM,
+        3,
+        &encode(&mut cw, &req("/b?x=1")),
+    ));
+    c.push(C, &first);
+    c.push(S, &settings());
+    // Stream 3 answered first; stream 1's response head comes alone, then its body.
+    let res = |status: &str| {
+        vec![
+            (":status", status.to_string()),
+            ("content-type", "text/plain".into()),
+        ]
+    };
+    c.push(
+        S,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            3,
+            &encode(&mut sw, &res("404")),
+        ),
+    );
+    c.push(
+        S,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS,
+            1,
+            &encode(&mut sw, &res("200")),
+        ),
+    );
+    assert_eq!(c.out.len(), 1, "stream 1 is not over at its first HEADERS");
+    c.push(S, &frame(frame::DATA, 0, 1, b"hello "));
+    c.push(S, &frame(frame::DATA, frame::END_STREAM, 1, b"world"));
+    assert_eq!(c.out.len(), 2);
+    let (b, a) = (&c.out[0], &c.out[1]);
+    assert_eq!(b.http2.as_ref().map(|h| h.stream_id), Some(3));
+    let breq = &b.request.as_ref().expect("request").head;
+    assert_eq!(
+        (breq.method(), breq.target()),
+        (Some("GET"), Some("/b?x=1"))
+    );
+    assert_eq!(breq.header("host"), Some(&b"api.local"[..]));
+    assert_eq!(breq.header("authorization"), Some(&b"Bearer abc.def"[..]));
+    assert_eq!(b.response.as_ref().and_then(|r| r.head.status()), Some(404));
+    let ares = a.response.as_ref().expect("response");
+    assert_eq!(ares.head.status(), Some(200));
+    let body = ares.body.as_ref().expect("body");
+    assert_eq!(
+        (body.size, body.prefix.as_slice()),
+        (11, &b"hello world"[..])
+    );
+    assert_eq!(c.parser.role_hint(), Some(Role::Client));
+    assert_eq!(c.stats.h2.hpack_unsynced_fields, 0);
+}
+
+#[test]
+fn continuation_padding_priority_and_interim() {
+    let (mut cw, mut sw) = (Wire::new(), Wire::new());
+    let mut c = Conn::new();
+    c.push(S, PREFACE);
+    let mut fields = req("/upload");
+    fields[0].1 = "POST".into();
+    fields.push(("x-big", "v".repeat(3000)));
+    let block = encode(&mut cw, &fields);
+    let (head, tail) = block.split_at(100);
+    // HEADERS with PADDED and PRIORITY, then two CONTINUATION frames.
+    let mut payload = vec![3u8];
+    payload.extend([0, 0, 0, 0, 16]);
+    payload.extend(head);
+    payload.extend([0; 3]);
+    c.push(
+        S,
+        &frame(
+            frame::HEADERS,
+            frame::PADDED | frame::PRIORITY_FLAG,
+            1,
+            &payload,
+        ),
+    );
+    let (mid, end) = tail.split_at(tail.len() / 2);
+    c.push(S, &frame(frame::CONTINUATION, 0, 1, mid));
+    c.push(S, &frame(frame::CONTINUATION, frame::END_HEADERS, 1, end));
+    // Padded DATA ending the request.
+    let mut data = vec![4u8];
+    data.extend(b"{\"a\":1}");
+    data.extend([0; 4]);
+    c.push(
+        S,
+        &frame(frame::DATA, frame::PADDED | frame::END_STREAM, 1, &data),
+    );
+    // 100 Continue, then the final response.
+    c.push(
+        C,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS,
+            1,
+            &sw.block(&[(":status", "100")]),
+        ),
+    );
+    c.push(
+        C,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            1,
+            &sw.block(&[(":status", "201")]),
+        ),
+    );
+    assert_eq!(c.out.len(), 1);
+    let x = &c.out[0];
+    let r = x.request.as_ref().expect("request");
+    assert_eq!(r.head.method(), Some("POST"));
+    assert_eq!(r.head.header("x-big").map(<[u8]>::len), Some(3000));
+    assert_eq!(
+        r.body.as_ref().map(|b| b.prefix.as_slice()),
+        Some(&b"{\"a\":1}"[..])
+    );
+    assert_eq!(x.response.as_ref().and_then(|r| r.head.status()), Some(201));
+    assert_eq!(c.stats.h2.interim_responses, 1);
+    assert_eq!(c.parser.role_hint(), Some(Role::Server));
+}
+
+#[test]
+fn grpc_unary_streaming_and_trailers_only() {
+    let (mut cw, mut sw) = (Wire::new(), Wire::new());
+    let mut c = Conn::new();
+    c.push(C, PREFACE);
+    let call = |path: &str| {
+        vec![
+            (":method", "POST".to_string()),
+            (":scheme", "https".into()),
+            (":path", path.into()),
+            (":authority", "grpc.local:50051".into()),
+            ("content-type", "application/grpc".into()),
+            ("grpc-encoding", "identity".into()),
+            ("te", "trailers".into()),
+        ]
+    };
+    let msg = |body: &[u8]| {
+        let mut m = vec![0u8];
+        m.extend((body.len() as u32).to_be_bytes());
+        m.extend(body);
+        m
+    };
+    // Server streaming: one request message, three response messages split oddly.
+    c.push(
+        C,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS,
+            1,
+            &encode(&mut cw, &call("/demo.Greeter/ListHellos")),
+        ),
+    );
+    c.push(
+        C,
+        &frame(frame::DATA, frame::END_STREAM, 1, &msg(b"\x0a\x03bob")),
+    );
+    c.push(
+        S,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS,
+            1,
+            &sw.block(&[(":status", "200"), ("content-type", "application/grpc")]),
+        ),
+    );
+    let mut all = msg(b"one");
+    all.extend(msg(b"two"));
+    all.extend(msg(b"three"));
+    let (x, y) = all.split_at(7);
+    c.push(S, &frame(frame::DATA, 0, 1, x));
+    c.push(S, &frame(frame::DATA, 0, 1, y));
+    c.push(
+        S,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            1,
+            &sw.block(&[("grpc-status", "0")]),
+        ),
+    );
+    // Trailers-Only error.
+    c.push(
+        C,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS,
+            3,
+            &encode(&mut cw, &call("/demo.Greeter/SayHello")),
+        ),
+    );
+    c.push(C, &frame(frame::DATA, frame::END_STREAM, 3, &msg(b"")));
+    c.push(
+        S,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            3,
+            &sw.block(&[
+                (":status", "200"),
+                ("content-type", "application/grpc"),
+                ("grpc-status", "5"),
+                ("grpc-message", "no%20such%20user"),
+            ]),
+        ),
+    );
+    // Cancelled by the client.
+    c.push(
+        C,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS,
+            5,
+            &encode(&mut cw, &call("/demo.Greeter/SayHello")),
+        ),
+    );
+    c.push(C, &frame(frame::RST_STREAM, 0, 5, &8u32.to_be_bytes()));
+    assert_eq!(c.out.len(), 3);
+    let g: Vec<&GrpcCall> = c
+        .out
+        .iter()
+        .map(|x| {
+            x.http2
+                .as_ref()
+                .and_then(|h| h.grpc.as_ref())
+                .expect("grpc")
+        })
+        .collect();
+    assert_eq!(
+        (g[0].service.as_str(), g[0].method.as_str()),
+        ("demo.Greeter", "ListHellos")
+    );
+    assert_eq!(
+        (
+            g[0].status_code,
+            g[0].request_messages,
+            g[0].response_messages
+        ),
+        (Some(0), 1, 3)
+    );
+    assert_eq!(g[0].encoding.as_deref(), Some("identity"));
+    assert_eq!(
+        (g[1].status_code, g[1].message.as_deref()),
+        (Some(5), Some("no such user"))
+    );
+    assert_eq!(
+        (
+            g[2].status_code,
+            c.out[2].http2.as_ref().and_then(|h| h.reset_code)
+        ),
+        (Some(1), Some(8))
+    );
+}
+
+#[test]
+fn late_attach_resolves_new_fields_and_marks_old_ones() {
+    let (mut cw, mut sw) = (Wire::new(), Wire::new());
+    // loona-hpack inserts only names outside the static table, so custom fields stand for
+    // what real encoders index.
+    let with = |path: &str, extra: (&'static str, &str)| {
+        let mut f = req(path);
+        f.push((extra.0, extra.1.to_string()));
+        f
+    };
+    // Before the attach: a first exchange the agent never sees inserts x-tenant.
+    let _unseen = encode(&mut cw, &with("/a", ("x-tenant", "acme")));
+    let _unseen_res = sw.block(&[(":status", "200"), ("x-served-by", "edge-1")]);
+    let mut c = Conn::new();
+    c.push(
+        C,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            3,
+            &encode(&mut cw, &with("/a", ("x-tenant", "acme"))),
+        ),
+    );
+    c.push(
+        S,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            3,
+            &sw.block(&[(":status", "200"), ("x-served-by", "edge-1")]),
+        ),
+    );
+    // Stream 5 inserts x-trace: seen, so it resolves when stream 7 refers to it.
+    c.push(
+        C,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            5,
+            &encode(&mut cw, &with("/b", ("x-trace", "t1"))),
+        ),
+    );
+    c.push(
+        S,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            5,
+            &sw.block(&[(":status", "200")]),
+        ),
+    );
+    c.push(
+        C,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            7,
+            &encode(&mut cw, &with("/b", ("x-trace", "t1"))),
+        ),
+    );
+    c.push(
+        S,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            7,
+            &sw.block(&[(":status", "200")]),
+        ),
+    );
+    assert_eq!(c.out.len(), 3);
+    let r3 = &c.out[0].request.as_ref().expect("request").head;
+    assert_eq!((r3.method(), r3.target()), (Some("GET"), Some("/a")));
+    assert_eq!(r3.header("x-tenant"), None);
+    assert_eq!(r3.unresolved_fields, 1);
+    assert_eq!(
+        c.out[0].response.as_ref().map(|r| r.head.unresolved_fields),
+        Some(1)
+    );
+    let r7 = &c.out[2].request.as_ref().expect("request").head;
+    assert_eq!(r7.header("x-trace"), Some(&b"t1"[..]));
+    assert_eq!(r7.unresolved_fields, 0);
+    assert_eq!(c.stats.h2.hpack_unsynced_fields, 2);
+    // Nothing was invented: every resolved value is one that was sent.
+    for x in &c.out {
+        let h = &x.request.as_ref().expect("request").head;
+        for (_, v) in h.headers() {
+            assert!(
+                [&b"api.local"[..], b"curl/7.88.1", b"Bearer abc.def", b"t1"].contains(&v),
+                "{v:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn gap_loses_place_then_resyncs_at_a_record_of_frames() {
+    let (mut cw, mut sw) = (Wire::new(), Wire::new());
+    let mut c = Conn::new();
+    c.push(C, PREFACE);
+    c.push(
+        C,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            1,
+            &encode(&mut cw, &req("/a")),
+        ),
+    );
+    assert!(!c.parser.gap(S, 500, &mut c.stats));
+    // Mid-frame garbage (the rest of a lost frame) is skipped, then frames resume.
+    c.push(S, b"tail of a lost DATA frame");
+    c.push(
+        S,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            1,
+            &sw.block(&[(":status", "204")]),
+        ),
+    );
+    assert_eq!(c.stats.h2.resyncs, 1);
+    assert_eq!(c.out.len(), 1);
+    assert_eq!(
+        c.out[0].response.as_ref().and_then(|r| r.head.status()),
+        Some(204)
+    );
+    // A request never answered is reported at close, alone.
+    c.push(
+        C,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS,
+            3,
+            &encode(&mut cw, &req("/b")),
+        ),
+    );
+    c.close();
+    assert_eq!(c.out.len(), 2);
+    assert!(c.out[1].response.is_none());
+}
+
+#[test]
+fn bounded_streams_and_hostile_frames() {
+    let mut cw = Wire::new();
+    let mut c = Conn::new();
+    c.push(C, PREFACE);
+    for id in 0..1100u32 {
+        c.push(
+            C,
+            &frame(
+                frame::HEADERS,
+                frame::END_HEADERS,
+                2 * id + 1,
+                &encode(&mut cw, &req("/x")),
+            ),
+        );
+    }
+    assert_eq!(c.stats.h2.streams_evicted, 1100 - 1024);
+    assert_eq!(c.parser.streams.len(), 1024);
+    // A frame header that breaks the rules loses the position instead of trusting it.
+    c.push(C, &frame(frame::PING, 0, 7, &[0; 8]));
+    assert_eq!(c.stats.h2.protocol_errors, 1);
+    // A HEADERS interrupted by another frame before END_HEADERS: error counted, no panic.
+    c.push(C, &frame(frame::SETTINGS, 0, 0, &[]));
+    c.push(C, &frame(frame::HEADERS, 0, 3001, &[0x82]));
+    c.push(C, &frame(frame::DATA, 0, 3001, b"x"));
+    assert_eq!(c.stats.h2.protocol_errors, 2);
+}
