@@ -1,8 +1,10 @@
 """gRPC peer for the end-to-end tests, on Debian's python3-grpcio (system libssl), without
-generated stubs: requests and replies are raw bytes.
+generated stubs: requests and replies are protobuf messages with one string field (1: name),
+encoded by hand.
 
   grpc_peer.py serve PORT CERT KEY
   grpc_peer.py call PORT CERT [--repeat N --pause S]   unary, streaming, error; prints results
+  grpc_peer.py call PORT CERT --name NAME              one SayHello with NAME
 """
 
 import sys
@@ -13,15 +15,26 @@ import grpc
 SERVICE = "demo.Greeter"
 
 
+def pb(text):
+    """{1: text} in protobuf wire format (short strings: one-byte length)."""
+    data = text.encode()
+    return b"\x0a" + bytes([len(data)]) + data
+
+
+def unpb(message):
+    return message[2 : 2 + message[1]].decode() if len(message) >= 2 else ""
+
+
 def say_hello(request, context):
-    if request == b"nobody":
+    name = unpb(request)
+    if name == "nobody":
         context.abort(grpc.StatusCode.NOT_FOUND, "no such user: nobody")
-    return b"hello " + request
+    return pb("hello " + name)
 
 
 def list_hellos(request, context):
-    for word in (b"one", b"two", b"three"):
-        yield word + b" " + request
+    for word in ("one", "two", "three"):
+        yield pb(word + " " + unpb(request))
 
 
 def serve(port, cert, key):
@@ -43,18 +56,21 @@ def serve(port, cert, key):
     server.wait_for_termination()
 
 
-def call(port, cert, repeat=1, pause=0.0):
+def call(port, cert, repeat=1, pause=0.0, name=None):
     with open(cert, "rb") as c:
         creds = grpc.ssl_channel_credentials(root_certificates=c.read())
     options = (("grpc.ssl_target_name_override", "localhost"),)
     with grpc.secure_channel(f"127.0.0.1:{port}", creds, options=options) as channel:
         hello = channel.unary_unary(f"/{SERVICE}/SayHello")
         stream = channel.unary_stream(f"/{SERVICE}/ListHellos")
+        if name is not None:
+            print(unpb(hello(pb(name), timeout=10)), flush=True)
+            return
         for i in range(repeat):
-            print(hello(b"alice", timeout=10).decode(), flush=True)
-            print(len(list(stream(b"bob", timeout=10))), flush=True)
+            print(unpb(hello(pb("alice"), timeout=10)), flush=True)
+            print(len(list(stream(pb("bob"), timeout=10))), flush=True)
             try:
-                hello(b"nobody", timeout=10)
+                hello(pb("nobody"), timeout=10)
             except grpc.RpcError as e:
                 print(e.code().name, e.details(), flush=True)
             if i + 1 < repeat:
@@ -67,4 +83,5 @@ if __name__ == "__main__":
     else:
         repeat = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 1
         pause = float(sys.argv[sys.argv.index("--pause") + 1]) if "--pause" in sys.argv else 0.0
-        call(int(sys.argv[2]), sys.argv[3], repeat, pause)
+        name = sys.argv[sys.argv.index("--name") + 1] if "--name" in sys.argv else None
+        call(int(sys.argv[2]), sys.argv[3], repeat, pause, name)

@@ -281,6 +281,30 @@ fn grpc_python_unary_streaming_and_error_status() {
         assert_eq!(s(at(error, &["grpc", "message"])), "no such user: nobody");
         assert_eq!(n(at(error, &["grpc", "response_messages"])), 0);
     }
+    // Detection reads the strings inside protobuf messages: SQL injection in field 1.
+    let (pid, out) = run_client(&mut grpc_call(
+        port,
+        &dir.path("cert.pem"),
+        &["--name", "x' UNION SELECT password FROM users --"],
+    ));
+    assert_eq!(out, "hello x' UNION SELECT password FROM users --\n");
+    let e = agent
+        .wait_events(1, WAIT, |e| pid_is(e, pid) && at(e, &["grpc"]).is_object())
+        .remove(0);
+    // Bodies are not shown by default; the finding names the field the walk found.
+    assert_eq!(s(at(&e, &["request", "path"])), "/demo.Greeter/SayHello");
+    let finding = agent
+        .wait_events(1, WAIT, |f| {
+            f["schema"] == "cleartap.finding/1"
+                && f["rule"]["id"] == "INJ-1"
+                && pid_is(&f["exchange"], server_pid)
+        })
+        .remove(0);
+    assert_eq!(
+        s(at(&finding, &["evidence", "input"])),
+        "body.grpc.1",
+        "{finding:#}"
+    );
     agent.stop();
 }
 

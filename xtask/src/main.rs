@@ -63,7 +63,8 @@ enum Cmd {
         /// Seconds per target.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
-        /// Only this target (decode, h1_stream, conn_table, exchange_path).
+        /// Only this target (decode, h1_stream, h2_connection, conn_table, exchange_path,
+        /// enforce_path).
         target: Option<String>,
     },
     /// Build the container image with podman, offline (FROM scratch: binary + its libraries).
@@ -267,9 +268,10 @@ fn setup() -> anyhow::Result<()> {
 }
 
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
-const FUZZ_TARGETS: [&str; 5] = [
+const FUZZ_TARGETS: [&str; 6] = [
     "decode",
     "h1_stream",
+    "h2_connection",
     "conn_table",
     "exchange_path",
     "enforce_path",

@@ -211,6 +211,7 @@ impl Collector for SnapshotCollector {
                     ("kind", "orphan_frames", h2.orphan_frames),
                     ("kind", "interim_responses", h2.interim_responses),
                     ("kind", "unresolved_heads", h2.unresolved_heads),
+                    ("kind", "restarts", h2.restarts),
                 ],
             ),
         )?;

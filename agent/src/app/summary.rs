@@ -48,7 +48,7 @@ internal_errors={} (conn={} event={} detect={} output={})",
         s.push_str(&format!(
             " | http2: connections={} frames={} header_blocks={} hpack_unsynced_fields={} \
 hpack_dropped_fields={} hpack_errors={} oversized_blocks={} protocol_errors={} resyncs={} \
-skipped_bytes={} streams_evicted={} orphan_frames={} interim_responses={} unresolved_heads={}",
+skipped_bytes={} streams_evicted={} orphan_frames={} interim_responses={} unresolved_heads={} restarts={}",
             h2.connections,
             h2.frames,
             h2.header_blocks,
@@ -63,6 +63,7 @@ skipped_bytes={} streams_evicted={} orphan_frames={} interim_responses={} unreso
             h2.orphan_frames,
             h2.interim_responses,
             h2.unresolved_heads,
+            h2.restarts,
         ));
     }
     match kernel {

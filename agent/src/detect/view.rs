@@ -154,10 +154,16 @@ impl<'a> View<'a> {
         })
     }
 
-    /// String leaves of a JSON request body or the fields of a form body (`body.`-prefixed).
+    /// String leaves of a JSON request body, the fields of a form body, or the strings inside
+    /// a gRPC call's protobuf messages (`body.`-prefixed).
     pub fn body_inputs(&self) -> &[(String, String)] {
-        self.body_inputs
-            .get_or_init(|| super::content::body_inputs(self.request_body))
+        self.body_inputs.get_or_init(|| {
+            if self.event.grpc.is_some() {
+                crate::protocol::h2::protobuf::strings(self.request_body)
+            } else {
+                super::content::body_inputs(self.request_body)
+            }
+        })
     }
 
     /// The response body as text: borrowed when it is UTF-8 (a multi-byte character cut at

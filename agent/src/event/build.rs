@@ -77,11 +77,20 @@ fn body<'m>(
     message: &'m Message,
     key: &TokenKey,
     shown_bytes: usize,
+    grpc: bool,
 ) -> (Option<u64>, Cow<'m, str>, u64) {
     match &message.body {
         Some(b) if shown_bytes > 0 && !b.prefix.is_empty() => {
-            // Redacted whole, then cut: a secret straddling the cut is still masked.
-            let text = String::from_utf8_lossy(&b.prefix);
+            // Redacted whole, then cut: a secret straddling the cut is still masked. A gRPC
+            // body is protobuf: shown as the walk of its fields, not as binary.
+            let text = if grpc {
+                Cow::Owned(crate::protocol::h2::protobuf::render(
+                    &b.prefix,
+                    shown_bytes,
+                ))
+            } else {
+                String::from_utf8_lossy(&b.prefix)
+            };
             (
                 Some(b.size),
                 shown(redact::body(key, text), shown_bytes),
@@ -112,6 +121,7 @@ fn request<'m>(
     key: &TokenKey,
     shown_bytes: usize,
     sip_key: Option<[u64; 2]>,
+    grpc: bool,
 ) -> Option<Request<'m>> {
     let head = &message.head;
     let method = head.method()?;
@@ -129,7 +139,7 @@ fn request<'m>(
             None => (Cow::Owned(target), None),
         },
     };
-    let (body_size, body_prefix, body_missing_bytes) = body(message, key, shown_bytes);
+    let (body_size, body_prefix, body_missing_bytes) = body(message, key, shown_bytes, grpc);
     Some(Request {
         method: Cow::Borrowed(method),
         path,
@@ -145,10 +155,15 @@ fn request<'m>(
     })
 }
 
-fn response<'m>(message: &'m Message, key: &TokenKey, shown_bytes: usize) -> Option<Response<'m>> {
+fn response<'m>(
+    message: &'m Message,
+    key: &TokenKey,
+    shown_bytes: usize,
+    grpc: bool,
+) -> Option<Response<'m>> {
     let head = &message.head;
     let status = head.status()?;
-    let (body_size, body_prefix, body_missing_bytes) = body(message, key, shown_bytes);
+    let (body_size, body_prefix, body_missing_bytes) = body(message, key, shown_bytes, grpc);
     Some(Response {
         status,
         reason: Cow::Borrowed(head.reason().unwrap_or_default()),
@@ -231,6 +246,11 @@ pub fn build<'a>(item: &'a ConnExchange, ctx: &Enrichment<'a>) -> ExchangeEvent<
     let path = req
         .and_then(|r| r.head.target())
         .map(|t| t.split('?').next().unwrap_or(t));
+    let is_grpc = item
+        .exchange
+        .http2
+        .as_ref()
+        .is_some_and(|h| h.grpc.is_some());
     let shown_bytes = if body_allowed(path, ctx.body_routes) {
         ctx.event_body_bytes
     } else {
@@ -269,8 +289,8 @@ pub fn build<'a>(item: &'a ConnExchange, ctx: &Enrichment<'a>) -> ExchangeEvent<
             fd: conn.fd,
             stream: Some(conn.stream),
         },
-        request: req.and_then(|m| request(m, ctx.key, shown_bytes, ctx.credential_key)),
-        response: res.and_then(|m| response(m, ctx.key, shown_bytes)),
+        request: req.and_then(|m| request(m, ctx.key, shown_bytes, ctx.credential_key, is_grpc)),
+        response: res.and_then(|m| response(m, ctx.key, shown_bytes, is_grpc)),
         latency_us: match (req, res) {
             (Some(r), Some(s)) => Some(micros(end_ns(r), s.head.start_ns)),
             _ => None,

@@ -228,3 +228,84 @@ fn native_writer_is_serde_json_byte_for_byte() {
         );
     }
 }
+
+/// An HTTP/2 gRPC call through the real HTTP/2 parser (frames and HPACK from loona-hpack's
+/// encoder): the golden file pins `stream_id`, `grpc` and the pseudo-header mapping.
+fn grpc_exchange() -> ConnExchange {
+    use crate::protocol::{
+        ConnectionParser, Direction, ProtocolStats,
+        h2::{Http2Connection, Limits as H2Limits, frame::PREFACE},
+    };
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let mut out = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        out.extend([kind, flags]);
+        out.extend(stream.to_be_bytes());
+        out.extend(payload);
+        out
+    }
+    let mut stats = ProtocolStats::default();
+    let limits = H2Limits {
+        body_prefix_bytes: 16,
+        ..H2Limits::default()
+    };
+    let mut conn = Http2Connection::new(limits, &mut stats);
+    let (mut cw, mut sw) = (loona_hpack::Encoder::new(), loona_hpack::Encoder::new());
+    let mut out = Vec::new();
+    let request = cw.encode([
+        (&b":method"[..], &b"POST"[..]),
+        (b":scheme", b"https"),
+        (b":path", b"/shop.Orders/Get"),
+        (b":authority", b"orders.shop:443"),
+        (b"content-type", b"application/grpc"),
+        (b"authorization", b"Bearer s3cret-token"),
+    ]);
+    let mut egress = PREFACE.to_vec();
+    egress.extend(frame(1, 4, 1, &request));
+    egress.extend(frame(0, 1, 1, b"\x00\x00\x00\x00\x03\x08\x96\x01"));
+    conn.push(Direction::Egress, &egress, 1_000_000, &mut out, &mut stats)
+        .expect("parses");
+    let head = sw.encode([
+        (&b":status"[..], &b"200"[..]),
+        (b"content-type", b"application/grpc"),
+    ]);
+    let trailers = sw.encode([
+        (&b"grpc-status"[..], &b"7"[..]),
+        (b"grpc-message", b"tenant%20mismatch"),
+    ]);
+    let mut ingress = frame(1, 4, 1, &head);
+    ingress.extend(frame(0, 0, 1, b"\x00\x00\x00\x00\x00"));
+    ingress.extend(frame(1, 5, 1, &trailers));
+    conn.push(
+        Direction::Ingress,
+        &ingress,
+        1_250_000,
+        &mut out,
+        &mut stats,
+    )
+    .expect("parses");
+    let mut item = exchange();
+    item.exchange = out.pop().expect("one exchange");
+    item
+}
+
+#[test]
+fn grpc_event_matches_golden_file() {
+    let (workload, key) = (golden_workload(), TokenKey::for_tests());
+    let item = grpc_exchange();
+    let event = build(&item, &golden_context(&workload, &key));
+    let rendered = serde_json::to_string_pretty(&event).expect("json") + "\n";
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/grpc_event.json");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(path, &rendered).expect("write golden");
+    }
+    let golden = std::fs::read_to_string(path).expect("golden file (UPDATE_GOLDEN=1 creates it)");
+    assert_eq!(rendered, golden);
+    assert!(!golden.contains("s3cret"));
+    let mut back: ExchangeEvent<'_> = serde_json::from_str(&golden).expect("golden parses");
+    back.connection.stream = event.connection.stream;
+    assert_eq!(back, event);
+    assert_eq!(
+        crate::output::native_json(&event).expect("native"),
+        serde_json::to_string(&event).expect("serde_json")
+    );
+}

@@ -101,6 +101,9 @@ pub fn ocsf(event: &ExchangeEvent<'_>, epoch_ms: i64) -> Value {
             "fd": c.fd,
             "latency_us": event.latency_us,
             "kubernetes": kubernetes(event.kubernetes.as_ref()),
+            "http2_stream_id": event.stream_id,
+            "http2_reset_code": event.reset_code,
+            "grpc": event.grpc,
         },
     });
     if let Some(container) = &event.container {
@@ -205,6 +208,9 @@ pub fn ecs(event: &ExchangeEvent<'_>) -> Value {
             "fd": c.fd,
             "latency_us": event.latency_us,
             "kubernetes_node": event.kubernetes.as_ref().map(|k| &k.node),
+            "http2_stream_id": event.stream_id,
+            "http2_reset_code": event.reset_code,
+            "grpc": event.grpc,
         },
     });
     if let Some(container) = &event.container {

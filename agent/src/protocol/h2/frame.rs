@@ -12,6 +12,9 @@ pub const HEADER_LEN: usize = 9;
 /// SETTINGS of a connection it joined late.
 pub const MAX_FRAME_LEN: u32 = (1 << 24) - 1;
 
+/// SETTINGS_MAX_FRAME_SIZE's initial value (RFC 9113 §6.5.2).
+pub const DEFAULT_MAX_FRAME_LEN: u32 = 1 << 14;
+
 pub const DATA: u8 = 0x0;
 pub const HEADERS: u8 = 0x1;
 pub const PRIORITY: u8 = 0x2;
@@ -69,7 +72,9 @@ impl FrameHeader {
             GOAWAY => !on_stream && self.len >= 8 && self.flags == 0,
             WINDOW_UPDATE => self.len == 4 && self.flags == 0,
             CONTINUATION => on_stream && flags_within(END_HEADERS),
-            _ => allow_unknown,
+            // Extension frames are small; a long one is far more likely misread bytes (the
+            // preface of a new connection under a reused key reads as a 5 MiB frame).
+            _ => allow_unknown && self.len <= DEFAULT_MAX_FRAME_LEN,
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod frame;
 pub mod grpc;
 pub mod hpack;
+pub mod protobuf;
 mod streams;
 
 use frame::{FrameHeader, HEADER_LEN, PREFACE, Shape};
@@ -81,6 +82,8 @@ pub struct Http2Stats {
     pub interim_responses: u64,
     /// Response heads whose `:status` could not be resolved.
     pub unresolved_heads: u64,
+    /// New connections found under a stream key still in use (a reused TLS object).
+    pub restarts: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -145,6 +148,7 @@ pub struct Http2Connection {
     limits: Limits,
     /// The direction that wrote the preface.
     preface_direction: Option<Direction>,
+    frames_seen: bool,
 }
 
 /// Whether the first bytes of a connection (one record) are HTTP/2.
@@ -160,6 +164,7 @@ impl Http2Connection {
             streams: Streams::new(limits.max_streams, limits.body_prefix_bytes),
             limits,
             preface_direction: None,
+            frames_seen: false,
         }
     }
 
@@ -179,6 +184,27 @@ impl Http2Connection {
         out: &mut Vec<Exchange>,
         stats: &mut Http2Stats,
     ) {
+        // A new connection under the same stream key: TLS stacks that do their own socket I/O
+        // (gRPC's BIO pairs) free and reallocate the TLS object, so its address — the key —
+        // comes back without a close the agent could see. A preface at a frame boundary of a
+        // connection already under way can only mean that: what was open is reported, and
+        // the new connection starts clean.
+        if (self.frames_seen || self.preface_direction.is_some())
+            && matches!(
+                self.state(direction).read,
+                Read::Header { have: 0, .. } | Read::Lost
+            )
+            && bytes.starts_with(PREFACE)
+        {
+            stats.restarts += 1;
+            self.streams.finish_all(out);
+            self.directions = [
+                DirectionState::new(&self.limits),
+                DirectionState::new(&self.limits),
+            ];
+            self.preface_direction = None;
+            self.frames_seen = false;
+        }
         // A record starts here: where a direction lost its place, or has not started, the
         // record's shape decides.
         let first_record = matches!(self.state(direction).read, Read::Header { have: 0, .. })
@@ -255,6 +281,7 @@ impl Http2Connection {
                         continue;
                     }
                     stats.frames += 1;
+                    self.frames_seen = true;
                     let state = self.state(direction);
                     state.payload.clear();
                     state.data_pad = None;

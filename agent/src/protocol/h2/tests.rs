@@ -523,3 +523,60 @@ fn bounded_streams_and_hostile_frames() {
     c.push(C, &frame(frame::DATA, 0, 3001, b"x"));
     assert_eq!(c.stats.h2.protocol_errors, 2);
 }
+
+#[test]
+fn a_new_connection_under_a_reused_key_starts_clean() {
+    let (mut cw, mut sw) = (Wire::new(), Wire::new());
+    let mut c = Conn::new();
+    c.push(S, PREFACE);
+    c.push(
+        S,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS,
+            1,
+            &encode(&mut cw, &req("/old")),
+        ),
+    );
+    c.push(
+        C,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS,
+            1,
+            &sw.block(&[(":status", "200")]),
+        ),
+    );
+    // The old connection ends unseen; a new one (fresh encoders) reuses the key.
+    let (mut cw, mut sw) = (Wire::new(), Wire::new());
+    c.push(C, &settings());
+    c.push(S, PREFACE);
+    assert_eq!(c.stats.h2.restarts, 1);
+    assert_eq!(
+        c.out.len(),
+        1,
+        "the open stream of the old connection is reported"
+    );
+    c.push(
+        S,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            1,
+            &encode(&mut cw, &req("/new")),
+        ),
+    );
+    c.push(
+        C,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            1,
+            &sw.block(&[(":status", "200")]),
+        ),
+    );
+    assert_eq!(c.out.len(), 2);
+    let head = &c.out[1].request.as_ref().expect("request").head;
+    assert_eq!(head.target(), Some("/new"));
+    assert_eq!(head.unresolved_fields, 0);
+}
