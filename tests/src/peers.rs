@@ -242,3 +242,14 @@ pub fn grpc_server(dir: &TempDir, port: u16) -> Peer {
     wait_for_port(port, "gRPC server");
     Peer(child, "grpc server")
 }
+
+/// An h2c server that accepts `Upgrade: h2c` (nghttpd does not), on Debian's python3-h2.
+pub fn h2c_upgrade_server(port: u16) -> Peer {
+    let child = Command::new(PYTHON)
+        .arg(peers_dir().join("h2c_upgrade_server.py"))
+        .arg(port.to_string())
+        .spawn()
+        .expect("start h2c upgrade server");
+    wait_for_port(port, "h2c upgrade server");
+    Peer(child, "h2c upgrade server")
+}

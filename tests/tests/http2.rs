@@ -6,7 +6,10 @@ use std::{collections::BTreeSet, process::Command, time::Duration};
 
 use cleartap_e2e::{
     Agent, TempDir, WAIT, at, free_port, n,
-    peers::{NGINX_FILE_BYTES, PYTHON, curl, grpc_server, nghttpd, nginx_h2, peers_dir},
+    peers::{
+        NGINX_FILE_BYTES, PYTHON, curl, grpc_server, h2c_upgrade_server, nghttpd, nginx_h2,
+        peers_dir,
+    },
     pid_is, privileged, run_client, s, summary_counter,
 };
 use serde_json::Value;
@@ -194,7 +197,7 @@ fn nghttp_header_block_with_continuation_against_nghttpd() {
 }
 
 #[test]
-fn h2c_prior_knowledge_curl_against_nghttpd() {
+fn h2c_prior_knowledge_and_upgrade_curl_against_nghttpd() {
     if !privileged() {
         return;
     }
@@ -225,7 +228,36 @@ fn h2c_prior_knowledge_curl_against_nghttpd() {
             NGINX_FILE_BYTES as u64
         );
     }
-    agent.stop();
+    // By `Upgrade: h2c`: the HTTP/1.1 request becomes stream 1, answered in HTTP/2.
+    let up_port = free_port();
+    let upgrade_server = h2c_upgrade_server(up_port);
+    let server_pid = upgrade_server.0.id();
+    let (pid, out) = run_client(&mut curl(&[
+        "--http2",
+        "-w",
+        "%{http_version}",
+        &format!("http://127.0.0.1:{up_port}/file.bin?upgrade=1"),
+    ]));
+    assert_eq!(out, "hello h2c\n2");
+    for who in [pid, server_pid] {
+        let e = agent
+            .wait_events(1, WAIT, |e| {
+                pid_is(e, who) && s(at(e, &["request", "query"])) == "upgrade=1"
+            })
+            .remove(0);
+        assert_eq!(s(at(&e, &["request", "version"])), "HTTP/1.1");
+        assert_eq!(s(at(&e, &["request", "headers", "upgrade"])), "h2c");
+        assert_eq!(s(at(&e, &["response", "version"])), "HTTP/2");
+        assert_eq!(n(at(&e, &["response", "status"])), 200);
+        assert_eq!(n(at(&e, &["stream_id"])), 1);
+        assert_eq!(n(at(&e, &["response", "body_size"])), 10);
+        assert_eq!(
+            s(at(&e, &["response", "headers", "content-type"])),
+            "text/plain"
+        );
+    }
+    let summary = agent.stop();
+    assert_eq!(summary_counter(&summary, "protocol_errors"), 0);
 }
 
 fn grpc_call(port: u16, cert: &std::path::Path, extra: &[&str]) -> Command {
@@ -358,4 +390,41 @@ fn grpc_connection_opened_before_the_agent() {
     // The connection was joined late: references to entries inserted before were counted.
     assert!(summary_counter(&summary, "hpack_unsynced_fields") >= 10);
     assert_eq!(summary_counter(&summary, "hpack_errors"), 0);
+}
+
+#[test]
+fn node_http2_client_with_its_own_openssl() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("h2-node");
+    let port = free_port();
+    let _server = nginx_h2(&dir, port);
+    let agent = Agent::start(&[]);
+    let mut cmd = Command::new("node");
+    cmd.arg(peers_dir().join("node_h2_get.js"))
+        .arg(port.to_string())
+        .args(["/file.bin", "/api/items/3", "1500"]);
+    let (pid, out) = run_client(&mut cmd);
+    assert_eq!(out, format!("200 {NGINX_FILE_BYTES}\n200 10\n"));
+    let mut events = agent.wait_events(2, WAIT, |e| pid_is(e, pid) && h2(e));
+    events.sort_by_key(|e| n(at(e, &["stream_id"])));
+    let node = std::fs::canonicalize("/usr/bin/node").expect("node");
+    for (e, (stream, path, size)) in events.iter().zip([
+        (1, "/file.bin", NGINX_FILE_BYTES as u64),
+        (3, "/api/items/3", 10),
+    ]) {
+        assert_eq!(s(at(e, &["connection", "library"])), node.to_string_lossy());
+        assert_eq!(s(at(e, &["connection", "role"])), "client");
+        assert_eq!(n(at(e, &["stream_id"])), stream);
+        assert_eq!(s(at(e, &["request", "path"])), path);
+        assert_eq!(s(at(e, &["request", "headers", "x-from"])), "node-h2");
+        assert_eq!(
+            s(at(e, &["request", "headers", "host"])),
+            format!("127.0.0.1:{port}")
+        );
+        assert_eq!(n(at(e, &["response", "status"])), 200);
+        assert_eq!(n(at(e, &["response", "body_size"])), size);
+    }
+    agent.stop();
 }

@@ -25,7 +25,7 @@ mod soak;
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 /// Debian packages the end-to-end tests start as real peers.
-const TEST_PEERS: [&str; 11] = [
+const TEST_PEERS: [&str; 12] = [
     "nginx",
     "curl",
     "openssl",
@@ -34,10 +34,12 @@ const TEST_PEERS: [&str; 11] = [
     "bpftool",
     "gnutls-bin",
     "rsyslog",
-    // HTTP/2 peers: h2load and nghttp, nghttpd, and gRPC linking the system libssl.
+    // HTTP/2 peers: h2load and nghttp, nghttpd, gRPC linking the system libssl.
     "nghttp2-client",
     "nghttp2-server",
     "python3-grpcio",
+    // An h2c server that accepts `Upgrade: h2c`.
+    "python3-h2",
 ];
 
 #[derive(Parser)]

@@ -63,6 +63,8 @@ pub struct ProtocolStats {
     pub h2: h2::Http2Stats,
     /// HTTP/1 connections that turned out to be HTTP/2 (recognised by their first bytes).
     pub switched_to_h2: u64,
+    /// HTTP/1 connections upgraded to HTTP/2 (`Upgrade: h2c` → `101`).
+    pub upgraded_to_h2: u64,
 }
 
 /// One connection's protocol parser: bytes in, completed exchanges out.
@@ -125,7 +127,26 @@ impl Parser {
             stats.switched_to_h2 += 1;
             *self = Parser::Http2(Box::new(h2::Http2Connection::new(*limits, stats)));
         }
-        self.push(direction, bytes, ts_ns, out, stats)
+        self.push(direction, bytes, ts_ns, out, stats)?;
+        if let Parser::Http1(p) = self
+            && let Some(upgrade) = p.take_upgrade()
+        {
+            stats.upgraded_to_h2 += 1;
+            let mut h2 = h2::Http2Connection::after_upgrade(
+                *limits,
+                upgrade.request,
+                upgrade.request_direction,
+                stats,
+            );
+            let [egress, ingress] = upgrade.rest;
+            for (d, rest) in [(Direction::Egress, egress), (Direction::Ingress, ingress)] {
+                if !rest.is_empty() {
+                    h2.push(d, &rest, ts_ns, out, stats)?;
+                }
+            }
+            *self = Parser::Http2(Box::new(h2));
+        }
+        Ok(())
     }
 }
 

@@ -72,7 +72,48 @@ impl ConnectionParser for Http1Connection {
     }
 }
 
+/// What an HTTP/1 connection hands to HTTP/2 after `Upgrade: h2c` → `101`.
+pub struct Upgrade {
+    /// The request that asked for the upgrade: HTTP/2 answers it on stream 1.
+    pub request: Option<crate::protocol::Message>,
+    /// The direction that carried requests.
+    pub request_direction: Direction,
+    /// Bytes each direction had queued after the switch, by [`Direction::index`].
+    pub rest: [Vec<u8>; 2],
+}
+
 impl Http1Connection {
+    /// The connection switched to HTTP/2 (`101` with `Upgrade: h2c`): the upgraded request
+    /// and the bytes that followed, once.
+    pub fn take_upgrade(&mut self) -> Option<Upgrade> {
+        let responses = self
+            .directions
+            .iter()
+            .position(|p| p.kind() == StreamKind::Responses)?;
+        let rest_of_responses = self.directions.get_mut(responses)?.take_switched()?;
+        let requests = 1 - responses;
+        let rest_of_requests = self
+            .directions
+            .get_mut(requests)
+            .map(StreamParser::take_buffered)
+            .unwrap_or_default();
+        // Indexed by Direction::index: egress first.
+        let rest = if responses == 0 {
+            [rest_of_responses, rest_of_requests]
+        } else {
+            [rest_of_requests, rest_of_responses]
+        };
+        Some(Upgrade {
+            request: self.pairing.upgraded.take(),
+            request_direction: if requests == 0 {
+                Direction::Egress
+            } else {
+                Direction::Ingress
+            },
+            rest,
+        })
+    }
+
     /// Whether any message head was parsed yet (until then the bytes may be another protocol).
     pub fn saw_head(&self) -> bool {
         self.directions

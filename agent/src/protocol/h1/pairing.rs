@@ -25,6 +25,8 @@ pub struct Pairing {
     /// Answered before its request body ended (early response to an upload): reported once
     /// the body ends, so the event carries the request's full size.
     answered_early: Option<Exchange>,
+    /// The request a `101` to h2c answered: it becomes stream 1 of the HTTP/2 connection.
+    pub upgraded: Option<Message>,
     pub stats: PairingStats,
 }
 
@@ -56,6 +58,10 @@ impl Pairing {
             };
             match (parser.kind(), event) {
                 (StreamKind::Responses, ParseEvent::Head(head)) => {
+                    if head.status() == Some(101) && parser.switched() {
+                        self.upgraded = self.pending.pop_front();
+                        return Ok(());
+                    }
                     if matches!(head.start, StartLine::Response { status, .. } if (100..200).contains(&status))
                     {
                         self.stats.interim_responses += 1;

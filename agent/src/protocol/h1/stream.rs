@@ -71,6 +71,9 @@ enum State {
     UntilClose,
     /// Lost track of message boundaries; wait for the next record to start afresh.
     Desynced,
+    /// A `101 Switching Protocols` to HTTP/2 (`Upgrade: h2c`): what follows is not HTTP/1;
+    /// the bytes are kept for the HTTP/2 parser ([`StreamParser::take_switched`]).
+    SwitchedToH2,
 }
 
 #[derive(Debug)]
@@ -99,6 +102,27 @@ impl StreamParser {
 
     pub fn kind(&self) -> StreamKind {
         self.kind
+    }
+
+    pub fn switched(&self) -> bool {
+        self.state == State::SwitchedToH2
+    }
+
+    /// After a `101` to h2c: the bytes that followed it (then the parser is spent).
+    pub fn take_switched(&mut self) -> Option<Vec<u8>> {
+        if self.state != State::SwitchedToH2 {
+            return None;
+        }
+        let rest = self.buf.as_slice().to_vec();
+        self.buf.clear();
+        Some(rest)
+    }
+
+    /// Bytes queued, unparsed (the other direction of a switched connection).
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        let rest = self.buf.as_slice().to_vec();
+        self.buf.clear();
+        rest
     }
 
     /// Bytes waiting to be parsed (bounded by the head limit plus one record).
@@ -226,7 +250,7 @@ impl StreamParser {
     ) -> Result<Option<ParseEvent>, ParseError> {
         loop {
             match self.state {
-                State::Desynced => return Ok(None),
+                State::Desynced | State::SwitchedToH2 => return Ok(None),
                 State::Head => return self.parse_head(request_method),
                 State::Length(rem) => {
                     let took = self.take_body(rem);
@@ -380,7 +404,11 @@ impl StreamParser {
         let head = head.with_times(self.head_start_ns.unwrap_or(self.last_ns), self.last_ns);
         self.buf.consume(used);
         self.body = BodySummary::default();
-        self.state = self.body_state(&head, request_method)?;
+        self.state = if switches_to_h2(&head) {
+            State::SwitchedToH2
+        } else {
+            self.body_state(&head, request_method)?
+        };
         Ok(Some(ParseEvent::Head(head)))
     }
 
@@ -432,6 +460,14 @@ impl StreamParser {
 
 /// The head and the bytes it used.
 type ParsedHead = (Head, usize);
+
+/// `101 Switching Protocols` with `Upgrade: h2c` (RFC 7540 §3.2).
+fn switches_to_h2(head: &Head) -> bool {
+    head.status() == Some(101)
+        && head
+            .header("upgrade")
+            .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"h2c"))
+}
 
 fn parse_request<'b>(
     bytes: &'b [u8],

@@ -168,6 +168,23 @@ impl Http2Connection {
         }
     }
 
+    /// The HTTP/2 side of an `Upgrade: h2c`: the HTTP/1 request is stream 1's (RFC 7540 §3.2);
+    /// the server's first HTTP/2 bytes follow the `101`, the client's start with the preface.
+    pub fn after_upgrade(
+        limits: Limits,
+        request: Option<super::Message>,
+        request_direction: Direction,
+        stats: &mut ProtocolStats,
+    ) -> Self {
+        let mut conn = Self::new(limits, stats);
+        conn.preface_direction = Some(request_direction);
+        conn.frames_seen = true;
+        conn.state(request_direction).read = Read::Preface(0);
+        conn.streams
+            .seed_upgraded(request, request_direction, &mut stats.h2);
+        conn
+    }
+
     fn state(&mut self, direction: Direction) -> &mut DirectionState {
         let [egress, ingress] = &mut self.directions;
         match direction {

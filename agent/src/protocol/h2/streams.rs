@@ -118,6 +118,25 @@ impl Streams {
         }
     }
 
+    /// Stream 1 of an upgraded connection: its request came as HTTP/1.
+    pub fn seed_upgraded(
+        &mut self,
+        request: Option<Message>,
+        direction: Direction,
+        _stats: &mut Http2Stats,
+    ) {
+        self.request_direction = Some(direction);
+        let Some(request) = request else {
+            return;
+        };
+        let stream = self.open.entry(1).or_default();
+        stream.request_direction = Some(direction);
+        stream.request = Some(Part {
+            head: request.head,
+            body: request.body.unwrap_or_default(),
+        });
+    }
+
     pub fn len(&self) -> usize {
         self.open.len()
     }

@@ -580,3 +580,60 @@ fn a_new_connection_under_a_reused_key_starts_clean() {
     assert_eq!(head.target(), Some("/new"));
     assert_eq!(head.unresolved_fields, 0);
 }
+
+#[test]
+fn upgrade_h2c_makes_the_http1_request_stream_1() {
+    use crate::protocol::{Parser, h1};
+    let mut sw = Wire::new();
+    let limits = Limits::default();
+    let mut stats = ProtocolStats::default();
+    let mut parser = Parser::new(h1::Limits::default());
+    let mut out = Vec::new();
+    parser
+        .push_with(
+            &limits,
+            C,
+            b"GET /up HTTP/1.1\r\nHost: h2c.local\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n",
+            1,
+            &mut out,
+            &mut stats,
+        )
+        .expect("request");
+    let mut answer =
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".to_vec();
+    answer.extend(settings());
+    parser
+        .push_with(&limits, S, &answer, 2, &mut out, &mut stats)
+        .expect("101");
+    assert_eq!(stats.upgraded_to_h2, 1);
+    assert!(matches!(parser, Parser::Http2(_)));
+    let mut preface = PREFACE.to_vec();
+    preface.extend(settings());
+    parser
+        .push_with(&limits, C, &preface, 3, &mut out, &mut stats)
+        .expect("preface");
+    let mut response = frame(
+        frame::HEADERS,
+        frame::END_HEADERS,
+        1,
+        &sw.block(&[(":status", "200")]),
+    );
+    response.extend(frame(frame::DATA, frame::END_STREAM, 1, b"upgraded"));
+    parser
+        .push_with(&limits, S, &response, 4, &mut out, &mut stats)
+        .expect("response");
+    assert_eq!(out.len(), 1);
+    let x = &out[0];
+    let request = &x.request.as_ref().expect("request").head;
+    assert_eq!(
+        (request.method(), request.target()),
+        (Some("GET"), Some("/up"))
+    );
+    assert_eq!(request.version, crate::protocol::HttpVersion::Http11);
+    let response = x.response.as_ref().expect("response");
+    assert_eq!(response.head.version, crate::protocol::HttpVersion::Http2);
+    assert_eq!(response.body.as_ref().map(|b| b.size), Some(8));
+    assert_eq!(x.http2.as_ref().map(|h| h.stream_id), Some(1));
+    assert_eq!(stats.h2.protocol_errors, 0);
+}
