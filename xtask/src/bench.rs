@@ -186,7 +186,7 @@ impl Tool {
         bail!("no `{needle}` within {timeout:?}")
     }
 
-    fn cpu_secs(&self) -> f64 {
+    pub fn cpu_secs(&self) -> f64 {
         let stat =
             std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         // Fields after the `(comm)`: state is 3rd, utime 14th, stime 15th overall.
@@ -248,6 +248,11 @@ impl Drop for Nginx {
 }
 
 pub fn start_nginx(dir: &Path) -> anyhow::Result<Nginx> {
+    start_nginx_with(dir, "ssl")
+}
+
+/// nginx as [`start_nginx`] with `listen_flags` after the address (`ssl`, or `ssl http2`).
+pub fn start_nginx_with(dir: &Path, listen_flags: &str) -> anyhow::Result<Nginx> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -282,7 +287,7 @@ pub fn start_nginx(dir: &Path) -> anyhow::Result<Nginx> {
     let d = dir.display();
     let conf = format!(
         "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n access_log off;\n \
-         client_body_temp_path {d}/body;\n keepalive_requests 1000000;\n server {{\n  listen 127.0.0.1:{port} ssl;\n  \
+         client_body_temp_path {d}/body;\n keepalive_requests 1000000;\n server {{\n  listen 127.0.0.1:{port} {listen_flags};\n  \
          ssl_certificate {};\n  ssl_certificate_key {};\n  root {};\n }}\n}}\n",
         cert.display(),
         key.display(),
@@ -373,12 +378,12 @@ fn start(config: Config, agent: &Path, dir: &Path) -> anyhow::Result<Option<Tool
     }))
 }
 
-fn median(v: &mut [f64]) -> f64 {
+pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     if v.is_empty() { 0.0 } else { v[v.len() / 2] }
 }
 
-fn summary_value(summary: &str, key: &str) -> Option<String> {
+pub fn summary_value(summary: &str, key: &str) -> Option<String> {
     summary
         .split_whitespace()
         .find_map(|kv| kv.strip_prefix(&format!("{key}=")))

@@ -4,6 +4,7 @@
 //!   cargo xtask run     build the agent (release) and run it: captures every process here
 //!   cargo xtask test    setup + test peers, then fmt, clippy, unit and end-to-end tests
 //!   cargo xtask bench overhead   throughput cost against no agent, bpftrace and sslsniff
+//!   cargo xtask bench http2      HTTP/2 (h2load) throughput cost and events per request
 //!   cargo xtask fuzz    cargo-fuzz targets (decode, HTTP stream, connection table, whole exchange path)
 //!   cargo xtask soak    10 minutes under load, RSS and fds sampled (not in CI)
 
@@ -16,6 +17,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_h2;
 mod bpf_stats;
 mod image;
 mod qemu;
@@ -88,6 +90,8 @@ enum Cmd {
 enum BenchCmd {
     /// nginx+wrk over TLS: no agent vs cleartap vs bpftrace count-only vs bcc sslsniff.
     Overhead(bench::OverheadArgs),
+    /// nginx (TLS + HTTP/2) + h2load: no agent vs cleartap, events per request.
+    Http2(bench_h2::Http2Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -122,6 +126,17 @@ fn main() -> anyhow::Result<()> {
                 bail!("the overhead benchmark loads eBPF programs: run it as root");
             }
             bench::overhead(&args, &workspace_root().join("target/release/cleartap"))
+        }
+        Cmd::Bench {
+            which: BenchCmd::Http2(args),
+        } => {
+            setup()?;
+            apt_install(&["nginx", "nghttp2-client", "openssl"])?;
+            run_cmd(cargo().args(["build", "--release", "-p", "agent", "--bin", "cleartap"]))?;
+            if !is_root() {
+                bail!("the http2 benchmark loads eBPF programs: run it as root");
+            }
+            bench_h2::http2(&args, &workspace_root().join("target/release/cleartap"))
         }
     }
 }
