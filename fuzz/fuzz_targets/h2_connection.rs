@@ -9,7 +9,11 @@
 
 use agent::protocol::{
     ConnectionParser, Direction, ProtocolStats,
-    h2::{Http2Connection, Limits, frame::PREFACE, hpack::Decoder},
+    h2::{
+        Http2Connection, Limits,
+        frame::PREFACE,
+        hpack::{Decoder, FieldList},
+    },
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -18,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut hpack = Decoder::new(256, 1024);
-    let _ = hpack.decode(rest, &mut Vec::new());
+    let _ = hpack.decode(rest, &mut FieldList::default());
 
     let limits = Limits {
         max_streams: 8,

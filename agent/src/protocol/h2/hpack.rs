@@ -80,19 +80,95 @@ const STATIC_TABLE: [(&str, &str); 61] = [
 /// RFC 7541 §4.1: an entry's size is its name and value lengths plus 32.
 const ENTRY_OVERHEAD: usize = 32;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Field {
-    Known {
-        name: Vec<u8>,
-        value: Vec<u8>,
-    },
+/// One decoded field, borrowed from a [`FieldList`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field<'a> {
+    Known { name: &'a [u8], value: &'a [u8] },
     /// The name came from a table entry this decoder never saw (the value was a literal).
-    UnknownName {
-        value: Vec<u8>,
-    },
+    UnknownName { value: &'a [u8] },
     /// A whole field indexed from an entry this decoder never saw.
     Unknown,
 }
+
+type Span = (u32, u32);
+
+#[derive(Debug, Clone, Copy)]
+enum FieldRef {
+    Known { name: Span, value: Span },
+    UnknownName { value: Span },
+    Unknown,
+}
+
+/// A decoded header list: every name and value in one reused buffer, so decoding a block
+/// allocates nothing once the buffers have grown (per-field Vecs were the largest cost).
+#[derive(Debug, Default)]
+pub struct FieldList {
+    bytes: Vec<u8>,
+    fields: Vec<FieldRef>,
+}
+
+impl FieldList {
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.fields.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    fn slice(&self, (start, end): Span) -> &[u8] {
+        self.bytes.get(start as usize..end as usize).unwrap_or_default()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Field<'_>> {
+        self.fields.iter().map(|f| match *f {
+            FieldRef::Known { name, value } => Field::Known {
+                name: self.slice(name),
+                value: self.slice(value),
+            },
+            FieldRef::UnknownName { value } => Field::UnknownName {
+                value: self.slice(value),
+            },
+            FieldRef::Unknown => Field::Unknown,
+        })
+    }
+
+    pub fn get(&self, i: usize) -> Option<Field<'_>> {
+        self.iter().nth(i)
+    }
+
+    /// Appends `bytes` to the buffer and returns their span.
+    fn push_bytes(&mut self, bytes: &[u8]) -> Span {
+        let start = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(bytes);
+        (start, self.bytes.len() as u32)
+    }
+
+    /// Drops fields (and their bytes) from `fields_len` / `bytes_len` on: a field over the
+    /// list bound is not kept.
+    fn truncate(&mut self, fields_len: usize, bytes_len: usize) {
+        self.fields.truncate(fields_len);
+        self.bytes.truncate(bytes_len);
+    }
+}
+
+/// Decoded Huffman strings by their encoding, per direction: most values repeat on a
+/// connection (nginx sends `server`, `content-type`, `date` … as Huffman literals on every
+/// response, never indexed), and a lookup is far cheaper than decoding again. Bounded: it
+/// starts over when full.
+#[derive(Debug, Default)]
+struct HuffmanCache {
+    map: std::collections::HashMap<Box<[u8]>, Box<[u8]>>,
+}
+
+const HUFFMAN_CACHE_ENTRIES: usize = 256;
+/// Longer strings are decoded every time (a cookie or token rarely repeats byte for byte).
+const HUFFMAN_CACHE_MAX_BYTES: usize = 96;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum HpackError {
@@ -140,7 +216,7 @@ pub struct Decoder {
     table_limit: usize,
     max_table_bytes: usize,
     max_list_bytes: usize,
-    huffman_out: Vec<u8>,
+    huffman_cache: HuffmanCache,
 }
 
 impl Decoder {
@@ -152,7 +228,7 @@ impl Decoder {
             table_limit: 4096.min(max_table_bytes),
             max_table_bytes,
             max_list_bytes,
-            huffman_out: Vec::new(),
+            huffman_cache: HuffmanCache::default(),
         }
     }
 
@@ -167,21 +243,22 @@ impl Decoder {
         self.entries.len()
     }
 
-    /// Decodes one complete header block into `out`.
+    /// Decodes one complete header block, appending to `out`.
     pub fn decode(
         &mut self,
         mut block: &[u8],
-        out: &mut Vec<Field>,
+        out: &mut FieldList,
     ) -> Result<BlockStats, HpackError> {
         let mut stats = BlockStats::default();
         let mut list_bytes = 0usize;
         while let Some(&first) = block.first() {
+            let (fields_len, bytes_len) = (out.fields.len(), out.bytes.len());
             let field = if first & 0x80 != 0 {
                 let index = integer(&mut block, 7)?;
-                self.lookup(index)?
+                self.lookup(index, out)?
             } else if first & 0xc0 == 0x40 {
-                let field = self.literal(&mut block, 6)?;
-                self.insert(&field);
+                let field = self.literal(&mut block, 6, out)?;
+                self.insert(field, out);
                 field
             } else if first & 0xe0 == 0x20 {
                 let size = integer(&mut block, 5)?;
@@ -195,103 +272,116 @@ impl Decoder {
                 continue;
             } else {
                 // Without indexing (0000) or never indexed (0001): 4-bit name index.
-                self.literal(&mut block, 4)?
+                self.literal(&mut block, 4, out)?
             };
-            let size = match &field {
-                Field::Known { name, value } => name.len() + value.len() + ENTRY_OVERHEAD,
-                Field::UnknownName { value } => value.len() + ENTRY_OVERHEAD,
-                Field::Unknown => ENTRY_OVERHEAD,
+            let len = |(a, b): Span| (b - a) as usize;
+            let size = match field {
+                FieldRef::Known { name, value } => len(name) + len(value) + ENTRY_OVERHEAD,
+                FieldRef::UnknownName { value } => len(value) + ENTRY_OVERHEAD,
+                FieldRef::Unknown => ENTRY_OVERHEAD,
             };
-            if !matches!(field, Field::Known { .. }) {
+            if !matches!(field, FieldRef::Known { .. }) {
                 stats.unsynced_fields += 1;
             }
             list_bytes = list_bytes.saturating_add(size);
             if list_bytes > self.max_list_bytes {
                 stats.dropped_fields += 1;
+                out.truncate(fields_len, bytes_len);
                 continue;
             }
-            out.push(field);
+            out.fields.push(field);
         }
         Ok(stats)
     }
 
-    fn lookup(&self, index: usize) -> Result<Field, HpackError> {
+    fn lookup(&self, index: usize, out: &mut FieldList) -> Result<FieldRef, HpackError> {
         match index {
             0 => Err(HpackError::BadIndex),
             1..=61 => {
                 let (name, value) = STATIC_TABLE.get(index - 1).ok_or(HpackError::BadIndex)?;
-                Ok(Field::Known {
-                    name: name.as_bytes().to_vec(),
-                    value: value.as_bytes().to_vec(),
+                Ok(FieldRef::Known {
+                    name: out.push_bytes(name.as_bytes()),
+                    value: out.push_bytes(value.as_bytes()),
                 })
             }
             _ => Ok(match self.entries.get(index - 62) {
                 Some(Entry {
                     name: Some(name),
                     value,
-                }) => Field::Known {
-                    name: name.to_vec(),
-                    value: value.to_vec(),
+                }) => FieldRef::Known {
+                    name: out.push_bytes(name),
+                    value: out.push_bytes(value),
                 },
-                Some(Entry { name: None, value }) => Field::UnknownName {
-                    value: value.to_vec(),
+                Some(Entry { name: None, value }) => FieldRef::UnknownName {
+                    value: out.push_bytes(value),
                 },
-                None => Field::Unknown,
+                None => FieldRef::Unknown,
             }),
         }
     }
 
-    fn name_of(&self, index: usize) -> Result<Option<Vec<u8>>, HpackError> {
-        match self.lookup(index)? {
-            Field::Known { name, .. } => Ok(Some(name)),
-            Field::UnknownName { .. } | Field::Unknown => Ok(None),
-        }
-    }
-
-    fn literal(&mut self, block: &mut &[u8], prefix_bits: u8) -> Result<Field, HpackError> {
+    fn literal(
+        &mut self,
+        block: &mut &[u8],
+        prefix_bits: u8,
+        out: &mut FieldList,
+    ) -> Result<FieldRef, HpackError> {
         let index = integer(block, prefix_bits)?;
         let name = if index == 0 {
-            Some(self.string(block)?)
+            Some(self.string(block, out)?)
         } else {
-            self.name_of(index)?
+            match self.lookup(index, out)? {
+                FieldRef::Known { name, .. } => Some(name),
+                FieldRef::UnknownName { .. } | FieldRef::Unknown => None,
+            }
         };
-        let value = self.string(block)?;
+        let value = self.string(block, out)?;
         Ok(match name {
-            Some(name) => Field::Known { name, value },
-            None => Field::UnknownName { value },
+            Some(name) => FieldRef::Known { name, value },
+            None => FieldRef::UnknownName { value },
         })
     }
 
-    fn string(&mut self, block: &mut &[u8]) -> Result<Vec<u8>, HpackError> {
+    /// Decodes a string literal into `out`'s buffer.
+    fn string(&mut self, block: &mut &[u8], out: &mut FieldList) -> Result<Span, HpackError> {
         let huffman = block.first().ok_or(HpackError::Truncated)? & 0x80 != 0;
         let len = integer(block, 7)?;
-        let (raw, rest) = block.split_at_checked(len).ok_or(HpackError::Truncated)?;
+        let (raw, rest) = block
+            .split_at_checked(len)
+            .ok_or(HpackError::Truncated)?;
         *block = rest;
         if !huffman {
-            return Ok(raw.to_vec());
+            return Ok(out.push_bytes(raw));
         }
-        self.huffman_out.clear();
-        httlib_huffman::decode(
-            raw,
-            &mut self.huffman_out,
-            httlib_huffman::DecoderSpeed::FiveBits,
-        )
-        .map_err(|_| HpackError::Huffman)?;
-        Ok(self.huffman_out.clone())
+        if let Some(decoded) = self.huffman_cache.map.get(raw) {
+            return Ok(out.push_bytes(decoded));
+        }
+        let start = out.bytes.len();
+        httlib_huffman::decode(raw, &mut out.bytes, httlib_huffman::DecoderSpeed::FiveBits)
+            .map_err(|_| HpackError::Huffman)?;
+        let span = (start as u32, out.bytes.len() as u32);
+        if raw.len() <= HUFFMAN_CACHE_MAX_BYTES {
+            if self.huffman_cache.map.len() >= HUFFMAN_CACHE_ENTRIES {
+                self.huffman_cache.map.clear();
+            }
+            let decoded: Box<[u8]> = out.slice(span).into();
+            self.huffman_cache.map.insert(raw.into(), decoded);
+        }
+        Ok(span)
     }
 
-    fn insert(&mut self, field: &Field) {
+    fn insert(&mut self, field: FieldRef, out: &FieldList) {
         let entry = match field {
-            Field::Known { name, value } => Entry {
-                name: Some(name.as_slice().into()),
-                value: value.as_slice().into(),
+            FieldRef::Known { name, value } => Entry {
+                name: Some(out.slice(name).into()),
+                value: out.slice(value).into(),
             },
-            Field::UnknownName { value } => Entry {
+            FieldRef::UnknownName { value } => Entry {
                 name: None,
-                value: value.as_slice().into(),
+                value: out.slice(value).into(),
             },
             // Literals always carry their value; unreachable, but harmless: nothing to add.
-            Field::Unknown => return,
+            FieldRef::Unknown => return,
         };
         let size = entry.size();
         if size > self.table_limit {

@@ -14,7 +14,7 @@ pub mod protobuf;
 mod streams;
 
 use frame::{FrameHeader, HEADER_LEN, PREFACE, Shape};
-use hpack::{Decoder, Field};
+use hpack::{Decoder, FieldList};
 use streams::{Block, Streams};
 
 use super::{ConnectionParser, Direction, Exchange, ProtocolError, ProtocolStats, Role};
@@ -121,7 +121,7 @@ struct DirectionState {
     hpack: Decoder,
     block: Option<PendingBlock>,
     block_bytes: Vec<u8>,
-    fields: Vec<Field>,
+    fields: FieldList,
 }
 
 impl DirectionState {
@@ -136,7 +136,7 @@ impl DirectionState {
             hpack: Decoder::new(limits.max_table_bytes, limits.max_list_bytes),
             block: None,
             block_bytes: Vec::new(),
-            fields: Vec::new(),
+            fields: FieldList::default(),
         }
     }
 }

@@ -7,7 +7,7 @@ use rustc_hash::FxHashMap;
 use super::{
     Http2Stats, StreamInfo,
     grpc::{self, GrpcCall, MessageCounter},
-    hpack::Field,
+    hpack::{Field, FieldList},
 };
 use crate::protocol::{BodySummary, Direction, Exchange, FieldStart, Head, Message};
 
@@ -48,7 +48,7 @@ impl GrpcState {
 /// What a decoded header block says it is.
 pub struct Block<'a> {
     pub stream: u32,
-    pub fields: &'a [Field],
+    pub fields: &'a FieldList,
     pub end_stream: bool,
     pub direction: Direction,
     pub ts_ns: u64,
@@ -64,23 +64,21 @@ pub struct Streams {
     pub request_direction: Option<Direction>,
 }
 
-fn field_value<'f>(fields: &'f [Field], name: &[u8]) -> Option<&'f [u8]> {
+fn field_value<'f>(fields: &'f FieldList, name: &[u8]) -> Option<&'f [u8]> {
     fields.iter().find_map(|f| match f {
-        Field::Known { name: n, value } if n.as_slice() == name => Some(value.as_slice()),
+        Field::Known { name: n, value } if n == name => Some(value),
         _ => None,
     })
 }
 
-fn regular(fields: &[Field]) -> impl Iterator<Item = (&[u8], &[u8])> {
+fn regular(fields: &FieldList) -> impl Iterator<Item = (&[u8], &[u8])> {
     fields.iter().filter_map(|f| match f {
-        Field::Known { name, value } if !name.starts_with(b":") => {
-            Some((name.as_slice(), value.as_slice()))
-        }
+        Field::Known { name, value } if !name.starts_with(b":") => Some((name, value)),
         _ => None,
     })
 }
 
-fn unresolved(fields: &[Field]) -> u32 {
+fn unresolved(fields: &FieldList) -> u32 {
     fields
         .iter()
         .filter(|f| !matches!(f, Field::Known { .. }))
@@ -90,7 +88,7 @@ fn unresolved(fields: &[Field]) -> u32 {
 /// The request head: pseudo-headers become the start line, `:authority` becomes `host` (as an
 /// HTTP/1.1 gateway writes it) unless a host field was sent, and split `cookie` fields are
 /// joined by the event's header list.
-fn request_head(fields: &[Field]) -> Head {
+fn request_head(fields: &FieldList) -> Head {
     let method = field_value(fields, b":method").unwrap_or_default();
     let target = field_value(fields, b":path").unwrap_or_default();
     let authority = field_value(fields, b":authority")
@@ -103,7 +101,7 @@ fn request_head(fields: &[Field]) -> Head {
     )
 }
 
-fn status_of(fields: &[Field]) -> Option<u16> {
+fn status_of(fields: &FieldList) -> Option<u16> {
     let raw = field_value(fields, b":status")?;
     std::str::from_utf8(raw).ok()?.parse().ok()
 }
@@ -388,7 +386,7 @@ impl Streams {
     }
 }
 
-fn read_grpc_status(call: &mut GrpcCall, fields: &[Field]) {
+fn read_grpc_status(call: &mut GrpcCall, fields: &FieldList) {
     if let Some(code) = field_value(fields, b"grpc-status")
         .and_then(|c| std::str::from_utf8(c).ok())
         .and_then(|c| c.trim().parse().ok())
