@@ -50,7 +50,10 @@ fn h2load(url: &str, seconds: u64, args: &Http2Args) -> anyhow::Result<(f64, u64
     let done = text
         .lines()
         .find_map(|l| l.strip_prefix("requests:"))
-        .and_then(|l| l.split(',').find_map(|p| p.trim().strip_suffix(" succeeded")))
+        .and_then(|l| {
+            l.split(',')
+                .find_map(|p| p.trim().strip_suffix(" succeeded"))
+        })
         .and_then(|v| v.trim().parse().ok())
         .with_context(|| format!("no succeeded count in h2load output: {text}"))?;
     Ok((rps, done))

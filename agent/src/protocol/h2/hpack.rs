@@ -83,9 +83,14 @@ const ENTRY_OVERHEAD: usize = 32;
 /// One decoded field, borrowed from a [`FieldList`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field<'a> {
-    Known { name: &'a [u8], value: &'a [u8] },
+    Known {
+        name: &'a [u8],
+        value: &'a [u8],
+    },
     /// The name came from a table entry this decoder never saw (the value was a literal).
-    UnknownName { value: &'a [u8] },
+    UnknownName {
+        value: &'a [u8],
+    },
     /// A whole field indexed from an entry this decoder never saw.
     Unknown,
 }
@@ -122,7 +127,9 @@ impl FieldList {
     }
 
     fn slice(&self, (start, end): Span) -> &[u8] {
-        self.bytes.get(start as usize..end as usize).unwrap_or_default()
+        self.bytes
+            .get(start as usize..end as usize)
+            .unwrap_or_default()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Field<'_>> {
@@ -346,9 +353,7 @@ impl Decoder {
     fn string(&mut self, block: &mut &[u8], out: &mut FieldList) -> Result<Span, HpackError> {
         let huffman = block.first().ok_or(HpackError::Truncated)? & 0x80 != 0;
         let len = integer(block, 7)?;
-        let (raw, rest) = block
-            .split_at_checked(len)
-            .ok_or(HpackError::Truncated)?;
+        let (raw, rest) = block.split_at_checked(len).ok_or(HpackError::Truncated)?;
         *block = rest;
         if !huffman {
             return Ok(out.push_bytes(raw));

@@ -161,7 +161,10 @@ fn late_joiner_resolves_new_entries_and_marks_old_ones_unknown() {
     out.clear();
     d.decode(&hex(C3[2]), &mut out).expect("decodes");
     assert_eq!(out.get(3), Some(Field::Unknown));
-    assert_eq!(known_from(&out, 4), pairs(&[("custom-key", "custom-value")]));
+    assert_eq!(
+        known_from(&out, 4),
+        pairs(&[("custom-key", "custom-value")])
+    );
 }
 
 #[test]
