@@ -276,7 +276,7 @@ impl ConnTable {
             stream: record.stream,
         };
         let ts = record.header.timestamp_ns;
-        let h2_limits = self.limits.http2;
+        let (h1_limits, h2_limits) = (self.limits.http, self.limits.http2);
         let (conn, stats) = self.entry(id, ts, out);
         if conn.info.comm[0] == 0 {
             conn.info.comm = record.comm;
@@ -350,6 +350,7 @@ impl ConnTable {
         if parser
             .push_with(
                 &h2_limits,
+                h1_limits,
                 direction,
                 fresh,
                 ts,

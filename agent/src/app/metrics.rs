@@ -198,6 +198,9 @@ impl Collector for SnapshotCollector {
                 "HTTP/2 parsing: connections, frames and every anomaly, by kind",
                 &[
                     ("kind", "connections", h2.connections),
+                    ("kind", "recognised", c.protocol.switched_to_h2),
+                    ("kind", "upgraded", c.protocol.upgraded_to_h2),
+                    ("kind", "back_to_http1", c.protocol.switched_to_h1),
                     ("kind", "frames", h2.frames),
                     ("kind", "header_blocks", h2.header_blocks),
                     ("kind", "hpack_unsynced_fields", h2.hpack_unsynced_fields),

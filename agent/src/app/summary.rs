@@ -46,10 +46,13 @@ internal_errors={} (conn={} event={} detect={} output={})",
     let h2 = &conns.protocol.h2;
     if h2.connections > 0 {
         s.push_str(&format!(
-            " | http2: connections={} frames={} header_blocks={} hpack_unsynced_fields={} \
+            " | http2: connections={} (recognised={} upgraded={} back_to_http1={}) frames={} header_blocks={} hpack_unsynced_fields={} \
 hpack_dropped_fields={} hpack_errors={} oversized_blocks={} protocol_errors={} resyncs={} \
 skipped_bytes={} streams_evicted={} orphan_frames={} interim_responses={} unresolved_heads={} restarts={}",
             h2.connections,
+            conns.protocol.switched_to_h2,
+            conns.protocol.upgraded_to_h2,
+            conns.protocol.switched_to_h1,
             h2.frames,
             h2.header_blocks,
             h2.hpack_unsynced_fields,

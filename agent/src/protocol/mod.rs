@@ -65,6 +65,8 @@ pub struct ProtocolStats {
     pub switched_to_h2: u64,
     /// HTTP/1 connections upgraded to HTTP/2 (`Upgrade: h2c` → `101`).
     pub upgraded_to_h2: u64,
+    /// HTTP/2 connections whose key came back carrying HTTP/1 (a new connection).
+    pub switched_to_h1: u64,
 }
 
 /// One connection's protocol parser: bytes in, completed exchanges out.
@@ -113,6 +115,7 @@ impl Parser {
     pub fn push_with(
         &mut self,
         limits: &h2::Limits,
+        h1_limits: h1::Limits,
         direction: Direction,
         bytes: &[u8],
         ts_ns: u64,
@@ -126,6 +129,17 @@ impl Parser {
         {
             stats.switched_to_h2 += 1;
             *self = Parser::Http2(Box::new(h2::Http2Connection::new(*limits, stats)));
+        } else if let Parser::Http2(p) = self
+            && p.at_record_boundary(direction)
+            && h1::starts_like_a_head(bytes)
+        {
+            // An HTTP/1 connection under the key of an HTTP/2 one that was never seen to close
+            // (a reused TLS object): what HTTP/2 had open is reported, HTTP/1 takes over. At a
+            // frame boundary an HTTP/2 record starts with a frame length, whose first byte is
+            // never an uppercase letter below 4 MiB frames.
+            stats.switched_to_h1 += 1;
+            p.close(out, stats);
+            *self = Parser::Http1(h1::Http1Connection::new(h1_limits));
         }
         self.push(direction, bytes, ts_ns, out, stats)?;
         if let Parser::Http1(p) = self

@@ -72,6 +72,25 @@ impl ConnectionParser for Http1Connection {
     }
 }
 
+/// Whether a record starts like an HTTP/1 message head: a status line, or a request line that
+/// httparse accepts so far (complete or partial).
+pub fn starts_like_a_head(bytes: &[u8]) -> bool {
+    if bytes.starts_with(b"HTTP/1.") {
+        return true;
+    }
+    if !bytes.first().is_some_and(u8::is_ascii_uppercase) || !bytes.contains(&b' ') {
+        return false;
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 16];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(bytes) {
+        Ok(_) => request.method.is_some(),
+        // Too many headers for this probe still means the line parsed.
+        Err(httparse::Error::TooManyHeaders) => true,
+        Err(_) => false,
+    }
+}
+
 /// What an HTTP/1 connection hands to HTTP/2 after `Upgrade: h2c` → `101`.
 pub struct Upgrade {
     /// The request that asked for the upgrade: HTTP/2 answers it on stream 1.

@@ -185,6 +185,17 @@ impl Http2Connection {
         conn
     }
 
+    /// Whether the next record of `direction` starts at a frame boundary, or the direction lost
+    /// its place: where a record can start something else.
+    pub fn at_record_boundary(&self, direction: Direction) -> bool {
+        let [egress, ingress] = &self.directions;
+        let state = match direction {
+            Direction::Egress => egress,
+            Direction::Ingress => ingress,
+        };
+        matches!(state.read, Read::Lost | Read::Header { have: 0, .. })
+    }
+
     fn state(&mut self, direction: Direction) -> &mut DirectionState {
         let [egress, ingress] = &mut self.directions;
         match direction {

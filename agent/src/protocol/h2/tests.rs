@@ -592,6 +592,7 @@ fn upgrade_h2c_makes_the_http1_request_stream_1() {
     parser
         .push_with(
             &limits,
+            h1::Limits::default(),
             C,
             b"GET /up HTTP/1.1\r\nHost: h2c.local\r\nConnection: Upgrade, HTTP2-Settings\r\n\
 Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n",
@@ -604,14 +605,30 @@ Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n",
         b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".to_vec();
     answer.extend(settings());
     parser
-        .push_with(&limits, S, &answer, 2, &mut out, &mut stats)
+        .push_with(
+            &limits,
+            h1::Limits::default(),
+            S,
+            &answer,
+            2,
+            &mut out,
+            &mut stats,
+        )
         .expect("101");
     assert_eq!(stats.upgraded_to_h2, 1);
     assert!(matches!(parser, Parser::Http2(_)));
     let mut preface = PREFACE.to_vec();
     preface.extend(settings());
     parser
-        .push_with(&limits, C, &preface, 3, &mut out, &mut stats)
+        .push_with(
+            &limits,
+            h1::Limits::default(),
+            C,
+            &preface,
+            3,
+            &mut out,
+            &mut stats,
+        )
         .expect("preface");
     let mut response = frame(
         frame::HEADERS,
@@ -621,7 +638,15 @@ Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n",
     );
     response.extend(frame(frame::DATA, frame::END_STREAM, 1, b"upgraded"));
     parser
-        .push_with(&limits, S, &response, 4, &mut out, &mut stats)
+        .push_with(
+            &limits,
+            h1::Limits::default(),
+            S,
+            &response,
+            4,
+            &mut out,
+            &mut stats,
+        )
         .expect("response");
     assert_eq!(out.len(), 1);
     let x = &out[0];
@@ -636,4 +661,126 @@ Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n",
     assert_eq!(response.body.as_ref().map(|b| b.size), Some(8));
     assert_eq!(x.http2.as_ref().map(|h| h.stream_id), Some(1));
     assert_eq!(stats.h2.protocol_errors, 0);
+}
+
+#[test]
+fn http1_under_the_key_of_a_lost_http2_connection_takes_over() {
+    use crate::protocol::{Parser, h1};
+    let mut cw = Wire::new();
+    let limits = Limits::default();
+    let mut stats = ProtocolStats::default();
+    let mut parser = Parser::new(h1::Limits::default());
+    let mut out = Vec::new();
+    let mut first = PREFACE.to_vec();
+    first.extend(frame(
+        frame::HEADERS,
+        frame::END_HEADERS,
+        1,
+        &encode(&mut cw, &req("/h2")),
+    ));
+    parser
+        .push_with(
+            &limits,
+            h1::Limits::default(),
+            C,
+            &first,
+            1,
+            &mut out,
+            &mut stats,
+        )
+        .expect("h2");
+    assert!(matches!(parser, Parser::Http2(_)));
+    // The key comes back with HTTP/1, at a frame boundary: HTTP/1 takes over at once.
+    for (d, bytes) in [
+        (C, &b"GET /h1 HTTP/1.1\r\nHost: a\r\n\r\n"[..]),
+        (S, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+    ] {
+        parser
+            .push_with(
+                &limits,
+                h1::Limits::default(),
+                d,
+                bytes,
+                2,
+                &mut out,
+                &mut stats,
+            )
+            .expect("h1");
+    }
+    assert_eq!(stats.switched_to_h1, 1);
+    assert!(matches!(parser, Parser::Http1(_)));
+    // The open HTTP/2 stream was reported when HTTP/1 took over, then the HTTP/1 exchange.
+    assert_eq!(out.len(), 2);
+    assert_eq!(
+        out[0].request.as_ref().and_then(|r| r.head.target()),
+        Some("/h2")
+    );
+    assert_eq!(
+        out[1].request.as_ref().and_then(|r| r.head.target()),
+        Some("/h1")
+    );
+    assert_eq!(
+        out[1].response.as_ref().and_then(|r| r.head.status()),
+        Some(200)
+    );
+    assert!(h1::starts_like_a_head(b"POST /x HTTP/1.1"));
+    assert!(!h1::starts_like_a_head(b"\x00\x00\x04\x08\x00"));
+    assert!(!h1::starts_like_a_head(b"PRI * HTTP/2.0\r\n"));
+}
+
+#[test]
+fn push_promise_is_the_request_of_the_promised_stream() {
+    let (mut cw, mut sw) = (Wire::new(), Wire::new());
+    let mut c = Conn::new();
+    c.push(C, PREFACE);
+    c.push(
+        C,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            1,
+            &encode(&mut cw, &req("/page")),
+        ),
+    );
+    let mut promise = 2u32.to_be_bytes().to_vec();
+    promise.extend(encode(&mut sw, &req("/style.css")));
+    c.push(
+        S,
+        &frame(frame::PUSH_PROMISE, frame::END_HEADERS, 1, &promise),
+    );
+    c.push(
+        S,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            1,
+            &sw.block(&[(":status", "200")]),
+        ),
+    );
+    c.push(
+        S,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS,
+            2,
+            &sw.block(&[(":status", "200"), ("content-type", "text/css")]),
+        ),
+    );
+    c.push(S, &frame(frame::DATA, frame::END_STREAM, 2, b"a{}"));
+    assert_eq!(c.out.len(), 2);
+    let pushed = &c.out[1];
+    assert_eq!(pushed.http2.as_ref().map(|h| h.stream_id), Some(2));
+    assert_eq!(
+        pushed.request.as_ref().and_then(|r| r.head.target()),
+        Some("/style.css")
+    );
+    assert_eq!(
+        pushed
+            .response
+            .as_ref()
+            .and_then(|r| r.body.as_ref())
+            .map(|b| b.size),
+        Some(3)
+    );
+    assert_eq!(c.parser.role_hint(), Some(Role::Client));
 }
