@@ -276,7 +276,10 @@ impl ConnTable {
             stream: record.stream,
         };
         let ts = record.header.timestamp_ns;
-        let (h1_limits, h2_limits) = (self.limits.http, self.limits.http2);
+        let limits = crate::protocol::Limits {
+            http1: self.limits.http,
+            http2: self.limits.http2,
+        };
         let (conn, stats) = self.entry(id, ts, out);
         if conn.info.comm[0] == 0 {
             conn.info.comm = record.comm;
@@ -349,8 +352,7 @@ impl ConnTable {
         // Pushed even when empty: a gap may have completed a message.
         if parser
             .push_with(
-                &h2_limits,
-                h1_limits,
+                &limits,
                 direction,
                 fresh,
                 ts,

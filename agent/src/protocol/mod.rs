@@ -57,6 +57,13 @@ pub enum ProtocolError {
     Http1(#[from] h1::ParseError),
 }
 
+/// What bounds each protocol's parser.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    pub http1: h1::Limits,
+    pub http2: h2::Limits,
+}
+
 /// Counters the parsers keep beside the connection table's own.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ProtocolStats {
@@ -114,8 +121,7 @@ impl Parser {
 impl Parser {
     pub fn push_with(
         &mut self,
-        limits: &h2::Limits,
-        h1_limits: h1::Limits,
+        limits: &Limits,
         direction: Direction,
         bytes: &[u8],
         ts_ns: u64,
@@ -128,7 +134,7 @@ impl Parser {
             && h2::recognise(bytes)
         {
             stats.switched_to_h2 += 1;
-            *self = Parser::Http2(Box::new(h2::Http2Connection::new(*limits, stats)));
+            *self = Parser::Http2(Box::new(h2::Http2Connection::new(limits.http2, stats)));
         } else if let Parser::Http2(p) = self
             && p.at_record_boundary(direction)
             && h1::starts_like_a_head(bytes)
@@ -139,7 +145,7 @@ impl Parser {
             // never an uppercase letter below 4 MiB frames.
             stats.switched_to_h1 += 1;
             p.close(out, stats);
-            *self = Parser::Http1(h1::Http1Connection::new(h1_limits));
+            *self = Parser::Http1(h1::Http1Connection::new(limits.http1));
         }
         self.push(direction, bytes, ts_ns, out, stats)?;
         if let Parser::Http1(p) = self
@@ -147,7 +153,7 @@ impl Parser {
         {
             stats.upgraded_to_h2 += 1;
             let mut h2 = h2::Http2Connection::after_upgrade(
-                *limits,
+                limits.http2,
                 upgrade.request,
                 upgrade.request_direction,
                 stats,

@@ -585,14 +585,13 @@ fn a_new_connection_under_a_reused_key_starts_clean() {
 fn upgrade_h2c_makes_the_http1_request_stream_1() {
     use crate::protocol::{Parser, h1};
     let mut sw = Wire::new();
-    let limits = Limits::default();
+    let limits = crate::protocol::Limits::default();
     let mut stats = ProtocolStats::default();
     let mut parser = Parser::new(h1::Limits::default());
     let mut out = Vec::new();
     parser
         .push_with(
             &limits,
-            h1::Limits::default(),
             C,
             b"GET /up HTTP/1.1\r\nHost: h2c.local\r\nConnection: Upgrade, HTTP2-Settings\r\n\
 Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n",
@@ -605,30 +604,14 @@ Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n",
         b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".to_vec();
     answer.extend(settings());
     parser
-        .push_with(
-            &limits,
-            h1::Limits::default(),
-            S,
-            &answer,
-            2,
-            &mut out,
-            &mut stats,
-        )
+        .push_with(&limits, S, &answer, 2, &mut out, &mut stats)
         .expect("101");
     assert_eq!(stats.upgraded_to_h2, 1);
     assert!(matches!(parser, Parser::Http2(_)));
     let mut preface = PREFACE.to_vec();
     preface.extend(settings());
     parser
-        .push_with(
-            &limits,
-            h1::Limits::default(),
-            C,
-            &preface,
-            3,
-            &mut out,
-            &mut stats,
-        )
+        .push_with(&limits, C, &preface, 3, &mut out, &mut stats)
         .expect("preface");
     let mut response = frame(
         frame::HEADERS,
@@ -638,15 +621,7 @@ Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n",
     );
     response.extend(frame(frame::DATA, frame::END_STREAM, 1, b"upgraded"));
     parser
-        .push_with(
-            &limits,
-            h1::Limits::default(),
-            S,
-            &response,
-            4,
-            &mut out,
-            &mut stats,
-        )
+        .push_with(&limits, S, &response, 4, &mut out, &mut stats)
         .expect("response");
     assert_eq!(out.len(), 1);
     let x = &out[0];
@@ -667,7 +642,7 @@ Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n",
 fn http1_under_the_key_of_a_lost_http2_connection_takes_over() {
     use crate::protocol::{Parser, h1};
     let mut cw = Wire::new();
-    let limits = Limits::default();
+    let limits = crate::protocol::Limits::default();
     let mut stats = ProtocolStats::default();
     let mut parser = Parser::new(h1::Limits::default());
     let mut out = Vec::new();
@@ -679,15 +654,7 @@ fn http1_under_the_key_of_a_lost_http2_connection_takes_over() {
         &encode(&mut cw, &req("/h2")),
     ));
     parser
-        .push_with(
-            &limits,
-            h1::Limits::default(),
-            C,
-            &first,
-            1,
-            &mut out,
-            &mut stats,
-        )
+        .push_with(&limits, C, &first, 1, &mut out, &mut stats)
         .expect("h2");
     assert!(matches!(parser, Parser::Http2(_)));
     // The key comes back with HTTP/1, at a frame boundary: HTTP/1 takes over at once.
@@ -696,15 +663,7 @@ fn http1_under_the_key_of_a_lost_http2_connection_takes_over() {
         (S, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
     ] {
         parser
-            .push_with(
-                &limits,
-                h1::Limits::default(),
-                d,
-                bytes,
-                2,
-                &mut out,
-                &mut stats,
-            )
+            .push_with(&limits, d, bytes, 2, &mut out, &mut stats)
             .expect("h1");
     }
     assert_eq!(stats.switched_to_h1, 1);
