@@ -86,17 +86,38 @@ fn unresolved(fields: &FieldList) -> u32 {
 }
 
 /// The request head: pseudo-headers become the start line, `:authority` becomes `host` (as an
-/// HTTP/1.1 gateway writes it) unless a host field was sent, and split `cookie` fields are
-/// joined by the event's header list.
+/// HTTP/1.1 gateway writes it) unless a host field was sent, and `cookie` crumbs (HTTP/2 lets a
+/// client split the cookie into one field per pair) are joined with `; ` at the first one, as
+/// RFC 9113 §8.2.3 says to before handing them on.
 fn request_head(fields: &FieldList) -> Head {
     let method = field_value(fields, b":method").unwrap_or_default();
     let target = field_value(fields, b":path").unwrap_or_default();
     let authority = field_value(fields, b":authority")
         .filter(|_| field_value(fields, b"host").is_none())
         .map(|a| (&b"host"[..], a));
+    let crumbs = regular(fields).filter(|(n, _)| *n == b"cookie").count();
+    let joined: Vec<u8> = if crumbs > 1 {
+        let values: Vec<&[u8]> = regular(fields)
+            .filter(|(n, _)| *n == b"cookie")
+            .map(|(_, v)| v)
+            .collect();
+        values.join(&b"; "[..])
+    } else {
+        Vec::new()
+    };
+    let mut first_cookie = true;
+    let others = regular(fields).filter_map(|(name, value)| {
+        if crumbs > 1 && name == b"cookie" {
+            if !std::mem::take(&mut first_cookie) {
+                return None;
+            }
+            return Some((name, joined.as_slice()));
+        }
+        Some((name, value))
+    });
     Head::from_fields(
         FieldStart::Request { method, target },
-        authority.into_iter().chain(regular(fields)),
+        authority.into_iter().chain(others),
         unresolved(fields),
     )
 }

@@ -743,3 +743,31 @@ fn push_promise_is_the_request_of_the_promised_stream() {
     );
     assert_eq!(c.parser.role_hint(), Some(Role::Client));
 }
+
+#[test]
+fn cookie_crumbs_are_joined_with_semicolons() {
+    let mut cw = Wire::new();
+    let mut c = Conn::new();
+    c.push(C, PREFACE);
+    let mut fields = req("/c");
+    fields.push(("cookie", "a=1".into()));
+    fields.push(("x-mid", "m".into()));
+    fields.push(("cookie", "b=2".into()));
+    c.push(
+        C,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            1,
+            &encode(&mut cw, &fields),
+        ),
+    );
+    c.close();
+    let head = &c.out[0].request.as_ref().expect("request").head;
+    assert_eq!(head.header("cookie"), Some(&b"a=1; b=2"[..]));
+    let names: Vec<&str> = head.headers().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        ["host", "user-agent", "authorization", "cookie", "x-mid"]
+    );
+}
