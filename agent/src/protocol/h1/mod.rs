@@ -123,7 +123,7 @@ impl Http1Connection {
             [rest_of_requests, rest_of_responses]
         };
         Some(Upgrade {
-            request: self.pairing.upgraded.take(),
+            request: self.pairing.upgraded.take().map(|m| *m),
             request_direction: if requests == 0 {
                 Direction::Egress
             } else {

@@ -26,7 +26,8 @@ pub struct Pairing {
     /// the body ends, so the event carries the request's full size.
     answered_early: Option<Exchange>,
     /// The request a `101` to h2c answered: it becomes stream 1 of the HTTP/2 connection.
-    pub upgraded: Option<Message>,
+    /// Boxed: every HTTP/1 connection carries the field, almost none uses it.
+    pub upgraded: Option<Box<Message>>,
     pub stats: PairingStats,
 }
 
@@ -59,7 +60,7 @@ impl Pairing {
             match (parser.kind(), event) {
                 (StreamKind::Responses, ParseEvent::Head(head)) => {
                     if head.status() == Some(101) && parser.switched() {
-                        self.upgraded = self.pending.pop_front();
+                        self.upgraded = self.pending.pop_front().map(Box::new);
                         return Ok(());
                     }
                     if matches!(head.start, StartLine::Response { status, .. } if (100..200).contains(&status))
