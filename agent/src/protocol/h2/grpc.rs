@@ -91,8 +91,13 @@ pub fn decode_message(raw: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// gRPC-Web sends its trailers in the body, as a frame whose flag has bit 7 set.
+const WEB_TRAILERS_FLAG: u8 = 0x80;
+/// Bytes of a gRPC-Web trailer frame kept (status and message fit many times over).
+const WEB_TRAILERS_KEPT: usize = 512;
+
 /// Walks the 5-byte message prefixes (flag, big-endian length) of one direction's DATA.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct MessageCounter {
     /// Bytes of the current message's prefix seen so far, and the prefix.
     prefix_seen: u8,
@@ -101,6 +106,9 @@ pub struct MessageCounter {
     remaining: u64,
     pub messages: u64,
     pub compressed: u64,
+    /// Inside a gRPC-Web trailer frame: its bytes are kept, not counted as a message.
+    in_trailers: bool,
+    pub web_trailers: Vec<u8>,
 }
 
 impl MessageCounter {
@@ -108,6 +116,11 @@ impl MessageCounter {
         while !data.is_empty() {
             if self.remaining > 0 {
                 let take = (self.remaining.min(data.len() as u64)) as usize;
+                if self.in_trailers {
+                    let room = WEB_TRAILERS_KEPT.saturating_sub(self.web_trailers.len());
+                    self.web_trailers
+                        .extend_from_slice(data.get(..take.min(room)).unwrap_or_default());
+                }
                 self.remaining -= take as u64;
                 data = data.get(take..).unwrap_or_default();
                 continue;
@@ -122,9 +135,12 @@ impl MessageCounter {
             self.prefix_seen += 1;
             if self.prefix_seen == 5 {
                 self.prefix_seen = 0;
-                self.messages += 1;
-                if self.prefix[0] & 1 != 0 {
-                    self.compressed += 1;
+                self.in_trailers = self.prefix[0] & WEB_TRAILERS_FLAG != 0;
+                if !self.in_trailers {
+                    self.messages += 1;
+                    if self.prefix[0] & 1 != 0 {
+                        self.compressed += 1;
+                    }
                 }
                 self.remaining = u64::from(u32::from_be_bytes([
                     self.prefix[1],
@@ -143,9 +159,28 @@ impl MessageCounter {
             compressed: self.compressed,
             // Unknowable from here: stop counting rather than count garbage.
             remaining: u64::MAX,
+            web_trailers: std::mem::take(&mut self.web_trailers),
             ..Self::default()
         };
     }
+}
+
+/// `grpc-status` and `grpc-message` from a gRPC-Web trailer frame (`name:value\r\n` lines).
+pub fn web_trailers(block: &[u8]) -> (Option<u32>, Option<String>) {
+    let (mut status, mut message) = (None, None);
+    for line in block.split(|&b| b == b'\n') {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let (name, value) = line.split_at(colon);
+        let value = value.get(1..).unwrap_or_default().trim_ascii();
+        if name.trim_ascii().eq_ignore_ascii_case(b"grpc-status") {
+            status = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+        } else if name.trim_ascii().eq_ignore_ascii_case(b"grpc-message") {
+            message = Some(decode_message(value));
+        }
+    }
+    (status, message)
 }
 
 #[cfg(test)]
@@ -175,5 +210,23 @@ mod tests {
         assert!(is_grpc(b"application/grpc+proto"));
         assert!(!is_grpc(b"application/json"));
         assert_eq!(decode_message(b"no%20such%20user%2"), "no such user%2");
+    }
+
+    #[test]
+    fn grpc_web_trailers_in_the_body() {
+        let mut c = MessageCounter::default();
+        let mut body = vec![0, 0, 0, 0, 2, 8, 1];
+        let trailers = b"grpc-status:7\r\ngrpc-message:tenant%20mismatch\r\n";
+        body.push(0x80);
+        body.extend((trailers.len() as u32).to_be_bytes());
+        body.extend(trailers);
+        for chunk in body.chunks(4) {
+            c.push(chunk);
+        }
+        assert_eq!(c.messages, 1);
+        assert_eq!(
+            web_trailers(&c.web_trailers),
+            (Some(7), Some("tenant mismatch".into()))
+        );
     }
 }

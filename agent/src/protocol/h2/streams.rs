@@ -373,6 +373,11 @@ impl Streams {
             call.request_messages = g.request.messages;
             call.response_messages = g.response.messages;
             call.compressed_messages = g.request.compressed + g.response.compressed;
+            if call.status_code.is_none() && !g.response.web_trailers.is_empty() {
+                let (status, message) = grpc::web_trailers(&g.response.web_trailers);
+                call.status_code = status;
+                call.message = call.message.or(message);
+            }
             if call.status_code.is_none()
                 && let Some(code) = stream.reset_code
             {
