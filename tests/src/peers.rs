@@ -243,6 +243,33 @@ pub fn grpc_server(dir: &TempDir, port: u16) -> Peer {
     Peer(child, "grpc server")
 }
 
+/// The python that has sonora (gRPC-Web), prepared by `cargo xtask test`
+/// (CLEARTAP_GRPC_WEB_PYTHON). Under CI=true its absence fails the test; elsewhere the test is
+/// skipped with the reason printed.
+pub fn grpc_web_python() -> Option<std::path::PathBuf> {
+    let reason = match std::env::var_os("CLEARTAP_GRPC_WEB_PYTHON").map(std::path::PathBuf::from) {
+        Some(p) if p.exists() => return Some(p),
+        Some(p) => format!("CLEARTAP_GRPC_WEB_PYTHON={} does not exist", p.display()),
+        None => "CLEARTAP_GRPC_WEB_PYTHON is not set (`cargo xtask test` makes the venv)".into(),
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but the gRPC-Web test cannot run: {reason}");
+    }
+    eprintln!("SKIPPED: {reason}");
+    None
+}
+
+/// A gRPC-Web server over plain HTTP/1.1 (sonora's WSGI app under wsgiref).
+pub fn grpc_web_server(python: &std::path::Path, port: u16) -> Peer {
+    let child = Command::new(python)
+        .arg(peers_dir().join("grpc_web_peer.py"))
+        .args(["serve", &port.to_string()])
+        .spawn()
+        .expect("start gRPC-Web server");
+    wait_for_port(port, "gRPC-Web server");
+    Peer(child, "grpc-web server")
+}
+
 /// An h2c server that accepts `Upgrade: h2c` (nghttpd does not), on Debian's python3-h2.
 pub fn h2c_upgrade_server(port: u16) -> Peer {
     let child = Command::new(PYTHON)

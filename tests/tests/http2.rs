@@ -7,8 +7,8 @@ use std::{collections::BTreeSet, process::Command, time::Duration};
 use cleartap_e2e::{
     Agent, TempDir, WAIT, at, free_port, n,
     peers::{
-        NGINX_FILE_BYTES, PYTHON, curl, grpc_server, h2c_upgrade_server, nghttpd, nginx_h2,
-        peers_dir,
+        NGINX_FILE_BYTES, PYTHON, curl, grpc_server, grpc_web_python, grpc_web_server,
+        h2c_upgrade_server, nghttpd, nginx_h2, peers_dir,
     },
     pid_is, privileged, run_client, s, summary_counter,
 };
@@ -425,6 +425,54 @@ fn node_http2_client_with_its_own_openssl() {
         );
         assert_eq!(n(at(e, &["response", "status"])), 200);
         assert_eq!(n(at(e, &["response", "body_size"])), size);
+    }
+    agent.stop();
+}
+
+#[test]
+fn grpc_web_over_http1_with_sonora() {
+    if !privileged() {
+        return;
+    }
+    let Some(python) = grpc_web_python() else {
+        return;
+    };
+    let port = free_port();
+    let server = grpc_web_server(&python, port);
+    let server_pid = server.0.id();
+    let agent = Agent::start(&[]);
+    let (pid, out) = run_client(
+        Command::new(&python)
+            .arg(peers_dir().join("grpc_web_peer.py"))
+            .args(["call", &port.to_string()]),
+    );
+    assert_eq!(out, "hello alice\nNOT_FOUND no such user: nobody\n");
+    for who in [pid, server_pid] {
+        let calls = agent.wait_events(2, WAIT, |e| pid_is(e, who) && at(e, &["grpc"]).is_object());
+        for e in &calls {
+            assert_eq!(s(at(e, &["request", "version"])), "HTTP/1.1");
+            assert_eq!(s(at(e, &["request", "path"])), "/demo.Greeter/SayHello");
+            assert!(
+                s(at(e, &["request", "headers", "content-type"]))
+                    .starts_with("application/grpc-web")
+            );
+            assert_eq!(at(e, &["connection", "tls"]), &Value::Bool(false));
+            assert_eq!(s(at(e, &["grpc", "service"])), "demo.Greeter");
+            assert_eq!(s(at(e, &["grpc", "method"])), "SayHello");
+            assert_eq!(n(at(e, &["grpc", "request_messages"])), 1);
+            assert!(at(e, &["stream_id"]).is_null());
+        }
+        let ok = calls
+            .iter()
+            .find(|e| n(at(e, &["grpc", "status_code"])) == 0)
+            .unwrap_or_else(|| panic!("no OK call: {calls:#?}"));
+        assert_eq!(n(at(ok, &["grpc", "response_messages"])), 1);
+        let error = calls
+            .iter()
+            .find(|e| n(at(e, &["grpc", "status_code"])) == 5)
+            .unwrap_or_else(|| panic!("no NOT_FOUND call: {calls:#?}"));
+        assert_eq!(s(at(error, &["grpc", "status_name"])), "NOT_FOUND");
+        assert_eq!(s(at(error, &["grpc", "message"])), "no such user: nobody");
     }
     agent.stop();
 }

@@ -27,7 +27,7 @@ mod soak;
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 /// Debian packages the end-to-end tests start as real peers.
-const TEST_PEERS: [&str; 12] = [
+const TEST_PEERS: [&str; 13] = [
     "nginx",
     "curl",
     "openssl",
@@ -42,6 +42,8 @@ const TEST_PEERS: [&str; 12] = [
     "python3-grpcio",
     // An h2c server that accepts `Upgrade: h2c`.
     "python3-h2",
+    // The venv that holds sonora (gRPC-Web) on top of the system python3-grpcio.
+    "python3-venv",
 ];
 
 #[derive(Parser)]
@@ -210,6 +212,34 @@ const PYPI_TOOLS: [&str; 3] = [
     "kubernetes-validate==1.37.0",
     "PyYAML==6.0.3",
 ];
+
+/// sonora (gRPC-Web from PyPI) for Debian's python3: a venv that sees the system packages
+/// (python3-grpcio from apt, which links the system libssl), with sonora and the urllib3 it
+/// needs installed without dependencies (they would pull a second grpcio). Returns its python.
+fn grpc_web_python() -> anyhow::Result<PathBuf> {
+    let venv = workspace_root().join("target/grpc-web-venv");
+    let python = venv.join("bin/python3");
+    let ready = output(Command::new(&python).args(["-c", "import sonora, grpc; print('ok')"]));
+    if ready.trim() == "ok" {
+        return Ok(python);
+    }
+    run_cmd(
+        Command::new("/usr/bin/python3")
+            .args(["-m", "venv", "--clear", "--system-site-packages"])
+            .arg(&venv),
+    )?;
+    run_cmd(Command::new(&python).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-deps",
+        "sonora==0.2.3",
+        "urllib3==1.26.20",
+    ]))?;
+    Ok(python)
+}
 
 fn pip_install(packages: &[&str]) -> anyhow::Result<()> {
     run_cmd(
@@ -415,6 +445,7 @@ fn test() -> anyhow::Result<()> {
     let guest_kernel = qemu::kernel()?;
     let image = image::build(image::DEFAULT_TAG)?;
     pip_install(&PYPI_TOOLS)?;
+    let grpc_web_python = grpc_web_python()?;
     run_cmd(
         cargo()
             .args(["test", "-p", "cleartap-e2e", "--test", "capture"])
@@ -456,7 +487,8 @@ fn test() -> anyhow::Result<()> {
             ])
             .env("CLEARTAP_BIN", &binary)
             .env("CLEARTAP_QEMU_KERNEL", &guest_kernel)
-            .env("CLEARTAP_IMAGE", &image),
+            .env("CLEARTAP_IMAGE", &image)
+            .env("CLEARTAP_GRPC_WEB_PYTHON", &grpc_web_python),
     )?;
     eprintln!("xtask: all tests passed");
     Ok(())

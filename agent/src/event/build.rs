@@ -246,11 +246,7 @@ pub fn build<'a>(item: &'a ConnExchange, ctx: &Enrichment<'a>) -> ExchangeEvent<
     let path = req
         .and_then(|r| r.head.target())
         .map(|t| t.split('?').next().unwrap_or(t));
-    let is_grpc = item
-        .exchange
-        .http2
-        .as_ref()
-        .is_some_and(|h| h.grpc.is_some());
+    let is_grpc = item.exchange.grpc.is_some();
     let shown_bytes = if body_allowed(path, ctx.body_routes) {
         ctx.event_body_bytes
     } else {
@@ -301,12 +297,7 @@ pub fn build<'a>(item: &'a ConnExchange, ctx: &Enrichment<'a>) -> ExchangeEvent<
         },
         stream_id: item.exchange.http2.as_ref().map(|h| h.stream_id),
         reset_code: item.exchange.http2.as_ref().and_then(|h| h.reset_code),
-        grpc: item
-            .exchange
-            .http2
-            .as_ref()
-            .and_then(|h| h.grpc.as_ref())
-            .map(|g| grpc(g, ctx.key)),
+        grpc: item.exchange.grpc.as_deref().map(|g| grpc(g, ctx.key)),
     }
 }
 

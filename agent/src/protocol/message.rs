@@ -11,6 +11,8 @@ pub struct BodySummary {
     /// Bytes of this message that were not captured.
     pub missing_bytes: u64,
     pub end_ns: u64,
+    /// gRPC-Web over HTTP/1: the body's message framing, counted as the body streamed by.
+    pub grpc: Option<Box<super::h2::grpc::MessageCounter>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +26,8 @@ pub struct Message {
 pub struct Exchange {
     pub request: Option<Message>,
     pub response: Option<Message>,
-    /// HTTP/2: the stream (and gRPC call) the exchange was. Boxed: HTTP/1 pays one word.
+    /// HTTP/2: the stream the exchange was. Boxed: HTTP/1 pays one word.
     pub http2: Option<Box<super::h2::StreamInfo>>,
+    /// A gRPC call (HTTP/2, or gRPC-Web over either version).
+    pub grpc: Option<Box<super::h2::GrpcCall>>,
 }

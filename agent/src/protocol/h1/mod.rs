@@ -42,7 +42,10 @@ impl ConnectionParser for Http1Connection {
             Direction::Ingress => ingress,
         };
         parser.push(bytes, ts_ns);
-        self.pairing.drive(parser, out)?;
+        let first_new = out.len();
+        let result = self.pairing.drive(parser, out);
+        name_grpc_web_calls(out, first_new);
+        result?;
         Ok(())
     }
 
@@ -59,7 +62,9 @@ impl ConnectionParser for Http1Connection {
             .directions
             .iter_mut()
             .find(|p| p.kind() == StreamKind::Responses);
+        let first_new = out.len();
         self.pairing.close(responses, out);
+        name_grpc_web_calls(out, first_new);
     }
 
     fn role_hint(&self) -> Option<Role> {
@@ -68,6 +73,23 @@ impl ConnectionParser for Http1Connection {
             (StreamKind::Requests, _) | (_, StreamKind::Responses) => Some(Role::Client),
             (StreamKind::Responses, _) | (_, StreamKind::Requests) => Some(Role::Server),
             _ => None,
+        }
+    }
+}
+
+/// gRPC-Web calls among the exchanges from `first_new` on get their `grpc` summary.
+fn name_grpc_web_calls(out: &mut [Exchange], first_new: usize) {
+    for exchange in out.iter_mut().skip(first_new) {
+        if let Some(request) = exchange.request.as_ref()
+            && request
+                .head
+                .header("content-type")
+                .is_some_and(crate::protocol::h2::grpc::is_grpc)
+        {
+            exchange.grpc = Some(Box::new(crate::protocol::h2::grpc::call_over_http1(
+                request,
+                exchange.response.as_ref(),
+            )));
         }
     }
 }

@@ -92,6 +92,7 @@ impl Pairing {
                             request: Some(old),
                             response: None,
                             http2: None,
+                            grpc: None,
                         });
                     }
                     self.pending.push_back(Message { head, body: None });
@@ -123,6 +124,7 @@ impl Pairing {
             request,
             response: Some(response),
             http2: None,
+            grpc: None,
         };
         if exchange.request.as_ref().is_some_and(|r| r.body.is_none()) {
             self.answered_early = Some(exchange);
@@ -155,6 +157,7 @@ impl Pairing {
                 request: Some(request),
                 response: None,
                 http2: None,
+                grpc: None,
             });
         }
     }

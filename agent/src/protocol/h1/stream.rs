@@ -170,6 +170,9 @@ impl StreamParser {
     }
 
     fn consume_body(&mut self, bytes: &[u8]) {
+        if let Some(grpc) = self.body.grpc.as_mut() {
+            grpc.push(bytes);
+        }
         let room = self
             .limits
             .body_prefix_bytes
@@ -300,6 +303,9 @@ impl StreamParser {
         self.body
             .prefix
             .extend_from_slice(self.buf.as_slice().get(..room.min(n)).unwrap_or_default());
+        if let Some(grpc) = self.body.grpc.as_mut() {
+            grpc.push(self.buf.as_slice().get(..n).unwrap_or_default());
+        }
         self.buf.consume(n);
         self.body.size = self.body.size.saturating_add(n as u64);
         n as u64
@@ -404,6 +410,13 @@ impl StreamParser {
         let head = head.with_times(self.head_start_ns.unwrap_or(self.last_ns), self.last_ns);
         self.buf.consume(used);
         self.body = BodySummary::default();
+        if head
+            .header("content-type")
+            .is_some_and(crate::protocol::h2::grpc::is_grpc)
+        {
+            // gRPC-Web: its messages are counted as the body streams by.
+            self.body.grpc = Some(Box::default());
+        }
         self.state = if switches_to_h2(&head) {
             State::SwitchedToH2
         } else {

@@ -54,12 +54,63 @@ pub fn status_of_reset(error_code: u32) -> u32 {
     }
 }
 
+/// `application/grpc…` (gRPC, gRPC-Web), but not `application/grpc-web-text`, whose body is
+/// base64 and is not decoded.
 pub fn is_grpc(content_type: &[u8]) -> bool {
     let ct = content_type.trim_ascii();
+    let text = b"application/grpc-web-text";
     ct.len() >= 16
         && ct
             .get(..16)
             .is_some_and(|p| p.eq_ignore_ascii_case(b"application/grpc"))
+        && !ct
+            .get(..text.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(text))
+}
+
+/// A gRPC-Web call carried by HTTP/1.1: the call from the request line, the status from the
+/// response headers (Trailers-Only) or from the trailer frame in the body, the messages as
+/// the HTTP/1 parser counted them while the bodies streamed by.
+pub fn call_over_http1(
+    request: &crate::protocol::Message,
+    response: Option<&crate::protocol::Message>,
+) -> GrpcCall {
+    let target = request.head.target().unwrap_or_default();
+    let path = target.split('?').next().unwrap_or(target);
+    let (service, method) = call_of(path);
+    let counter = |m: Option<&crate::protocol::Message>| {
+        m.and_then(|m| m.body.as_ref())
+            .and_then(|b| b.grpc.as_deref())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (sent, received) = (counter(Some(request)), counter(response));
+    let header = |name: &str| response.and_then(|r| r.head.header(name));
+    let (mut status_code, mut message) = (
+        header("grpc-status")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse().ok()),
+        header("grpc-message").map(decode_message),
+    );
+    if status_code.is_none() && !received.web_trailers.is_empty() {
+        (status_code, message) = {
+            let (s, m) = web_trailers(&received.web_trailers);
+            (s, message.or(m))
+        };
+    }
+    GrpcCall {
+        service,
+        method,
+        status_code,
+        message,
+        encoding: request
+            .head
+            .header("grpc-encoding")
+            .map(|e| String::from_utf8_lossy(e).into_owned()),
+        request_messages: sent.messages,
+        response_messages: received.messages,
+        compressed_messages: sent.compressed + received.compressed,
+    }
 }
 
 /// `/package.Service/Method` → (service, method); anything else keeps the path as service.
@@ -97,7 +148,7 @@ const WEB_TRAILERS_FLAG: u8 = 0x80;
 const WEB_TRAILERS_KEPT: usize = 512;
 
 /// Walks the 5-byte message prefixes (flag, big-endian length) of one direction's DATA.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct MessageCounter {
     /// Bytes of the current message's prefix seen so far, and the prefix.
     prefix_seen: u8,

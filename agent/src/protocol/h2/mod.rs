@@ -25,7 +25,6 @@ pub use grpc::GrpcCall;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamInfo {
     pub stream_id: u32,
-    pub grpc: Option<GrpcCall>,
     /// The RST_STREAM error code that ended the stream, if one did.
     pub reset_code: Option<u32>,
 }

@@ -397,9 +397,9 @@ impl Streams {
             response: stream.response.map(message),
             http2: Some(Box::new(StreamInfo {
                 stream_id: id,
-                grpc,
                 reset_code: stream.reset_code,
             })),
+            grpc: grpc.map(Box::new),
         });
     }
 

@@ -322,12 +322,7 @@ fn grpc_unary_streaming_and_trailers_only() {
     let g: Vec<&GrpcCall> = c
         .out
         .iter()
-        .map(|x| {
-            x.http2
-                .as_ref()
-                .and_then(|h| h.grpc.as_ref())
-                .expect("grpc")
-        })
+        .map(|x| x.grpc.as_deref().expect("grpc"))
         .collect();
     assert_eq!(
         (g[0].service.as_str(), g[0].method.as_str()),
@@ -770,4 +765,54 @@ fn cookie_crumbs_are_joined_with_semicolons() {
         names,
         ["host", "user-agent", "authorization", "cookie", "x-mid"]
     );
+}
+
+#[test]
+fn grpc_web_over_http1_counts_messages_and_reads_body_trailers() {
+    use crate::protocol::{Parser, h1};
+    let limits = crate::protocol::Limits::default();
+    let mut stats = ProtocolStats::default();
+    let mut parser = Parser::new(h1::Limits::default());
+    let mut out = Vec::new();
+    let framed = |flag: u8, body: &[u8]| {
+        let mut m = vec![flag];
+        m.extend((body.len() as u32).to_be_bytes());
+        m.extend(body);
+        m
+    };
+    let message = framed(0, b"\x0a\x05alice");
+    let mut request = format!(
+        "POST /demo.Greeter/SayHello HTTP/1.1\r\nHost: web\r\n\
+content-type: application/grpc-web+proto\r\ncontent-length: {}\r\n\r\n",
+        message.len()
+    )
+    .into_bytes();
+    request.extend(&message);
+    let mut body = framed(0, b"\x0a\x0bhello alice");
+    body.extend(framed(0x80, b"grpc-status:0\r\ngrpc-message:\r\n"));
+    let mut response = b"HTTP/1.1 200 OK\r\ncontent-type: application/grpc-web+proto\r\n\
+transfer-encoding: chunked\r\n\r\n"
+        .to_vec();
+    // The body in two chunks, split inside the trailer frame.
+    let (a, b) = body.split_at(20);
+    for chunk in [a, b] {
+        response.extend(format!("{:x}\r\n", chunk.len()).into_bytes());
+        response.extend(chunk);
+        response.extend(b"\r\n");
+    }
+    response.extend(b"0\r\n\r\n");
+    for (d, bytes) in [(C, request.as_slice()), (S, response.as_slice())] {
+        parser
+            .push_with(&limits, d, bytes, 1, &mut out, &mut stats)
+            .expect("parses");
+    }
+    assert_eq!(out.len(), 1);
+    let call = out[0].grpc.as_deref().expect("grpc-web call");
+    assert_eq!(
+        (call.service.as_str(), call.method.as_str()),
+        ("demo.Greeter", "SayHello")
+    );
+    assert_eq!((call.request_messages, call.response_messages), (1, 1));
+    assert_eq!(call.status_code, Some(0));
+    assert!(out[0].http2.is_none());
 }
