@@ -39,6 +39,12 @@ fn run() -> anyhow::Result<()> {
             file,
             inventory_out,
         }) => replay(file, inventory_out.as_deref(), config.detect.clone()),
+        Some(Command::Openapi {
+            inventory,
+            format,
+            out_dir,
+            host,
+        }) => openapi(inventory, *format, out_dir.as_deref(), host.as_deref()),
         Some(Command::Install { root, no_start }) => {
             for line in agent::app::install::install(root, *no_start)? {
                 println!("{line}");
@@ -108,6 +114,77 @@ fn replay(
         summary.seconds,
         summary.findings,
         summary.by_rule
+    );
+    Ok(())
+}
+
+/// `cleartap openapi`: the inventory file → one OpenAPI document per host.
+fn openapi(
+    inventory: &std::path::Path,
+    format: agent::config::OpenApiFormat,
+    out_dir: Option<&std::path::Path>,
+    only_host: Option<&str>,
+) -> anyhow::Result<()> {
+    use agent::{config::OpenApiFormat, output::openapi};
+    use anyhow::Context as _;
+    let text = std::fs::read_to_string(inventory).with_context(|| {
+        format!(
+            "reading the inventory {} (a running agent writes it on SIGUSR1 and at exit)",
+            inventory.display()
+        )
+    })?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", inventory.display()))?;
+    let mut docs = openapi::documents(&value)?;
+    if let Some(host) = only_host {
+        docs.retain(|h, _| h == host);
+        anyhow::ensure!(
+            !docs.is_empty(),
+            "host {host:?} is not in {}",
+            inventory.display()
+        );
+    }
+    let render = |doc: &serde_json::Value| -> anyhow::Result<String> {
+        Ok(match format {
+            OpenApiFormat::Yaml => openapi::to_yaml(doc)?,
+            OpenApiFormat::Json => serde_json::to_string_pretty(doc)?,
+        })
+    };
+    match out_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let ext = match format {
+                OpenApiFormat::Yaml => "yaml",
+                OpenApiFormat::Json => "json",
+            };
+            for (host, doc) in &docs {
+                let path = dir.join(format!("{}.openapi.{ext}", openapi::file_stem(host)));
+                std::fs::write(&path, render(doc)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                log::info!("{host}: {}", path.display());
+            }
+        }
+        None => {
+            let mut out = String::new();
+            for doc in docs.values() {
+                match format {
+                    OpenApiFormat::Yaml => {
+                        out.push_str("---\n");
+                        out.push_str(&render(doc)?);
+                    }
+                    OpenApiFormat::Json => {
+                        out.push_str(&serde_json::to_string(doc)?);
+                        out.push('\n');
+                    }
+                }
+            }
+            print!("{out}");
+        }
+    }
+    log::info!(
+        "{} OpenAPI document(s) from {}",
+        docs.len(),
+        inventory.display()
     );
     Ok(())
 }

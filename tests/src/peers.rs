@@ -243,17 +243,17 @@ pub fn grpc_server(dir: &TempDir, port: u16) -> Peer {
     Peer(child, "grpc server")
 }
 
-/// The python that has sonora (gRPC-Web), prepared by `cargo xtask test`
-/// (CLEARTAP_GRPC_WEB_PYTHON). Under CI=true its absence fails the test; elsewhere the test is
-/// skipped with the reason printed.
-pub fn grpc_web_python() -> Option<std::path::PathBuf> {
-    let reason = match std::env::var_os("CLEARTAP_GRPC_WEB_PYTHON").map(std::path::PathBuf::from) {
+/// The python with the tests' PyPI packages (sonora for gRPC-Web, openapi-spec-validator),
+/// prepared by `cargo xtask test` (CLEARTAP_TEST_PYTHON). Under CI=true its absence fails the
+/// test; elsewhere the test is skipped with the reason printed.
+pub fn test_python() -> Option<std::path::PathBuf> {
+    let reason = match std::env::var_os("CLEARTAP_TEST_PYTHON").map(std::path::PathBuf::from) {
         Some(p) if p.exists() => return Some(p),
-        Some(p) => format!("CLEARTAP_GRPC_WEB_PYTHON={} does not exist", p.display()),
-        None => "CLEARTAP_GRPC_WEB_PYTHON is not set (`cargo xtask test` makes the venv)".into(),
+        Some(p) => format!("CLEARTAP_TEST_PYTHON={} does not exist", p.display()),
+        None => "CLEARTAP_TEST_PYTHON is not set (`cargo xtask test` makes the venv)".into(),
     };
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but the gRPC-Web test cannot run: {reason}");
+        panic!("CI=true but a test that needs PyPI packages cannot run: {reason}");
     }
     eprintln!("SKIPPED: {reason}");
     None
@@ -279,4 +279,19 @@ pub fn h2c_upgrade_server(port: u16) -> Peer {
         .expect("start h2c upgrade server");
     wait_for_port(port, "h2c upgrade server");
     Peer(child, "h2c upgrade server")
+}
+
+/// A REST API on Flask over TLS (`flask_api.py`): users, orders.
+pub fn flask_api(dir: &TempDir, port: u16) -> Peer {
+    let (cert, key) = make_cert(dir);
+    let child = Command::new(PYTHON)
+        .arg(peers_dir().join("flask_api.py"))
+        .args(["serve", &port.to_string()])
+        .arg(&cert)
+        .arg(&key)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the Flask API");
+    wait_for_port(port, "Flask API");
+    Peer(child, "flask api")
 }

@@ -7,8 +7,8 @@ use std::{collections::BTreeSet, process::Command, time::Duration};
 use cleartap_e2e::{
     Agent, TempDir, WAIT, at, free_port, n,
     peers::{
-        NGINX_FILE_BYTES, PYTHON, curl, grpc_server, grpc_web_python, grpc_web_server,
-        h2c_upgrade_server, nghttpd, nginx_h2, peers_dir,
+        NGINX_FILE_BYTES, PYTHON, curl, grpc_server, grpc_web_server, h2c_upgrade_server, nghttpd,
+        nginx_h2, peers_dir, test_python,
     },
     pid_is, privileged, run_client, s, summary_counter,
 };
@@ -434,7 +434,7 @@ fn grpc_web_over_http1_with_sonora() {
     if !privileged() {
         return;
     }
-    let Some(python) = grpc_web_python() else {
+    let Some(python) = test_python() else {
         return;
     };
     let port = free_port();

@@ -27,7 +27,7 @@ mod soak;
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 /// Debian packages the end-to-end tests start as real peers.
-const TEST_PEERS: [&str; 13] = [
+const TEST_PEERS: [&str; 14] = [
     "nginx",
     "curl",
     "openssl",
@@ -44,6 +44,8 @@ const TEST_PEERS: [&str; 13] = [
     "python3-h2",
     // The venv that holds sonora (gRPC-Web) on top of the system python3-grpcio.
     "python3-venv",
+    // A REST API over TLS for the API-discovery (OpenAPI) tests.
+    "python3-flask",
 ];
 
 #[derive(Parser)]
@@ -213,13 +215,17 @@ const PYPI_TOOLS: [&str; 3] = [
     "PyYAML==6.0.3",
 ];
 
-/// sonora (gRPC-Web from PyPI) for Debian's python3: a venv that sees the system packages
-/// (python3-grpcio from apt, which links the system libssl), with sonora and the urllib3 it
-/// needs installed without dependencies (they would pull a second grpcio). Returns its python.
-fn grpc_web_python() -> anyhow::Result<PathBuf> {
-    let venv = workspace_root().join("target/grpc-web-venv");
+/// Python packages from PyPI the end-to-end tests use, for Debian's python3, in a venv that
+/// sees the system packages (python3-grpcio from apt links the system libssl): sonora
+/// (gRPC-Web) and the urllib3 it needs, without dependencies (they would pull a second grpcio);
+/// openapi-spec-validator with its own. Returns the venv's python.
+fn test_python() -> anyhow::Result<PathBuf> {
+    let venv = workspace_root().join("target/test-venv");
     let python = venv.join("bin/python3");
-    let ready = output(Command::new(&python).args(["-c", "import sonora, grpc; print('ok')"]));
+    let ready = output(Command::new(&python).args([
+        "-c",
+        "import sonora, grpc, openapi_spec_validator; print('ok')",
+    ]));
     if ready.trim() == "ok" {
         return Ok(python);
     }
@@ -237,6 +243,14 @@ fn grpc_web_python() -> anyhow::Result<PathBuf> {
         "--no-deps",
         "sonora==0.2.3",
         "urllib3==1.26.20",
+    ]))?;
+    run_cmd(Command::new(&python).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "openapi-spec-validator==0.7.1",
     ]))?;
     Ok(python)
 }
@@ -445,7 +459,7 @@ fn test() -> anyhow::Result<()> {
     let guest_kernel = qemu::kernel()?;
     let image = image::build(image::DEFAULT_TAG)?;
     pip_install(&PYPI_TOOLS)?;
-    let grpc_web_python = grpc_web_python()?;
+    let test_python = test_python()?;
     run_cmd(
         cargo()
             .args(["test", "-p", "cleartap-e2e", "--test", "capture"])
@@ -477,6 +491,8 @@ fn test() -> anyhow::Result<()> {
                 "--test",
                 "http2",
                 "--test",
+                "discovery",
+                "--test",
                 "install",
                 "--test",
                 "container",
@@ -488,7 +504,7 @@ fn test() -> anyhow::Result<()> {
             .env("CLEARTAP_BIN", &binary)
             .env("CLEARTAP_QEMU_KERNEL", &guest_kernel)
             .env("CLEARTAP_IMAGE", &image)
-            .env("CLEARTAP_GRPC_WEB_PYTHON", &grpc_web_python),
+            .env("CLEARTAP_TEST_PYTHON", &test_python),
     )?;
     eprintln!("xtask: all tests passed");
     Ok(())

@@ -169,17 +169,11 @@ impl Loop {
         }
         let path = std::path::Path::new(path);
         let tmp = path.with_extension("json.tmp");
+        let inventory = engine.dump(crate::app::event_loop::unix_now_ms());
         let result = path
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| {
-                std::fs::write(
-                    &tmp,
-                    engine
-                        .dump(crate::app::event_loop::unix_now_ms())
-                        .to_string(),
-                )
-            })
+            .and_then(|()| std::fs::write(&tmp, inventory.to_string()))
             .and_then(|()| std::fs::rename(&tmp, path));
         match result {
             Ok(()) => log::info!("{why}: API inventory written to {}", path.display()),
@@ -187,6 +181,18 @@ impl Loop {
                 "{why}: writing the API inventory to {}: {e}",
                 path.display()
             ),
+        }
+        // OpenAPI beside it: <dir>/openapi/HOST.openapi.yaml, one per host.
+        let dir = path
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("openapi");
+        match write_openapi(&dir, &inventory) {
+            Ok(n) => log::info!(
+                "{why}: {n} OpenAPI document(s) written to {}",
+                dir.display()
+            ),
+            Err(e) => log::warn!("{why}: writing OpenAPI documents to {}: {e}", dir.display()),
         }
     }
 
@@ -426,4 +432,19 @@ impl Loop {
         log::info!("all probes detached");
         Ok(())
     }
+}
+
+/// One OpenAPI document per host of `inventory`, as YAML files in `dir` (each written to a
+/// temporary name, then renamed).
+fn write_openapi(dir: &std::path::Path, inventory: &serde_json::Value) -> anyhow::Result<usize> {
+    use crate::output::openapi;
+    let docs = openapi::documents(inventory)?;
+    std::fs::create_dir_all(dir)?;
+    for (host, doc) in &docs {
+        let path = dir.join(format!("{}.openapi.yaml", openapi::file_stem(host)));
+        let tmp = path.with_extension("yaml.tmp");
+        std::fs::write(&tmp, openapi::to_yaml(doc)?)?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    Ok(docs.len())
 }

@@ -222,6 +222,12 @@ pub enum Toggle {
     Off,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OpenApiFormat {
+    Yaml,
+    Json,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum Command {
     /// Run the detections over saved exchange events (the agent's own JSON lines, e.g. from a
@@ -232,6 +238,29 @@ pub enum Command {
         /// Also write the API inventory learned from the file here.
         #[arg(long, value_name = "PATH")]
         inventory_out: Option<std::path::PathBuf>,
+    },
+    /// OpenAPI 3.1 documents of the APIs the agent saw, one per host, from its inventory file
+    /// (a running agent writes it on SIGUSR1 and at exit; `replay --inventory-out` too):
+    /// endpoints, parameters, types, formats, required flags, JSON schemas, auth schemes, and
+    /// x-cleartap-* extensions (first/last seen, requests, sensitive data, workloads).
+    Openapi {
+        /// The inventory file.
+        #[arg(
+            long,
+            value_name = "PATH",
+            default_value = "/var/lib/cleartap/inventory.json"
+        )]
+        inventory: std::path::PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OpenApiFormat::Yaml)]
+        format: OpenApiFormat,
+        /// Write HOST.openapi.yaml (or .json) per host into this directory instead of stdout
+        /// (stdout: YAML documents separated by `---`, or one JSON document per line).
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<std::path::PathBuf>,
+        /// Only this host (as the inventory names it: the request's Host).
+        #[arg(long)]
+        host: Option<String>,
     },
     /// Install the node agent: this binary as /usr/local/bin/cleartap, the default config as
     /// /etc/cleartap/cleartap.toml (an existing one is kept), the hardened systemd unit

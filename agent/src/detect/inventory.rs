@@ -6,12 +6,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use rustc_hash::FxBuildHasher;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{route::version_number, view::View, windows::Keys};
 
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct RouteStats {
     pub requests: u64,
     pub status_2xx: u64,
@@ -23,6 +23,9 @@ pub struct RouteStats {
     pub last_seen_ms: i64,
     /// Sensitive data kinds seen on this route (DATA-1 in responses, DATA-2 in URLs).
     pub sensitive_data: Vec<String>,
+    /// What the endpoint looks like (names, types, formats; never values).
+    #[serde(default)]
+    pub shape: super::shape::EndpointShape,
 }
 
 /// One route of the inventory, with the text its digest was made from (for the dump).
@@ -127,6 +130,9 @@ impl Inventory {
         }
         if v.has_credentials() {
             stats.with_auth += 1;
+        }
+        if super::shape::EndpointShape::wants_sample(stats.requests) {
+            stats.shape.learn(v);
         }
         seen
     }

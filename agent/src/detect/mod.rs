@@ -11,6 +11,7 @@ pub mod finding;
 pub mod inventory;
 pub mod route;
 pub mod rules;
+pub mod shape;
 #[cfg(test)]
 pub(crate) mod test_events;
 pub mod view;

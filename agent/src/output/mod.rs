@@ -5,6 +5,7 @@
 
 pub mod formats;
 pub mod http_sink;
+pub mod openapi;
 pub mod sink;
 pub mod sink_config;
 pub mod spool;

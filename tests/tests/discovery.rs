@@ -1,0 +1,148 @@
+//! End-to-end API discovery: a Flask API over TLS driven by a client; the agent's inventory
+//! becomes OpenAPI 3.1 (`cleartap openapi`, and beside the inventory at exit) that a standard
+//! validator accepts, that names every endpoint with its templates, parameters, types and
+//! required flags, and that holds no value seen in the traffic.
+
+use std::process::Command;
+
+use cleartap_e2e::{
+    Agent, TempDir, WAIT, agent_binary, free_port,
+    peers::{PYTHON, flask_api, peers_dir, test_python},
+    pid_is, privileged, run_client, s,
+};
+use serde_json::Value;
+
+fn validate(python: &std::path::Path, file: &std::path::Path) {
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import sys\nfrom openapi_spec_validator import validate\n\
+from openapi_spec_validator.readers import read_from_filename\n\
+validate(read_from_filename(sys.argv[1])[0])\nprint('valid')",
+        ])
+        .arg(file)
+        .output()
+        .expect("run openapi-spec-validator");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "valid",
+        "{} is not valid OpenAPI: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn param<'a>(op: &'a Value, name: &str) -> &'a Value {
+    op["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+        .unwrap_or_else(|| panic!("no parameter {name}: {op:#}"))
+}
+
+#[test]
+fn openapi_from_live_traffic_validates_and_names_every_endpoint() {
+    if !privileged() {
+        return;
+    }
+    let Some(python) = test_python() else {
+        return;
+    };
+    let dir = TempDir::new("discovery");
+    let port = free_port();
+    let server = flask_api(&dir, port);
+    let inventory = dir.path("state/inventory.json");
+    let agent = Agent::start(&["--inventory-file", inventory.to_str().expect("utf-8")]);
+    let (_, out) = run_client(
+        Command::new(PYTHON)
+            .arg(peers_dir().join("flask_api.py"))
+            .args(["drive", &port.to_string()]),
+    );
+    assert_eq!(
+        out.trim(),
+        "200 200 201 204 200 200 201 204 200 200 201 204"
+    );
+    agent.wait_events(12, WAIT, |e| pid_is(e, server.0.id()));
+    agent.stop();
+    let host = format!("127.0.0.1:{port}");
+    // At exit the agent wrote the inventory and, beside it, one OpenAPI document per host.
+    let beside = dir.path(&format!("state/openapi/127.0.0.1_{port}.openapi.yaml"));
+    assert!(beside.exists(), "{} missing", beside.display());
+    validate(&python, &beside);
+    let spec_dir = dir.path("spec");
+    let status = Command::new(agent_binary())
+        .args(["openapi", "--inventory"])
+        .arg(&inventory)
+        .args(["--format", "json", "--host", &host, "--out-dir"])
+        .arg(&spec_dir)
+        .status()
+        .expect("cleartap openapi");
+    assert!(status.success());
+    let file = spec_dir.join(format!("127.0.0.1_{port}.openapi.json"));
+    validate(&python, &file);
+    let text = std::fs::read_to_string(&file).expect("spec");
+    let doc: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(s(&doc["openapi"]), "3.1.0");
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut names: Vec<&str> = paths.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "/api/v1/orders",
+            "/api/v1/orders/{uuid}",
+            "/api/v1/users",
+            "/api/v1/users/{id}"
+        ]
+    );
+    let user = &paths["/api/v1/users/{id}"]["get"];
+    assert_eq!(param(user, "id")["in"], "path");
+    assert_eq!(param(user, "id")["schema"]["type"], "integer");
+    assert_eq!(param(user, "x-tenant")["in"], "header");
+    assert_eq!(param(user, "x-tenant")["required"], true);
+    let body = &user["responses"]["200"]["content"]["application/json"]["schema"];
+    assert_eq!(body["properties"]["email"]["format"], "email");
+    assert_eq!(body["properties"]["created"]["format"], "date-time");
+    assert_eq!(body["properties"]["roles"]["items"]["type"], "string");
+    assert_eq!(
+        body["properties"]["address"]["properties"]["city"]["type"],
+        "string"
+    );
+    assert_eq!(body["properties"]["id"]["type"], "integer");
+    let list = &paths["/api/v1/users"]["get"];
+    assert_eq!(param(list, "limit")["schema"]["type"], "integer");
+    assert_eq!(param(list, "limit")["required"], true);
+    assert_eq!(param(list, "since")["schema"]["format"], "date-time");
+    let order = &paths["/api/v1/orders"]["post"];
+    assert_eq!(order["requestBody"]["required"], true);
+    let request = &order["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(request["properties"]["quantity"]["type"], "integer");
+    assert_eq!(
+        request["required"],
+        serde_json::json!(["note", "quantity", "sku"])
+    );
+    let created = &order["responses"]["201"]["content"]["application/json"]["schema"];
+    assert_eq!(created["properties"]["order_id"]["format"], "uuid");
+    let delete = &paths["/api/v1/orders/{uuid}"]["delete"];
+    assert_eq!(param(delete, "uuid")["schema"]["format"], "uuid");
+    assert!(delete["responses"]["204"].is_object());
+    assert_eq!(user["security"], serde_json::json!([{ "bearerJwt": [] }]));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearerJwt"]["x-cleartap-jwt-alg"],
+        "HS256"
+    );
+    assert_eq!(user["x-cleartap-workloads"], serde_json::json!(["python3"]));
+    // Names and shapes only: no value seen in the traffic is in the document.
+    for value in [
+        "tenant-42",
+        "SKU-",
+        "gift",
+        "corp.example",
+        "Lisbon",
+        "1000-001",
+        "7d1e6c2a",
+        "9b2f4c1e",
+        "eyJhbGci",
+        "2024-01-0",
+    ] {
+        assert!(!text.contains(value), "{value} leaked into the spec");
+    }
+}
