@@ -120,4 +120,12 @@ fuzz_target!(|data: &[u8]| {
             serde_json::from_str(&native).expect("replay reads every native event");
         let _ = engine.inspect(&back, epoch_ms, &agent::detect::content::Bodies::from_event(&back));
     }
+    // The inventory the hostile exchanges taught (shapes included) renders as OpenAPI, which
+    // reads back as JSON and YAML.
+    let inventory = engine.dump(1_763_700_000_000);
+    let docs = agent::output::openapi::documents(&inventory)
+        .expect("the agent's own inventory always renders");
+    for doc in docs.values() {
+        let _ = agent::output::openapi::to_yaml(doc).expect("every document is YAML");
+    }
 });
