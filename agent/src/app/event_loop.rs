@@ -217,6 +217,23 @@ impl Loop {
             );
         }
         self.reload_enforcement(&new.enforce);
+        // Specs are re-read on every SIGHUP: the files may have changed under the same names.
+        if (new.inventory != self.reload.running.inventory || !new.inventory.specs.is_empty())
+            && let Some(engine) = self.pipeline.detect.as_mut()
+        {
+            match crate::detect::specs::ApiSpecs::load(&new.inventory) {
+                Ok(specs) => {
+                    log::info!(
+                        "SIGHUP: API specs: {} operations from {} files",
+                        specs.operations,
+                        specs.files
+                    );
+                    engine.set_specs(specs);
+                    self.reload.running.inventory = new.inventory.clone();
+                }
+                Err(e) => log::error!("SIGHUP: {e}; still judging against the previous specs"),
+            }
+        }
         // The old sinks finish (what they cannot deliver stays in their spools) before the new
         // ones open the same files and spool directories.
         let old = self.pipeline.output.shutdown(Duration::from_secs(2));

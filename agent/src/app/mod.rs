@@ -234,6 +234,15 @@ pub fn run(config: Config, loader: crate::config::file::Loader) -> anyhow::Resul
     if config.detect.enabled {
         let mut engine = crate::detect::Engine::new(config.detect.clone());
         engine.track_lists = enforcer.is_some();
+        let specs = crate::detect::specs::ApiSpecs::load(&config.inventory)?;
+        if !specs.is_empty() {
+            log::info!(
+                "API specs: {} operations from {} files; traffic is judged against them (INV-3…6)",
+                specs.operations,
+                specs.files
+            );
+        }
+        engine.set_specs(specs);
         pipeline.detect = Some(engine);
     }
     if enforcer.is_some() && config.enforce.audit_log != "off" {

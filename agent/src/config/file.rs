@@ -141,6 +141,8 @@ pub struct FileConfig {
     detect: Option<crate::detect::DetectConfig>,
     enforce: Option<crate::enforce::EnforceConfig>,
     #[serde(default)]
+    inventory: crate::detect::specs::InventoryConfig,
+    #[serde(default)]
     kubernetes: KubernetesSection,
     #[serde(default)]
     sinks: Vec<crate::output::sink_config::SinkConfig>,
@@ -264,10 +266,12 @@ pub fn merge(config: &mut Config, file: FileConfig, matches: &ArgMatches) {
         redaction,
         detect,
         enforce,
+        inventory,
         kubernetes,
         sinks,
     } = file;
     config.sinks = sinks;
+    config.inventory = inventory;
     if let Some(detect) = detect {
         config.detect = detect;
     }

@@ -167,6 +167,10 @@ pub struct Config {
     #[arg(skip)]
     pub detect: crate::detect::DetectConfig,
 
+    /// The config file's `[inventory]`: the team's API specs for drift findings (INV-3…6).
+    #[arg(skip)]
+    pub inventory: crate::detect::specs::InventoryConfig,
+
     /// Sinks from the config file's `[[sinks]]` (none: one stdout sink, native format).
     #[arg(skip)]
     pub sinks: Vec<crate::output::sink_config::SinkConfig>,

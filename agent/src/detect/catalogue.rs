@@ -27,6 +27,10 @@ pub enum RuleId {
     Cfg2,
     Inv1,
     Inv2,
+    Inv3,
+    Inv4,
+    Inv5,
+    Inv6,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -95,7 +99,7 @@ const fn rule(
 }
 
 /// In `RuleId` order: `CATALOGUE[id as usize].id == id` (checked by a test).
-pub const CATALOGUE: [RuleInfo; 20] = [
+pub const CATALOGUE: [RuleInfo; 24] = [
     rule(
         RuleId::Auth1,
         "AUTH-1",
@@ -293,6 +297,46 @@ pub const CATALOGUE: [RuleInfo; 20] = [
         "API9:2023",
         S::Low,
         C::Medium,
+        Exchange,
+        false,
+    ),
+    rule(
+        RuleId::Inv3,
+        "INV-3",
+        "Endpoint served but in no API specification (shadow API)",
+        "API9:2023",
+        S::Medium,
+        C::High,
+        Exchange,
+        false,
+    ),
+    rule(
+        RuleId::Inv4,
+        "INV-4",
+        "Request parameter or member the specification does not declare (mass assignment)",
+        "API3:2023",
+        S::Medium,
+        C::Medium,
+        Exchange,
+        false,
+    ),
+    rule(
+        RuleId::Inv5,
+        "INV-5",
+        "Response member the specification does not declare (excessive data exposure)",
+        "API3:2023",
+        S::Medium,
+        C::Medium,
+        Exchange,
+        false,
+    ),
+    rule(
+        RuleId::Inv6,
+        "INV-6",
+        "Deprecated endpoint still answering",
+        "API9:2023",
+        S::Low,
+        C::High,
         Exchange,
         false,
     ),

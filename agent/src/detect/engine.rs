@@ -119,6 +119,10 @@ pub struct Engine {
     list_changes: Vec<ListChange>,
     /// Indexed by `RuleId as usize`.
     enabled: [bool; CATALOGUE.len()],
+    /// The team's API specifications (`[inventory] specs`), for INV-3…6.
+    specs: super::specs::ApiSpecs,
+    /// Routes INV-3 has looked at under the current specs (bounded like the inventory).
+    spec_checked: std::collections::HashSet<u64, rustc_hash::FxBuildHasher>,
 }
 
 impl Engine {
@@ -149,7 +153,15 @@ impl Engine {
                     .is_some_and(|r| !config.disabled_rules.iter().any(|d| d == r.code))
             }),
             config,
+            specs: super::specs::ApiSpecs::default(),
+            spec_checked: Default::default(),
         }
+    }
+
+    /// Replaces the API specifications drift is judged against (at start and on SIGHUP).
+    pub fn set_specs(&mut self, specs: super::specs::ApiSpecs) {
+        self.specs = specs;
+        self.spec_checked.clear();
     }
 
     /// List entries made or extended since the last call (only with `track_lists`).
@@ -361,6 +373,23 @@ impl Engine {
             && let Some(newer) = self.inventory.newer_version(&v, &template, &self.keys)
         {
             hits.push((RuleId::Inv2, json!({ "newer_version": newer })));
+        }
+        if !self.specs.is_empty() {
+            if self.spec_checked.len() >= self.config.max_routes {
+                self.spec_checked.clear();
+            }
+            let first_time = self.spec_checked.insert(k.route);
+            let data_found = hits.iter().any(|(id, _)| *id == RuleId::Data1);
+            let enabled = self.enabled;
+            super::specs::drift(
+                &self.specs,
+                &v,
+                &template,
+                first_time,
+                |id| enabled.get(id as usize).copied().unwrap_or(false),
+                data_found,
+                &mut hits,
+            );
         }
         let ttl_abuse = c.abusive_ttl_secs as i64 * 1000;
         let ttl_sensitive = c.sensitive_ttl_secs as i64 * 1000;

@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod route;
 pub mod rules;
 pub mod shape;
+pub mod specs;
 #[cfg(test)]
 pub(crate) mod test_events;
 pub mod view;
