@@ -40,10 +40,14 @@ fn run() -> anyhow::Result<()> {
             inventory_out,
         }) => replay(file, inventory_out.as_deref(), config.detect.clone()),
         Some(Command::Openapi {
+            inventory, diff, ..
+        }) if !diff.is_empty() => openapi_diff(inventory, diff),
+        Some(Command::Openapi {
             inventory,
             format,
             out_dir,
             host,
+            diff: _,
         }) => openapi(inventory, *format, out_dir.as_deref(), host.as_deref()),
         Some(Command::Install { root, no_start }) => {
             for line in agent::app::install::install(root, *no_start)? {
@@ -114,6 +118,34 @@ fn replay(
         summary.seconds,
         summary.findings,
         summary.by_rule
+    );
+    Ok(())
+}
+
+/// `cleartap openapi --diff SPEC`: the inventory's drift from the specs, as lines on stdout.
+fn openapi_diff(inventory: &std::path::Path, specs: &[String]) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let specs = agent::detect::specs::ApiSpecs::load(&agent::detect::specs::InventoryConfig {
+        specs: specs.to_vec(),
+    })?;
+    let text = std::fs::read_to_string(inventory)
+        .with_context(|| format!("reading the inventory {}", inventory.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", inventory.display()))?;
+    anyhow::ensure!(
+        value["schema"] == "cleartap.inventory/1",
+        "{} is not a cleartap inventory",
+        inventory.display()
+    );
+    let lines = agent::output::drift_report::report(&value, &specs);
+    for line in &lines {
+        println!("{line}");
+    }
+    log::info!(
+        "{} drift lines against {} operations from {} spec files",
+        lines.len(),
+        specs.operations,
+        specs.files
     );
     Ok(())
 }

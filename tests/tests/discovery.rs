@@ -146,3 +146,142 @@ fn openapi_from_live_traffic_validates_and_names_every_endpoint() {
         assert!(!text.contains(value), "{value} leaked into the spec");
     }
 }
+
+/// The team's spec lacks one endpoint (DELETE /api/v1/orders/{id}) and one request member
+/// (`note`): live traffic yields INV-3 and INV-4 naming exactly those.
+const TEAM_SPEC: &str = r##"
+openapi: 3.1.0
+info: { title: shop, version: "1" }
+paths:
+  /api/v1/users/{userId}:
+    get:
+      responses:
+        "200":
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  id: { type: integer }
+                  email: { type: string }
+                  created: { type: string }
+                  roles: { type: array }
+                  address: { type: object }
+  /api/v1/users:
+    get:
+      parameters:
+        - { name: limit, in: query, schema: { type: integer } }
+        - { name: since, in: query, schema: { type: string } }
+      responses: { "200": { description: ok } }
+  /api/v1/orders:
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              properties: { sku: { type: string }, quantity: { type: integer } }
+      responses: { "201": { description: created } }
+"##;
+
+#[test]
+fn drift_against_the_team_spec() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("drift");
+    let port = free_port();
+    let server = flask_api(&dir, port);
+    std::fs::create_dir_all(dir.path("specs")).expect("specs dir");
+    std::fs::write(dir.path("specs/shop.yaml"), TEAM_SPEC).expect("spec");
+    let config = dir.path("cleartap.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[inventory]\nspecs = [\"{}/*.yaml\"]\n",
+            dir.path("specs").display()
+        ),
+    )
+    .expect("config");
+    let inventory = dir.path("inventory.json");
+    let agent = Agent::start(&[
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--inventory-file",
+        inventory.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        agent
+            .stderr_lines()
+            .iter()
+            .any(|l| l.contains("API specs: 3 operations from 1 files")),
+        "{:#?}",
+        agent.stderr_lines()
+    );
+    run_client(
+        Command::new(PYTHON)
+            .arg(peers_dir().join("flask_api.py"))
+            .args(["drive", &port.to_string()]),
+    );
+    let server_pid = server.0.id();
+    let of = |rule: &'static str| {
+        move |f: &Value| {
+            f["schema"] == "cleartap.finding/1"
+                && f["rule"]["id"] == rule
+                && pid_is(&f["exchange"], server_pid)
+        }
+    };
+    let shadow = agent.wait_events(1, WAIT, of("INV-3"));
+    assert_eq!(shadow.len(), 1, "{shadow:#?}");
+    assert_eq!(s(&shadow[0]["evidence"]["method"]), "DELETE");
+    assert_eq!(
+        s(&shadow[0]["evidence"]["template"]),
+        "/api/v1/orders/{uuid}"
+    );
+    let mass = agent.wait_events(1, WAIT, of("INV-4"));
+    assert_eq!(
+        mass[0]["evidence"]["undeclared_body_members"],
+        serde_json::json!(["note"])
+    );
+    assert_eq!(s(&mass[0]["evidence"]["operation"]), "POST /api/v1/orders");
+    // Everything else keeps to the spec: no other drift finding.
+    let others: Vec<Value> = agent
+        .findings()
+        .into_iter()
+        .filter(|f| {
+            pid_is(&f["exchange"], server_pid)
+                && ["INV-5", "INV-6"].contains(&f["rule"]["id"].as_str().unwrap_or(""))
+        })
+        .collect();
+    assert!(others.is_empty(), "{others:#?}");
+    agent.stop();
+    // The same drift as a report, from the inventory the agent wrote at exit.
+    let out = Command::new(agent_binary())
+        .args(["openapi", "--inventory"])
+        .arg(&inventory)
+        .arg("--diff")
+        .arg(dir.path("specs/shop.yaml"))
+        .output()
+        .expect("cleartap openapi --diff");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = report.lines().collect();
+    let host = format!("127.0.0.1:{port}");
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "shadow endpoint (INV-3): {host} DELETE /api/v1/orders/{{uuid}} — 3 requests, in no spec"
+            ),
+            format!(
+                "undeclared request members (INV-4): {host} POST /api/v1/orders (/api/v1/orders in {}): note",
+                dir.path("specs/shop.yaml").display()
+            ),
+        ],
+        "{report}"
+    );
+}

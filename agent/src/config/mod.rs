@@ -265,6 +265,10 @@ pub enum Command {
         /// Only this host (as the inventory names it: the request's Host).
         #[arg(long)]
         host: Option<String>,
+        /// Instead of documents: the drift of the inventory from these specs (OpenAPI 3.0/3.1
+        /// files or globs, as `[inventory] specs`), one line per finding; exit status 0.
+        #[arg(long, value_name = "SPEC")]
+        diff: Vec<String>,
     },
     /// Install the node agent: this binary as /usr/local/bin/cleartap, the default config as
     /// /etc/cleartap/cleartap.toml (an existing one is kept), the hardened systemd unit

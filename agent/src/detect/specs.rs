@@ -64,6 +64,10 @@ pub struct ApiSpecs {
 pub struct OperationRef<'s>(&'s Operation);
 
 impl OperationRef<'_> {
+    pub fn method(&self) -> &str {
+        &self.0.method
+    }
+
     pub fn path(&self) -> &str {
         &self.0.path
     }
@@ -298,6 +302,11 @@ impl ApiSpecs {
 
     pub fn is_empty(&self) -> bool {
         self.operations == 0
+    }
+
+    /// Every operation, in no particular order.
+    pub fn all(&self) -> impl Iterator<Item = OperationRef<'_>> {
+        self.by_shape.values().flatten().map(OperationRef)
     }
 
     /// The operation that documents `method` on `path` (a concrete request path), preferring

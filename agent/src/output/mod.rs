@@ -3,6 +3,7 @@
 //! configured sink. Events leave the agent only through
 //! here. Sinks deliver on their own threads (sink.rs); nothing here waits on a network.
 
+pub mod drift_report;
 pub mod formats;
 pub mod http_sink;
 pub mod openapi;
