@@ -43,6 +43,12 @@ def delete_order(order_id):
     return "", 204
 
 
+@app.get("/api/v1/reports/<int:report_id>")
+def report(report_id):
+    rows = int(request.args.get("rows", "20"))
+    return jsonify(id=report_id, rows=[{"n": i, "v": "xxxxxxxxxx"} for i in range(rows)])
+
+
 def serve(port, cert, key):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
@@ -77,8 +83,22 @@ def drive(port):
     print(" ".join(str(s) for s in statuses), flush=True)
 
 
+def reports(port, normal, rows):
+    """`normal` ordinary reports, then one with `rows` rows; prints the last body size."""
+    context = ssl._create_unverified_context()
+    size = 0
+    for i in range(normal + 1):
+        n = rows if i == normal else 20
+        url = f"https://127.0.0.1:{port}/api/v1/reports/{i + 1}?rows={n}"
+        with urllib.request.urlopen(url, context=context) as res:
+            size = len(res.read())
+    print(size, flush=True)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
         serve(int(sys.argv[2]), sys.argv[3], sys.argv[4])
+    elif sys.argv[1] == "reports":
+        reports(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
     else:
         drive(int(sys.argv[2]))

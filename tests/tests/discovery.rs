@@ -285,3 +285,39 @@ fn drift_against_the_team_spec() {
         "{report}"
     );
 }
+
+#[test]
+fn a_response_forty_times_its_baseline_is_anom1() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("anomaly");
+    let port = free_port();
+    let server = flask_api(&dir, port);
+    let agent = Agent::start(&["--inventory-file", "off"]);
+    // 60 ordinary reports (~500 bytes) teach the endpoint's normal; then one of 800 rows.
+    let (_, out) = run_client(
+        Command::new(PYTHON)
+            .arg(peers_dir().join("flask_api.py"))
+            .args(["reports", &port.to_string(), "60", "800"]),
+    );
+    let big: u64 = out.trim().parse().expect("size");
+    let server_pid = server.0.id();
+    let found = agent.wait_events(1, WAIT, |f| {
+        f["schema"] == "cleartap.finding/1"
+            && f["rule"]["id"] == "ANOM-1"
+            && pid_is(&f["exchange"], server_pid)
+    });
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let e = &found[0]["evidence"];
+    assert_eq!(s(&e["baseline"]), "response_bytes");
+    assert_eq!(e["observed"].as_u64(), Some(big));
+    assert_eq!(e["samples"].as_u64(), Some(60));
+    assert!(e["times_p99"].as_f64().is_some_and(|r| r > 10.0), "{e}");
+    assert!(e["p99"].as_u64().is_some_and(|p| p * 10 < big), "{e}");
+    assert_eq!(
+        s(&found[0]["exchange"]["request"]["path"]),
+        "/api/v1/reports/61"
+    );
+    agent.stop();
+}

@@ -31,6 +31,8 @@ pub enum RuleId {
     Inv4,
     Inv5,
     Inv6,
+    Anom1,
+    Anom2,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -99,7 +101,7 @@ const fn rule(
 }
 
 /// In `RuleId` order: `CATALOGUE[id as usize].id == id` (checked by a test).
-pub const CATALOGUE: [RuleInfo; 24] = [
+pub const CATALOGUE: [RuleInfo; 26] = [
     rule(
         RuleId::Auth1,
         "AUTH-1",
@@ -337,6 +339,26 @@ pub const CATALOGUE: [RuleInfo; 24] = [
         "API9:2023",
         S::Low,
         C::High,
+        Exchange,
+        false,
+    ),
+    rule(
+        RuleId::Anom1,
+        "ANOM-1",
+        "Response far above the endpoint's normal size (mass data exposure)",
+        "API3:2023",
+        S::Medium,
+        C::Medium,
+        Exchange,
+        false,
+    ),
+    rule(
+        RuleId::Anom2,
+        "ANOM-2",
+        "Response far slower than the endpoint's normal (resource consumption)",
+        "API4:2023",
+        S::Low,
+        C::Medium,
         Exchange,
         false,
     ),

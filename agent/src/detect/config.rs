@@ -46,6 +46,12 @@ pub struct DetectConfig {
     pub abusive_ttl_secs: u64,
     /// How long a route stays on the sensitive-data list after a DATA-1 finding on it.
     pub sensitive_ttl_secs: u64,
+    /// ANOM-1/2 judge an endpoint only after this many exchanges taught its baseline.
+    pub anomaly_min_samples: u64,
+    /// ANOM-1: a response larger than this many times the endpoint's p99 size (≥ 4 KiB).
+    pub anom1_size_factor: f64,
+    /// ANOM-2: a response slower than this many times the endpoint's p99 latency (≥ 100 ms).
+    pub anom2_latency_factor: f64,
 }
 
 impl Default for DetectConfig {
@@ -76,6 +82,9 @@ impl Default for DetectConfig {
             tok3_bytes_per_minute: 100 << 20,
             abusive_ttl_secs: 3600,
             sensitive_ttl_secs: 24 * 3600,
+            anomaly_min_samples: 50,
+            anom1_size_factor: 10.0,
+            anom2_latency_factor: 20.0,
         }
     }
 }
@@ -117,6 +126,17 @@ impl DetectConfig {
             }
         }
         at_least("auth4_min_requests", self.auth4_min_requests, 1)?;
+        at_least("anomaly_min_samples", self.anomaly_min_samples, 10)?;
+        for (name, factor) in [
+            ("anom1_size_factor", self.anom1_size_factor),
+            ("anom2_latency_factor", self.anom2_latency_factor),
+        ] {
+            if !(factor.is_finite() && factor > 1.0) {
+                return Err(format!(
+                    "detect.{name} = {factor}: must be a number above 1"
+                ));
+            }
+        }
         if self.body_tap_bytes > 65_536 {
             return Err(format!(
                 "detect.body_tap_bytes = {}: must be at most 65536",

@@ -362,6 +362,25 @@ impl Engine {
         {
             hits.push((RuleId::Auth6, e));
         }
+        // Judged before this exchange joins the endpoint's baseline.
+        if let Some(baseline) = self.inventory.baseline(k.route) {
+            let (anom1, anom2) = baseline.judge(
+                event.response.as_ref().and_then(|r| r.body_size),
+                event.latency_us,
+                super::baseline::Thresholds {
+                    min_samples: c.anomaly_min_samples,
+                    size_factor: c.anom1_size_factor,
+                    latency_factor: c.anom2_latency_factor,
+                },
+            );
+            for (id, evidence) in [(RuleId::Anom1, anom1), (RuleId::Anom2, anom2)] {
+                if let Some(e) = evidence
+                    && self.on(id)
+                {
+                    hits.push((id, e));
+                }
+            }
+        }
         if let Seen::New {
             after_learning: true,
         } = self.inventory.record(&v, &template, k.route, &self.keys)

@@ -26,6 +26,9 @@ pub struct RouteStats {
     /// What the endpoint looks like (names, types, formats; never values).
     #[serde(default)]
     pub shape: super::shape::EndpointShape,
+    /// What is normal for it: response sizes and latencies (ANOM-1, ANOM-2).
+    #[serde(default)]
+    pub baseline: super::baseline::Baseline,
 }
 
 /// One route of the inventory, with the text its digest was made from (for the dump).
@@ -134,7 +137,16 @@ impl Inventory {
         if super::shape::EndpointShape::wants_sample(stats.requests) {
             stats.shape.learn(v);
         }
+        stats.baseline.record(
+            v.event.response.as_ref().and_then(|r| r.body_size),
+            v.event.latency_us,
+        );
         seen
+    }
+
+    /// The route's baseline, to judge an exchange against before it joins it.
+    pub fn baseline(&self, route: u64) -> Option<&super::baseline::Baseline> {
+        self.routes.get(&route).map(|r| &r.stats.baseline)
     }
 
     /// Adds sensitive data kinds seen on a route (kept sorted, at most 16).

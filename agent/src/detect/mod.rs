@@ -3,6 +3,7 @@
 //! — so replay over saved events gives what the live agent gave. Server-side exchanges are
 //! judged (the API this node serves); a client's copy of the same exchange is not judged twice.
 
+pub mod baseline;
 pub mod catalogue;
 mod config;
 pub mod content;

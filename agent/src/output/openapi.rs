@@ -291,6 +291,16 @@ fn operation(
         json!({ "2xx": stats.status_2xx, "3xx": stats.status_3xx, "4xx": stats.status_4xx, "5xx": stats.status_5xx }),
     );
     op.insert("x-cleartap-auth".into(), json!(shape.auth));
+    let b = &stats.baseline;
+    if b.response_bytes.count > 0 || b.latency_us.count > 0 {
+        op.insert(
+            "x-cleartap-baseline".into(),
+            json!({
+                "response_bytes": { "samples": b.response_bytes.count, "p50": b.response_bytes.quantile(0.5), "p99": b.response_bytes.quantile(0.99) },
+                "latency_us": { "samples": b.latency_us.count, "p50": b.latency_us.quantile(0.5), "p99": b.latency_us.quantile(0.99) },
+            }),
+        );
+    }
     if !stats.sensitive_data.is_empty() {
         op.insert(
             "x-cleartap-sensitive-data".into(),
