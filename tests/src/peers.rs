@@ -295,3 +295,18 @@ pub fn flask_api(dir: &TempDir, port: u16) -> Peer {
     wait_for_port(port, "Flask API");
     Peer(child, "flask api")
 }
+
+/// A GraphQL API on graphene served by Flask over TLS (`graphql_api.py`), batching allowed.
+pub fn graphql_api(dir: &TempDir, port: u16) -> Peer {
+    let (cert, key) = make_cert(dir);
+    let child = Command::new(PYTHON)
+        .arg(peers_dir().join("graphql_api.py"))
+        .args(["serve", &port.to_string()])
+        .arg(&cert)
+        .arg(&key)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the GraphQL API");
+    wait_for_port(port, "GraphQL API");
+    Peer(child, "graphql api")
+}

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use cleartap_e2e::{
     Agent, TempDir, WAIT, agent_binary, free_port,
-    peers::{PYTHON, flask_api, peers_dir, test_python},
+    peers::{PYTHON, flask_api, graphql_api, peers_dir, test_python},
     pid_is, privileged, run_client, s,
 };
 use serde_json::Value;
@@ -320,4 +320,42 @@ fn a_response_forty_times_its_baseline_is_anom1() {
         "/api/v1/reports/61"
     );
     agent.stop();
+}
+
+#[test]
+fn graphql_introspection_and_a_batched_brute_force() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("graphql");
+    let port = free_port();
+    let server = graphql_api(&dir, port);
+    let inventory = dir.path("inventory.json");
+    let agent = Agent::start(&["--inventory-file", inventory.to_str().expect("utf-8")]);
+    let (_, out) = run_client(
+        Command::new(PYTHON)
+            .arg(peers_dir().join("graphql_api.py"))
+            .args(["drive", &port.to_string()]),
+    );
+    assert_eq!(out.trim(), "Query 20 user7");
+    let server_pid = server.0.id();
+    let of = |rule: &'static str| {
+        move |f: &Value| {
+            f["schema"] == "cleartap.finding/1"
+                && f["rule"]["id"] == rule
+                && pid_is(&f["exchange"], server_pid)
+        }
+    };
+    let intro = agent.wait_events(1, WAIT, of("GQL-1"));
+    assert_eq!(s(&intro[0]["evidence"]["operation"]), "IntrospectionQuery");
+    let batch = agent.wait_events(1, WAIT, of("GQL-2"));
+    assert_eq!(batch[0]["evidence"]["batched_operations"], 20);
+    agent.stop();
+    // The inventory names every operation the endpoint served.
+    let inv: Value = serde_json::from_str(&std::fs::read_to_string(&inventory).expect("inventory"))
+        .expect("json");
+    let ops = &inv["hosts"][format!("127.0.0.1:{port}")]["POST /graphql"]["shape"]["graphql"];
+    assert_eq!(ops["query IntrospectionQuery"], 1, "{ops:#}");
+    assert_eq!(ops["query GetUser"], 1);
+    assert_eq!(ops["mutation Login19"], 1);
 }

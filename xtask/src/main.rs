@@ -27,7 +27,7 @@ mod soak;
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 /// Debian packages the end-to-end tests start as real peers.
-const TEST_PEERS: [&str; 14] = [
+const TEST_PEERS: [&str; 15] = [
     "nginx",
     "curl",
     "openssl",
@@ -44,8 +44,9 @@ const TEST_PEERS: [&str; 14] = [
     "python3-h2",
     // The venv that holds sonora (gRPC-Web) on top of the system python3-grpcio.
     "python3-venv",
-    // A REST API over TLS for the API-discovery (OpenAPI) tests.
+    // A REST API over TLS for the API-discovery (OpenAPI) tests, and a GraphQL one.
     "python3-flask",
+    "python3-graphene",
 ];
 
 #[derive(Parser)]
@@ -71,8 +72,8 @@ enum Cmd {
         /// Seconds per target.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
-        /// Only this target (decode, h1_stream, h2_connection, conn_table, exchange_path,
-        /// enforce_path).
+        /// Only this target (decode, h1_stream, h2_connection, graphql, conn_table,
+        /// exchange_path, enforce_path).
         target: Option<String>,
     },
     /// Build the container image with podman, offline (FROM scratch: binary + its libraries).
@@ -329,10 +330,11 @@ fn setup() -> anyhow::Result<()> {
 }
 
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
-const FUZZ_TARGETS: [&str; 6] = [
+const FUZZ_TARGETS: [&str; 7] = [
     "decode",
     "h1_stream",
     "h2_connection",
+    "graphql",
     "conn_table",
     "exchange_path",
     "enforce_path",

@@ -33,6 +33,9 @@ pub enum RuleId {
     Inv6,
     Anom1,
     Anom2,
+    Gql1,
+    Gql2,
+    Gql3,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -101,7 +104,7 @@ const fn rule(
 }
 
 /// In `RuleId` order: `CATALOGUE[id as usize].id == id` (checked by a test).
-pub const CATALOGUE: [RuleInfo; 26] = [
+pub const CATALOGUE: [RuleInfo; 29] = [
     rule(
         RuleId::Auth1,
         "AUTH-1",
@@ -359,6 +362,36 @@ pub const CATALOGUE: [RuleInfo; 26] = [
         "API4:2023",
         S::Low,
         C::Medium,
+        Exchange,
+        false,
+    ),
+    rule(
+        RuleId::Gql1,
+        "GQL-1",
+        "GraphQL introspection answered",
+        "API8:2023",
+        S::Medium,
+        C::High,
+        Exchange,
+        false,
+    ),
+    rule(
+        RuleId::Gql2,
+        "GQL-2",
+        "Many GraphQL operations or aliases in one request (brute force through one call)",
+        "API4:2023",
+        S::Medium,
+        C::High,
+        Exchange,
+        true,
+    ),
+    rule(
+        RuleId::Gql3,
+        "GQL-3",
+        "GraphQL query nested beyond the limit",
+        "API4:2023",
+        S::Low,
+        C::High,
         Exchange,
         false,
     ),

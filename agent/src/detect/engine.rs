@@ -393,6 +393,38 @@ impl Engine {
         {
             hits.push((RuleId::Inv2, json!({ "newer_version": newer })));
         }
+        if let Some(gql) = super::graphql::request(&v) {
+            self.inventory.note_graphql(k.route, &gql.operations);
+            let c = &self.config;
+            let answered = v.status.is_some_and(|s| (200..300).contains(&s));
+            let intro = gql.operations.iter().find(|o| o.introspection);
+            if let Some(op) = intro
+                && answered
+                && (v.response_text().contains("__schema") || v.response_text().contains("__type"))
+                && self.on(RuleId::Gql1)
+            {
+                hits.push((
+                    RuleId::Gql1,
+                    json!({ "operation": op.name, "kind": op.kind }),
+                ));
+            }
+            let aliases: usize = gql.operations.iter().map(|o| o.aliases).sum();
+            if (gql.batch > c.gql_max_batch || aliases > c.gql_max_aliases) && self.on(RuleId::Gql2)
+            {
+                hits.push((
+                    RuleId::Gql2,
+                    json!({ "batched_operations": gql.batch, "aliases": aliases,
+                            "limits": { "batch": c.gql_max_batch, "aliases": c.gql_max_aliases } }),
+                ));
+            }
+            let depth = gql.operations.iter().map(|o| o.depth).max().unwrap_or(0);
+            if depth > c.gql_max_depth && self.on(RuleId::Gql3) {
+                hits.push((
+                    RuleId::Gql3,
+                    json!({ "depth": depth, "limit": c.gql_max_depth }),
+                ));
+            }
+        }
         if !self.specs.is_empty() {
             if self.spec_checked.len() >= self.config.max_routes {
                 self.spec_checked.clear();

@@ -144,6 +144,13 @@ impl Inventory {
         seen
     }
 
+    /// GraphQL operations seen on a route.
+    pub fn note_graphql(&mut self, route: u64, operations: &[super::graphql::Operation]) {
+        if let Some(r) = self.routes.get_mut(&route) {
+            r.stats.shape.note_graphql(operations);
+        }
+    }
+
     /// The route's baseline, to judge an exchange against before it joins it.
     pub fn baseline(&self, route: u64) -> Option<&super::baseline::Baseline> {
         self.routes.get(&route).map(|r| &r.stats.baseline)

@@ -9,6 +9,7 @@ mod config;
 pub mod content;
 mod engine;
 pub mod finding;
+pub mod graphql;
 pub mod inventory;
 pub mod route;
 pub mod rules;

@@ -139,6 +139,9 @@ pub struct EndpointShape {
     pub workloads: Vec<String>,
     /// Names, statuses or media types beyond the bounds, not learned.
     pub truncated: u64,
+    /// GraphQL operations (`query GetUser`, `mutation` for an anonymous one) → times.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub graphql: BTreeMap<String, u64>,
 }
 
 /// The format of a string value, by shape alone.
@@ -341,6 +344,17 @@ fn json_of(body: &[u8], media: &str) -> Option<Value> {
 }
 
 impl EndpointShape {
+    /// Counts the GraphQL operations of one request (every request, not only samples).
+    pub fn note_graphql(&mut self, operations: &[super::graphql::Operation]) {
+        for op in operations {
+            let key = match &op.name {
+                Some(name) => format!("{} {name}", op.kind),
+                None => op.kind.to_owned(),
+            };
+            bump(&mut self.graphql, &key, MAX_NAMES, &mut self.truncated);
+        }
+    }
+
     /// Whether the exchange that made this endpoint's `requests`-th request teaches its shape.
     pub fn wants_sample(requests: u64) -> bool {
         requests <= SAMPLED_FIRST || requests.is_multiple_of(SAMPLE_EVERY)

@@ -307,6 +307,9 @@ fn operation(
             json!(stats.sensitive_data),
         );
     }
+    if !shape.graphql.is_empty() {
+        op.insert("x-cleartap-graphql-operations".into(), json!(shape.graphql));
+    }
     if !shape.workloads.is_empty() {
         op.insert("x-cleartap-workloads".into(), json!(shape.workloads));
     }
