@@ -52,6 +52,9 @@ pub struct DetectConfig {
     pub anom1_size_factor: f64,
     /// ANOM-2: a response slower than this many times the endpoint's p99 latency (≥ 100 ms).
     pub anom2_latency_factor: f64,
+    /// ANOM-2 (error ratio): an actor with at least this many requests on an endpoint, half of
+    /// them failing, where the others fail at most one in ten.
+    pub anom2_min_actor_requests: u64,
     /// GQL-2: more operations than this batched in one request, or more aliases than
     /// `gql_max_aliases` in it.
     pub gql_max_batch: usize,
@@ -91,6 +94,7 @@ impl Default for DetectConfig {
             anomaly_min_samples: 50,
             anom1_size_factor: 10.0,
             anom2_latency_factor: 20.0,
+            anom2_min_actor_requests: 20,
             gql_max_batch: 10,
             gql_max_aliases: 15,
             gql_max_depth: 10,

@@ -121,6 +121,8 @@ pub struct Engine {
     enabled: [bool; CATALOGUE.len()],
     /// The team's API specifications (`[inventory] specs`), for INV-3…6.
     specs: super::specs::ApiSpecs,
+    /// Per (actor, route): (requests, 4xx + 5xx responses), for ANOM-2's error ratio.
+    actor_route: Bounded<u64, (u64, u64)>,
     /// Routes INV-3 has looked at under the current specs (bounded like the inventory).
     spec_checked: std::collections::HashSet<u64, rustc_hash::FxBuildHasher>,
 }
@@ -142,6 +144,7 @@ impl Engine {
                 .filter_map(|a| a.parse().ok())
                 .collect(),
             abusive: Bounded::new(config.max_keys),
+            actor_route: Bounded::new(config.max_keys),
             sensitive: Bounded::new(config.max_routes),
             stats: DetectStats::default(),
             track_lists: false,
@@ -170,7 +173,11 @@ impl Engine {
     }
 
     pub fn state_evictions(&self) -> u64 {
-        self.windows.evicted() + self.dedup.evicted + self.abusive.evicted + self.sensitive.evicted
+        self.windows.evicted()
+            + self.dedup.evicted
+            + self.abusive.evicted
+            + self.sensitive.evicted
+            + self.actor_route.evicted
     }
 
     /// Body bytes per message the rules want (the parser keeps at least this many).
@@ -373,6 +380,36 @@ impl Engine {
                     latency_factor: c.anom2_latency_factor,
                 },
             );
+            let anom2 = anom2.or_else(|| {
+                // An actor failing on an endpoint where everyone else succeeds (probing,
+                // enumeration, a broken integration): its error ratio against the endpoint's.
+                let error = v.status.is_some_and(|s| s >= 400);
+                let (endpoint_requests, endpoint_errors) =
+                    self.inventory.error_counts(k.route).unwrap_or((0, 0));
+                let mixed = k.actor.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ k.route;
+                let (requests, errors) = self.actor_route.entry(&mixed, v.epoch_ms, || (0, 0));
+                *requests += 1;
+                *errors += u64::from(error);
+                let (others, others_errors) = (
+                    endpoint_requests.saturating_sub(*requests - 1),
+                    endpoint_errors.saturating_sub(*errors - u64::from(error)),
+                );
+                let actor_ratio = *errors as f64 / *requests as f64;
+                let others_ratio = others_errors as f64 / others.max(1) as f64;
+                (*requests >= c.anom2_min_actor_requests
+                    && others >= c.anomaly_min_samples
+                    && actor_ratio >= 0.5
+                    && others_ratio <= 0.1)
+                    .then(|| {
+                        json!({
+                            "baseline": "error_ratio",
+                            "samples": others,
+                            "endpoint_error_ratio": (others_ratio * 1000.0).round() / 1000.0,
+                            "actor_error_ratio": (actor_ratio * 1000.0).round() / 1000.0,
+                            "actor_requests": *requests,
+                        })
+                    })
+            });
             for (id, evidence) in [(RuleId::Anom1, anom1), (RuleId::Anom2, anom2)] {
                 if let Some(e) = evidence
                     && self.on(id)

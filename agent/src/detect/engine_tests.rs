@@ -486,3 +486,36 @@ fn request_phase_verdict_needs_no_response_and_sees_the_abusive_list() {
             .is_none()
     );
 }
+
+#[test]
+fn anom2_an_actor_failing_where_everyone_else_succeeds() {
+    let mut engine = Engine::new(DetectConfig::default());
+    let mut all = Vec::new();
+    for i in 0..60 {
+        let e = with_token(
+            exchange("GET", &format!("/api/docs/{i}"), 200, json!({})),
+            &format!("{:016x}", i % 6),
+        );
+        all.extend(engine.inspect_json(&e, T0 + i, &Bodies::default()));
+    }
+    assert!(all.is_empty(), "{all:#?}");
+    let mut found = Vec::new();
+    for i in 0..25 {
+        let e = with_token(
+            exchange("GET", &format!("/api/docs/{}", 1000 + i), 404, json!({})),
+            "ffffffffffffffff",
+        );
+        found.extend(engine.inspect_json(&e, T0 + 100 + i, &Bodies::default()));
+    }
+    let anom: Vec<&Value> = found
+        .iter()
+        .filter(|f| f["rule"]["id"] == "ANOM-2")
+        .collect();
+    assert_eq!(anom.len(), 1, "{found:#?}");
+    let e = &anom[0]["evidence"];
+    assert_eq!(e["baseline"], "error_ratio");
+    assert_eq!(e["actor_requests"], 20);
+    assert_eq!(e["endpoint_error_ratio"], 0.0);
+    assert_eq!(e["actor_error_ratio"], 1.0);
+    assert_eq!(e["samples"], 60);
+}

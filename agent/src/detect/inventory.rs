@@ -151,6 +151,12 @@ impl Inventory {
         }
     }
 
+    /// (requests, 4xx + 5xx responses) seen on the route so far.
+    pub fn error_counts(&self, route: u64) -> Option<(u64, u64)> {
+        let s = &self.routes.get(&route)?.stats;
+        Some((s.requests, s.status_4xx + s.status_5xx))
+    }
+
     /// The route's baseline, to judge an exchange against before it joins it.
     pub fn baseline(&self, route: u64) -> Option<&super::baseline::Baseline> {
         self.routes.get(&route).map(|r| &r.stats.baseline)
