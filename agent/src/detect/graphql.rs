@@ -140,6 +140,11 @@ pub fn request(v: &super::view::View<'_>) -> Option<Request> {
         });
     }
     let body = v.request_body.trim_ascii_start();
+    // Most JSON bodies are not GraphQL: parsed only when the path says so or a `"query"`
+    // member appears (a scan, far cheaper than parsing every JSON request).
+    if !by_path && !body.windows(7).any(|w| w == b"\"query\"") {
+        return None;
+    }
     let from_json = |item: &Value| {
         item.get("query")
             .and_then(Value::as_str)
