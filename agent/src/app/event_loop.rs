@@ -61,6 +61,8 @@ pub struct Loop {
     pub admin: Option<Admin>,
     /// Evidence from the decision service, when it runs.
     pub decisions: Option<tokio::sync::mpsc::Receiver<crate::enforce::evidence::EnforcementEvent>>,
+    /// The `probes live` line, logged once the signal handlers are installed.
+    pub live_line: String,
 }
 
 async fn next_decision(
@@ -293,6 +295,7 @@ impl Loop {
         let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
         let mut sigusr1 =
             signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
+        log::info!("{}", self.live_line);
         let mut poll = tokio::time::interval(self.poll_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut housekeeping = tokio::time::interval(Duration::from_secs(5));

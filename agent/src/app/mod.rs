@@ -191,7 +191,10 @@ pub fn run(config: Config, loader: crate::config::file::Loader) -> anyhow::Resul
     }
     let (enforcer, enforcement) =
         start_enforcement(&mut ebpf, &config, token_key.credential_key())?;
-    log::info!(
+    // Said by the event loop once its signal handlers are in place: a supervisor (or a test)
+    // that stops the agent as soon as it reads this line gets a clean shutdown, never the
+    // default action of SIGTERM.
+    let live_line = format!(
         "probes live: {tracepoints} tracepoints, socket hooks: {hooks}, {} TLS libraries, plain HTTP {}; enforcement {enforcement}; capture cap {} bytes per call, ring buffer {} MiB",
         attacher.libraries().len(),
         if config.no_plaintext { "off" } else { "on" },
@@ -333,6 +336,7 @@ pub fn run(config: Config, loader: crate::config::file::Loader) -> anyhow::Resul
             poll_interval: Duration::from_millis(config.poll_interval_ms),
             library_sweep: Duration::from_secs(config.library_sweep_secs),
             metrics,
+            live_line,
             reload: crate::app::event_loop::Reload {
                 loader,
                 running: config,
