@@ -142,7 +142,10 @@ pub fn request(v: &super::view::View<'_>) -> Option<Request> {
     let body = v.request_body.trim_ascii_start();
     // Most JSON bodies are not GraphQL: parsed only when the path says so or a `"query"`
     // member appears (a scan, far cheaper than parsing every JSON request).
-    if !by_path && !body.windows(7).any(|w| w == b"\"query\"") {
+    let maybe_graphql = by_path
+        || (matches!(body.first(), Some(b'{' | b'['))
+            && memchr::memmem::find(body, b"\"query\"").is_some());
+    if !maybe_graphql {
         return None;
     }
     let from_json = |item: &Value| {
