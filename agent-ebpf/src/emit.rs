@@ -1,7 +1,8 @@
 //! Writing to the ring buffer: counters, wakeup batching, and bounded payload chunking.
 
 use agent_common::event::{
-    DATA_CHUNK_BYTES, DataRecord, KIND_DATA, MAX_CHUNKS_PER_CALL, RecordHeader, counter,
+    DATA_CHUNK_BYTES, DATA_NOT_CAPTURED, DataRecord, KIND_DATA, MAX_CHUNKS_PER_CALL, RecordHeader,
+    counter,
 };
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_CONS_POS, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
@@ -87,7 +88,34 @@ pub fn emit_payload(payload: &Payload) {
     if !prepare(payload) {
         return;
     }
-    emit_buffer_global(payload.buf, capped(payload.len), payload.stream_offset);
+    let captured = capped(payload.len);
+    emit_buffer_global(payload.buf, captured, payload.stream_offset);
+    if captured < payload.len {
+        emit_uncaptured_tail(payload.stream_offset + captured, payload.len - captured);
+    }
+}
+
+/// The part of a call beyond the capture cap, as a record without payload: the stream learns
+/// at once that these bytes exist and are missing (a body ends where it should), rather than
+/// at the next record — which for a connection's last response never comes.
+#[inline(always)]
+fn emit_uncaptured_tail(stream_offset: u64, len: u64) {
+    let Some(scratch) = DATA_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's scratch slot, prepared by `prepare`.
+    let record = unsafe { &mut (*scratch).record };
+    record.stream_offset = stream_offset;
+    record.call_len = if len > u32::MAX as u64 {
+        u32::MAX
+    } else {
+        len as u32
+    };
+    record.payload_len = 0;
+    record.flags |= DATA_NOT_CAPTURED;
+    if EVENTS.output::<DataRecord>(record, submit_flags()).is_err() {
+        bump(counter::RINGBUF_FULL_CONTROL, 1);
+    }
 }
 
 /// `len` bytes at `src`, chunk by chunk, as records of the prepared scratch record. Global (see

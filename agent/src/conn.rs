@@ -5,7 +5,7 @@
 use rustc_hash::FxHashMap;
 
 use agent_common::event::{
-    COMM_BYTES, DATA_NOT_CAPTURED, DIRECTION_EGRESS, DIRECTION_INGRESS, DataRecord,
+    COMM_BYTES, DATA_NOT_CAPTURED, DATA_PLAINTEXT, DIRECTION_EGRESS, DIRECTION_INGRESS, DataRecord,
     PLAINTEXT_STREAM_BIT, ROLE_CLIENT, ROLE_SERVER, SOCKET_ADDRESSES_KNOWN, SocketRecord,
 };
 
@@ -301,8 +301,9 @@ impl ConnTable {
         // The bytes this record adds to the stream (none for sendfile: only a gap).
         let mut fresh: &[u8] = &[];
         if record.flags & DATA_NOT_CAPTURED != 0 {
-            // sendfile: bytes that never passed through user memory take their place in the
-            // stream as missing bytes, so a body sent that way still ends where it should.
+            // sendfile (bytes that never passed through user memory) or a call's tail beyond
+            // the capture cap (counted by the kernel as truncated): they take their place in
+            // the stream as missing bytes, so a body sent that way still ends where it should.
             let end = record
                 .stream_offset
                 .saturating_add(u64::from(record.call_len));
@@ -318,7 +319,10 @@ impl ConnTable {
                     stats.desyncs += 1;
                 }
             }
-            stats.uncaptured_file_bytes = stats.uncaptured_file_bytes.saturating_add(end - start);
+            if record.flags & DATA_PLAINTEXT != 0 {
+                stats.uncaptured_file_bytes =
+                    stats.uncaptured_file_bytes.saturating_add(end - start);
+            }
             if !parser.gap(direction, end - start, &mut stats.protocol) {
                 stats.desyncs += 1;
             }

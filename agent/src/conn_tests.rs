@@ -228,12 +228,45 @@ fn sendfile_bytes_complete_a_body_as_missing_bytes() {
     assert!(feed(&mut table, DIRECTION_EGRESS, 0, head, 20).is_empty());
     let mut file = data(DIRECTION_EGRESS, head.len() as u64, b"", 30);
     file.call_len = 12;
-    file.flags = agent_common::event::DATA_NOT_CAPTURED;
+    file.flags = agent_common::event::DATA_NOT_CAPTURED | agent_common::event::DATA_PLAINTEXT;
     table.on_data(&file, b"", &mut out);
     assert_eq!(out.len(), 1);
     let res = out[0].exchange.response.as_ref().expect("response");
     let body = res.body.as_ref().expect("body");
     assert_eq!((body.size, body.missing_bytes), (12, 12));
     assert_eq!(table.stats.uncaptured_file_bytes, 12);
+    assert_eq!(table.stats.gap_bytes, 0);
+}
+
+#[test]
+fn a_call_beyond_the_capture_cap_ends_its_body_at_once() {
+    // One TLS write of head + 1 MiB body: the kernel captured the first part and reported the
+    // tail as not captured; the response is complete without waiting for a next record.
+    let mut table = ConnTable::new(TableLimits::default());
+    let mut out = Vec::new();
+    table.on_socket(&socket(ROLE_SERVER), &mut out);
+    assert!(
+        feed(
+            &mut table,
+            DIRECTION_INGRESS,
+            0,
+            b"GET /big HTTP/1.1\r\nHost: h\r\n\r\n",
+            10
+        )
+        .is_empty()
+    );
+    let head = b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n";
+    let mut first = head.to_vec();
+    first.extend_from_slice(&[b'x'; 100]);
+    assert!(feed(&mut table, DIRECTION_EGRESS, 0, &first, 20).is_empty());
+    let mut tail = data(DIRECTION_EGRESS, first.len() as u64, b"", 30);
+    tail.call_len = 1_048_576 - 100;
+    tail.flags = agent_common::event::DATA_NOT_CAPTURED;
+    table.on_data(&tail, b"", &mut out);
+    assert_eq!(out.len(), 1);
+    let res = out[0].exchange.response.as_ref().expect("response");
+    let body = res.body.as_ref().expect("body");
+    assert_eq!((body.size, body.missing_bytes), (1_048_576, 1_048_476));
+    assert_eq!(table.stats.uncaptured_file_bytes, 0, "not a sendfile");
     assert_eq!(table.stats.gap_bytes, 0);
 }
