@@ -167,7 +167,13 @@ pub mod counter {
     pub const IOV_UNCAPTURED_BYTES: u32 = 17;
     /// Bytes sendfile moved from files onto HTTP sockets (never in user memory: counted only).
     pub const SENDFILE_BYTES: u32 = 18;
-    pub const COUNT: u32 = 19;
+    /// Go TLS returns whose entry was not found (evicted from the call table, or the probes
+    /// were attached while the call was in flight): that call's bytes are not captured.
+    pub const GO_RETURNS_UNMATCHED: u32 = 19;
+    /// Go TLS calls whose connection did not lead to a socket of the process (a wrapped
+    /// net.Conn): captured, with addresses unknown.
+    pub const GO_SOCKET_UNKNOWN: u32 = 20;
+    pub const COUNT: u32 = 21;
 }
 
 /// Kernel-side filters: map values and FILTER_FLAGS bits.

@@ -10,6 +10,10 @@ pub const PROG_SSL_WRITE_EX_ENTRY: &str = "ssl_write_ex_entry";
 pub const PROG_SSL_RETURN: &str = "ssl_return";
 /// Count-only entry probe on exported wrappers while an internal attach point is verified.
 pub const PROG_SSL_CHECK_ENTRY: &str = "ssl_check_entry";
+/// Go crypto/tls: entries of (*Conn).Read and (*Conn).Write, and every return instruction.
+pub const PROG_GO_TLS_READ_ENTRY: &str = "go_tls_read_entry";
+pub const PROG_GO_TLS_WRITE_ENTRY: &str = "go_tls_write_entry";
+pub const PROG_GO_TLS_RETURN: &str = "go_tls_return";
 pub const MAP_LIB_CHECKS: &str = "LIB_CHECKS";
 
 /// Syscall tracepoints (program = tracepoint name) of socket I/O: nested inside an SSL call

@@ -196,8 +196,16 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
     } else {
         return 0;
     };
+    capture(pid_tgid, &call, len);
+    0
+}
+
+/// What every TLS stack's return does once it knows how many bytes the call moved: advance
+/// the stream's offsets, judge a server's request (enforcement), emit the payload.
+#[inline(always)]
+pub fn capture(pid_tgid: u64, call: &SslCall, len: u64) {
     if len == 0 {
-        return 0;
+        return;
     }
     let key = StreamKey {
         tgid: pid_tgid >> 32,
@@ -210,7 +218,7 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
             let state = unsafe { &mut *state };
             if state.filtered != 0 {
                 bump(counter::FILTERED_CALLS, 1);
-                return 0;
+                return;
             }
             let offset = if call.direction == DIRECTION_EGRESS {
                 let o = state.egress_offset;
@@ -258,5 +266,4 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
         library_id: call.library_id,
         flags: 0,
     });
-    0
 }

@@ -81,6 +81,7 @@ fn pipeline_and_output(records: &[&[u8]], sink: &mut Vec<u8>, detect: bool) -> u
         host: "bench",
         exe: Some("/usr/bin/bench"),
         library: Some("/usr/lib/libssl.so.3"),
+        library_version: None,
         monotonic_to_unix_ns: 1_763_700_000_000_000_000,
         body_routes: &[],
         event_body_bytes: 0,

@@ -96,6 +96,7 @@ fn live_and_replayed_exchanges_are_equal_and_judged_the_same() {
         host: "node-1",
         exe: Some("/usr/bin/api"),
         library: Some("/usr/lib/x86_64-linux-gnu/libssl.so.3"),
+        library_version: None,
         monotonic_to_unix_ns: 1_763_700_000_000_000_000,
         body_routes: &[],
         event_body_bytes: 0,

@@ -64,6 +64,7 @@ fuzz_target!(|data: &[u8]| {
         host: "fuzz",
         exe: Some("/usr/bin/fuzz"),
         library: None,
+        library_version: None,
         monotonic_to_unix_ns: 1_763_700_000_000_000_000,
         body_routes: &[],
         event_body_bytes: 256,

@@ -434,5 +434,6 @@ pub fn summary_counter(lines: &[String], name: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{name} not a number: {line}"))
 }
+pub mod golang;
 pub mod peers;
 pub mod qemu;

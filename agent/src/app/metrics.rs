@@ -174,6 +174,8 @@ impl Collector for SnapshotCollector {
                 "stream-level problems, by kind",
                 &[
                     ("kind", "parse_error", c.parse_errors),
+                    ("kind", "go_return_unmatched", k.go_returns_unmatched),
+                    ("kind", "go_socket_unknown", k.go_socket_unknown),
                     ("kind", "desync", c.desyncs),
                     ("kind", "evicted", c.streams_evicted),
                     ("kind", "idle_expired", c.streams_idle_expired),

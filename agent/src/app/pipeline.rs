@@ -294,6 +294,7 @@ impl Pipeline {
             host: &self.host,
             exe,
             library,
+            library_version: attacher.library_version(item.conn.library_id),
             monotonic_to_unix_ns: self.monotonic_to_unix_ns,
             body_routes: &self.body_routes,
             event_body_bytes: self.event_body_bytes,

@@ -82,7 +82,8 @@ skipped_bytes={} streams_evicted={} orphan_frames={} interim_responses={} unreso
 truncated_bytes={} read_fault_bytes={} call_table_full={} stream_table_full={} \
 ssl_probe_hits={} (entry={} return={}, per exchange={}) data_records={} forced_wakeups={} \
 filtered_calls={} plain_sockets_http={} plain_sockets_other={} plain_sockets_to_tls={} \
-iov_uncaptured_bytes={} sendfile_bytes={} addresses_from_kprobe={} addresses_from_fd_table={}",
+iov_uncaptured_bytes={} sendfile_bytes={} addresses_from_kprobe={} addresses_from_fd_table={} \
+go_returns_unmatched={} go_socket_unknown={}",
                 k.ringbuf_full_records,
                 k.ringbuf_full_bytes,
                 k.ringbuf_full_control,
@@ -104,6 +105,8 @@ iov_uncaptured_bytes={} sendfile_bytes={} addresses_from_kprobe={} addresses_fro
                 k.sendfile_bytes,
                 k.addresses_from_kprobe,
                 k.addresses_from_fd_table,
+                k.go_returns_unmatched,
+                k.go_socket_unknown,
             ));
         }
         None => s.push_str(" | kernel counters unavailable"),

@@ -18,6 +18,8 @@ pub struct Enrichment<'a> {
     pub host: &'a str,
     pub exe: Option<&'a str>,
     pub library: Option<&'a str>,
+    /// The library's version, when known (Go binaries).
+    pub library_version: Option<&'a str>,
     /// Add to a CLOCK_MONOTONIC timestamp to get nanoseconds since the Unix epoch.
     pub monotonic_to_unix_ns: i128,
     /// Path prefixes whose bodies may be shown (`--body-route`); empty: every route.
@@ -282,6 +284,7 @@ pub fn build<'a>(item: &'a ConnExchange, ctx: &Enrichment<'a>) -> ExchangeEvent<
             role: conn.role,
             tls: conn.tls,
             library: ctx.library.map(Cow::Borrowed),
+            library_version: ctx.library_version.map(Cow::Borrowed),
             fd: conn.fd,
             stream: Some(conn.stream),
         },

@@ -80,6 +80,7 @@ fn golden_context<'a>(
         host: "node-1",
         exe: Some("/usr/bin/curl"),
         library: Some("/usr/lib/x86_64-linux-gnu/libssl.so.3"),
+        library_version: None,
         monotonic_to_unix_ns: 1_763_700_000_000_000_000,
         body_routes: &[],
         event_body_bytes: 16,

@@ -116,6 +116,9 @@ pub struct Connection<'a> {
     pub role: Role,
     pub tls: bool,
     pub library: Option<Cow<'a, str>>,
+    /// The toolchain that built a Go binary's crypto/tls ("go1.21.13"); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub library_version: Option<Cow<'a, str>>,
     pub fd: Option<i32>,
     /// The kernel's key of this stream within its process (the TLS object's address, or the
     /// socket's): with the pid and the addresses it names the stream to act on. Not written

@@ -25,6 +25,8 @@ pub struct KernelCounters {
     pub addresses_from_fd_table: u64,
     pub iov_uncaptured_bytes: u64,
     pub sendfile_bytes: u64,
+    pub go_returns_unmatched: u64,
+    pub go_socket_unknown: u64,
 }
 
 impl KernelCounters {
@@ -57,6 +59,8 @@ impl KernelCounters {
             addresses_from_fd_table: sum(counter::ADDRESSES_FROM_FD_TABLE),
             iov_uncaptured_bytes: sum(counter::IOV_UNCAPTURED_BYTES),
             sendfile_bytes: sum(counter::SENDFILE_BYTES),
+            go_returns_unmatched: sum(counter::GO_RETURNS_UNMATCHED),
+            go_socket_unknown: sum(counter::GO_SOCKET_UNKNOWN),
         })
     }
 

@@ -2,7 +2,9 @@
 //! bytes at an address. Files are memory-mapped: executables that carry their own TLS (node is
 //! ~100 MB) are inspected without being read into the heap.
 
-use object::{Object, ObjectSegment, ObjectSymbol};
+use std::collections::HashMap;
+
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ElfError {
@@ -55,6 +57,45 @@ impl<'a> Elf<'a> {
             };
         }
         None
+    }
+
+    /// (virtual address, contents) of a section, when section headers exist.
+    pub fn section(&self, name: &str) -> Option<(u64, &'a [u8])> {
+        let section = self.file.section_by_name(name)?;
+        Some((section.address(), section.data().ok()?))
+    }
+
+    /// Whether the file still has section headers (a fully stripped one may not).
+    pub fn has_sections(&self) -> bool {
+        self.file.sections().any(|s| s.size() > 0)
+    }
+
+    /// (virtual address, file contents, writable) of each loadable segment.
+    pub fn segments(&self) -> Vec<(u64, &'a [u8], bool)> {
+        self.file
+            .segments()
+            .filter_map(|seg| {
+                let writable = match seg.flags() {
+                    object::SegmentFlags::Elf { p_flags } => p_flags & object::elf::PF_W != 0,
+                    _ => false,
+                };
+                Some((seg.address(), seg.data().ok()?, writable))
+            })
+            .collect()
+    }
+
+    /// Addends of the R_X86_64_RELATIVE relocations by the address they patch: what a
+    /// position-independent file holds in place of a pointer the loader fills in.
+    pub fn relative_relocations(&self) -> HashMap<u64, u64> {
+        let Some(relocations) = self.file.dynamic_relocations() else {
+            return HashMap::new();
+        };
+        relocations
+            .filter(|(_, r)| {
+                matches!(r.flags(), object::RelocationFlags::Elf { r_type } if r_type == object::elf::R_X86_64_RELATIVE)
+            })
+            .map(|(at, r)| (at, r.addend() as u64))
+            .collect()
     }
 
     /// File offset of a function symbol: what a uprobe is attached at.

@@ -9,6 +9,7 @@
 pub mod attach_point;
 pub mod discovery;
 pub mod elf;
+pub mod golang;
 pub mod plan;
 mod release;
 mod verify;
@@ -22,8 +23,9 @@ use std::{
 use agent_common::{
     event::{LibCheck, MAX_LIBRARIES},
     names::{
-        PROG_SSL_CHECK_ENTRY, PROG_SSL_READ_ENTRY, PROG_SSL_READ_EX_ENTRY, PROG_SSL_RETURN,
-        PROG_SSL_WRITE_ENTRY, PROG_SSL_WRITE_EX_ENTRY,
+        PROG_GO_TLS_READ_ENTRY, PROG_GO_TLS_RETURN, PROG_GO_TLS_WRITE_ENTRY, PROG_SSL_CHECK_ENTRY,
+        PROG_SSL_READ_ENTRY, PROG_SSL_READ_EX_ENTRY, PROG_SSL_RETURN, PROG_SSL_WRITE_ENTRY,
+        PROG_SSL_WRITE_EX_ENTRY,
     },
 };
 use aya::{
@@ -56,6 +58,8 @@ const GNUTLS_SYMBOLS: [(&str, &str, bool); 2] = [
 pub enum Stack {
     OpenSsl,
     GnuTls,
+    /// Go's crypto/tls, inside a Go executable.
+    Go,
 }
 
 impl Stack {
@@ -75,6 +79,7 @@ impl Stack {
         match self {
             Stack::OpenSsl => &OPENSSL_SYMBOLS,
             Stack::GnuTls => &GNUTLS_SYMBOLS,
+            Stack::Go => &[],
         }
     }
 
@@ -82,6 +87,7 @@ impl Stack {
         match self {
             Stack::OpenSsl => "OpenSSL",
             Stack::GnuTls => "GnuTLS",
+            Stack::Go => "Go crypto/tls",
         }
     }
 }
@@ -150,6 +156,8 @@ pub struct Library {
     /// `path` for display (without a /proc/PID/root prefix).
     display: String,
     pub stack: Stack,
+    /// The toolchain version, for Go binaries ("go1.21.13").
+    pub version: Option<String>,
     pub mode: Mode,
     /// (symbol, entry program, file offset) of the exported functions, for the fallback.
     exported: Vec<(&'static str, &'static str, u64)>,
@@ -240,11 +248,13 @@ impl Attacher {
 
     /// Loads the uprobe programs into the kernel (once, before any attach).
     pub fn load_programs(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
-        for name in OPENSSL_SYMBOLS
-            .iter()
-            .map(|s| s.1)
-            .chain([PROG_SSL_RETURN, PROG_SSL_CHECK_ENTRY])
-        {
+        for name in OPENSSL_SYMBOLS.iter().map(|s| s.1).chain([
+            PROG_SSL_RETURN,
+            PROG_SSL_CHECK_ENTRY,
+            PROG_GO_TLS_READ_ENTRY,
+            PROG_GO_TLS_WRITE_ENTRY,
+            PROG_GO_TLS_RETURN,
+        ]) {
             uprobe(ebpf, name)?
                 .load()
                 .map_err(|source| ProbeError::Load {
@@ -259,6 +269,12 @@ impl Attacher {
     pub fn library_path(&self, id: u32) -> Option<&str> {
         let index = id.checked_sub(1)? as usize;
         self.libraries.get(index).map(|l| l.display.as_str())
+    }
+
+    /// The library's version when known (Go binaries), read per exchange.
+    pub fn library_version(&self, id: u32) -> Option<&str> {
+        let index = id.checked_sub(1)? as usize;
+        self.libraries.get(index)?.version.as_deref()
     }
 
     pub fn libraries(&self) -> &[Library] {
@@ -292,9 +308,36 @@ impl Attacher {
             self.by_file.insert(file, 0);
             return Ok(None);
         };
-        let Some(stack) = Stack::of(&parsed) else {
-            self.by_file.insert(file, 0);
-            return Ok(None);
+        let mut go = None;
+        let stack = match Stack::of(&parsed) {
+            Some(stack) => stack,
+            None => match golang::inspect(&parsed) {
+                Ok(Some(found)) => {
+                    go = Some(found);
+                    Stack::Go
+                }
+                Ok(None) => {
+                    self.by_file.insert(file, 0);
+                    return Ok(None);
+                }
+                Err(e) => {
+                    self.by_file.insert(file, 0);
+                    let shown = display_path(path);
+                    match e {
+                        golang::GoError::MissingFunction(_) => {
+                            log::debug!("{shown}: Go binary without crypto/tls ({e})")
+                        }
+                        golang::GoError::TooOld { .. } => {
+                            log::warn!("{shown}: Go TLS not captured: {e}")
+                        }
+                        _ => {
+                            self.attach_failures += 1;
+                            log::warn!("{shown}: Go TLS not captured: {e}");
+                        }
+                    }
+                    return Ok(None);
+                }
+            },
         };
         // A released slot is reused; its id's runtime-check counters start from a baseline.
         let reuse = self.libraries.iter().position(|l| l.released);
@@ -340,6 +383,7 @@ impl Attacher {
             display: display_path(path),
             path: path.to_owned(),
             stack,
+            version: go.as_ref().map(|g| g.version.clone()),
             mode: Mode::Exported,
             exported,
             points: Vec::new(),
@@ -356,8 +400,9 @@ impl Attacher {
             id,
             pid_note: &pid_note,
         };
-        let result = match internal {
-            Some(t) => {
+        let result = match (internal, &go) {
+            (_, Some(go)) => execute(&mut target, &AttachPlan::go(go), &mut library),
+            (Some(t), None) => {
                 match execute(&mut target, &AttachPlan::openssl_internal(&t), &mut library) {
                     Ok(()) => Ok(()),
                     Err(e) => {
@@ -367,7 +412,7 @@ impl Attacher {
                     }
                 }
             }
-            None => attach_exported(&mut target, &mut library),
+            (None, None) => attach_exported(&mut target, &mut library),
         };
         if let Err(e) = result {
             self.attach_failures += 1;
@@ -378,9 +423,14 @@ impl Attacher {
         }
         self.by_file.insert(file, id);
         log::info!(
-            "attached to {} ({}){} [{}]{}",
+            "attached to {} ({}{}){} [{}]{}",
             display_path(path),
             stack.name(),
+            library
+                .version
+                .as_deref()
+                .map(|v| format!(", {v}"))
+                .unwrap_or_default(),
             pid_note,
             library.points.join(", "),
             if library.mode == Mode::Verifying {

@@ -3,10 +3,11 @@
 //! crypto/tls: an entry and every return instruction) is a new plan, not a new attacher.
 
 use agent_common::names::{
-    PROG_SSL_CHECK_ENTRY, PROG_SSL_READ_EX_ENTRY, PROG_SSL_RETURN, PROG_SSL_WRITE_EX_ENTRY,
+    PROG_GO_TLS_READ_ENTRY, PROG_GO_TLS_RETURN, PROG_GO_TLS_WRITE_ENTRY, PROG_SSL_CHECK_ENTRY,
+    PROG_SSL_READ_EX_ENTRY, PROG_SSL_RETURN, PROG_SSL_WRITE_EX_ENTRY,
 };
 
-use super::attach_point::InternalTargets;
+use super::{attach_point::InternalTargets, golang::GoTls};
 
 /// What a probe point does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +79,32 @@ impl AttachPlan {
         plan
     }
 
+    /// Go's crypto/tls: each function's entry, and a return probe on every `ret` in it (never a
+    /// uretprobe, see agent-ebpf/src/gotls.rs).
+    pub fn go(go: &GoTls) -> Self {
+        let mut plan = Self::default();
+        for (function, entry) in [
+            (&go.read, PROG_GO_TLS_READ_ENTRY),
+            (&go.write, PROG_GO_TLS_WRITE_ENTRY),
+        ] {
+            plan.points.push(ProbePoint {
+                program: entry,
+                offset: function.entry,
+                role: Role::Entry,
+                function: format!("{} ({} returns)", function.name, function.returns.len()),
+            });
+            for &offset in &function.returns {
+                plan.points.push(ProbePoint {
+                    program: PROG_GO_TLS_RETURN,
+                    offset,
+                    role: Role::Return,
+                    function: function.name.to_owned(),
+                });
+            }
+        }
+        plan
+    }
+
     /// Whether the plan needs the runtime check (it has check points).
     pub fn verifying(&self) -> bool {
         self.points.iter().any(|p| p.role == Role::Check)
@@ -133,6 +160,43 @@ mod tests {
         assert_eq!(
             plan.described(),
             ["internal read @0x100", "internal write @0x200"]
+        );
+        let go = GoTls {
+            version: "go1.21.13".into(),
+            read: super::super::golang::GoFunction {
+                name: super::super::golang::READ_FUNCTION,
+                entry: 0x1000,
+                returns: vec![0x1040, 0x10a0],
+            },
+            write: super::super::golang::GoFunction {
+                name: super::super::golang::WRITE_FUNCTION,
+                entry: 0x2000,
+                returns: vec![0x2100],
+            },
+        };
+        let plan = AttachPlan::go(&go);
+        let roles: Vec<(&str, u64, Role)> = plan
+            .points
+            .iter()
+            .map(|p| (p.program, p.offset, p.role))
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                (PROG_GO_TLS_READ_ENTRY, 0x1000, Role::Entry),
+                (PROG_GO_TLS_RETURN, 0x1040, Role::Return),
+                (PROG_GO_TLS_RETURN, 0x10a0, Role::Return),
+                (PROG_GO_TLS_WRITE_ENTRY, 0x2000, Role::Entry),
+                (PROG_GO_TLS_RETURN, 0x2100, Role::Return),
+            ]
+        );
+        assert!(!plan.verifying());
+        assert_eq!(
+            plan.described(),
+            [
+                "crypto/tls.(*Conn).Read (2 returns)",
+                "crypto/tls.(*Conn).Write (1 returns)"
+            ]
         );
         let exported = AttachPlan::exported(&[("SSL_write_ex", PROG_SSL_WRITE_EX_ENTRY, 0x30)]);
         assert!(!exported.verifying());
