@@ -11,7 +11,9 @@
 
 use std::collections::HashMap;
 
-use iced_x86::{Decoder, DecoderOptions, Mnemonic};
+use iced_x86::{
+    Decoder, DecoderOptions, FlowControl, InstructionInfoFactory, Mnemonic, OpAccess, Register,
+};
 use memchr::memmem;
 
 use super::elf::Elf;
@@ -415,9 +417,52 @@ fn returns(elf: &Elf<'_>, name: &'static str, start: u64, end: u64) -> Result<Go
         .collect();
     Ok(GoFunction {
         name,
-        entry,
+        entry: entry + entry_probe_offset(bytes, start),
         returns: found,
     })
+}
+
+/// Where the entry probe goes, as an offset from the function's start. A uprobe on Go's first
+/// instruction (the stack-bound check: `cmp rsp,[r14+0x10]`, or `lea r12,[rsp-N]` before it)
+/// is single-stepped out of line, a few µs per hit; the conditional jump to `morestack` that
+/// follows is emulated by the kernel. The instructions before it only write R12 and flags, so
+/// the arguments are still in their registers there; when morestack runs, the function starts
+/// over and the probe fires again with the same arguments (the entry is simply replaced). Any
+/// other prologue keeps the probe on the first instruction.
+pub fn entry_probe_offset(bytes: &[u8], start: u64) -> u64 {
+    let mut decoder = Decoder::with_ip(64, bytes, start, DecoderOptions::NONE);
+    let mut info = InstructionInfoFactory::new();
+    let writes = |access: OpAccess| {
+        !matches!(
+            access,
+            OpAccess::Read | OpAccess::CondRead | OpAccess::NoMemAccess | OpAccess::None
+        )
+    };
+    for _ in 0..3 {
+        if !decoder.can_decode() {
+            break;
+        }
+        let instruction = decoder.decode();
+        if instruction.is_invalid() {
+            break;
+        }
+        if instruction.flow_control() == FlowControl::ConditionalBranch {
+            return instruction.ip() - start;
+        }
+        if instruction.flow_control() != FlowControl::Next {
+            break;
+        }
+        let used = info.info(&instruction);
+        let harmless = used
+            .used_registers()
+            .iter()
+            .all(|r| !writes(r.access()) || r.register() == Register::R12)
+            && used.used_memory().iter().all(|m| !writes(m.access()));
+        if !harmless {
+            break;
+        }
+    }
+    0
 }
 
 /// Offsets (from `start`) of every `ret` in the machine code `bytes` that starts at `start`.

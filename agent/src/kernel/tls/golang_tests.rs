@@ -157,3 +157,25 @@ fn returns_found_by_decoding() {
     // A truncated instruction at the end is an error, not a panic.
     assert!(return_offsets(&[0xc3, 0x48, 0x89], 0).is_err());
 }
+
+#[test]
+fn entry_probe_moves_to_the_emulated_stack_check_jump() {
+    // Go 1.27's (*Conn).Write: lea r12,[rsp-0x48]; cmp r12,[r14+0x10]; jbe …; push rbp
+    let write = [
+        0x4c, 0x8d, 0x64, 0x24, 0xb8, 0x4d, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0xb3, 0x07, 0x00, 0x00,
+        0x55,
+    ];
+    assert_eq!(entry_probe_offset(&write, 0x5a_a740), 9);
+    // (*Conn).Read: cmp rsp,[r14+0x10]; jbe …; push rbp
+    let read = [0x49, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0x51, 0x03, 0x00, 0x00, 0x55];
+    assert_eq!(entry_probe_offset(&read, 0x5a_bbe0), 4);
+    // An instruction that writes an argument register before the jump: stay at the entry.
+    let clobbers = [0x48, 0x31, 0xc0, 0x0f, 0x86, 0x51, 0x03, 0x00, 0x00];
+    assert_eq!(entry_probe_offset(&clobbers, 0), 0);
+    // A store before the jump, a call, or no branch at all: the entry.
+    let store = [0x4c, 0x89, 0x24, 0x24, 0x76, 0x02];
+    assert_eq!(entry_probe_offset(&store, 0), 0);
+    assert_eq!(entry_probe_offset(&[0xe8, 0, 0, 0, 0, 0x76, 0x02], 0), 0);
+    assert_eq!(entry_probe_offset(&[0x55, 0x48, 0x89, 0xe5], 0), 0);
+    assert_eq!(entry_probe_offset(&[], 0), 0);
+}
