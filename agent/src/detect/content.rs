@@ -8,7 +8,7 @@ use std::{borrow::Cow, sync::OnceLock};
 use regex::Regex;
 use serde_json::{Value, json};
 
-use crate::classify::{card_brand, digit_runs, entropy, valid_iban, valid_ssn};
+use crate::classify::{card_brand, digit_runs, entropy, iban_candidates, valid_iban, valid_ssn};
 
 /// Decoded bodies are cut here (a gzip bomb in a prefix stays small).
 const MAX_DECODED: usize = 64 * 1024;
@@ -175,7 +175,6 @@ const ERRORS: [(&str, &str); 6] = [
 /// was slower on 4 KiB text bodies).
 struct Patterns {
     keys: Vec<Regex>,
-    iban: Regex,
     secret_member: Regex,
     errors: Vec<Regex>,
 }
@@ -193,7 +192,6 @@ fn patterns() -> &'static Patterns {
         let r = crate::classify::static_regex;
         Patterns {
             keys: compiled(&KEYS),
-            iban: r(r"(?-u:\b)[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}(?-u:\b)"),
             secret_member: r(
                 r#"(?i)"[a-z_]*(?:secret|password|private_key|api_key|access_key)[a-z_]*"\s*:\s*"([^"]{16,})""#,
             ),
@@ -218,7 +216,7 @@ pub fn data1_sensitive_in_response(text: &str) -> Option<Value> {
                 kinds.push("ssn".into());
             }
         }
-        if p.iban.find_iter(text).any(|m| valid_iban(m.as_str())) {
+        if iban_candidates(text).any(valid_iban) {
             kinds.push("iban".into());
         }
     }

@@ -100,3 +100,30 @@ fn body_inputs_from_json_leaves_and_forms() {
     assert!(!valid_iban("DE00370400440532013000"));
     assert!(entropy("f3Kq9ZxV7mB2pL8sR4tW1yH6") > 4.0 && entropy("aaaaaaaa") == 0.0);
 }
+
+#[test]
+fn iban_candidates_match_the_word_pattern() {
+    // The regex this scan replaced, as the reference.
+    let re = regex::Regex::new(r"(?-u:\b)[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}(?-u:\b)").expect("re");
+    let texts = [
+        r#"{"iban":"DE89370400440532013000"}"#,
+        "GB82WEST12345698765432 and FR1420041010050500013M02606.",
+        "xDE89370400440532013000 DE89370400440532013000x DE89370400440532013000_",
+        "DE8937040044053201300012345678901234567 DE893704004405 AB12CDEFGHIJKLM",
+        "A1 AB1 AB12 ABCD12345678901234 é DE89370400440532013000é",
+        "",
+        "0123456789abcdef",
+    ];
+    for text in texts {
+        let expected: Vec<&str> = re.find_iter(text).map(|m| m.as_str()).collect();
+        let found: Vec<&str> = crate::classify::iban_candidates(text).collect();
+        assert_eq!(found, expected, "{text}");
+    }
+}
+
+#[test]
+fn digit_rich_bodies_hold_no_card_or_iban() {
+    let body = "0123456789abcdef".repeat(1024);
+    assert_eq!(data1_sensitive_in_response(&body), None);
+    assert!(crate::classify::digit_runs(&body).is_empty());
+}
