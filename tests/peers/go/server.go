@@ -23,6 +23,7 @@ func main() {
 		os.Exit(2)
 	}
 	big := bytes.Repeat([]byte("0123456789abcdef"), 65536) // 1 MiB
+	medium := big[:16384]
 	mux := http.NewServeMux()
 	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -32,6 +33,10 @@ func main() {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Length", strconv.Itoa(len(big)))
 		w.Write(big)
+	})
+	mux.HandleFunc("/16KiB", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(medium)
 	})
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 		var buf bytes.Buffer
