@@ -133,6 +133,11 @@ pub fn judge(settings: &EnforceSettings, buf: u64, len: u64) -> Option<Pending> 
     if n == 0 {
         return None;
     }
+    // LLVM knows n is in [1, HEAD_SCAN_BYTES] and would drop a mask; 6.1's verifier may not
+    // (a length spilled to the stack before it was bounded comes back unbounded). An opaque
+    // reload keeps the mask next to the helper call, where the verifier reads it.
+    // SAFETY: a plain local.
+    let n = unsafe { core::ptr::read_volatile(&n) };
     let n = ((n - 1) & (HEAD_SCAN_BYTES as u64 - 1)) + 1;
     // SAFETY: destination is the scratch buffer (HEAD_SCAN_BYTES long), n is bounded.
     if unsafe { bpf_probe_read_user(s.buf.as_mut_ptr().cast(), n as u32, buf as *const _) } != 0 {

@@ -2,12 +2,14 @@
 //! qemu TCG (this host's kernel has none). In one boot the guest runs the same traffic twice —
 //! `--socket-hooks tracepoint`, then `--socket-hooks kprobe` — and the test asserts exact fields
 //! of both rounds' events, that each round took its addresses from the hooks it claims, and that
-//! both rounds describe the traffic identically. Root; CI runs it.
+//! both rounds describe the traffic identically. A Go TLS server (Go's crypto/tls: entry and
+//! return-instruction uprobes, socket from the connection's own fields) answers curl in both
+//! rounds too. Root; CI runs it.
 
 use std::collections::BTreeSet;
 
 use cleartap_e2e::{
-    TempDir, at, n, privileged,
+    TempDir, at, golang, n, privileged,
     qemu::{Initramfs, boot, kernel_image, section},
     s, summary_counter,
 };
@@ -19,6 +21,7 @@ const ROUNDS: [&str; 2] = ["tracepoint", "kprobe"];
 const GUEST_INIT: &str = r#"echo "=== kprobe-pmu ===" >&3
 cat /sys/bus/event_source/devices/kprobe/type >&3 2>&1
 openssl s_server -quiet -www -accept 8443 -cert /cert.pem -key /key.pem >/dev/null 2>&1 &
+[ -x /go-server ] && /go-server 8444 /cert.pem /key.pem >/dev/null 2>&1 &
 mkdir -p /www
 echo hello-plain > /www/index.html
 httpd -p 127.0.0.1:8080 -h /www
@@ -31,11 +34,13 @@ for hooks in tracepoint kprobe; do
   done
   curl -sk -o /dev/null -w "%{local_port}" "https://127.0.0.1:8443/tls?x=1" > /tlsport-$hooks
   curl -s -o /dev/null -w "%{local_port}" "http://127.0.0.1:8080/index.html?y=2" > /plainport-$hooks
+  touch /goport-$hooks
+  [ -x /go-server ] && curl -sk --http1.1 -o /dev/null -w "%{local_port}" "https://127.0.0.1:8444/hello" > /goport-$hooks
   sleep 2
   kill -INT $AG
   wait $AG
   echo $? > /rc-$hooks
-  for f in ev err tlsport plainport rc; do
+  for f in ev err tlsport plainport goport rc; do
     echo "=== $f-$hooks ===" >&3
     cat /$f-$hooks >&3
     echo >&3
@@ -47,6 +52,12 @@ poweroff -f
 
 fn build_initramfs(dir: &TempDir) -> std::path::PathBuf {
     let fs = Initramfs::with_agent_and_peers(dir, GUEST_INIT);
+    // A static Go server (CGO off) from the newest test toolchain, when the toolchains are
+    // installed (always under CI).
+    if let Some(toolchain) = golang::toolchains().and_then(|t| t.last().cloned()) {
+        let server = golang::build(&toolchain, "server", golang::Build::Normal);
+        fs.copy(&server.to_string_lossy(), "/go-server");
+    }
     let image = dir.path("initramfs.cpio");
     fs.pack(&image);
     image
@@ -77,7 +88,7 @@ fn endpoint_ports(e: &Value) -> (u64, u64) {
 fn projection(e: &Value) -> String {
     let (local, remote) = endpoint_ports(e);
     let name = |p: u64| match p {
-        8443 | 8080 => p.to_string(),
+        8443 | 8444 | 8080 => p.to_string(),
         _ => "ephemeral".into(),
     };
     format!(
@@ -119,7 +130,9 @@ fn check_round(report: &str, hooks: &str) -> BTreeSet<String> {
     let all = events(section(report, &format!("ev-{hooks}")));
 
     let tls_client = one(&all, "curl TLS", |e| {
-        s(at(e, &["process", "comm"])) == "curl" && at(e, &["connection", "tls"]) == true
+        s(at(e, &["process", "comm"])) == "curl"
+            && at(e, &["connection", "tls"]) == true
+            && n(at(e, &["connection", "remote", "port"])) == 8443
     });
     assert_eq!(s(at(tls_client, &["connection", "role"])), "client");
     assert_eq!(endpoint_ports(tls_client), (tls_port, 8443));
@@ -171,18 +184,43 @@ fn check_round(report: &str, hooks: &str) -> BTreeSet<String> {
 
     let from_kprobe = summary_counter(&err_lines, "addresses_from_kprobe");
     let from_fd_table = summary_counter(&err_lines, "addresses_from_fd_table");
+    // Go's sockets come from the connection's fields and the fd-table walk, with either hooks.
+    let go_streams = u64::from(
+        !section(report, &format!("goport-{hooks}"))
+            .trim()
+            .is_empty(),
+    );
     if hooks == "kprobe" {
         assert!(from_kprobe >= 4, "{err}");
-        assert_eq!(from_fd_table, 0, "{err}");
+        assert_eq!(from_fd_table, go_streams, "{err}");
     } else {
         assert_eq!(from_kprobe, 0, "{err}");
         assert!(from_fd_table >= 4, "{err}");
     }
     assert_eq!(summary_counter(&err_lines, "ringbuf_full_records"), 0);
-    [tls_client, tls_server, plain_client, plain_server]
+    let mut seen: BTreeSet<String> = [tls_client, tls_server, plain_client, plain_server]
         .into_iter()
         .map(projection)
-        .collect()
+        .collect();
+    let go_port = section(report, &format!("goport-{hooks}")).trim();
+    if !go_port.is_empty() {
+        let go_port: u64 = go_port.parse().expect("curl's local port to the Go server");
+        let go_server = one(&all, "Go server", |e| {
+            s(at(e, &["process", "comm"])) == "go-server"
+        });
+        assert_eq!(s(at(go_server, &["connection", "role"])), "server");
+        assert_eq!(s(at(go_server, &["connection", "library"])), "/go-server");
+        assert!(s(at(go_server, &["connection", "library_version"])).starts_with("go1."));
+        assert_eq!(endpoint_ports(go_server), (8444, go_port));
+        assert_eq!(s(at(go_server, &["request", "method"])), "GET");
+        assert_eq!(s(at(go_server, &["request", "path"])), "/hello");
+        assert_eq!(n(at(go_server, &["response", "status"])), 200);
+        assert_eq!(n(at(go_server, &["response", "body_size"])), 14);
+        assert_eq!(summary_counter(&err_lines, "go_socket_unknown"), 0);
+        assert_eq!(summary_counter(&err_lines, "go_returns_unmatched"), 0);
+        seen.insert(projection(go_server));
+    }
+    seen
 }
 
 #[test]
