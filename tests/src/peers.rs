@@ -310,3 +310,19 @@ pub fn graphql_api(dir: &TempDir, port: u16) -> Peer {
     wait_for_port(port, "GraphQL API");
     Peer(child, "graphql api")
 }
+
+/// The deliberately vulnerable SQLite API (tests/peers/sqli_app.py); `safe` binds parameters.
+pub fn sqli_app(dir: &TempDir, port: u16, safe: bool) -> Peer {
+    let (cert, key) = make_cert(dir);
+    let mut cmd = Command::new(PYTHON);
+    cmd.arg(peers_dir().join("sqli_app.py"))
+        .arg(port.to_string())
+        .arg(&cert)
+        .arg(&key);
+    if safe {
+        cmd.arg("--safe");
+    }
+    let child = cmd.spawn().expect("start sqli_app.py");
+    wait_for_port(port, "sqli app");
+    Peer(child, "sqli app")
+}

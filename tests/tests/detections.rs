@@ -1,12 +1,13 @@
 //! End-to-end detections over real TLS: a python client enumerates /users/1..50 with one token
 //! (BOLA-1) and presents an unsigned JWT without expiry that the server accepts (AUTH-1,
-//! AUTH-3); then `cleartap replay` over the agent's own output finds the same. Root; CI runs it.
+//! AUTH-3); then `cleartap replay` over the agent's own output finds the same. A time-based SQL
+//! injection is confirmed only against an API whose database really waited. Root; CI runs it.
 
 use std::process::Command;
 
 use cleartap_e2e::{
     Agent, TempDir, WAIT, agent_binary, free_port,
-    peers::{PYTHON, peers_dir, python_server},
+    peers::{PYTHON, curl, peers_dir, python_server, sqli_app},
     privileged, redaction_tag, run_client,
 };
 use serde_json::Value;
@@ -144,4 +145,54 @@ fn bola_enumeration_and_unsigned_jwt_live_and_in_replay() {
     assert_eq!(users["requests"], 50);
     assert_eq!(users["status_2xx"], 50);
     assert_eq!(users["with_auth"], 50);
+}
+
+/// Layered injection: the same time-based SQL injection against an API whose database really
+/// executes it (SQLite, string-built query) and against one that binds it as a parameter.
+/// Only the first is confirmed by the response's delay.
+#[test]
+fn time_based_sqli_confirmed_only_where_the_database_slept() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("sqli-delay");
+    let (vulnerable_port, safe_port) = (free_port(), free_port());
+    let vulnerable = sqli_app(&dir, vulnerable_port, false);
+    let safe = sqli_app(&dir, safe_port, true);
+    let agent = Agent::start(&[]);
+    let payload = "id=1%20AND%20sleep(2)";
+    let mut took = Vec::new();
+    for port in [vulnerable_port, safe_port] {
+        let start = std::time::Instant::now();
+        let (_, out) = run_client(&mut curl(&[
+            "-sk",
+            &format!("https://127.0.0.1:{port}/items?{payload}"),
+        ]));
+        took.push(start.elapsed());
+        assert!(out.contains("items"), "{out}");
+    }
+    assert!(took[0] >= std::time::Duration::from_secs(2), "{took:?}");
+    assert!(took[1] < std::time::Duration::from_secs(1), "{took:?}");
+    let findings = agent.wait_events(2, WAIT, |e| e["rule"]["id"] == "INJ-1");
+    let of = |pid: u32| {
+        findings
+            .iter()
+            .find(|f| f["exchange"]["process"]["pid"] == pid)
+            .unwrap_or_else(|| panic!("no INJ-1 for pid {pid}: {findings:#?}"))
+    };
+    let confirmed = of(vulnerable.0.id());
+    assert_eq!(confirmed["rule"]["confidence"], "high");
+    assert_eq!(confirmed["evidence"]["kind"], "sqli");
+    assert_eq!(confirmed["evidence"]["input"], "query.id");
+    assert_eq!(confirmed["evidence"]["requested_delay_ms"], 2000);
+    assert_eq!(confirmed["evidence"]["confirmed_by"], "response_delay");
+    let latency = confirmed["evidence"]["latency_ms"]
+        .as_u64()
+        .expect("latency_ms");
+    assert!((1800..10_000).contains(&latency), "{latency}");
+    let unconfirmed = of(safe.0.id());
+    assert_eq!(unconfirmed["rule"]["confidence"], "medium");
+    assert_eq!(unconfirmed["evidence"]["requested_delay_ms"], 2000);
+    assert!(unconfirmed["evidence"].get("confirmed_by").is_none());
+    agent.stop();
 }

@@ -231,7 +231,7 @@ pub const CATALOGUE: [RuleInfo; 29] = [
         "SQL injection or XSS in a request parameter",
         "API8:2023",
         S::High,
-        C::High,
+        C::Medium,
         Request,
         true,
     ),

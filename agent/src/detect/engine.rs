@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::{
     DetectConfig,
     catalogue::{CATALOGUE, RuleId},
-    content,
+    content, corroborate,
     finding::{
         Actor, ExchangeProcess, ExchangeRequest, ExchangeResponse, ExchangeSummary, Finding, Route,
         StreamIdentity,
@@ -317,6 +317,7 @@ impl Engine {
                 hits.push((id, evidence));
             }
         }
+        corroborate::apply(&mut hits, &v);
         if self.on(RuleId::Auth4)
             && !v.has_credentials()
             && v.success()
@@ -551,8 +552,14 @@ impl Engine {
         self.stats.findings += 1;
         let e = v.event;
         let c = &e.connection;
+        let confidence = if corroborate::confirmed(&evidence) {
+            super::catalogue::Confidence::High
+        } else {
+            id.info().confidence
+        };
         Some(Finding {
             rule: id,
+            confidence,
             host: e.host.to_string(),
             actor: Actor {
                 token: v.token.map(str::to_owned),

@@ -6,7 +6,7 @@
 use serde::{Serialize, Serializer, ser::SerializeStruct};
 use serde_json::Value;
 
-use super::catalogue::RuleId;
+use super::catalogue::{Confidence, RuleId};
 use crate::event::{Endpoint, Role};
 
 pub const SCHEMA: &str = "cleartap.finding/1";
@@ -87,6 +87,9 @@ pub struct Finding {
     /// Rule-specific, redacted: only values the exchange event already shows, or the kind of
     /// thing found.
     pub evidence: Value,
+    /// The rule's confidence, or high when the response confirmed the finding
+    /// (`evidence.confirmed_by`, see detect/corroborate.rs).
+    pub confidence: Confidence,
     /// 1 + repeats of (rule, actor, route) suppressed since the last report.
     pub occurrences: u64,
     pub exchange: ExchangeSummary,
@@ -95,7 +98,7 @@ pub struct Finding {
     pub epoch_ms: i64,
 }
 
-struct RuleOut(RuleId);
+struct RuleOut(RuleId, Confidence);
 
 impl Serialize for RuleOut {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -105,7 +108,7 @@ impl Serialize for RuleOut {
         s.serialize_field("title", info.title)?;
         s.serialize_field("owasp", info.owasp)?;
         s.serialize_field("severity", &info.severity)?;
-        s.serialize_field("confidence", &info.confidence)?;
+        s.serialize_field("confidence", &self.1)?;
         s.end()
     }
 }
@@ -144,7 +147,7 @@ impl Serialize for Finding {
         s.serialize_field("schema", SCHEMA)?;
         s.serialize_field("time", &self.exchange.time)?;
         s.serialize_field("host", &self.host)?;
-        s.serialize_field("rule", &RuleOut(self.rule))?;
+        s.serialize_field("rule", &RuleOut(self.rule, self.confidence))?;
         s.serialize_field("actor", &self.actor)?;
         s.serialize_field("route", &self.route)?;
         s.serialize_field("evidence", &self.evidence)?;

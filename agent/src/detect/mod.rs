@@ -7,6 +7,7 @@ pub mod baseline;
 pub mod catalogue;
 mod config;
 pub mod content;
+pub mod corroborate;
 mod engine;
 pub mod finding;
 pub mod graphql;

@@ -150,9 +150,16 @@ pub fn inj1_sqli_xss(v: &View) -> Option<Value> {
         let sqli = libinjectionrs::detect_sqli(value.as_bytes());
         if sqli.is_injection() {
             let fingerprint = sqli.fingerprint.map(|f| f.to_string());
-            return Some(
-                json!({ "kind": "sqli", "input": name.label(), "fingerprint": fingerprint }),
-            );
+            let mut evidence =
+                json!({ "kind": "sqli", "input": name.label(), "fingerprint": fingerprint });
+            // A time-delay payload: the response's latency can confirm it (corroborate.rs).
+            if let (Some(ms), Some(fields)) = (
+                super::corroborate::requested_delay_ms(&value),
+                evidence.as_object_mut(),
+            ) {
+                fields.insert("requested_delay_ms".into(), json!(ms));
+            }
+            return Some(evidence);
         }
         if libinjectionrs::detect_xss(value.as_bytes()).is_injection() {
             return Some(json!({ "kind": "xss", "input": name.label() }));
