@@ -106,10 +106,10 @@ fn start_nginx(dir: &Path, download_bytes: u64) -> anyhow::Result<Nginx> {
     Ok(Nginx { child, port })
 }
 
-/// (requests/s, requests done) of wrk with `connections`, its fd limit raised for them.
+/// (requests/s, requests done) of wrk with `connections`, its fd limit raised to the hard one.
 fn wrk(url: &str, seconds: u64, connections: u32) -> anyhow::Result<(f64, u64)> {
     let script = format!(
-        "ulimit -n 65536 && exec wrk -t1 -c{connections} -d{seconds}s --timeout 10s -H '{BEARER}' {url}"
+        "ulimit -n \"$(ulimit -Hn)\" && exec wrk -t1 -c{connections} -d{seconds}s --timeout 10s -H '{BEARER}' {url}"
     );
     let out = Command::new("sh")
         .args(["-c", &script])
@@ -120,7 +120,12 @@ fn wrk(url: &str, seconds: u64, connections: u32) -> anyhow::Result<(f64, u64)> 
         .lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
-        .with_context(|| format!("no Requests/sec in wrk output: {text}"))?;
+        .with_context(|| {
+            format!(
+                "no Requests/sec in wrk output: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
     let done = text
         .lines()
         .find_map(|l| l.trim().split_once(" requests in "))
@@ -300,15 +305,25 @@ fn download(url: &str) -> anyhow::Result<(f64, u64)> {
 fn large_download(args: &ScaleArgs, agent: &Path, port: u16) -> anyhow::Result<()> {
     let url = format!("https://127.0.0.1:{port}/download");
     let expected = args.download_mib << 20;
-    let (base, _) = download(&url)?;
-    let tool = start_agent(agent, Some(is_download))?;
-    let (with, size) = download(&url)?;
-    std::thread::sleep(Duration::from_millis(2000));
-    let events = tool.kept();
-    let summary = exit_summary(&tool.stop());
+    // Warm-up (page cache, CPU clocks), then rounds alternating no agent and cleartap; the
+    // events and counters shown are the last round's.
+    download(&url)?;
+    let (mut base, mut with) = (Vec::new(), Vec::new());
+    let (mut size, mut events, mut summary) = (0, Vec::new(), String::new());
+    for _ in 0..args.rounds {
+        base.push(download(&url)?.0);
+        let tool = start_agent(agent, Some(is_download))?;
+        let (speed, got) = download(&url)?;
+        with.push(speed);
+        size = got;
+        std::thread::sleep(Duration::from_millis(2000));
+        events = tool.kept();
+        summary = exit_summary(&tool.stop());
+    }
+    let (base, with) = (median(&mut base), median(&mut with));
     println!(
-        "\ndownload: {} MiB over TLS (HTTP/1.1, curl ← nginx)",
-        args.download_mib
+        "\ndownload: {} MiB over TLS (HTTP/1.1, curl ← nginx), {} rounds (medians)",
+        args.download_mib, args.rounds
     );
     println!(
         "| no agent MiB/s | cleartap MiB/s | ratio | curl got | event body_size (client, server) | body_missing_bytes (client, server) | records lost | gap bytes |"
