@@ -75,13 +75,16 @@ const METADATA_MARKERS: [&str; 4] = [
 ];
 
 /// Adds `confirmed_by` (and what confirmed it) to the evidence of injection hits the response
-/// corroborates. `hits` are this exchange's, CFG-1 included.
-pub fn apply(hits: &mut [(RuleId, Value)], v: &View) {
+/// corroborates. `hits` are this exchange's, CFG-1 included; `usual_latency_us` is the
+/// endpoint's median latency when its baseline has enough samples: a delay counts only on top
+/// of it, so an endpoint that is always slow confirms nothing.
+pub fn apply(hits: &mut [(RuleId, Value)], v: &View, usual_latency_us: Option<u64>) {
     let error_kind = hits
         .iter()
         .find(|(id, _)| *id == RuleId::Cfg1)
         .and_then(|(_, e)| e["kind"].as_str().map(str::to_owned));
     let latency_ms = v.event.latency_us.map(|us| us / 1000);
+    let usual_ms = usual_latency_us.map_or(0, |us| us / 1000);
     for (id, evidence) in hits.iter_mut() {
         let kind = evidence["kind"].as_str().unwrap_or_default();
         let confirmation = match (*id, kind) {
@@ -89,11 +92,15 @@ pub fn apply(hits: &mut [(RuleId, Value)], v: &View) {
                 let delayed = evidence["requested_delay_ms"]
                     .as_u64()
                     .zip(latency_ms)
-                    .filter(|&(asked, took)| took as f64 >= asked as f64 * DELAY_SHARE);
+                    .filter(|&(asked, took)| {
+                        took.saturating_sub(usual_ms) as f64 >= asked as f64 * DELAY_SHARE
+                    });
                 match (delayed, &error_kind) {
-                    (Some((_, took)), _) => {
-                        Some(json!({ "confirmed_by": "response_delay", "latency_ms": took }))
-                    }
+                    (Some((_, took)), _) => Some(json!({
+                        "confirmed_by": "response_delay",
+                        "latency_ms": took,
+                        "usual_latency_ms": usual_latency_us.map(|us| us / 1000),
+                    })),
                     (None, Some(error)) => {
                         Some(json!({ "confirmed_by": "error_in_response", "error": error }))
                     }

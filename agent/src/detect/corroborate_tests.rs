@@ -94,3 +94,36 @@ fn errors_files_and_metadata_confirm() {
     assert_eq!(f["evidence"]["confirmed_by"], "metadata_response");
     assert_eq!(f["rule"]["confidence"], "high");
 }
+
+#[test]
+fn an_endpoint_that_is_always_slow_confirms_nothing() {
+    let mut engine = Engine::new(DetectConfig::default());
+    let slow = |path: &str, latency_us: u64| {
+        let mut e = exchange("GET", path, 200, json!({}));
+        e["latency_us"] = json!(latency_us);
+        e
+    };
+    // The endpoint's usual answer takes 3 s.
+    for i in 0..60 {
+        engine.inspect_json(
+            &slow(&format!("/report?id={i}"), 3_000_000),
+            T0 + i,
+            &Bodies::default(),
+        );
+    }
+    let attack = "/report?id=1%20AND%20SLEEP(2)";
+    let found = engine.inspect_json(&slow(attack, 3_100_000), T0 + 100, &Bodies::default());
+    let f = inj(&found, "INJ-1");
+    assert!(f["evidence"].get("confirmed_by").is_none(), "{f:#}");
+    assert_eq!(f["rule"]["confidence"], "medium");
+    // Two seconds on top of its usual three: confirmed (a new actor, so not deduplicated).
+    let mut later = slow(attack, 5_100_000);
+    later["connection"]["remote"]["ip"] = json!("192.0.2.99");
+    let found = engine.inspect_json(&later, T0 + 200, &Bodies::default());
+    let f = inj(&found, "INJ-1");
+    assert_eq!(f["evidence"]["confirmed_by"], "response_delay");
+    let usual = f["evidence"]["usual_latency_ms"]
+        .as_u64()
+        .expect("usual latency");
+    assert!((2_500..=3_500).contains(&usual), "{usual}");
+}

@@ -317,7 +317,13 @@ impl Engine {
                 hits.push((id, evidence));
             }
         }
-        corroborate::apply(&mut hits, &v);
+        // A delay only counts beyond what the endpoint usually takes (its median, once known;
+        // the histogram's quantiles are bucket tops, so the bucket's lower edge, ÷√2).
+        let usual_latency_us = (self.inventory.baseline(k.route))
+            .filter(|b| b.latency_us.count >= c.anomaly_min_samples)
+            .and_then(|b| b.latency_us.quantile(0.5))
+            .map(|top| top * 1000 / 1414);
+        corroborate::apply(&mut hits, &v, usual_latency_us);
         if self.on(RuleId::Auth4)
             && !v.has_credentials()
             && v.success()
