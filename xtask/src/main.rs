@@ -80,8 +80,8 @@ enum Cmd {
         /// Seconds per target.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
-        /// Only this target (decode, h1_stream, h2_connection, graphql, go_binary, conn_table,
-        /// exchange_path, enforce_path).
+        /// Only this target (decode, h1_stream, h2_connection, graphql, go_binary,
+        /// inject_decode, conn_table, exchange_path, enforce_path).
         target: Option<String>,
     },
     /// Build the container image with podman, offline (FROM scratch: binary + its libraries).
@@ -399,12 +399,13 @@ fn setup() -> anyhow::Result<()> {
 }
 
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
-const FUZZ_TARGETS: [&str; 8] = [
+const FUZZ_TARGETS: [&str; 9] = [
     "decode",
     "h1_stream",
     "h2_connection",
     "graphql",
     "go_binary",
+    "inject_decode",
     "conn_table",
     "exchange_path",
     "enforce_path",

@@ -21,6 +21,7 @@ pub enum RuleId {
     Data2,
     Inj1,
     Inj2,
+    Inj3,
     Ssrf1,
     Scan1,
     Cfg1,
@@ -104,7 +105,7 @@ const fn rule(
 }
 
 /// In `RuleId` order: `CATALOGUE[id as usize].id == id` (checked by a test).
-pub const CATALOGUE: [RuleInfo; 29] = [
+pub const CATALOGUE: [RuleInfo; 30] = [
     rule(
         RuleId::Auth1,
         "AUTH-1",
@@ -239,6 +240,16 @@ pub const CATALOGUE: [RuleInfo; 29] = [
         RuleId::Inj2,
         "INJ-2",
         "Path traversal, command or NoSQL injection in a request",
+        "API8:2023",
+        S::High,
+        C::Medium,
+        Request,
+        true,
+    ),
+    rule(
+        RuleId::Inj3,
+        "INJ-3",
+        "JNDI, template, deserialisation, XXE, CRLF or remote-inclusion injection in any request location",
         "API8:2023",
         S::High,
         C::Medium,

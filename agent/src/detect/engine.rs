@@ -30,11 +30,12 @@ pub struct DetectStats {
 type StatelessRule = fn(&View) -> Option<Value>;
 
 /// Rules that need only the request (catalogue phase `Request`), in the order they run.
-const REQUEST_RULES: [(RuleId, StatelessRule); 6] = [
+const REQUEST_RULES: [(RuleId, StatelessRule); 7] = [
     (RuleId::Auth5, rules::auth5_credentials_exposed),
     (RuleId::Data2, rules::data2_sensitive_in_url),
     (RuleId::Inj1, rules::inj1_sqli_xss),
     (RuleId::Inj2, rules::inj2_traversal_command_nosql),
+    (RuleId::Inj3, super::inject::inj3),
     (RuleId::Ssrf1, rules::ssrf1_internal_url),
     (RuleId::Scan1, rules::scan1_scanner),
 ];

@@ -11,6 +11,7 @@ pub mod corroborate;
 mod engine;
 pub mod finding;
 pub mod graphql;
+pub mod inject;
 pub mod inventory;
 pub mod route;
 pub mod rules;

@@ -1,0 +1,404 @@
+//! INJ-3: injection families libinjection's SQL/XSS fingerprints and INJ-2's traversal and
+//! command checks do not cover — JNDI lookups (Log4Shell, obfuscated forms included),
+//! Shellshock function definitions, server-side template and expression-language evaluation,
+//! PHP object injection and stream wrappers, Java serialised objects, XML external entities,
+//! CRLF (header/response splitting) and remote file inclusion — in every location an attacker
+//! controls: query values and names, path segments, header values (User-Agent, Referer,
+//! X-Forwarded-For, any custom header), cookies, body fields and the raw body.
+//!
+//! Each value is decoded as attackers expect servers to decode it (URL decoding twice, `%uXXXX`,
+//! HTML entities) and lower-cased. Every signature needs a distinctive construct, never a
+//! keyword alone, and one Aho-Corasick pass over each value finds whether any construct is
+//! there at all: ordinary values cost that pass and nothing else.
+
+use std::{borrow::Cow, sync::OnceLock};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::Regex;
+use serde_json::{Value, json};
+
+use super::view::View;
+
+/// Bytes of one value examined (the body tap bounds bodies already).
+const MAX_VALUE_BYTES: usize = 8192;
+/// Values examined per request: a hostile request with thousands of parameters or headers
+/// costs a bounded amount. Past it the request is reported itself (`inspection_limit`):
+/// padding an attack behind a thousand harmless inputs is an evasion, not an API call.
+const MAX_VALUES: usize = 1024;
+
+/// The family a construct belongs to, in the order the markers are listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Jndi,
+    Shellshock,
+    Template,
+    PhpObject,
+    PhpWrapper,
+    JavaSerialized,
+    Xxe,
+    Crlf,
+    RemoteInclude,
+}
+
+impl Family {
+    fn kind(self) -> &'static str {
+        match self {
+            Family::Jndi => "jndi_lookup",
+            Family::Shellshock => "shellshock",
+            Family::Template => "template_injection",
+            Family::PhpObject => "php_object_injection",
+            Family::PhpWrapper => "php_wrapper",
+            Family::JavaSerialized => "java_deserialization",
+            Family::Xxe => "xxe",
+            Family::Crlf => "crlf_injection",
+            Family::RemoteInclude => "remote_file_inclusion",
+        }
+    }
+}
+
+/// Literal markers (lower case) that must appear before a family's check runs.
+const MARKERS: [(&str, Family); 25] = [
+    ("${", Family::Jndi),
+    ("() {", Family::Shellshock),
+    ("(){", Family::Shellshock),
+    ("{{", Family::Template),
+    ("${", Family::Template),
+    ("#{", Family::Template),
+    ("*{", Family::Template),
+    ("<%", Family::Template),
+    ("{%", Family::Template),
+    ("#assign", Family::Template),
+    ("{php}", Family::Template),
+    ("{$smarty", Family::Template),
+    ("@(", Family::Template),
+    ("t(java.", Family::Template),
+    ("o:", Family::PhpObject),
+    ("expect://", Family::PhpWrapper),
+    ("phar://", Family::PhpWrapper),
+    ("zip://", Family::PhpWrapper),
+    ("data://", Family::PhpWrapper),
+    ("ro0ab", Family::JavaSerialized),
+    ("aced0005", Family::JavaSerialized),
+    ("<!entity", Family::Xxe),
+    ("\n", Family::Crlf),
+    ("\r", Family::Crlf),
+    ("://", Family::RemoteInclude),
+];
+
+struct Checks {
+    markers: AhoCorasick,
+    /// Log4j lookup wrappers that hide `jndi` (`${::-j}`, `${lower:n}`, `${env:X:-d}`).
+    jndi_wrapper: Regex,
+    jndi: Regex,
+    shellshock: Regex,
+    template: Regex,
+    php_object: Regex,
+    php_wrapper: Regex,
+    xxe: Regex,
+    crlf: Regex,
+    url: Regex,
+}
+
+fn checks() -> &'static Checks {
+    static C: OnceLock<Checks> = OnceLock::new();
+    C.get_or_init(|| {
+        let r = crate::classify::static_regex;
+        #[allow(clippy::expect_used)] // constant markers, built by the tests
+        let markers = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::Standard)
+            .build(MARKERS.iter().map(|(m, _)| m))
+            .expect("static markers build");
+        Checks {
+            markers,
+            jndi_wrapper: r(r"\$\{(?:[a-z0-9_]*:[a-z0-9_.]*:-|lower:|upper:|::-)([^${}]*)\}"),
+            // The lookup itself: `${jndi:` is never ordinary text, whatever protocol follows.
+            jndi: r(r"\$\{\s*jndi\s*:"),
+            shellshock: r(r"\(\s*\)\s*\{[^}]{0,40};\s*\}\s*;"),
+            // An expression opener, then (within the expression) arithmetic or a name that only
+            // reaches into the runtime: introspection, process, file or template internals.
+            template: r(concat!(
+                r"(?:\{\{|[$#*]\{)[^}]{0,200}?(?:\d\s*[*+/-]\s*['\d]|__[a-z]+__|\.class\b|\bmro\b|",
+                r"subclasses|getclass|forname|getruntime|processbuilder|java\.lang|\bos\.|system\s*\(|",
+                r"popen|exec\s*\(|eval\s*\(|\bimport\b|freemarker|\bexecute\b|dump\s*\(|attr\s*\(|",
+                r"filter\s*\(|\|\s*join|config\b|self\b|request\b|app\.|lipsum|cycler|joiner|",
+                r"namespace|constructor|touppercase|\bfile\.|\bio\.)",
+                r"|<%=?[^%]{0,200}?(?:\d\s*[*+/-]\s*\d|system|exec|eval|popen|`|file\.|io\.|open\s*\()",
+                r"|\{%\s*(?:for|if|set|import|include|macro|raw)\b",
+                r"|[<\[]#assign\b|\{php\}|\{\$smarty",
+                r"|@\(\s*\d+\s*[*+/-]\s*\d+\s*\)",
+                r"|t\(java\.lang\.(?:runtime|system|processbuilder)\)",
+            )),
+            php_object: r(r#"(?:^|[;{=&\s])o:\d{1,4}:"[a-z_\\][a-z0-9_\\]{0,100}":\d{1,4}:\{"#),
+            php_wrapper: r(r"(?:expect|phar|zip)://\S|data://[a-z]+/[a-z.+-]+[;,]"),
+            xxe: r(r"<!entity\s+(?:%\s*)?[\w.:-]+\s+(?:system|public)\b"),
+            crlf: r(r"(?:\r\n|\r|\n)\s*(?:(?:set-cookie|location|content-type|content-length|x-[a-z-]+)\s*:|http/1\.[01]\s)"),
+            url: r(r"^(?:https?|ftps?)://[^\s/?#]+(?:/[^\s?#]*)?(?:\?|%00|\x00)?$"),
+        }
+    })
+}
+
+/// Parameter names that include files in PHP-era applications: a URL in them is an inclusion.
+const INCLUDE_NAMES: [&str; 16] = [
+    "file", "page", "include", "inc", "template", "path", "document", "doc", "folder", "root",
+    "pg", "style", "lang", "dir", "module", "conf",
+];
+
+/// `value` as servers and frameworks decode it: URL decoding up to three times, `%uXXXX`, HTML
+/// entities; lower case.
+pub fn normalise(value: &str) -> String {
+    let mut end = value.len().min(MAX_VALUE_BYTES);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    let bounded = value.get(..end).unwrap_or_default();
+    let mut twice = super::view::percent_decode(&decode_percent_u(bounded));
+    for _ in 0..2 {
+        if !twice.contains('%') {
+            break;
+        }
+        twice = super::view::percent_decode(&twice);
+    }
+    let entities = if twice.contains('&') {
+        decode_entities(&twice)
+    } else {
+        twice
+    };
+    entities.to_lowercase()
+}
+
+/// `%uXXXX` (IIS-style) escapes.
+fn decode_percent_u(text: &str) -> Cow<'_, str> {
+    if !text.contains("%u") && !text.contains("%U") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("%u").or_else(|| rest.find("%U")) {
+        out.push_str(rest.get(..at).unwrap_or_default());
+        let hex = rest.get(at + 2..at + 6);
+        match hex
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .and_then(char::from_u32)
+        {
+            Some(c) => {
+                out.push(c);
+                rest = rest.get(at + 6..).unwrap_or_default();
+            }
+            None => {
+                out.push_str("%u");
+                rest = rest.get(at + 2..).unwrap_or_default();
+            }
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// HTML character references: named ones attackers use and numeric ones.
+fn decode_entities(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        out.push_str(rest.get(..at).unwrap_or_default());
+        let after = rest.get(at + 1..).unwrap_or_default();
+        let end = after.find(';').filter(|&e| e <= 10);
+        let decoded = end.and_then(|e| {
+            let name = after.get(..e)?;
+            let c = match name.to_ascii_lowercase().as_str() {
+                "lt" => '<',
+                "gt" => '>',
+                "quot" => '"',
+                "apos" => '\'',
+                "amp" => '&',
+                "colon" => ':',
+                "sol" => '/',
+                "lpar" => '(',
+                "rpar" => ')',
+                "newline" => '\n',
+                n => {
+                    let code = match n.strip_prefix("#x") {
+                        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                        None => n.strip_prefix('#').and_then(|d| d.parse().ok()),
+                    };
+                    code.and_then(char::from_u32)?
+                }
+            };
+            Some((c, e))
+        });
+        match decoded {
+            Some((c, e)) => {
+                out.push(c);
+                rest = after.get(e + 1..).unwrap_or_default();
+            }
+            None => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Log4j lookups with their hiding wrappers removed, innermost first (bounded rounds).
+fn unwrap_lookups(text: &str) -> Cow<'_, str> {
+    let c = checks();
+    let mut current = Cow::Borrowed(text);
+    for _ in 0..8 {
+        let next = c.jndi_wrapper.replace_all(&current, "$1");
+        if next == current {
+            break;
+        }
+        current = Cow::Owned(next.into_owned());
+    }
+    current
+}
+
+/// Where a value was found: what it may legitimately contain differs.
+#[derive(Debug, Clone, Copy)]
+enum Place<'a> {
+    /// A query parameter (its name: inclusions) or a path segment (no name).
+    Param(Option<&'a str>),
+    /// A header or cookie value.
+    Header,
+    /// A body field or the raw body: multi-line text is ordinary there.
+    Body,
+}
+
+/// The family whose construct `normalised` carries, if any.
+fn family_of(normalised: &str, place: Place<'_>) -> Option<Family> {
+    let c = checks();
+    let mut seen = [false; MARKERS.len()];
+    for m in c.markers.find_overlapping_iter(normalised) {
+        if let Some(slot) = seen.get_mut(m.pattern().as_usize()) {
+            *slot = true;
+        }
+    }
+    let has = |family: Family| {
+        MARKERS
+            .iter()
+            .zip(seen)
+            .any(|((_, f), hit)| hit && *f == family)
+    };
+    if has(Family::Jndi) && c.jndi.is_match(&unwrap_lookups(normalised)) {
+        return Some(Family::Jndi);
+    }
+    let line_breaks_are_attacks = !matches!(place, Place::Body);
+    let checks_in_order = [
+        (Family::Shellshock, &c.shellshock),
+        (Family::Template, &c.template),
+        (Family::PhpObject, &c.php_object),
+        (Family::PhpWrapper, &c.php_wrapper),
+        (Family::Xxe, &c.xxe),
+        (Family::Crlf, &c.crlf),
+    ];
+    for (family, re) in checks_in_order {
+        if (family != Family::Crlf || line_breaks_are_attacks)
+            && has(family)
+            && re.is_match(normalised)
+        {
+            return Some(family);
+        }
+    }
+    if has(Family::JavaSerialized)
+        && (normalised.starts_with("ro0ab") || normalised.starts_with("aced0005"))
+    {
+        return Some(Family::JavaSerialized);
+    }
+    if let Place::Param(name) = place
+        && has(Family::RemoteInclude)
+        && c.url.is_match(normalised)
+        && (normalised.ends_with('?')
+            || normalised.ends_with('\0')
+            || name.is_some_and(|n| INCLUDE_NAMES.contains(&n.to_ascii_lowercase().as_str())))
+    {
+        return Some(Family::RemoteInclude);
+    }
+    None
+}
+
+/// Cheap pre-check on the raw value: every construct needs one of these bytes, or is a Java
+/// serialised object (which starts as it does).
+fn may_carry(value: &str) -> bool {
+    value.bytes().any(|b| {
+        matches!(
+            b,
+            b'$' | b'{' | b'(' | b'<' | b'[' | b'%' | b'&' | b'\n' | b'\r' | b':' | b'#' | b'@'
+        )
+    }) || value.starts_with("rO0AB")
+        || value
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("aced0005"))
+}
+
+/// INJ-3 over every location of the request.
+pub fn inj3(v: &View) -> Option<Value> {
+    let mut examined = 0usize;
+    let mut check = |label: &dyn Fn() -> String, value: &str, place: Place<'_>| {
+        examined += 1;
+        if examined > MAX_VALUES {
+            return Some(
+                json!({ "kind": "inspection_limit", "input": "request", "limit": MAX_VALUES }),
+            );
+        }
+        if value.starts_with("[REDACTED:") || !may_carry(value) {
+            return None;
+        }
+        let family = family_of(&normalise(value), place)?;
+        Some(json!({ "kind": family.kind(), "input": label() }))
+    };
+    for (name, value) in v.params() {
+        if let Some(hit) = check(&|| format!("query.{name}"), value, Place::Param(Some(name))) {
+            return Some(hit);
+        }
+        if let Some(hit) = check(&|| "query_name".to_owned(), name, Place::Param(None)) {
+            return Some(hit);
+        }
+    }
+    for (i, segment) in v.path.split('/').filter(|s| !s.is_empty()).enumerate() {
+        if let Some(hit) = check(&|| format!("path[{i}]"), segment, Place::Param(None)) {
+            return Some(hit);
+        }
+    }
+    if let Some(request) = v.event.request.as_ref() {
+        for header in request.headers.iter() {
+            let name = header.lower_name();
+            if name == "cookie" {
+                for pair in header.value.split(';') {
+                    let (cookie, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    let cookie = cookie.trim();
+                    if let Some(hit) = check(&|| format!("cookie.{cookie}"), value, Place::Header) {
+                        return Some(hit);
+                    }
+                }
+            } else if name != "authorization"
+                && let Some(hit) = check(&|| format!("header.{name}"), &header.value, Place::Header)
+            {
+                return Some(hit);
+            }
+        }
+    }
+    // XML is read whole (a form reader would split it at its attributes' `=`); JSON and form
+    // bodies field by field; anything else as raw text.
+    let body = v.request_body;
+    let xml = body.trim_ascii_start().first() == Some(&b'<');
+    if !xml {
+        for (path, value) in v.body_inputs() {
+            if let Some(hit) = check(&|| path.clone(), value, Place::Body) {
+                return Some(hit);
+            }
+        }
+    }
+    if !body.is_empty() && (xml || v.body_inputs().is_empty()) {
+        let label = if xml { "body.xml" } else { "body.raw" };
+        let text = String::from_utf8_lossy(body);
+        if let Some(hit) = check(&|| label.to_owned(), &text, Place::Body) {
+            return Some(hit);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+#[path = "inject_tests.rs"]
+mod tests;

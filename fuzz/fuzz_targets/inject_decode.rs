@@ -1,0 +1,14 @@
+//! INJ-3's decoding of attacker-controlled values (URL decoding twice, `%uXXXX`, HTML entities)
+//! must never panic, and never grow a value by more than the bound it works within. The rule
+//! itself runs over hostile requests in `exchange_path`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let decoded = agent::detect::inject::normalise(text);
+        // Decoding only shrinks escapes; lower-casing may grow a char to at most 3× its bytes.
+        assert!(decoded.len() <= 3 * text.len().min(8192) + 8);
+    }
+});
