@@ -317,15 +317,20 @@ fn family_of(normalised: &str, place: Place<'_>) -> Option<Family> {
     None
 }
 
-/// Cheap pre-check on the raw value: every construct needs one of these bytes, or is a Java
-/// serialised object (which starts as it does).
+/// Cheap pre-check on the raw value: whether any construct could be in it (each needs one of
+/// these bytes or pairs), or it is a Java serialised object (which starts as it does). Most
+/// header values (User-Agent, Accept, Host, dates) fail it and are never decoded.
 fn may_carry(value: &str) -> bool {
-    value.bytes().any(|b| {
-        matches!(
-            b,
-            b'$' | b'{' | b'(' | b'<' | b'[' | b'%' | b'&' | b'\n' | b'\r' | b':' | b'#' | b'@'
-        )
-    }) || value.starts_with("rO0AB")
+    use memchr::{memchr, memchr2, memchr3, memmem};
+    let b = value.as_bytes();
+    memchr3(b'$', b'{', b'%', b).is_some()
+        || memchr3(b'<', b'&', b'#', b).is_some()
+        || memchr2(b'\n', b'\r', b).is_some()
+        || memmem::find(b, b"()").is_some()
+        || memmem::find(b, b"@(").is_some()
+        || (memchr(b':', b).is_some()
+            && (memchr(b'"', b).is_some() || memmem::find(b, b"//").is_some()))
+        || value.starts_with("rO0AB")
         || value
             .get(..8)
             .is_some_and(|p| p.eq_ignore_ascii_case("aced0005"))

@@ -243,3 +243,29 @@ fn work_per_request_is_bounded() {
     let long = format!("/x?v={}", "%24%7B".repeat(10_000));
     assert_eq!(judge(&exchange("GET", &long, 200, json!({})), b""), None);
 }
+
+#[test]
+fn common_header_values_are_never_decoded() {
+    for value in [
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)",
+        "127.0.0.1:8443",
+        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        "Tue, 21 Nov 2025 04:40:00 GMT",
+        "gzip, deflate, br",
+        "keep-alive",
+        "curl/7.88.1",
+        "python-requests/2.31",
+    ] {
+        assert!(!may_carry(value), "{value}");
+    }
+    for value in [
+        "${x}",
+        "() { :;};",
+        "rO0ABXNy",
+        "a%0d",
+        "https://x",
+        "O:8:\"a\"",
+    ] {
+        assert!(may_carry(value), "{value}");
+    }
+}
