@@ -4,7 +4,13 @@
 //! would crash the program ("unexpected return pc").
 //!
 //! Go's register ABI (amd64, Go ≥ 1.17): receiver in RAX, the slice's pointer and length in
-//! RBX and RCX; at a return, n in RAX. R14 holds the running goroutine (`g`), which stays the
+//! RBX and RCX; at a return, n in RAX.
+//!
+//! Reads are captured at their returns (the bytes exist only then). Writes are captured at
+//! entry: a Go client reads responses on another goroutine, often another CPU, which could
+//! report the response before the write's return reported the request; and Go's Write sends
+//! all of its bytes or leaves the connection failed for good, so the entry's length is what
+//! goes out. Write therefore has no return probes at all. R14 holds the running goroutine (`g`), which stays the
 //! same from entry to return even when the goroutine moves to another thread, so calls are
 //! keyed by (tgid, g), never by thread.
 //!
@@ -69,7 +75,7 @@ pub fn go_tls_write_entry(ctx: ProbeContext) -> u32 {
     0
 }
 
-/// Attached at every return instruction of both functions.
+/// Attached at every return instruction of `(*Conn).Read`.
 #[uprobe]
 pub fn go_tls_return(ctx: ProbeContext) -> u32 {
     bump(counter::SSL_RETURN_HITS, 1);
@@ -138,6 +144,12 @@ fn enter(ctx: &ProbeContext, direction: u32) {
         && let Some(hit) = enforce::judge(&settings, buf, len)
     {
         enforce::decide(&settings, POINT_CLIENT_WRITE, conn, fd, &hit);
+    }
+    if direction == DIRECTION_EGRESS {
+        if len > 0 {
+            capture(pid_tgid, &call, len);
+        }
+        return;
     }
     let key = GoCallKey {
         tgid: pid_tgid >> 32,

@@ -79,29 +79,30 @@ impl AttachPlan {
         plan
     }
 
-    /// Go's crypto/tls: each function's entry, and a return probe on every `ret` in it (never a
-    /// uretprobe, see agent-ebpf/src/gotls.rs).
+    /// Go's crypto/tls: `Read` at its entry and at every `ret` in it (never a uretprobe, see
+    /// agent-ebpf/src/gotls.rs); `Write` at its entry only, where it is captured.
     pub fn go(go: &GoTls) -> Self {
         let mut plan = Self::default();
-        for (function, entry) in [
-            (&go.read, PROG_GO_TLS_READ_ENTRY),
-            (&go.write, PROG_GO_TLS_WRITE_ENTRY),
-        ] {
+        plan.points.push(ProbePoint {
+            program: PROG_GO_TLS_READ_ENTRY,
+            offset: go.read.entry,
+            role: Role::Entry,
+            function: format!("{} ({} returns)", go.read.name, go.read.returns.len()),
+        });
+        for &offset in &go.read.returns {
             plan.points.push(ProbePoint {
-                program: entry,
-                offset: function.entry,
-                role: Role::Entry,
-                function: format!("{} ({} returns)", function.name, function.returns.len()),
+                program: PROG_GO_TLS_RETURN,
+                offset,
+                role: Role::Return,
+                function: go.read.name.to_owned(),
             });
-            for &offset in &function.returns {
-                plan.points.push(ProbePoint {
-                    program: PROG_GO_TLS_RETURN,
-                    offset,
-                    role: Role::Return,
-                    function: function.name.to_owned(),
-                });
-            }
         }
+        plan.points.push(ProbePoint {
+            program: PROG_GO_TLS_WRITE_ENTRY,
+            offset: go.write.entry,
+            role: Role::Entry,
+            function: format!("{} (at entry)", go.write.name),
+        });
         plan
     }
 
@@ -187,7 +188,6 @@ mod tests {
                 (PROG_GO_TLS_RETURN, 0x1040, Role::Return),
                 (PROG_GO_TLS_RETURN, 0x10a0, Role::Return),
                 (PROG_GO_TLS_WRITE_ENTRY, 0x2000, Role::Entry),
-                (PROG_GO_TLS_RETURN, 0x2100, Role::Return),
             ]
         );
         assert!(!plan.verifying());
@@ -195,7 +195,7 @@ mod tests {
             plan.described(),
             [
                 "crypto/tls.(*Conn).Read (2 returns)",
-                "crypto/tls.(*Conn).Write (1 returns)"
+                "crypto/tls.(*Conn).Write (at entry)"
             ]
         );
         let exported = AttachPlan::exported(&[("SSL_write_ex", PROG_SSL_WRITE_EX_ENTRY, 0x30)]);
