@@ -261,6 +261,47 @@ unsafe extern "C" {
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
+/// (requests per second, requests done) from wrk's report on stdout; `stderr` joins the error.
+pub fn wrk_report(stdout: &[u8], stderr: &[u8]) -> anyhow::Result<(f64, u64)> {
+    let text = String::from_utf8_lossy(stdout);
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| {
+            format!(
+                "no Requests/sec in wrk output: {text}{}",
+                String::from_utf8_lossy(stderr)
+            )
+        })?;
+    let done = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .with_context(|| format!("no request count in wrk output: {text}"))?;
+    Ok((rps, done))
+}
+
+/// A self-signed certificate and key for localhost in `dir` (cert.pem, key.pem).
+pub fn self_signed_cert(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()?
+        .success();
+    if !ok {
+        bail!("openssl req failed");
+    }
+    Ok((cert, key))
+}
+
 pub fn wrk_with(url: &str, seconds: u64, connections: u32, extra: &[&str]) -> anyhow::Result<f64> {
     let out = Command::new("wrk")
         .args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s")])
@@ -304,29 +345,7 @@ pub fn start_nginx_with(dir: &Path, listen_flags: &str) -> anyhow::Result<Nginx>
     for (name, size) in SIZES {
         std::fs::write(www.join(name), vec![b'x'; size])?;
     }
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()?
-        .success();
-    if !ok {
-        bail!("openssl req failed");
-    }
+    let (cert, key) = self_signed_cert(dir)?;
     let d = dir.display();
     let conf = format!(
         "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n access_log off;\n \

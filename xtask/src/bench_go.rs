@@ -14,7 +14,7 @@ use std::{
 
 use anyhow::Context as _;
 
-use crate::bench::{median, spawn_tool, summary_value};
+use crate::bench::{median, self_signed_cert, spawn_tool, summary_value, wrk_report};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct GoArgs {
@@ -39,18 +39,7 @@ fn wrk(url: &str, seconds: u64, connections: u32) -> anyhow::Result<(f64, u64)> 
         ])
         .output()
         .context("running wrk")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rps = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .with_context(|| format!("no Requests/sec in wrk output: {text}"))?;
-    let done = text
-        .lines()
-        .find_map(|l| l.trim().split_once(" requests in "))
-        .and_then(|(n, _)| n.trim().parse().ok())
-        .with_context(|| format!("no request count in wrk output: {text}"))?;
-    Ok((rps, done))
+    wrk_report(&out.stdout, &out.stderr)
 }
 
 /// Builds the Go test server with `go` into target/bench-go.
@@ -77,19 +66,7 @@ pub fn go(args: &GoArgs, agent: &Path, go: &Path, root: &Path) -> anyhow::Result
     let server_binary = build_server(go, root)?;
     let dir = std::env::temp_dir().join(format!("cleartap-bench-go-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let ok = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=localhost", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()?
-        .success();
-    anyhow::ensure!(ok, "openssl req failed");
+    let (cert, key) = self_signed_cert(&dir)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();

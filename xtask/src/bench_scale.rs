@@ -16,7 +16,9 @@ use std::{
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-use crate::bench::{Tool, median, spawn_tool, spawn_tool_keeping, summary_value};
+use crate::bench::{
+    Tool, median, self_signed_cert, spawn_tool, spawn_tool_keeping, summary_value, wrk_report,
+};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ScaleArgs {
@@ -62,21 +64,7 @@ fn start_nginx(dir: &Path, download_bytes: u64) -> anyhow::Result<Nginx> {
     std::fs::create_dir_all(&www)?;
     std::fs::write(www.join("100B"), vec![b'x'; 100])?;
     std::fs::File::create(www.join("download"))?.set_len(download_bytes)?;
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let ok = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=localhost", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()?
-        .success();
-    if !ok {
-        bail!("openssl req failed");
-    }
+    let (cert, key) = self_signed_cert(dir)?;
     let d = dir.display();
     let conf = format!(
         "worker_processes 1;\nworker_rlimit_nofile 16384;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
@@ -115,23 +103,7 @@ fn wrk(url: &str, seconds: u64, connections: u32) -> anyhow::Result<(f64, u64)> 
         .args(["-c", &script])
         .output()
         .context("running wrk")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rps = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .with_context(|| {
-            format!(
-                "no Requests/sec in wrk output: {text}{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })?;
-    let done = text
-        .lines()
-        .find_map(|l| l.trim().split_once(" requests in "))
-        .and_then(|(n, _)| n.trim().parse().ok())
-        .with_context(|| format!("no request count in wrk output: {text}"))?;
-    Ok((rps, done))
+    wrk_report(&out.stdout, &out.stderr)
 }
 
 fn start_agent(agent: &Path, keep: Option<fn(&Value) -> bool>) -> anyhow::Result<Tool> {

@@ -319,11 +319,17 @@ impl Engine {
             }
         }
         // A delay only counts beyond what the endpoint usually takes (its median, once known;
-        // the histogram's quantiles are bucket tops, so the bucket's lower edge, ÷√2).
-        let usual_latency_us = (self.inventory.baseline(k.route))
+        // the histogram's quantiles are bucket tops, so the bucket's lower edge, ÷√2). Looked
+        // up only for the rare exchange whose SQL payload asked for a delay.
+        let asked_delay = hits
+            .iter()
+            .any(|(_, e)| e.get("requested_delay_ms").is_some());
+        let usual_latency_us = asked_delay
+            .then(|| self.inventory.baseline(k.route))
+            .flatten()
             .filter(|b| b.latency_us.count >= c.anomaly_min_samples)
             .and_then(|b| b.latency_us.quantile(0.5))
-            .map(|top| top * 1000 / 1414);
+            .map(|top| top.saturating_mul(1000) / 1414);
         corroborate::apply(&mut hits, &v, usual_latency_us);
         if self.on(RuleId::Auth4)
             && !v.has_credentials()

@@ -177,7 +177,7 @@ fn find_pclntab<'a>(elf: &Elf<'a>) -> Option<Pclntab<'a>> {
             needle.extend_from_slice(&[0, 0, 1, 8]);
             if let Some(at) = memmem::find_iter(data, &needle).find(|at| at % 8 == 0) {
                 return Some(Pclntab {
-                    address: address + at as u64,
+                    address: address.wrapping_add(at as u64),
                     data: data.get(at..)?,
                 });
             }
@@ -214,6 +214,7 @@ impl Words<'_, '_> {
 /// Where Go's text starts, from the moduledata that points at this function table.
 fn text_start(elf: &Elf<'_>, table: &Pclntab<'_>, funcname_offset: u64) -> Option<u64> {
     let names = table.address.checked_add(funcname_offset)?;
+    // Addresses come from the file: wrapping arithmetic, a wrapped one simply finds nothing.
     let mut words = Words {
         elf,
         relocations: None,
@@ -224,9 +225,9 @@ fn text_start(elf: &Elf<'_>, table: &Pclntab<'_>, funcname_offset: u64) -> Optio
             continue;
         }
         for at in memmem::find_iter(data, &pattern).filter(|at| at % 8 == 0) {
-            let base = address + at as u64;
+            let base = address.wrapping_add(at as u64);
             if u64_at(data, at + MODULEDATA_FUNCNAMETAB) == Some(names)
-                && let Some(text) = words.at(base + MODULEDATA_TEXT as u64)
+                && let Some(text) = words.at(base.wrapping_add(MODULEDATA_TEXT as u64))
             {
                 return Some(text);
             }
@@ -238,8 +239,12 @@ fn text_start(elf: &Elf<'_>, table: &Pclntab<'_>, funcname_offset: u64) -> Optio
         .iter()
         .filter(|&(_, &addend)| addend == table.address)
         .map(|(&at, _)| at)
-        .find(|at| relocations.get(&(at + MODULEDATA_FUNCNAMETAB as u64)) == Some(&names))?;
-    relocations.get(&(base + MODULEDATA_TEXT as u64)).copied()
+        .find(|at| {
+            relocations.get(&at.wrapping_add(MODULEDATA_FUNCNAMETAB as u64)) == Some(&names)
+        })?;
+    relocations
+        .get(&base.wrapping_add(MODULEDATA_TEXT as u64))
+        .copied()
 }
 
 /// Looks a Go binary over: Ok(None) when it is not one.
@@ -263,7 +268,7 @@ pub fn inspect(elf: &Elf<'_>) -> Result<Option<GoTls>, GoError> {
         elf,
         relocations: None,
     };
-    let absolute = |at: usize| words.at(table.address + at as u64).unwrap_or(0);
+    let absolute = |at: usize| words.at(table.address.wrapping_add(at as u64)).unwrap_or(0);
     let functions = FunctionTable::parse(table.data, magic, text, absolute)?;
     let find = |name: &'static str| -> Result<GoFunction, GoError> {
         let (start, end) = functions
@@ -362,7 +367,7 @@ impl<'a> FunctionTable<'a> {
         match self.offsets {
             Some(text) => {
                 let at = |i: usize| u32_at(self.data, self.functab + 8 * i).map(u64::from);
-                Some((text + at(i)?, text + at(i + 1)?))
+                Some((text.wrapping_add(at(i)?), text.wrapping_add(at(i + 1)?)))
             }
             None => Some((*self.absolute.get(i)?, *self.absolute.get(i + 1)?)),
         }
@@ -447,7 +452,7 @@ pub fn entry_probe_offset(bytes: &[u8], start: u64) -> u64 {
             break;
         }
         if instruction.flow_control() == FlowControl::ConditionalBranch {
-            return instruction.ip() - start;
+            return instruction.ip().wrapping_sub(start);
         }
         if instruction.flow_control() != FlowControl::Next {
             break;
@@ -478,7 +483,7 @@ pub fn return_offsets(bytes: &[u8], start: u64) -> Result<Vec<u64>, String> {
             ));
         }
         if instruction.mnemonic() == Mnemonic::Ret {
-            found.push(instruction.ip() - start);
+            found.push(instruction.ip().wrapping_sub(start));
         }
     }
     if found.is_empty() || found.len() > MAX_RETURNS {
