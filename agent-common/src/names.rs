@@ -14,6 +14,10 @@ pub const PROG_SSL_CHECK_ENTRY: &str = "ssl_check_entry";
 pub const PROG_GO_TLS_READ_ENTRY: &str = "go_tls_read_entry";
 pub const PROG_GO_TLS_WRITE_ENTRY: &str = "go_tls_write_entry";
 pub const PROG_GO_TLS_RETURN: &str = "go_tls_return";
+/// Count-only stand-ins for the programs above (`--probe-mode floor`).
+pub const PROG_FLOOR_ENTRY: &str = "floor_entry";
+pub const PROG_FLOOR_RETURN: &str = "floor_return";
+pub const PROG_FLOOR_GO_RETURN: &str = "floor_go_return";
 pub const MAP_LIB_CHECKS: &str = "LIB_CHECKS";
 
 /// Syscall tracepoints (program = tracepoint name) of socket I/O: nested inside an SSL call

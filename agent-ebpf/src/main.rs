@@ -12,6 +12,8 @@ mod enforce;
 #[cfg(target_arch = "bpf")]
 mod filter;
 #[cfg(target_arch = "bpf")]
+mod floor;
+#[cfg(target_arch = "bpf")]
 mod gotls;
 #[cfg(target_arch = "bpf")]
 mod kprobes;

@@ -341,3 +341,43 @@ fn discovery_system_libssl() -> std::path::PathBuf {
         })
         .expect("python's _ssl links libssl")
 }
+
+/// `--probe-mode floor` (the bench's own floor): count-only probes on the same internal points,
+/// every entry matched by a return, and nothing else — no event, no socket hook.
+#[test]
+fn floor_mode_counts_probe_hits_and_captures_nothing() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("floor");
+    let port = free_port();
+    let _server = nginx(&dir, port);
+    let agent = Agent::start(&["--probe-mode", "floor"]);
+    let url = format!("https://127.0.0.1:{port}/file.bin");
+    let requests = 3;
+    let urls: Vec<&str> = (0..requests).map(|_| url.as_str()).collect();
+    let mut args = vec!["-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null"];
+    args.extend(urls);
+    let (_, _) = run_client(&mut curl(&args));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let events = agent.events();
+    let lines = agent.stop();
+    assert!(
+        lines.iter().any(|l| l.contains("probes live: floor mode")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("[internal read @0x")),
+        "floor mode must choose the internal points as auto does: {lines:#?}"
+    );
+    assert!(events.is_empty(), "{events:#?}");
+    let entry = summary_counter(&lines, "entry_hits");
+    let ret = summary_counter(&lines, "return_hits");
+    // At least a read and a write on each side of each request.
+    assert!(entry >= 4 * requests as u64, "entry_hits={entry}");
+    // Every entry has its return; a blocking read elsewhere on the node may be in flight.
+    assert!(
+        ret <= entry && entry - ret <= 4,
+        "entry_hits={entry} return_hits={ret}"
+    );
+}

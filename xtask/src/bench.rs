@@ -1,13 +1,16 @@
 //! `cargo xtask bench overhead`: what capture costs a TLS web server, measured in one run.
 //!
 //! nginx (TLS, one worker, keep-alive) serves a small and a 16 KiB file to wrk on loopback.
-//! Rounds alternate between: no agent; cleartap (default: internal attach points); cleartap
+//! Rounds alternate between: no agent; cleartap's own floor (`--probe-mode floor`: count-only
+//! probes at exactly the points cleartap chose, nothing else); cleartap (defaults); cleartap
 //! with enforcement in monitor and enforce mode (every request head scanned in the kernel; the
 //! lists are empty, so nothing is blocked and the cost is the verdict path's own); cleartap
 //! with `--probe-mode exported` (the plain probes, for before/after); a bpftrace script that
 //! only counts uprobe+uretprobe hits on the same OpenSSL functions; bcc's sslsniff. Medians and
 //! ratios to the no-agent run of the same round set are printed, with cleartap's losses, probe
-//! hits per exchange and agent CPU per exchange. Throughput numbers live here, never in tests.
+//! hits per exchange, agent CPU per exchange, the share of requests seen as events on both
+//! sides, wrk's p50/p99 latency, and cleartap's ratio to its own floor and to the naive one
+//! (bpftrace). Throughput numbers live here, never in tests.
 
 use std::{
     io::{BufRead, BufReader},
@@ -46,8 +49,9 @@ const LIBSSL: &str = "/lib/x86_64-linux-gnu/libssl.so.3";
 const SIZES: [(&str, usize); 2] = [("100B", 100), ("16KiB", 16 * 1024)];
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Config {
+pub(crate) enum Config {
     NoAgent,
+    OwnFloor,
     Cleartap,
     CleartapMonitor,
     CleartapEnforce,
@@ -57,8 +61,9 @@ enum Config {
 }
 
 impl Config {
-    const ALL: [Config; 7] = [
+    const ALL: [Config; 8] = [
         Config::NoAgent,
+        Config::OwnFloor,
         Config::Cleartap,
         Config::CleartapMonitor,
         Config::CleartapEnforce,
@@ -66,9 +71,10 @@ impl Config {
         Config::Bpftrace,
         Config::Sslsniff,
     ];
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Config::NoAgent => "no agent",
+            Config::OwnFloor => "own floor (count-only, same points)",
             Config::Cleartap => "cleartap",
             Config::CleartapMonitor => "cleartap --enforce monitor",
             Config::CleartapEnforce => "cleartap --enforce enforce",
@@ -80,14 +86,18 @@ impl Config {
 }
 
 #[derive(Default, Clone)]
-struct Sample {
-    rps: f64,
+pub(crate) struct Sample {
+    pub(crate) rps: f64,
+    /// wrk's requests completed and latency percentiles (µs).
+    pub(crate) requests: u64,
+    pub(crate) p50_us: Option<f64>,
+    pub(crate) p99_us: Option<f64>,
     /// cleartap only: exchanges seen during the window, agent CPU seconds in it, exit summary.
-    exchanges: u64,
-    cpu_secs: f64,
-    summary: String,
+    pub(crate) exchanges: u64,
+    pub(crate) cpu_secs: f64,
+    pub(crate) summary: String,
     /// cleartap only: (eBPF program, runs, run-time ns) over the window.
-    programs: Vec<(String, u64, u64)>,
+    pub(crate) programs: Vec<(String, u64, u64)>,
 }
 
 pub struct Tool {
@@ -262,26 +272,6 @@ unsafe extern "C" {
 }
 
 /// (requests per second, requests done) from wrk's report on stdout; `stderr` joins the error.
-pub fn wrk_report(stdout: &[u8], stderr: &[u8]) -> anyhow::Result<(f64, u64)> {
-    let text = String::from_utf8_lossy(stdout);
-    let rps = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .with_context(|| {
-            format!(
-                "no Requests/sec in wrk output: {text}{}",
-                String::from_utf8_lossy(stderr)
-            )
-        })?;
-    let done = text
-        .lines()
-        .find_map(|l| l.trim().split_once(" requests in "))
-        .and_then(|(n, _)| n.trim().parse().ok())
-        .with_context(|| format!("no request count in wrk output: {text}"))?;
-    Ok((rps, done))
-}
-
 /// A self-signed certificate and key for localhost in `dir` (cert.pem, key.pem).
 pub fn self_signed_cert(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
@@ -300,20 +290,6 @@ pub fn self_signed_cert(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
         bail!("openssl req failed");
     }
     Ok((cert, key))
-}
-
-pub fn wrk_with(url: &str, seconds: u64, connections: u32, extra: &[&str]) -> anyhow::Result<f64> {
-    let out = Command::new("wrk")
-        .args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s")])
-        .args(extra)
-        .arg(url)
-        .output()
-        .context("running wrk")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .with_context(|| format!("no Requests/sec in wrk output: {text}"))
 }
 
 pub struct Nginx {
@@ -403,6 +379,11 @@ fn sslsniff_command() -> Command {
 fn start(config: Config, agent: &Path, dir: &Path) -> anyhow::Result<Option<Tool>> {
     Ok(Some(match config {
         Config::NoAgent => return Ok(None),
+        Config::OwnFloor => {
+            let mut tool = spawn_tool(Command::new(agent).args(["--probe-mode", "floor"]))?;
+            tool.wait_for("probes live", Duration::from_secs(60))?;
+            tool
+        }
         Config::Cleartap
         | Config::CleartapMonitor
         | Config::CleartapEnforce
@@ -484,14 +465,17 @@ pub fn overhead(args: &OverheadArgs, agent: &Path) -> anyhow::Result<()> {
                     }
                 };
                 // Warm-up: TLS sessions, and for cleartap the runtime check of attach points.
-                wrk_with(&url, 1, args.connections, &BEARER)?;
+                crate::wrk::run(&url, 1, args.connections, &BEARER)?;
                 let (cpu0, lines0) = tool.as_ref().map_or((0.0, 0), |t| {
                     (t.cpu_secs(), t.stdout_lines.load(Ordering::Relaxed))
                 });
                 let programs0 = tool.as_ref().map(|t| crate::bpf_stats::snapshot(t.pid()));
-                let rps = wrk_with(&url, args.seconds, args.connections, &BEARER)?;
+                let run = crate::wrk::run(&url, args.seconds, args.connections, &BEARER)?;
                 let mut sample = Sample {
-                    rps,
+                    rps: run.rps,
+                    requests: run.requests,
+                    p50_us: run.p50_us,
+                    p99_us: run.p99_us,
                     ..Sample::default()
                 };
                 if let Some(tool) = tool {
@@ -500,8 +484,11 @@ pub fn overhead(args: &OverheadArgs, agent: &Path) -> anyhow::Result<()> {
                         sample.programs = crate::bpf_stats::delta(before, &after);
                     }
                     sample.cpu_secs = tool.cpu_secs() - cpu0;
-                    sample.exchanges = tool.stdout_lines.load(Ordering::Relaxed) - lines0;
+                    // Counted after the agent has drained and exited: every event of the
+                    // window's requests is in, whatever the output lag.
+                    let written = tool.stdout_lines.clone();
                     let lines = tool.stop();
+                    sample.exchanges = written.load(Ordering::Relaxed) - lines0;
                     sample.summary = lines
                         .iter()
                         .rev()
@@ -524,13 +511,13 @@ pub fn overhead(args: &OverheadArgs, agent: &Path) -> anyhow::Result<()> {
                 eprintln!(
                     "bench: {name} round {round} {:<32} {:>9.0} req/s",
                     config.name(),
-                    rps
+                    run.rps
                 );
                 list.push(sample);
             }
         }
-        report(name, &samples);
-        report_programs(&samples);
+        crate::bench_report::report(name, &samples);
+        crate::bench_report::report_programs(&samples);
     }
     for (config, reason) in &unavailable {
         println!("{}: not measured: {reason}", config.name());
@@ -538,85 +525,4 @@ pub fn overhead(args: &OverheadArgs, agent: &Path) -> anyhow::Result<()> {
     drop(nginx);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
-}
-
-/// Kernel cost per eBPF program of the last round of each cleartap configuration.
-fn report_programs(samples: &[(Config, Vec<Sample>)]) {
-    for (config, list) in samples {
-        if !matches!(config, Config::Cleartap | Config::CleartapEnforce) {
-            continue;
-        }
-        if let Some(last) = list.last() {
-            println!(
-                "  {} — kernel cost per program (last round, kernel.bpf_stats_enabled):",
-                config.name()
-            );
-            crate::bpf_stats::print(&last.programs, last.exchanges);
-        }
-    }
-}
-
-fn report(size: &str, samples: &[(Config, Vec<Sample>)]) {
-    let base = samples
-        .iter()
-        .find(|(c, _)| *c == Config::NoAgent)
-        .map(|(_, s)| median(&mut s.iter().map(|x| x.rps).collect::<Vec<_>>()))
-        .unwrap_or(0.0);
-    println!("\n{size} responses");
-    println!(
-        "  {:<32} {:>10} {:>7} {:>11}  {:>9} {:>12} {:>14}  rounds",
-        "config", "median/s", "ratio", "+µs/request", "lost", "hits/exch", "agent µs/exch"
-    );
-    for (config, list) in samples {
-        if list.is_empty() {
-            continue;
-        }
-        let mut rps: Vec<f64> = list.iter().map(|s| s.rps).collect();
-        let med = median(&mut rps);
-        let added_us = if med > 0.0 && base > 0.0 {
-            1e6 / med - 1e6 / base
-        } else {
-            0.0
-        };
-        let last = list.last().cloned().unwrap_or_default();
-        let (lost, hits, cpu) = match config {
-            Config::Cleartap
-            | Config::CleartapMonitor
-            | Config::CleartapEnforce
-            | Config::CleartapExported => {
-                let lost: u64 = list
-                    .iter()
-                    .map(|s| {
-                        summary_value(&s.summary, "ringbuf_full_records")
-                            .and_then(|v| v.parse::<u64>().ok())
-                            .unwrap_or(0)
-                            + summary_value(&s.summary, "gap_events")
-                                .and_then(|v| v.parse::<u64>().ok())
-                                .unwrap_or(0)
-                    })
-                    .sum();
-                let hits = summary_value(&last.summary, "exchange").unwrap_or_else(|| "?".into());
-                let mut per: Vec<f64> = list
-                    .iter()
-                    .filter(|s| s.exchanges > 0)
-                    .map(|s| s.cpu_secs * 1e6 / s.exchanges as f64)
-                    .collect();
-                (lost.to_string(), hits, format!("{:.1}", median(&mut per)))
-            }
-            Config::Bpftrace => ("-".into(), last.summary.clone(), "-".into()),
-            _ => ("-".into(), "-".into(), "-".into()),
-        };
-        let all: Vec<String> = list.iter().map(|s| format!("{:.0}", s.rps)).collect();
-        println!(
-            "  {:<32} {:>10.0} {:>7.2} {:>11.1}  {:>9} {:>12} {:>14}  {}",
-            config.name(),
-            med,
-            if base > 0.0 { med / base } else { 0.0 },
-            added_us,
-            lost,
-            hits,
-            cpu,
-            all.join(" ")
-        );
-    }
 }

@@ -14,7 +14,10 @@ use std::{
 
 use anyhow::Context as _;
 
-use crate::bench::{median, self_signed_cert, spawn_tool, summary_value, wrk_report};
+use crate::{
+    bench::{median, self_signed_cert, spawn_tool, summary_value},
+    wrk::wrk_report,
+};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct GoArgs {

@@ -16,8 +16,9 @@ use std::{
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-use crate::bench::{
-    Tool, median, self_signed_cert, spawn_tool, spawn_tool_keeping, summary_value, wrk_report,
+use crate::{
+    bench::{Tool, median, self_signed_cert, spawn_tool, spawn_tool_keeping, summary_value},
+    wrk::wrk_report,
 };
 
 #[derive(Debug, Clone, clap::Args)]

@@ -19,11 +19,13 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bench_go;
 mod bench_h2;
+mod bench_report;
 mod bench_scale;
 mod bpf_stats;
 mod image;
 mod qemu;
 mod soak;
+mod wrk;
 
 /// Pinned: newer bpf-linker releases may need a newer rustc than this machine has.
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -7,7 +7,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::bench::{Tool, spawn_tool, start_nginx, wrk_with};
+use crate::{
+    bench::{Tool, spawn_tool, start_nginx},
+    wrk::wrk_with,
+};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SoakArgs {

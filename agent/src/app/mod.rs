@@ -1,6 +1,7 @@
 //! Start-up: checks, kernel offsets, eBPF load and attach, library discovery, then the loop.
 
 pub mod event_loop;
+mod floor;
 pub mod install;
 pub mod metrics;
 pub mod pipeline;
@@ -19,7 +20,7 @@ use crate::{
     conn::{ConnTable, TableLimits},
     kernel::loader::{self, LoadOptions},
     kernel::offsets as btf_offsets,
-    kernel::tls::{Attacher, discovery},
+    kernel::tls::{Attacher, ProbeMode, discovery},
     protocol::h1::Limits,
 };
 
@@ -120,6 +121,42 @@ fn attach_socket_hooks(ebpf: &mut aya::Ebpf, wanted: SocketHooks) -> anyhow::Res
     }
 }
 
+/// Attaches to every TLS library given with --library, preloaded for new processes, or mapped
+/// by a running process. Only a library named with --library is fatal when it fails.
+fn attach_present_libraries(
+    attacher: &mut Attacher,
+    ebpf: &mut aya::Ebpf,
+    config: &Config,
+) -> anyhow::Result<()> {
+    let mut candidates: Vec<(std::path::PathBuf, Option<u32>)> = Vec::new();
+    candidates.extend(config.libraries.iter().map(|p| (p.clone(), None)));
+    candidates.extend(
+        discovery::tls_libraries_for_new_processes()
+            .into_iter()
+            .map(|p| (p, None)),
+    );
+    for pid in discovery::all_pids() {
+        candidates.extend(
+            discovery::candidates_of_process(pid)
+                .into_iter()
+                .map(|p| (p, Some(pid))),
+        );
+    }
+    for (path, pid) in candidates {
+        if let Err(e) = attacher.attach(ebpf, &path, pid) {
+            if config.libraries.contains(&path) {
+                return Err(e).context("attaching to a library given with --library");
+            }
+            if e.is_vanished() {
+                log::debug!("{e}");
+            } else {
+                log::warn!("{e}");
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn run(config: Config, loader: crate::config::file::Loader) -> anyhow::Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -153,37 +190,15 @@ pub fn run(config: Config, loader: crate::config::file::Loader) -> anyhow::Resul
     if !filters.is_empty() {
         log::info!("kernel filters: {filters:?}");
     }
+    if config.probe_mode == ProbeMode::Floor {
+        return floor::run(ebpf, &config);
+    }
     let tracepoints = loader::attach_tracepoints(&mut ebpf)?;
     let hooks = attach_socket_hooks(&mut ebpf, config.socket_hooks)?;
-    Attacher::load_programs(&mut ebpf)?;
+    Attacher::load_programs(&mut ebpf, config.probe_mode)?;
 
     let mut attacher = Attacher::new(config.probe_mode);
-    let mut candidates: Vec<(std::path::PathBuf, Option<u32>)> = Vec::new();
-    candidates.extend(config.libraries.iter().map(|p| (p.clone(), None)));
-    candidates.extend(
-        discovery::tls_libraries_for_new_processes()
-            .into_iter()
-            .map(|p| (p, None)),
-    );
-    for pid in discovery::all_pids() {
-        candidates.extend(
-            discovery::candidates_of_process(pid)
-                .into_iter()
-                .map(|p| (p, Some(pid))),
-        );
-    }
-    for (path, pid) in candidates {
-        if let Err(e) = attacher.attach(&mut ebpf, &path, pid) {
-            if config.libraries.contains(&path) {
-                return Err(e).context("attaching to a library given with --library");
-            }
-            if e.is_vanished() {
-                log::debug!("{e}");
-            } else {
-                log::warn!("{e}");
-            }
-        }
-    }
+    attach_present_libraries(&mut attacher, &mut ebpf, &config)?;
     if attacher.libraries().is_empty() {
         log::warn!(
             "no TLS library found yet; new processes are watched and attached when they map one"

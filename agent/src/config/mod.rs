@@ -82,7 +82,9 @@ pub struct Config {
 
     /// Where to probe OpenSSL: `auto` probes the internal read/write functions when the
     /// library's machine code has the known shape (much cheaper; verified against the exported
-    /// functions on live traffic), `exported` always probes SSL_read/SSL_write(_ex).
+    /// functions on live traffic), `exported` always probes SSL_read/SSL_write(_ex). `floor`
+    /// is for benchmarks: count-only probes at the points `auto` chooses and nothing else (no
+    /// capture, no events), to measure what the probe hits cost on their own.
     #[arg(long, env = "CLEARTAP_PROBE_MODE", value_enum, default_value_t = crate::kernel::tls::ProbeMode::Auto)]
     pub probe_mode: crate::kernel::tls::ProbeMode,
 

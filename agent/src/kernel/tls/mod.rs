@@ -23,9 +23,9 @@ use std::{
 use agent_common::{
     event::{LibCheck, MAX_LIBRARIES},
     names::{
-        PROG_GO_TLS_READ_ENTRY, PROG_GO_TLS_RETURN, PROG_GO_TLS_WRITE_ENTRY, PROG_SSL_CHECK_ENTRY,
-        PROG_SSL_READ_ENTRY, PROG_SSL_READ_EX_ENTRY, PROG_SSL_RETURN, PROG_SSL_WRITE_ENTRY,
-        PROG_SSL_WRITE_EX_ENTRY,
+        PROG_FLOOR_ENTRY, PROG_FLOOR_GO_RETURN, PROG_FLOOR_RETURN, PROG_GO_TLS_READ_ENTRY,
+        PROG_GO_TLS_RETURN, PROG_GO_TLS_WRITE_ENTRY, PROG_SSL_CHECK_ENTRY, PROG_SSL_READ_ENTRY,
+        PROG_SSL_READ_EX_ENTRY, PROG_SSL_RETURN, PROG_SSL_WRITE_ENTRY, PROG_SSL_WRITE_EX_ENTRY,
     },
 };
 use aya::{
@@ -99,6 +99,9 @@ pub enum ProbeMode {
     Auto,
     /// Always the exported SSL_read/SSL_write(_ex) entry points.
     Exported,
+    /// Benchmarking only: count-only probes at the points `auto` would choose, and nothing
+    /// else (no socket hooks, no capture, no events). Measures what the probe hits cost.
+    Floor,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -206,6 +209,8 @@ struct Target<'a> {
     path: &'a Path,
     id: u32,
     pid_note: &'a str,
+    /// `--probe-mode floor`: every plan is executed with its count-only programs.
+    count_only: bool,
 }
 
 impl Target<'_> {
@@ -247,14 +252,21 @@ impl Attacher {
     }
 
     /// Loads the uprobe programs into the kernel (once, before any attach).
-    pub fn load_programs(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
-        for name in OPENSSL_SYMBOLS.iter().map(|s| s.1).chain([
+    pub fn load_programs(ebpf: &mut Ebpf, mode: ProbeMode) -> Result<(), ProbeError> {
+        let floor = [PROG_FLOOR_ENTRY, PROG_FLOOR_RETURN, PROG_FLOOR_GO_RETURN];
+        let capture = OPENSSL_SYMBOLS.iter().map(|s| s.1).chain([
             PROG_SSL_RETURN,
             PROG_SSL_CHECK_ENTRY,
             PROG_GO_TLS_READ_ENTRY,
             PROG_GO_TLS_WRITE_ENTRY,
             PROG_GO_TLS_RETURN,
-        ]) {
+        ]);
+        let names: Vec<&'static str> = if mode == ProbeMode::Floor {
+            floor.to_vec()
+        } else {
+            capture.collect()
+        };
+        for name in names {
             uprobe(ebpf, name)?
                 .load()
                 .map_err(|source| ProbeError::Load {
@@ -365,16 +377,18 @@ impl Attacher {
             }
         }
         let internal = match (self.mode, stack) {
-            (ProbeMode::Auto, Stack::OpenSsl) => match attach_point::internal_targets(&parsed) {
-                Ok(t) => Some(t),
-                Err(reason) => {
-                    log::info!(
-                        "{}: exported functions will be probed ({reason})",
-                        display_path(path)
-                    );
-                    None
+            (ProbeMode::Auto | ProbeMode::Floor, Stack::OpenSsl) => {
+                match attach_point::internal_targets(&parsed) {
+                    Ok(t) => Some(t),
+                    Err(reason) => {
+                        log::info!(
+                            "{}: exported functions will be probed ({reason})",
+                            display_path(path)
+                        );
+                        None
+                    }
                 }
-            },
+            }
             _ => None,
         };
         drop(parsed);
@@ -399,6 +413,7 @@ impl Attacher {
             path,
             id,
             pid_note: &pid_note,
+            count_only: self.mode == ProbeMode::Floor,
         };
         let result = match (internal, &go) {
             (_, Some(go)) => execute(&mut target, &AttachPlan::go(go), &mut library),
@@ -458,6 +473,13 @@ fn execute(
     plan: &AttachPlan,
     library: &mut Library,
 ) -> Result<(), ProbeError> {
+    let counting;
+    let plan = if target.count_only {
+        counting = plan.count_only();
+        &counting
+    } else {
+        plan
+    };
     for point in &plan.points {
         let link = target.attach(
             point.program,

@@ -3,8 +3,9 @@
 //! crypto/tls: an entry and every return instruction) is a new plan, not a new attacher.
 
 use agent_common::names::{
-    PROG_GO_TLS_READ_ENTRY, PROG_GO_TLS_RETURN, PROG_GO_TLS_WRITE_ENTRY, PROG_SSL_CHECK_ENTRY,
-    PROG_SSL_READ_EX_ENTRY, PROG_SSL_RETURN, PROG_SSL_WRITE_EX_ENTRY,
+    PROG_FLOOR_ENTRY, PROG_FLOOR_GO_RETURN, PROG_FLOOR_RETURN, PROG_GO_TLS_READ_ENTRY,
+    PROG_GO_TLS_RETURN, PROG_GO_TLS_WRITE_ENTRY, PROG_SSL_CHECK_ENTRY, PROG_SSL_READ_EX_ENTRY,
+    PROG_SSL_RETURN, PROG_SSL_WRITE_EX_ENTRY,
 };
 
 use super::{attach_point::InternalTargets, golang::GoTls};
@@ -106,6 +107,26 @@ impl AttachPlan {
         plan
     }
 
+    /// The same entry and return points with count-only programs, and no checks: what
+    /// `--probe-mode floor` attaches to measure the probe hits' own cost. A return keeps its
+    /// kind (uretprobe for OpenSSL, uprobe on a `ret` for Go).
+    pub fn count_only(&self) -> Self {
+        let points = self
+            .points
+            .iter()
+            .filter(|p| p.role != Role::Check)
+            .map(|p| ProbePoint {
+                program: match (p.role, p.program) {
+                    (Role::Return, PROG_SSL_RETURN) => PROG_FLOOR_RETURN,
+                    (Role::Return, _) => PROG_FLOOR_GO_RETURN,
+                    _ => PROG_FLOOR_ENTRY,
+                },
+                ..p.clone()
+            })
+            .collect();
+        Self { points }
+    }
+
     /// Whether the plan needs the runtime check (it has check points).
     pub fn verifying(&self) -> bool {
         self.points.iter().any(|p| p.role == Role::Check)
@@ -201,5 +222,50 @@ mod tests {
         let exported = AttachPlan::exported(&[("SSL_write_ex", PROG_SSL_WRITE_EX_ENTRY, 0x30)]);
         assert!(!exported.verifying());
         assert_eq!(exported.described(), ["SSL_write_ex"]);
+    }
+
+    #[test]
+    fn count_only_keeps_points_and_probe_kinds_without_checks() {
+        let t = InternalTargets {
+            read_offset: 0x100,
+            write_offset: 0x200,
+            read_wrappers: vec![("SSL_read", 0x10)],
+            write_wrappers: vec![],
+        };
+        let floor = AttachPlan::openssl_internal(&t).count_only();
+        let roles: Vec<(&str, u64)> = floor.points.iter().map(|p| (p.program, p.offset)).collect();
+        assert_eq!(
+            roles,
+            [
+                (PROG_FLOOR_ENTRY, 0x100),
+                (PROG_FLOOR_RETURN, 0x100),
+                (PROG_FLOOR_ENTRY, 0x200),
+                (PROG_FLOOR_RETURN, 0x200),
+            ]
+        );
+        assert!(!floor.verifying());
+        let go = GoTls {
+            version: "go1.21.13".into(),
+            read: super::super::golang::GoFunction {
+                name: super::super::golang::READ_FUNCTION,
+                entry: 0x1000,
+                returns: vec![0x1040],
+            },
+            write: super::super::golang::GoFunction {
+                name: super::super::golang::WRITE_FUNCTION,
+                entry: 0x2000,
+                returns: vec![],
+            },
+        };
+        let programs: Vec<&str> = AttachPlan::go(&go)
+            .count_only()
+            .points
+            .iter()
+            .map(|p| p.program)
+            .collect();
+        assert_eq!(
+            programs,
+            [PROG_FLOOR_ENTRY, PROG_FLOOR_GO_RETURN, PROG_FLOOR_ENTRY]
+        );
     }
 }

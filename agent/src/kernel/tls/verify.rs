@@ -117,6 +117,7 @@ impl Attacher {
                         path: &path,
                         id,
                         pid_note: &pid_note,
+                        count_only: false,
                     };
                     if let Err(e) = attach_exported(&mut target, library) {
                         self.attach_failures += 1;

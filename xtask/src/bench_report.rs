@@ -1,0 +1,161 @@
+//! The tables `cargo xtask bench overhead` prints: medians per configuration, ratios to no
+//! agent and to the floors, latency, losses and kernel cost per program.
+
+use crate::bench::{Config, Sample, median, summary_value};
+
+/// Kernel cost per eBPF program of the last round of each cleartap configuration.
+pub fn report_programs(samples: &[(Config, Vec<Sample>)]) {
+    for (config, list) in samples {
+        if !matches!(
+            config,
+            Config::OwnFloor | Config::Cleartap | Config::CleartapEnforce
+        ) {
+            continue;
+        }
+        if let Some(last) = list.last() {
+            println!(
+                "  {} — kernel cost per program (last round, kernel.bpf_stats_enabled):",
+                config.name()
+            );
+            // The floor writes no events; its exchanges are wrk's, both sides.
+            let exchanges = if *config == Config::OwnFloor {
+                2 * last.requests
+            } else {
+                last.exchanges
+            };
+            crate::bpf_stats::print(&last.programs, exchanges);
+        }
+    }
+}
+
+pub fn report(size: &str, samples: &[(Config, Vec<Sample>)]) {
+    let median_rps = |wanted: Config| {
+        samples
+            .iter()
+            .find(|(c, _)| *c == wanted)
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(_, s)| median(&mut s.iter().map(|x| x.rps).collect::<Vec<_>>()))
+    };
+    let base = median_rps(Config::NoAgent).unwrap_or(0.0);
+    println!("\n{size} responses");
+    println!(
+        "  {:<36} {:>9} {:>6} {:>8} {:>8} {:>8}  {:>7} {:>6} {:>10} {:>8}  rounds",
+        "config",
+        "median/s",
+        "ratio",
+        "+µs/req",
+        "p50 µs",
+        "p99 µs",
+        "lost",
+        "seen",
+        "hits/exch",
+        "µs/exch"
+    );
+    for (config, list) in samples {
+        if list.is_empty() {
+            continue;
+        }
+        let mut rps: Vec<f64> = list.iter().map(|s| s.rps).collect();
+        let med = median(&mut rps);
+        let added_us = if med > 0.0 && base > 0.0 {
+            1e6 / med - 1e6 / base
+        } else {
+            0.0
+        };
+        let percentile = |f: fn(&Sample) -> Option<f64>| {
+            let mut v: Vec<f64> = list.iter().filter_map(f).collect();
+            if v.is_empty() {
+                "-".to_owned()
+            } else {
+                format!("{:.0}", median(&mut v))
+            }
+        };
+        let last = list.last().cloned().unwrap_or_default();
+        let (lost, seen, hits, cpu) = match config {
+            Config::Cleartap
+            | Config::CleartapMonitor
+            | Config::CleartapEnforce
+            | Config::CleartapExported => {
+                let counter = |s: &Sample, key: &str| {
+                    summary_value(&s.summary, key)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                let lost: u64 = list
+                    .iter()
+                    .map(|s| counter(s, "ringbuf_full_records") + counter(s, "gap_events"))
+                    .sum();
+                // Events per request over both sides (1.00 = client and server of every
+                // request); the lowest round is shown.
+                let seen = list
+                    .iter()
+                    .filter(|s| s.requests > 0)
+                    .map(|s| s.exchanges as f64 / (2.0 * s.requests as f64))
+                    .fold(f64::INFINITY, f64::min);
+                let hits = summary_value(&last.summary, "exchange").unwrap_or_else(|| "?".into());
+                let mut per: Vec<f64> = list
+                    .iter()
+                    .filter(|s| s.exchanges > 0)
+                    .map(|s| s.cpu_secs * 1e6 / s.exchanges as f64)
+                    .collect();
+                (
+                    lost.to_string(),
+                    if seen.is_finite() {
+                        format!("{seen:.2}")
+                    } else {
+                        "-".into()
+                    },
+                    hits,
+                    format!("{:.1}", median(&mut per)),
+                )
+            }
+            Config::Bpftrace | Config::OwnFloor => {
+                let hits = if *config == Config::OwnFloor {
+                    // Probe runs over the window (bpf_stats) per exchange, both sides.
+                    let runs: u64 = last.programs.iter().map(|p| p.1).sum();
+                    match 2 * last.requests {
+                        0 => "?".into(),
+                        exchanges => format!("{:.1}", runs as f64 / exchanges as f64),
+                    }
+                } else {
+                    last.summary.clone()
+                };
+                ("-".into(), "-".into(), hits, "-".into())
+            }
+            _ => ("-".into(), "-".into(), "-".into(), "-".into()),
+        };
+        let all: Vec<String> = list.iter().map(|s| format!("{:.0}", s.rps)).collect();
+        println!(
+            "  {:<36} {:>9.0} {:>6.2} {:>8.1} {:>8} {:>8}  {:>7} {:>6} {:>10} {:>8}  {}",
+            config.name(),
+            med,
+            if base > 0.0 { med / base } else { 0.0 },
+            added_us,
+            percentile(|s| s.p50_us),
+            percentile(|s| s.p99_us),
+            lost,
+            seen,
+            hits,
+            cpu,
+            all.join(" ")
+        );
+    }
+    // The targets: ≥ 0.85 of the own floor, ≥ 2.5 of the naive floor.
+    if let Some(cleartap) = median_rps(Config::Cleartap) {
+        for (floor, label, target) in [
+            (Config::OwnFloor, "its own floor", 0.85),
+            (
+                Config::Bpftrace,
+                "the naive floor (bpftrace, exported functions)",
+                2.5,
+            ),
+        ] {
+            if let Some(f) = median_rps(floor).filter(|f| *f > 0.0) {
+                println!(
+                    "  cleartap / {label}: {:.2} (target ≥ {target})",
+                    cleartap / f
+                );
+            }
+        }
+    }
+}
