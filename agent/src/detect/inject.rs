@@ -17,14 +17,13 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
 use serde_json::{Value, json};
 
-use super::view::View;
+use super::{
+    inputs::{self, Place},
+    view::View,
+};
 
 /// Bytes of one value examined (the body tap bounds bodies already).
 const MAX_VALUE_BYTES: usize = 8192;
-/// Values examined per request: a hostile request with thousands of parameters or headers
-/// costs a bounded amount. Past it the request is reported itself (`inspection_limit`):
-/// padding an attack behind a thousand harmless inputs is an evasion, not an API call.
-const MAX_VALUES: usize = 1024;
 
 /// The family a construct belongs to, in the order the markers are listed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,7 +166,7 @@ pub fn normalise(value: &str) -> String {
 }
 
 /// `%uXXXX` (IIS-style) escapes.
-fn decode_percent_u(text: &str) -> Cow<'_, str> {
+pub(crate) fn decode_percent_u(text: &str) -> Cow<'_, str> {
     if !text.contains("%u") && !text.contains("%U") {
         return Cow::Borrowed(text);
     }
@@ -254,17 +253,6 @@ fn unwrap_lookups(text: &str) -> Cow<'_, str> {
     current
 }
 
-/// Where a value was found: what it may legitimately contain differs.
-#[derive(Debug, Clone, Copy)]
-enum Place<'a> {
-    /// A query parameter (its name: inclusions) or a path segment (no name).
-    Param(Option<&'a str>),
-    /// A header or cookie value.
-    Header,
-    /// A body field or the raw body: multi-line text is ordinary there.
-    Body,
-}
-
 /// The family whose construct `normalised` carries, if any.
 fn family_of(normalised: &str, place: Place<'_>) -> Option<Family> {
     let c = checks();
@@ -283,7 +271,7 @@ fn family_of(normalised: &str, place: Place<'_>) -> Option<Family> {
     if has(Family::Jndi) && c.jndi.is_match(&unwrap_lookups(normalised)) {
         return Some(Family::Jndi);
     }
-    let line_breaks_are_attacks = !matches!(place, Place::Body);
+    let line_breaks_are_attacks = !matches!(place, Place::Body | Place::RawBody);
     let checks_in_order = [
         (Family::Shellshock, &c.shellshock),
         (Family::Template, &c.template),
@@ -336,95 +324,15 @@ fn may_carry(value: &str) -> bool {
             .is_some_and(|p| p.eq_ignore_ascii_case("aced0005"))
 }
 
-/// The body as text: all of it, or up to a character the tap cut in two; None for binary.
-fn utf8_prefix(body: &[u8]) -> Option<&str> {
-    match std::str::from_utf8(body) {
-        Ok(text) => Some(text),
-        Err(e) if e.error_len().is_none() => std::str::from_utf8(body.get(..e.valid_up_to())?).ok(),
-        Err(_) => None,
-    }
-}
-
 /// INJ-3 over every location of the request.
 pub fn inj3(v: &View) -> Option<Value> {
-    let mut examined = 0usize;
-    let mut check = |label: &dyn Fn() -> String, value: &str, place: Place<'_>| {
-        examined += 1;
-        if examined > MAX_VALUES {
-            return Some(
-                json!({ "kind": "inspection_limit", "input": "request", "limit": MAX_VALUES }),
-            );
-        }
-        if value.starts_with("[REDACTED:") || !may_carry(value) {
+    inputs::walk(v, true, |label, value, place| {
+        if !may_carry(value) {
             return None;
         }
         let family = family_of(&normalise(value), place)?;
         Some(json!({ "kind": family.kind(), "input": label() }))
-    };
-    for (name, value) in v.params() {
-        if let Some(hit) = check(&|| format!("query.{name}"), value, Place::Param(Some(name))) {
-            return Some(hit);
-        }
-        if let Some(hit) = check(&|| "query_name".to_owned(), name, Place::Param(None)) {
-            return Some(hit);
-        }
-    }
-    for (i, segment) in v.path.split('/').filter(|s| !s.is_empty()).enumerate() {
-        if let Some(hit) = check(&|| format!("path[{i}]"), segment, Place::Param(None)) {
-            return Some(hit);
-        }
-    }
-    if let Some(request) = v.event.request.as_ref() {
-        for header in request.headers.iter() {
-            let name = header.lower_name();
-            if name == "cookie" {
-                for pair in header.value.split(';') {
-                    let (cookie, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    let cookie = cookie.trim();
-                    if let Some(hit) = check(&|| format!("cookie.{cookie}"), value, Place::Header) {
-                        return Some(hit);
-                    }
-                }
-            } else if name != "authorization"
-                && let Some(hit) = check(&|| format!("header.{name}"), &header.value, Place::Header)
-            {
-                return Some(hit);
-            }
-        }
-    }
-    // XML is read whole (a form reader would split it at its attributes' `=`); JSON and form
-    // bodies field by field; other text (no Content-Type, text/*, *xml) as raw text. Binary
-    // uploads are not read: decoding kilobytes of them per request cost ~4 µs an exchange on
-    // the recorded corpus and carries none of these constructs.
-    let body = v.request_body;
-    let xml = body.trim_ascii_start().first() == Some(&b'<');
-    let content_type = v
-        .event
-        .request
-        .as_ref()
-        .and_then(|r| r.headers.get("content-type"))
-        .unwrap_or("");
-    let textual = content_type.is_empty()
-        || content_type.starts_with("text/")
-        || content_type.contains("xml");
-    if !xml {
-        for (path, value) in v.body_inputs() {
-            if let Some(hit) = check(&|| path.clone(), value, Place::Body) {
-                return Some(hit);
-            }
-        }
-    }
-    if !body.is_empty()
-        && (xml || textual)
-        && (xml || v.body_inputs().is_empty())
-        && let Some(text) = utf8_prefix(body)
-    {
-        let label = if xml { "body.xml" } else { "body.raw" };
-        if let Some(hit) = check(&|| label.to_owned(), text, Place::Body) {
-            return Some(hit);
-        }
-    }
-    None
+    })
 }
 
 #[cfg(test)]

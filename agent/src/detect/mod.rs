@@ -12,6 +12,7 @@ mod engine;
 pub mod finding;
 pub mod graphql;
 pub mod inject;
+pub mod inputs;
 pub mod inventory;
 pub mod route;
 pub mod rules;

@@ -151,6 +151,89 @@ fn inj1_libinjection_sqli_and_xss_not_benign_words() {
 }
 
 #[test]
+fn inj1_reads_every_location_decoded() {
+    let label = |path: &str, headers: Value| {
+        fires(inj1_sqli_xss, &exchange("GET", path, 200, headers)).map(|v| {
+            format!(
+                "{} {}",
+                v["kind"].as_str().unwrap_or(""),
+                v["input"].as_str().unwrap_or("")
+            )
+        })
+    };
+    // sqlmap's header and cookie injection points, a parameter name, a path segment, and a
+    // value URL-encoded twice.
+    assert_eq!(
+        label(
+            "/a",
+            json!({ "user-agent": "Mozilla/5.0' AND 1234=1234 AND 'x'='x" })
+        )
+        .as_deref(),
+        Some("sqli header.user-agent")
+    );
+    assert_eq!(
+        label("/a", json!({ "referer": "x\" OR 1=1 -- " })).as_deref(),
+        Some("sqli header.referer")
+    );
+    assert_eq!(
+        label(
+            "/a",
+            json!({ "cookie": "theme=dark; id=1%27%20OR%20%271%27%3D%271" })
+        )
+        .as_deref(),
+        Some("sqli cookie.id")
+    );
+    assert_eq!(
+        label("/a?%3Cscript%3Ealert(1)%3C%2Fscript%3E=1", json!({})).as_deref(),
+        Some("xss query_name")
+    );
+    assert_eq!(
+        label("/users/1%27%20OR%20%271%27%3D%271/orders", json!({})).as_deref(),
+        Some("sqli path[1]")
+    );
+    assert_eq!(
+        label("/s?q=1%2527%2520OR%2520%25271%2527%253D%25271", json!({})).as_deref(),
+        Some("sqli query.q")
+    );
+    // Browsers' headers: structured ones are never read; a User-Agent without a quote, `=`,
+    // comment or call never reaches libinjection.
+    assert_eq!(
+        label(
+            "/a",
+            json!({
+                "user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/135.0.0.0 Safari/537.36",
+                "accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+                "accept-language": "en-US,en;q=0.9",
+                "cookie": "session=07c5e47cc16c8f4e21021383c3c4aaa1; theme=dark",
+            })
+        ),
+        None
+    );
+    assert!(!header_may_inject(
+        "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101"
+    ));
+    assert!(header_may_inject("1 AND SLEEP(5)"));
+}
+
+#[test]
+fn inj1_multi_line_text_is_judged_line_by_line() {
+    // Source code in a JSON field: strings, operators and calls on every line.
+    let code =
+        "if fmt_base == 'n':\n    x = self._dump('-', a, alo, ahi)\nreturn '%' in scope_id\n";
+    assert_eq!(multi_line_injection(code), None);
+    let html =
+        "<p>Nice</p>\n<p>See <a href=\"https://shop.example/\">the shop</a></p>\n<p>5 stars</p>";
+    assert_eq!(multi_line_injection(html), None);
+    // An attack spread over lines is still found on its own line.
+    let sqli = "note\n1' UNION SELECT password FROM users -- \nthanks";
+    assert_eq!(multi_line_injection(sqli).map(|(k, _)| k), Some("sqli"));
+    let xss = "hello\n<img src=x onerror=alert(1)>\nbye";
+    assert_eq!(multi_line_injection(xss).map(|(k, _)| k), Some("xss"));
+    assert!(script_construct("<svg/onload = alert(1)>"));
+    assert!(!script_construct("the only one= here"));
+}
+
+#[test]
 fn inj2_kinds_and_benign_look_alikes() {
     let kinds = [
         ("/files?name=..%2F..%2Fetc%2Fpasswd", "path_traversal"),
