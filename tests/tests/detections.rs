@@ -252,3 +252,150 @@ fn jndi_header_xxe_body_and_template_query_over_tls() {
     }
     agent.stop();
 }
+
+/// A sample of each public attack corpus, sent for real over TLS and judged by the live agent
+/// (dedup off, so every request can become a finding): sqlmap's requests per technique
+/// (rendered from the installed sqlmap, agent/tests/corpus/sqlmap/render.py), libinjection's XSS
+/// samples, PayloadsAllTheThings' template, Log4Shell and CRLF lists. Each request has its own
+/// path, so each finding names the request it judged; ≥ 90 % per family must be found by the
+/// family's rule.
+#[test]
+fn public_attack_corpora_sample_detected_live_per_family() {
+    if !privileged() {
+        return;
+    }
+    let Some(python) = cleartap_e2e::peers::test_python() else {
+        return;
+    };
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/tests/corpus");
+    let render = Command::new(&python)
+        .arg(corpus.join("sqlmap/render.py"))
+        .args(["--per-technique", "12"])
+        .output()
+        .expect("render sqlmap requests");
+    assert!(
+        render.status.success(),
+        "{}",
+        String::from_utf8_lossy(&render.stderr)
+    );
+    let encode = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let lines = |file: &str, every: usize| -> Vec<String> {
+        std::fs::read_to_string(corpus.join(file))
+            .expect(file)
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .step_by(every)
+            .map(str::to_owned)
+            .collect()
+    };
+    // (family, rule, method, target, headers)
+    let mut requests: Vec<(String, &str, String, Value)> = Vec::new();
+    for line in String::from_utf8_lossy(&render.stdout).lines() {
+        let r: Value = serde_json::from_str(line).expect("rendered");
+        let value = r["value"].as_str().expect("value");
+        requests.push((
+            format!("sqlmap {}", r["technique"].as_str().expect("technique")),
+            "INJ-1",
+            format!("?id={}", encode(value)),
+            serde_json::json!({}),
+        ));
+    }
+    for xss in lines("libinjection/xss-owasp-cheatsheet-20131120.txt", 3)
+        .into_iter()
+        .take(25)
+    {
+        requests.push((
+            "libinjection xss".into(),
+            "INJ-1",
+            format!("?q={}", encode(&xss)),
+            serde_json::json!({}),
+        ));
+    }
+    for ssti in lines("payloadsallthethings/ssti.fuzz", 5) {
+        requests.push((
+            "template".into(),
+            "INJ-3",
+            format!("?name={}", encode(&ssti)),
+            serde_json::json!({}),
+        ));
+    }
+    for jndi in lines("payloadsallthethings/log4shell.txt", 2) {
+        requests.push((
+            "jndi".into(),
+            "INJ-3",
+            String::new(),
+            serde_json::json!({ "User-Agent": jndi }),
+        ));
+    }
+    let dir = TempDir::new("corpora-live");
+    let port = free_port();
+    let server = python_server(&dir, port);
+    let config = dir.path("cleartap.toml");
+    std::fs::write(&config, "[detect]\ndedup_secs = 0\n").expect("config");
+    let agent = Agent::start(&[
+        "--pid",
+        &server.0.id().to_string(),
+        "--config",
+        config.to_str().expect("utf-8"),
+    ]);
+    let input: String = requests
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, query, headers))| {
+            serde_json::json!({ "method": "GET", "target": format!("/probe/{i}{query}"), "headers": headers })
+                .to_string()
+                + "\n"
+        })
+        .collect();
+    let mut sender = Command::new(&python)
+        .arg(peers_dir().join("send_requests.py"))
+        .args(["127.0.0.1", &port.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sender");
+    std::io::Write::write_all(sender.stdin.as_mut().expect("stdin"), input.as_bytes())
+        .expect("send");
+    drop(sender.stdin.take());
+    let out = sender.wait_with_output().expect("sender done");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        requests.len().to_string()
+    );
+    // Every exchange judged: the server side of each request is an event.
+    agent.wait_events(requests.len(), WAIT, |e| {
+        e["schema"] == "cleartap.http_exchange/1" && e["process"]["pid"] == server.0.id()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let findings = agent.findings();
+    let mut per: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+    for (i, (family, rule, _, _)) in requests.iter().enumerate() {
+        let path = format!("/probe/{i}");
+        let found = findings
+            .iter()
+            .any(|f| f["rule"]["id"] == *rule && f["exchange"]["request"]["path"] == path.as_str());
+        let entry = per.entry(family.as_str()).or_default();
+        entry.0 += 1;
+        entry.1 += usize::from(found);
+    }
+    agent.stop();
+    for (family, (total, found)) in &per {
+        println!("live over TLS: {family}: {found}/{total}");
+    }
+    assert!(per.len() >= 8, "{per:?}");
+    for (family, (total, found)) in &per {
+        assert!(
+            *found * 10 >= *total * 9,
+            "{family}: {found}/{total} below 90 %"
+        );
+    }
+}

@@ -263,13 +263,13 @@ const PYPI_TOOLS: [&str; 3] = [
 /// Python packages from PyPI the end-to-end tests use, for Debian's python3, in a venv that
 /// sees the system packages (python3-grpcio from apt links the system libssl): sonora
 /// (gRPC-Web) and the urllib3 it needs, without dependencies (they would pull a second grpcio);
-/// openapi-spec-validator with its own. Returns the venv's python.
+/// sqlmap (no dependencies); openapi-spec-validator with its own. Returns the venv's python.
 fn test_python() -> anyhow::Result<PathBuf> {
     let venv = workspace_root().join("target/test-venv");
     let python = venv.join("bin/python3");
     let ready = output(Command::new(&python).args([
         "-c",
-        "import sonora, grpc, openapi_spec_validator; print('ok')",
+        "import sonora, grpc, openapi_spec_validator, sqlmap; print('ok')",
     ]));
     if ready.trim() == "ok" {
         return Ok(python);
@@ -288,6 +288,8 @@ fn test_python() -> anyhow::Result<PathBuf> {
         "--no-deps",
         "sonora==0.2.3",
         "urllib3==1.26.20",
+        // Its payload files are the SQL injection corpus (agent/tests/corpus/sqlmap/).
+        "sqlmap==1.10.10",
     ]))?;
     run_cmd(Command::new(&python).args([
         "-m",
@@ -525,16 +527,21 @@ fn test() -> anyhow::Result<()> {
     ]))?;
     run_cmd(cargo().args(["build", "-p", "agent", "--bin", "cleartap"]))?;
     let binary = workspace_root().join("target/debug/cleartap");
+    // The detection corpus renders sqlmap's requests with the test venv's python.
+    let test_python = test_python()?;
     // Unit tests in parallel; the end-to-end suite one test at a time (each starts an agent
     // that sees every process on the host).
-    run_cmd(cargo().args(["test", "--workspace", "--exclude", "cleartap-e2e"]))?;
+    run_cmd(
+        cargo()
+            .args(["test", "--workspace", "--exclude", "cleartap-e2e"])
+            .env("CLEARTAP_TEST_PYTHON", &test_python),
+    )?;
     // A short bounded fuzz of the parsers; `cargo xtask fuzz --seconds 3600` is the long run.
     setup_fuzz()?;
     fuzz(15, None)?;
     let guest_kernel = qemu::kernel()?;
     let image = image::build(image::DEFAULT_TAG)?;
     pip_install(&PYPI_TOOLS)?;
-    let test_python = test_python()?;
     let test_go = test_go()?;
     run_cmd(
         cargo()

@@ -18,6 +18,7 @@ pub mod route;
 pub mod rules;
 pub mod shape;
 pub mod specs;
+pub mod sql;
 #[cfg(test)]
 pub(crate) mod test_events;
 pub mod view;

@@ -225,9 +225,20 @@ pub fn inj1_sqli_xss(v: &View) -> Option<Value> {
             }
             return Some(evidence);
         }
-        libinjectionrs::detect_xss(value.as_bytes())
-            .is_injection()
-            .then(|| json!({ "kind": "xss", "input": label() }))
+        if libinjectionrs::detect_xss(value.as_bytes()).is_injection() {
+            return Some(json!({ "kind": "xss", "input": label() }));
+        }
+        // What libinjection's fingerprints do not cover (sql.rs).
+        super::sql::structure(&value).map(|construct| {
+            let mut evidence = json!({ "kind": "sqli", "input": label(), "construct": construct });
+            if let (Some(ms), Some(fields)) = (
+                super::corroborate::requested_delay_ms(&value),
+                evidence.as_object_mut(),
+            ) {
+                fields.insert("requested_delay_ms".into(), json!(ms));
+            }
+            evidence
+        })
     })
 }
 
