@@ -1,11 +1,13 @@
 """A deliberately vulnerable HTTPS API over a real SQLite database, for cleartap's layered
 injection tests: GET /items?id=… runs `SELECT name FROM items WHERE id = <id>` built by string
 concatenation, so an injected `sleep(n)` (an SQLite function registered below, as MySQL's SLEEP
-is built in) really makes the database wait. With --safe the same route binds `id` as a
-parameter: the payload is data, nothing sleeps.
+is built in) really makes the database wait; GET /search?q=… answers an HTML page that echoes
+the query as it came (reflected cross-site scripting). With --safe the first binds `id` as a
+parameter (the payload is data, nothing sleeps) and the second escapes the query.
 
 Usage: sqli_app.py PORT CERT KEY [--safe]
 """
+import html
 import http.server
 import json
 import sqlite3
@@ -39,8 +41,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _search(self, url):
+        q = urllib.parse.parse_qs(url.query).get("q", [""])[0]
+        shown = html.escape(q) if SAFE else q
+        body = f"<!doctype html><html><body><h1>Results for {shown}</h1><p>No items.</p></body></html>"
+        body = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_GET(self):
         url = urllib.parse.urlsplit(self.path)
+        if url.path == "/search":
+            self._search(url)
+            return
         item = urllib.parse.parse_qs(url.query).get("id", [""])[0]
         db = database()
         try:

@@ -194,6 +194,34 @@ fn time_based_sqli_confirmed_only_where_the_database_slept() {
     assert_eq!(unconfirmed["rule"]["confidence"], "medium");
     assert_eq!(unconfirmed["evidence"]["requested_delay_ms"], 2000);
     assert!(unconfirmed["evidence"].get("confirmed_by").is_none());
+    // Reflected XSS: the page that echoes the query unescaped confirms, the escaping one not.
+    for port in [vulnerable_port, safe_port] {
+        let (_, out) = run_client(&mut curl(&[
+            "-sk",
+            &format!(
+                "https://127.0.0.1:{port}/search?q=%3Cscript%3Ealert(document.cookie)%3C%2Fscript%3E"
+            ),
+        ]));
+        assert!(out.contains("Results for"), "{out}");
+    }
+    let xss = agent.wait_events(2, WAIT, |e| {
+        e["rule"]["id"] == "INJ-1" && e["evidence"]["kind"] == "xss"
+    });
+    let of = |pid: u32| {
+        xss.iter()
+            .find(|f| f["exchange"]["process"]["pid"] == pid)
+            .unwrap_or_else(|| panic!("no XSS finding for pid {pid}: {xss:#?}"))
+    };
+    let confirmed = of(vulnerable.0.id());
+    assert_eq!(confirmed["evidence"]["input"], "query.q");
+    assert_eq!(confirmed["evidence"]["confirmed_by"], "reflected_script");
+    assert_eq!(confirmed["rule"]["confidence"], "high");
+    let escaped = of(safe.0.id());
+    assert!(
+        escaped["evidence"].get("confirmed_by").is_none(),
+        "{escaped:#}"
+    );
+    assert_eq!(escaped["rule"]["confidence"], "medium");
     agent.stop();
 }
 

@@ -1,6 +1,7 @@
 //! Layered injection findings: an injection the request carries is *confirmed* when the
 //! response shows it worked — the server took as long as a time-delay payload asked for
-//! (time-based blind SQL injection), an error or stack trace came back for an SQL payload, a
+//! (time-based blind SQL injection), an error or stack trace came back for an SQL payload, an
+//! HTML page came back with the script a cross-site scripting payload carried (unescaped), a
 //! system file's contents came back for a traversal, or a metadata service's answer for an
 //! internal URL. Confirmed findings say how (`confirmed_by` in the evidence) and carry high
 //! confidence; the others keep their rule's (medium).
@@ -107,6 +108,18 @@ pub fn apply(hits: &mut [(RuleId, Value)], v: &View, usual_latency_us: Option<u6
                     _ => None,
                 }
             }
+            (RuleId::Inj1, "xss") => {
+                let html = v
+                    .response_header("content-type")
+                    .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("text/html"));
+                let payload = html
+                    .then(|| evidence["input"].as_str())
+                    .flatten()
+                    .and_then(|label| super::rules::inj1_input_value(v, label));
+                payload
+                    .filter(|p| reflected(p, v.response_text()))
+                    .map(|_| json!({ "confirmed_by": "reflected_script" }))
+            }
             (RuleId::Inj2, "path_traversal") => {
                 let text = v.response_text();
                 FILE_MARKERS
@@ -125,6 +138,38 @@ pub fn apply(hits: &mut [(RuleId, Value)], v: &View, usual_latency_us: Option<u6
             into.extend(add);
         }
     }
+}
+
+/// Bytes of the payload's script construct that must come back verbatim.
+const REFLECTION_BYTES: usize = 48;
+
+/// Whether an HTML response carries the payload's script construct unescaped: from its first
+/// `<` (a tag), else from `javascript:` or an event handler, up to [`REFLECTION_BYTES`]. An
+/// application that escapes its output sends `&lt;` instead and confirms nothing.
+fn reflected(payload: &str, body: &str) -> bool {
+    let lower = payload.to_ascii_lowercase();
+    let start = payload
+        .find('<')
+        .or_else(|| lower.find("javascript:"))
+        .or_else(|| {
+            lower.match_indices("on").map(|(at, _)| at).find(|&at| {
+                let rest = lower.get(at + 2..).unwrap_or_default();
+                let name = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+                name >= 3
+                    && rest
+                        .get(name..)
+                        .is_some_and(|r| r.trim_start().starts_with('='))
+            })
+        });
+    let Some(start) = start else {
+        return false;
+    };
+    let mut end = (start + REFLECTION_BYTES).min(payload.len());
+    while !payload.is_char_boundary(end) {
+        end -= 1;
+    }
+    let construct = payload.get(start..end).unwrap_or_default();
+    construct.len() >= 6 && body.contains(construct)
 }
 
 /// Whether a finding's evidence says the response confirmed it.

@@ -127,3 +127,42 @@ fn an_endpoint_that_is_always_slow_confirms_nothing() {
         .expect("usual latency");
     assert!((2_500..=3_500).contains(&usual), "{usual}");
 }
+
+#[test]
+fn reflected_script_confirms_xss_only_when_unescaped_in_html() {
+    let mut xss = exchange(
+        "GET",
+        "/search?q=%3Cscript%3Ealert(document.domain)%3C%2Fscript%3E",
+        200,
+        json!({}),
+    );
+    xss["response"]["headers"] = json!({ "content-type": "text/html; charset=utf-8" });
+    let page = |body: &str| Bodies {
+        request: Vec::new().into(),
+        response: body.as_bytes().to_vec().into(),
+    };
+    let reflected = page("<html><p>Results for <script>alert(document.domain)</script></p>");
+    let f = inj(&findings(&xss, &reflected), "INJ-1");
+    assert_eq!(f["evidence"]["kind"], "xss");
+    assert_eq!(f["evidence"]["confirmed_by"], "reflected_script");
+    assert_eq!(f["rule"]["confidence"], "high");
+    // Escaped output, or the same bytes in a JSON answer, confirm nothing.
+    let escaped =
+        page("<html><p>Results for &lt;script&gt;alert(document.domain)&lt;/script&gt;</p>");
+    let f = inj(&findings(&xss, &escaped), "INJ-1");
+    assert!(f["evidence"].get("confirmed_by").is_none(), "{f:#}");
+    assert_eq!(f["rule"]["confidence"], "medium");
+    xss["response"]["headers"] = json!({ "content-type": "application/json" });
+    let f = inj(&findings(&xss, &reflected), "INJ-1");
+    assert!(f["evidence"].get("confirmed_by").is_none(), "{f:#}");
+    // An attribute payload comes back from its event handler on.
+    assert!(reflected_check(
+        "\" onmouseover=alert(1) x=\"",
+        "<input value=\"\" onmouseover=alert(1) x=\"\">"
+    ));
+    assert!(!reflected_check("no construct here", "no construct here"));
+}
+
+fn reflected_check(payload: &str, body: &str) -> bool {
+    reflected(payload, body)
+}

@@ -242,6 +242,15 @@ pub fn inj1_sqli_xss(v: &View) -> Option<Value> {
     })
 }
 
+/// The decoded value INJ-1 judged at `label` (an evidence `input`), for corroboration: found
+/// again by walking the request, so evidence never has to carry the payload itself.
+pub fn inj1_input_value(v: &View, label: &str) -> Option<String> {
+    inputs::walk(v, false, |at, value, place| {
+        (at() == label).then(|| Value::String(decoded_for_inj1(value, place).into_owned()))
+    })
+    .and_then(|found| found.as_str().map(str::to_owned))
+}
+
 /// libinjection's fingerprint letters that only SQL has: UNION (`U`), a statement such as
 /// SELECT or INSERT (`E`), a comment (`c`) or a known-evil construct (`X`).
 const SQL_ONLY_TOKENS: [char; 4] = ['U', 'E', 'c', 'X'];
