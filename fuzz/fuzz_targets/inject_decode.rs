@@ -1,6 +1,7 @@
 //! INJ-3's decoding of attacker-controlled values (URL decoding twice, `%uXXXX`, HTML entities)
-//! must never panic, and never grow a value by more than the bound it works within. The rule
-//! itself runs over hostile requests in `exchange_path`.
+//! must never panic, and never grow a value by more than the bound it works within; nor may the
+//! value checks of INJ-1's SQL structure and INJ-2's system injection. The rules themselves run
+//! over hostile requests in `exchange_path`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -10,5 +11,7 @@ fuzz_target!(|data: &[u8]| {
         let decoded = agent::detect::inject::normalise(text);
         // Decoding only shrinks escapes; lower-casing may grow a char to at most 3× its bytes.
         assert!(decoded.len() <= 3 * text.len().min(8192) + 8);
+        let _ = agent::detect::sql::structure(text);
+        let _ = agent::detect::system_inject::classify(text);
     }
 });

@@ -150,12 +150,14 @@ pub fn normalise(value: &str) -> String {
         end -= 1;
     }
     let bounded = value.get(..end).unwrap_or_default();
-    let mut twice = super::view::percent_decode(&decode_percent_u(bounded));
+    // `+` stays: query values were form-decoded once already, and nothing else means a space by it.
+    let decode = |s: &str| super::view::percent_decode_escapes(s).into_owned();
+    let mut twice = decode(&decode_percent_u(bounded));
     for _ in 0..2 {
         if !twice.contains('%') {
             break;
         }
-        twice = super::view::percent_decode(&twice);
+        twice = decode(&twice);
     }
     let entities = if twice.contains('&') {
         decode_entities(&twice)

@@ -19,6 +19,7 @@ pub mod rules;
 pub mod shape;
 pub mod specs;
 pub mod sql;
+pub mod system_inject;
 #[cfg(test)]
 pub(crate) mod test_events;
 pub mod view;

@@ -125,7 +125,7 @@ fn syntax_bytes(text: &str) -> usize {
 /// Headers whose grammar the server parses itself (media types, languages, dates, sizes,
 /// validators, hosts): a value there never reaches a query or a page as text. `q=0.9` in
 /// Accept would otherwise send every browser request through libinjection.
-const STRUCTURED_HEADERS: [&str; 16] = [
+pub(crate) const STRUCTURED_HEADERS: [&str; 16] = [
     "accept",
     "accept-charset",
     "accept-encoding",
@@ -225,7 +225,12 @@ pub fn inj1_sqli_xss(v: &View) -> Option<Value> {
             }
             return Some(evidence);
         }
-        if libinjectionrs::detect_xss(value.as_bytes()).is_injection() {
+        if libinjectionrs::detect_xss(value.as_bytes()).is_injection()
+            || (value
+                .bytes()
+                .any(|b| matches!(b, b'<' | b':' | b'\'' | b'"' | b'&' | b'%'))
+                && xss_construct(&super::inject::normalise(&value)))
+        {
             return Some(json!({ "kind": "xss", "input": label() }));
         }
         // What libinjection's fingerprints do not cover (sql.rs).
@@ -277,6 +282,28 @@ fn multi_line_injection(value: &str) -> Option<(&'static str, Option<String>)> {
     None
 }
 
+/// Script constructs libinjection's HTML5 tokenizer lets through (filter-evasion forms:
+/// `<scr<script>ipt>`, `oneonerrorrror=`, `onerror/=`, a tag whose letters are escaped, a
+/// `data:text/html` URL, a string broken out of into a call). `lower` is normalised (decoded,
+/// entities resolved, lower case).
+fn xss_construct(lower: &str) -> bool {
+    static P: std::sync::OnceLock<(regex::Regex, regex::Regex)> = std::sync::OnceLock::new();
+    let (handler, breakout) = P.get_or_init(|| {
+        (
+            crate::classify::static_regex(r#"<[a-z!/?][^>]*?[\s/"'`](on[a-z]{3,})\s*/?\s*="#),
+            crate::classify::static_regex(
+                r#"['"]\s*[-+;,|&*/]\s*(?:alert|prompt|confirm|eval|fetch|import)\s*\("#,
+            ),
+        )
+    });
+    lower.contains("<script")
+        || lower.contains("javascript:")
+        || lower.contains("vbscript:")
+        || lower.contains("data:text/html")
+        || handler.is_match(lower)
+        || breakout.is_match(lower)
+}
+
 /// A script element, a `javascript:` URL or an inline event handler (`on…=`).
 fn script_construct(line: &str) -> bool {
     let lower = line.to_ascii_lowercase();
@@ -295,56 +322,10 @@ fn script_construct(line: &str) -> bool {
         })
 }
 
-const SHELL_COMMANDS: [&str; 15] = [
-    "cat", "ls", "id", "whoami", "uname", "wget", "curl", "sh", "bash", "nc", "ping", "rm", "echo",
-    "sleep", "nslookup",
-];
-
-/// How evidence names an input: body fields keep their `body.` path, query keys get `query.`.
-fn label(key: &str) -> String {
-    if key.starts_with("body.") {
-        key.to_owned()
-    } else {
-        format!("query.{key}")
-    }
-}
-
-/// INJ-2: path traversal / file inclusion, shell command injection, NoSQL operators.
+/// INJ-2: path traversal / file inclusion, shell command injection, NoSQL operators, in every
+/// location (system_inject.rs).
 pub fn inj2_traversal_command_nosql(v: &View) -> Option<Value> {
-    let decoded_path = percent_decode(&percent_decode(v.path));
-    if decoded_path.contains("../") || decoded_path.contains("..\\") {
-        return Some(json!({ "kind": "path_traversal", "input": "path" }));
-    }
-    for (k, value) in v.params().iter().chain(v.body_inputs()) {
-        let twice = percent_decode(value);
-        let lower = twice.to_ascii_lowercase();
-        if lower.contains("../")
-            || lower.contains("..\\")
-            || lower.starts_with("/etc/")
-            || lower.starts_with("file://")
-            || lower.contains("php://")
-        {
-            return Some(json!({ "kind": "path_traversal", "input": label(k) }));
-        }
-        for sep in [";", "|", "&&", "`", "$("] {
-            if let Some(at) = lower.find(sep) {
-                let word: String = lower
-                    .get(at + sep.len()..)
-                    .unwrap_or_default()
-                    .trim_start()
-                    .chars()
-                    .take_while(char::is_ascii_alphanumeric)
-                    .collect();
-                if SHELL_COMMANDS.contains(&word.as_str()) {
-                    return Some(json!({ "kind": "command_injection", "input": label(k) }));
-                }
-            }
-        }
-        if k.contains("[$") || lower.starts_with("{\"$") || k.starts_with('$') {
-            return Some(json!({ "kind": "nosql_operator", "input": label(k) }));
-        }
-    }
-    None
+    super::system_inject::inj2(v)
 }
 
 /// Whether a URL or host in a parameter points at cloud metadata, loopback or a private range.

@@ -192,7 +192,17 @@ pub fn percent_decode(s: &str) -> String {
 
 /// As [`percent_decode`], borrowing when there is nothing to decode (the usual case).
 pub fn percent_decode_cow(s: &str) -> Cow<'_, str> {
-    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+    decode(s, true)
+}
+
+/// `%XX` escapes only, `+` kept: for a value that was form-decoded once already (a later
+/// round must not turn the `+` of `{{4+4}}` into a space) or that never was (a path, a header).
+pub fn percent_decode_escapes(s: &str) -> Cow<'_, str> {
+    decode(s, false)
+}
+
+fn decode(s: &str, plus_is_space: bool) -> Cow<'_, str> {
+    if !s.bytes().any(|b| b == b'%' || (plus_is_space && b == b'+')) {
         return Cow::Borrowed(s);
     }
     let hex = |b: u8| char::from(b).to_digit(16);
@@ -200,7 +210,7 @@ pub fn percent_decode_cow(s: &str) -> Cow<'_, str> {
     let mut out = Vec::with_capacity(s.len());
     while let Some(b) = bytes.next() {
         match b {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' => {
                 // Two hex digits decode; anything else stays as written.
                 let mut ahead = bytes.clone();

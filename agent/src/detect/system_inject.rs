@@ -1,0 +1,502 @@
+//! INJ-2: injection into the system around the application — path traversal and local file
+//! inclusion, shell command injection, NoSQL query operators — in every location the request
+//! has (inputs.rs), each value decoded as servers decode it (URL decoding up to three times,
+//! `%uXXXX`, overlong UTF-8 dots and slashes, HTML entities; lower case; `\` read as `/`).
+//!
+//! Each check needs a construct, not a word: `../` or a system file's path for traversal, a
+//! shell separator directly followed by a command for commands, a `$` operator in a key or
+//! object for NoSQL. A bare separator (`;`, `|`) or quote is no attack on its own and is not
+//! reported.
+
+use serde_json::{Value, json};
+
+use super::{
+    inject::normalise,
+    inputs::{self, Place},
+    view::View,
+};
+
+/// Paths whose contents are the usual targets of a traversal (after `\` became `/`).
+const SYSTEM_FILES: [&str; 12] = [
+    "/etc/passwd",
+    "/etc/shadow",
+    "/etc/hosts",
+    "/etc/group",
+    "/proc/self/",
+    "/proc/version",
+    "/windows/win.ini",
+    "win.ini",
+    "boot.ini",
+    "/windows/system32",
+    "/.ssh/id_rsa",
+    "web-inf/web.xml",
+];
+
+/// Absolute locations no parameter of an API names legitimately.
+const SYSTEM_ROOTS: [&str; 6] = [
+    "/etc/",
+    "/proc/",
+    "/root/",
+    "/var/log/",
+    "c:/windows",
+    "/windows/",
+];
+
+/// Commands an injected shell is made to run (probes, exfiltration, shells), lower case.
+const COMMANDS: [&str; 42] = [
+    "bash",
+    "cat",
+    "certutil",
+    "cmd",
+    "curl",
+    "dig",
+    "dir",
+    "echo",
+    "env",
+    "getent",
+    "head",
+    "hostname",
+    "id",
+    "ifconfig",
+    "ipconfig",
+    "ls",
+    "nc",
+    "ncat",
+    "net",
+    "netcat",
+    "netsh",
+    "netstat",
+    "nslookup",
+    "perl",
+    "php",
+    "ping",
+    "powershell",
+    "printenv",
+    "ps",
+    "pwd",
+    "python",
+    "python3",
+    "reg",
+    "rm",
+    "sh",
+    "sleep",
+    "sysinfo",
+    "systeminfo",
+    "type",
+    "uname",
+    "wget",
+    "whoami",
+];
+
+/// Commands that are no word of any language: a value that is one of them is a probe.
+const LONE_COMMANDS: [&str; 7] = [
+    "whoami",
+    "ifconfig",
+    "ipconfig",
+    "systeminfo",
+    "sysinfo",
+    "netstat",
+    "uname",
+];
+
+/// Interpreter constructs that run a command or code (PHP, Perl, Python, Node), and
+/// server-side includes.
+const EXEC_CALLS: [&str; 20] = [
+    "system(",
+    "passthru(",
+    "shell_exec(",
+    "exec(",
+    "popen(",
+    "proc_open(",
+    "phpinfo(",
+    "phpversion(",
+    "child_process",
+    "eval(",
+    "assert(",
+    "create_function(",
+    "{${",
+    "${@",
+    "$_get[",
+    "$_post[",
+    "$_request[",
+    "$_server[",
+    "<!--#exec",
+    "<!--#include",
+];
+
+/// Commands given whole as the value, with the arguments that make them a command line rather
+/// than a word: a flag, an absolute path, a drive, a URL (`uname -a`, `ls -l /etc/`,
+/// `nc -lvvp 4444 -e /bin/sh`, `wget https://…`, `type c:\windows\…`, `net user x /add`).
+const COMMAND_LINES: [&str; 18] = [
+    "cat", "curl", "dir", "ifconfig", "ipconfig", "ls", "nc", "ncat", "net", "netsh", "netstat",
+    "perl", "ping", "reg", "type", "uname", "wget", "which",
+];
+
+fn command_line(t: &str) -> bool {
+    let mut words = t.split_whitespace();
+    let (Some(first), Some(arg)) = (words.next(), words.next()) else {
+        return false;
+    };
+    COMMAND_LINES.contains(&first)
+        && (arg.starts_with('-')
+            || arg.starts_with('/')
+            || arg.starts_with("http://")
+            || arg.starts_with("https://")
+            || arg.get(1..3) == Some(":/")
+            || arg.get(1..3) == Some(":\\")
+            || arg.starts_with('%')
+            || (first == "net" && matches!(arg, "user" | "localgroup" | "view" | "share"))
+            || (first == "reg" && matches!(arg, "add" | "query" | "delete"))
+            || (first == "netsh" && matches!(arg, "firewall" | "advfirewall" | "interface"))
+            || (first == "which" && COMMANDS.contains(&arg)))
+}
+
+/// MongoDB query operators (after `$`).
+const NOSQL_OPERATORS: [&str; 16] = [
+    "where",
+    "ne",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "regex",
+    "nin",
+    "in",
+    "or",
+    "and",
+    "not",
+    "exists",
+    "expr",
+    "elemmatch",
+    "comment",
+];
+
+/// Overlong UTF-8 forms of `.` and `/` and `\` that old decoders accepted, as text after URL
+/// decoding turned them into replacement characters: read from the raw value instead.
+fn overlong(raw: &str) -> String {
+    let lower = raw.to_ascii_lowercase();
+    let mut out = lower;
+    for (from, to) in [
+        ("%c0%ae", "."),
+        ("%e0%80%ae", "."),
+        ("%c0%af", "/"),
+        ("%e0%80%af", "/"),
+        ("%c1%9c", "\\"),
+        ("%c0%5c", "\\"),
+        ("%25c0%25ae", "."),
+        ("%25c0%25af", "/"),
+    ] {
+        if out.contains(from) {
+            out = out.replace(from, to);
+        }
+    }
+    out
+}
+
+/// A `..` path segment: after the start or a `/`, before the end or a `/`, `;`, `%`, `?`
+/// or `#` (what is left of an encoding the server decodes once more).
+fn dot_dot_segment(t: &str) -> bool {
+    let b = t.as_bytes();
+    t.match_indices("..").any(|(at, _)| {
+        let before = at.checked_sub(1).and_then(|i| b.get(i));
+        let after = b.get(at + 2);
+        matches!(before, None | Some(b'/'))
+            && matches!(after, None | Some(b'/' | b';' | b'%' | b'?' | b'#'))
+    })
+}
+
+/// Files a probe asks for by name — web server, interpreter and database configuration,
+/// server logs (log poisoning), shell and SSH secrets — as a whole value or a path's last part.
+const SECRET_FILES: [&str; 30] = [
+    ".htaccess",
+    ".htpasswd",
+    ".git/config",
+    ".env",
+    ".bash_history",
+    ".bashrc",
+    ".bash_profile",
+    ".netrc",
+    ".rhosts",
+    "id_rsa",
+    "authorized_keys",
+    "master.passwd",
+    "httpd.conf",
+    "apache2.conf",
+    "nginx.conf",
+    "php.ini",
+    "my.cnf",
+    "my.ini",
+    "web.config",
+    "global.asa",
+    "wp-config.php",
+    "access_log",
+    "error_log",
+    "access.log",
+    "error.log",
+    "repair/sam",
+    "repair/system",
+    "config/sam",
+    "desktop.ini",
+    "pure-ftpd.conf",
+];
+
+fn traversal(n: &str) -> bool {
+    let t = n.replace('\\', "/").replace('\0', "");
+    let t = t.trim();
+    t.contains("../")
+        || dot_dot_segment(t)
+        || SECRET_FILES
+            .iter()
+            .any(|f| t == *f || t.ends_with(&format!("/{f}")))
+        || SYSTEM_FILES.iter().any(|f| t.contains(f))
+        || SYSTEM_ROOTS.iter().any(|r| {
+            t.strip_prefix("file://")
+                .unwrap_or(t)
+                .trim_start_matches('/')
+                .starts_with(r.trim_start_matches('/'))
+                && (r.starts_with("c:") || t.starts_with('/') || t.starts_with("file://"))
+        })
+        || t.starts_with("file://")
+        || t.contains("php://")
+}
+
+/// A shell separator followed by a command: `;id`, `| cat /etc/passwd`, `$(whoami)`,
+/// `` `id` ``, `%0aid`, `&& ping -c 21 …`, `${IFS}` as the space.
+fn command(n: &str) -> bool {
+    let t = n.replace("${ifs}", " ").replace("$ifs", " ");
+    let whole = t.trim().trim_start_matches(['\'', '"', '`']).trim_start();
+    if EXEC_CALLS.iter().any(|c| t.contains(c))
+        || command_line(whole)
+        || LONE_COMMANDS.contains(&whole)
+    {
+        return true;
+    }
+    let bytes = t.as_bytes();
+    let starts: Vec<usize> = bytes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, b)| match b {
+            b';' | b'|' | b'&' | b'`' | b'\n' | b'\r' => Some(i + 1),
+            b'$' if bytes.get(i + 1) == Some(&b'(') => Some(i + 2),
+            _ => None,
+        })
+        .collect();
+    starts.into_iter().any(|at| {
+        let rest = t.get(at..).unwrap_or_default();
+        let rest = rest.trim_start_matches(['|', '&', ' ', '\t', '(', '{']);
+        let rest = rest
+            .strip_prefix("/usr/bin/")
+            .or_else(|| rest.strip_prefix("/bin/"))
+            .or_else(|| rest.strip_prefix("/usr/sbin/"))
+            .unwrap_or(rest);
+        let word: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        if !COMMANDS.contains(&word.as_str()) {
+            return false;
+        }
+        // The command must end where a shell word ends: `;identity` is no `id`.
+        let after = rest.get(word.len()..).unwrap_or_default();
+        after.is_empty()
+            || after.starts_with([
+                ' ', '\t', ';', '|', '&', '`', ')', '\n', '<', '>', '$', '}', '#', '\'',
+            ])
+    })
+}
+
+/// JavaScript a `$where` clause runs (server-side JavaScript injection into MongoDB).
+const NOSQL_JS: [&str; 9] = [
+    "this.",
+    "db.",
+    "sleep(",
+    "mapreduce(",
+    "1==1",
+    "emit(",
+    "return ",
+    "return(",
+    "new date()",
+];
+
+/// A MongoDB operator where a value or key should be: `name[$ne]=`, `{"$gt": ""}`, `$where:`;
+/// or a string broken out of into JavaScript (`' && this.password.match(/.*/)//`).
+fn nosql(n: &str) -> bool {
+    // The value itself must leave its string or number, on one line: code that merely
+    // contains `';` or starts with a docstring (snippets in a JSON body) is no injection.
+    let start = n.trim_start();
+    let breaks_out = !n.contains('\n') && start.starts_with(['\'', '"', '|', '&', ';'])
+        || start
+            .trim_start_matches(|c: char| c.is_ascii_alphanumeric())
+            .starts_with(";return");
+    if breaks_out && NOSQL_JS.iter().any(|j| n.contains(j)) {
+        return true;
+    }
+    if n.contains("db.")
+        && [".insert(", ".find(", ".remove(", ".drop("]
+            .iter()
+            .any(|c| n.contains(c))
+    {
+        return true;
+    }
+    nosql_operator(n)
+}
+
+fn nosql_operator(n: &str) -> bool {
+    n.match_indices('$').any(|(at, _)| {
+        let rest = n.get(at + 1..).unwrap_or_default();
+        let word: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect();
+        let after = rest.get(word.len()..).unwrap_or_default().trim_start();
+        NOSQL_OPERATORS.contains(&word.as_str())
+            && (after.starts_with(':')
+                || after.starts_with(']')
+                || after.starts_with("\":")
+                || after.starts_with("':")
+                || after.starts_with("\" :"))
+    })
+}
+
+/// Cheap pre-check on the raw value: every construct needs one of these bytes.
+fn may_carry(value: &str) -> bool {
+    value.bytes().any(|b| {
+        matches!(
+            b,
+            b'.' | b'/' | b'\\' | b'%' | b';' | b'|' | b'&' | b'`' | b'$' | b'\n' | b'\r' | b'('
+        )
+    })
+}
+
+/// Whether the value's first word is a command (`uname -a`, `which nc`, `whoami`): such
+/// values need no special byte to be a command line.
+fn starts_with_command(value: &str) -> bool {
+    let first = value
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or_default();
+    first.len() >= 2
+        && COMMAND_LINES
+            .iter()
+            .chain(&LONE_COMMANDS)
+            .any(|c| c.eq_ignore_ascii_case(first))
+}
+
+/// INJ-2 over the request path and every input.
+pub fn inj2(v: &View) -> Option<Value> {
+    if traversal(&normalise(v.path)) || traversal(&overlong(v.path)) {
+        return Some(json!({ "kind": "path_traversal", "input": "path" }));
+    }
+    inputs::walk(v, false, |label, value, place| {
+        match place {
+            Place::RawBody => return None,
+            Place::Header(name) if super::rules::STRUCTURED_HEADERS.contains(&name) => {
+                return None;
+            }
+            _ => {}
+        }
+        classify(value).map(|kind| json!({ "kind": kind, "input": label() }))
+    })
+}
+
+/// The kind of system injection one raw value carries, if any (also the fuzz entry point).
+pub fn classify(value: &str) -> Option<&'static str> {
+    if !may_carry(value) && !starts_with_command(value) {
+        return None;
+    }
+    let n = normalise(value);
+    // A command that reads a system file is a command injection first.
+    if command(&n) {
+        Some("command_injection")
+    } else if traversal(&n) || (value.contains('%') && traversal(&overlong(value))) {
+        Some("path_traversal")
+    } else if nosql(&n) {
+        Some("nosql_operator")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constructs() {
+        for t in [
+            "../../etc/passwd",
+            "..\\..\\windows\\win.ini",
+            "/etc/shadow",
+            "file:///etc/hosts",
+            "c:/windows/system32/drivers/etc/hosts",
+            "....//....//etc/passwd",
+            "/var/www/../../etc/passwd",
+            "/%/..%/..%/..winnt/desktop.ini",
+            "././.htaccess",
+        ] {
+            assert!(traversal(t), "{t}");
+        }
+        assert!(traversal(&overlong("%c0%ae%c0%ae%c0%afetc%c0%afpasswd")));
+        for c in [
+            "8.8.8.8;cat /etc/passwd",
+            "`id`",
+            "$(whoami)",
+            "a|id|",
+            "x\nid",
+            "1 && ping -c 21 127.0.0.1",
+            "x;/bin/ls -la",
+            ";cat${ifs}/etc/passwd",
+            "<?php system('id'); ?>",
+            "uname -a",
+            "nc -lvvp 4444 -e /bin/sh",
+            "type c:\\windows\\repair\\sam",
+            "net user hacker password1 /add",
+            "{${sleep(20)}}",
+            "<!--#exec cmd=\"/usr/bin/id;-->",
+            "which curl",
+        ] {
+            assert!(command(c), "{c}");
+        }
+        for n in [
+            "{\"$gt\": \"\"}",
+            "$where: '1 == 1'",
+            "{ $ne: 1 }",
+            "name[$ne]",
+            "' && this.password.match(/.*/)//",
+            "db.injection.insert({success:1});",
+            "';sleep(5000);",
+        ] {
+            assert!(nosql(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn ordinary_values() {
+        for v in [
+            "see you later; bye",
+            "rock & roll",
+            "q&a; identity theft",
+            "price $5",
+            "a.b/c",
+            "/api/v2/users",
+            "docs/readme.md",
+            "wait... / then",
+            "$ne is not english",
+            "tom & jerry | cartoons",
+            "/home/user/etc/notes.txt",
+            "v1..v2",
+            "a..b/c",
+            "config.env.example",
+            "cat videos",
+            "ls means list",
+            "type: book",
+            "the net user count",
+            "evaluate the plan",
+            "this.is a sentence",
+        ] {
+            let n = normalise(v);
+            assert!(!traversal(&n) && !command(&n) && !nosql(&n), "{v}");
+        }
+    }
+}
