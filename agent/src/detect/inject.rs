@@ -143,13 +143,25 @@ const INCLUDE_NAMES: [&str; 16] = [
 ];
 
 /// `value` as servers and frameworks decode it: URL decoding up to three times, `%uXXXX`, HTML
-/// entities; lower case.
-pub fn normalise(value: &str) -> String {
+/// entities; lower case. Borrowed when there is nothing to decode or lower (most values).
+pub fn normalise(value: &str) -> Cow<'_, str> {
     let mut end = value.len().min(MAX_VALUE_BYTES);
     while !value.is_char_boundary(end) {
         end -= 1;
     }
     let bounded = value.get(..end).unwrap_or_default();
+    if !bounded
+        .bytes()
+        .any(|b| b == b'%' || b == b'&' || !b.is_ascii() || b.is_ascii_uppercase())
+    {
+        return Cow::Borrowed(bounded);
+    }
+    if !bounded
+        .bytes()
+        .any(|b| b == b'%' || b == b'&' || !b.is_ascii())
+    {
+        return Cow::Owned(bounded.to_ascii_lowercase());
+    }
     // `+` stays: query values were form-decoded once already, and nothing else means a space by it.
     let decode = |s: &str| super::view::percent_decode_escapes(s).into_owned();
     let mut twice = decode(&decode_percent_u(bounded));
@@ -164,7 +176,7 @@ pub fn normalise(value: &str) -> String {
     } else {
         twice
     };
-    entities.to_lowercase()
+    Cow::Owned(entities.to_lowercase())
 }
 
 /// `%uXXXX` (IIS-style) escapes.

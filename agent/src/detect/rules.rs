@@ -226,10 +226,7 @@ pub fn inj1_sqli_xss(v: &View) -> Option<Value> {
             return Some(evidence);
         }
         if libinjectionrs::detect_xss(value.as_bytes()).is_injection()
-            || (value
-                .bytes()
-                .any(|b| matches!(b, b'<' | b':' | b'\'' | b'"' | b'&' | b'%'))
-                && xss_construct(&super::inject::normalise(&value)))
+            || (xss_candidate(&value) && xss_construct(&super::inject::normalise(&value)))
         {
             return Some(json!({ "kind": "xss", "input": label() }));
         }
@@ -280,6 +277,23 @@ fn multi_line_injection(value: &str) -> Option<(&'static str, Option<String>)> {
         }
     }
     None
+}
+
+/// Whether a value may hide a script construct: a tag or an escape, a scheme with a colon, or
+/// a quote before a call.
+fn xss_candidate(value: &str) -> bool {
+    let b = value.as_bytes();
+    let scheme = |s: &[u8]| {
+        memchr::memmem::find_iter(b, b":").any(|at| {
+            at + 1 >= s.len()
+                && b.get(at + 1 - s.len()..=at)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(s))
+        })
+    };
+    memchr::memchr3(b'<', b'%', b'&', b).is_some()
+        || scheme(b"script:")
+        || scheme(b"data:")
+        || (memchr::memchr2(b'\'', b'"', b).is_some() && memchr::memchr(b'(', b).is_some())
 }
 
 /// Script constructs libinjection's HTML5 tokenizer lets through (filter-evasion forms:

@@ -8,6 +8,8 @@
 //! object for NoSQL. A bare separator (`;`, `|`) or quote is no attack on its own and is not
 //! reported.
 
+use std::borrow::Cow;
+
 use serde_json::{Value, json};
 
 use super::{
@@ -240,15 +242,43 @@ const SECRET_FILES: [&str; 30] = [
     "pure-ftpd.conf",
 ];
 
+/// Substrings any of which makes a value a traversal, and those that make a raw value worth
+/// decoding for one: one case-insensitive pass each.
+fn needles() -> &'static (aho_corasick::AhoCorasick, aho_corasick::AhoCorasick) {
+    static N: std::sync::OnceLock<(aho_corasick::AhoCorasick, aho_corasick::AhoCorasick)> =
+        std::sync::OnceLock::new();
+    N.get_or_init(|| {
+        let build = |patterns: Vec<&str>| {
+            #[allow(clippy::expect_used)] // constant patterns, built by the tests
+            aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(patterns)
+                .expect("static patterns build")
+        };
+        let mut traversal: Vec<&str> = SYSTEM_FILES.to_vec();
+        traversal.extend(["../", "..;/", "php://", "file://"]);
+        let mut candidate: Vec<&str> = traversal.clone();
+        candidate.extend(SECRET_FILES);
+        candidate.extend(SYSTEM_ROOTS);
+        candidate.extend(EXEC_CALLS);
+        candidate.extend([".."]);
+        (build(traversal), build(candidate))
+    })
+}
+
 fn traversal(n: &str) -> bool {
-    let t = n.replace('\\', "/").replace('\0', "");
+    let t: Cow<'_, str> = if n.contains(['\\', '\0']) {
+        Cow::Owned(n.replace('\\', "/").replace('\0', ""))
+    } else {
+        Cow::Borrowed(n)
+    };
     let t = t.trim();
-    t.contains("../")
+    needles().0.is_match(t)
         || dot_dot_segment(t)
-        || SECRET_FILES
-            .iter()
-            .any(|f| t == *f || t.ends_with(&format!("/{f}")))
-        || SYSTEM_FILES.iter().any(|f| t.contains(f))
+        || SECRET_FILES.iter().any(|f| {
+            t.strip_suffix(f)
+                .is_some_and(|before| before.is_empty() || before.ends_with('/'))
+        })
         || SYSTEM_ROOTS.iter().any(|r| {
             t.strip_prefix("file://")
                 .unwrap_or(t)
@@ -256,14 +286,16 @@ fn traversal(n: &str) -> bool {
                 .starts_with(r.trim_start_matches('/'))
                 && (r.starts_with("c:") || t.starts_with('/') || t.starts_with("file://"))
         })
-        || t.starts_with("file://")
-        || t.contains("php://")
 }
 
 /// A shell separator followed by a command: `;id`, `| cat /etc/passwd`, `$(whoami)`,
 /// `` `id` ``, `%0aid`, `&& ping -c 21 …`, `${IFS}` as the space.
 fn command(n: &str) -> bool {
-    let t = n.replace("${ifs}", " ").replace("$ifs", " ");
+    let t: Cow<'_, str> = if n.contains("$ifs") || n.contains("${ifs}") {
+        Cow::Owned(n.replace("${ifs}", " ").replace("$ifs", " "))
+    } else {
+        Cow::Borrowed(n)
+    };
     let whole = t.trim().trim_start_matches(['\'', '"', '`']).trim_start();
     if EXEC_CALLS.iter().any(|c| t.contains(c))
         || command_line(whole)
@@ -272,16 +304,12 @@ fn command(n: &str) -> bool {
         return true;
     }
     let bytes = t.as_bytes();
-    let starts: Vec<usize> = bytes
-        .iter()
-        .enumerate()
-        .filter_map(|(i, b)| match b {
-            b';' | b'|' | b'&' | b'`' | b'\n' | b'\r' => Some(i + 1),
-            b'$' if bytes.get(i + 1) == Some(&b'(') => Some(i + 2),
-            _ => None,
-        })
-        .collect();
-    starts.into_iter().any(|at| {
+    let mut starts = bytes.iter().enumerate().filter_map(|(i, b)| match b {
+        b';' | b'|' | b'&' | b'`' | b'\n' | b'\r' => Some(i + 1),
+        b'$' if bytes.get(i + 1) == Some(&b'(') => Some(i + 2),
+        _ => None,
+    });
+    starts.any(|at| {
         let rest = t.get(at..).unwrap_or_default();
         let rest = rest.trim_start_matches(['|', '&', ' ', '\t', '(', '{']);
         let rest = rest
@@ -289,11 +317,9 @@ fn command(n: &str) -> bool {
             .or_else(|| rest.strip_prefix("/bin/"))
             .or_else(|| rest.strip_prefix("/usr/sbin/"))
             .unwrap_or(rest);
-        let word: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .collect();
-        if !COMMANDS.contains(&word.as_str()) {
+        let word_len = rest.bytes().take_while(u8::is_ascii_alphanumeric).count();
+        let word = rest.get(..word_len).unwrap_or_default();
+        if !COMMANDS.contains(&word) {
             return false;
         }
         // The command must end where a shell word ends: `;identity` is no `id`.
@@ -358,14 +384,18 @@ fn nosql_operator(n: &str) -> bool {
     })
 }
 
-/// Cheap pre-check on the raw value: every construct needs one of these bytes.
-fn may_carry(value: &str) -> bool {
+/// Cheap pre-check on the raw value, before any decoding: an escape or entity (anything may
+/// hide behind it), a shell or NoSQL metacharacter, or (one case-insensitive pass) a `..`, a
+/// system file, root or secret file name, a wrapper or an interpreter call. Plain words, paths
+/// and URLs — most values — stop here.
+fn candidate(value: &str) -> bool {
     value.bytes().any(|b| {
         matches!(
             b,
-            b'.' | b'/' | b'\\' | b'%' | b';' | b'|' | b'&' | b'`' | b'$' | b'\n' | b'\r' | b'('
+            b'%' | b'&' | b'\\' | b';' | b'|' | b'`' | b'$' | b'\n' | b'\r'
         )
-    })
+    }) || needles().1.is_match(value)
+        || starts_with_command(value)
 }
 
 /// Whether the value's first word is a command (`uname -a`, `which nc`, `whoami`): such
@@ -385,7 +415,7 @@ fn starts_with_command(value: &str) -> bool {
 
 /// INJ-2 over the request path and every input.
 pub fn inj2(v: &View) -> Option<Value> {
-    if traversal(&normalise(v.path)) || traversal(&overlong(v.path)) {
+    if candidate(v.path) && (traversal(&normalise(v.path)) || traversal(&overlong(v.path))) {
         return Some(json!({ "kind": "path_traversal", "input": "path" }));
     }
     inputs::walk(v, false, |label, value, place| {
@@ -402,7 +432,7 @@ pub fn inj2(v: &View) -> Option<Value> {
 
 /// The kind of system injection one raw value carries, if any (also the fuzz entry point).
 pub fn classify(value: &str) -> Option<&'static str> {
-    if !may_carry(value) && !starts_with_command(value) {
+    if !candidate(value) {
         return None;
     }
     let n = normalise(value);
