@@ -210,9 +210,16 @@ pub fn rfc3339(unix_ns: i128) -> String {
         return out;
     }
     if nanos != 0 {
-        let digits = format!("{nanos:09}");
+        // Nine digits without a formatter: this runs for every event.
+        let mut digits = [b'0'; 9];
+        let mut rest = nanos as u32;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        let end = digits.iter().rposition(|d| *d != b'0').map_or(0, |i| i + 1);
         out.push('.');
-        out.push_str(digits.trim_end_matches('0'));
+        out.extend(digits.iter().take(end).map(|d| char::from(*d)));
     }
     out.push('Z');
     out

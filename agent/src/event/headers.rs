@@ -36,8 +36,27 @@ impl PartialEq for Header<'_> {
 
 impl Eq for Header<'_> {}
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Headers<'a>(Vec<Header<'a>>);
+#[derive(Debug, Clone, Default)]
+pub struct Headers<'a> {
+    list: Vec<Header<'a>>,
+    /// One bit per (lower-case first byte mod 64) of the names in `list`: a name whose bit is
+    /// clear cannot be a repeat, so most pushes skip the search.
+    first_bytes: u64,
+}
+
+impl PartialEq for Headers<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.list == other.list
+    }
+}
+
+impl Eq for Headers<'_> {}
+
+fn first_byte_bit(name: &str) -> u64 {
+    name.as_bytes()
+        .first()
+        .map_or(1, |b| 1u64 << (b.to_ascii_lowercase() & 63))
+}
 
 /// Runs `f` on `name` in lower case, lowered on the stack when it is short (header names are):
 /// building and writing an event allocates no names.
@@ -67,18 +86,27 @@ pub fn lower_case(name: &str) -> Cow<'_, str> {
 
 impl<'a> Headers<'a> {
     pub fn new() -> Self {
-        Self(Vec::new())
+        Self::default()
     }
 
     pub fn with_capacity(n: usize) -> Self {
-        Self(Vec::with_capacity(n))
+        Self {
+            list: Vec::with_capacity(n),
+            first_bytes: 0,
+        }
     }
 
     /// Adds a header; a repeated name (in any case) is joined to its first with ", ".
     /// Quadratic in the number of distinct names, which the parsers bound (128 per head).
     pub fn push(&mut self, name: Cow<'a, str>, value: Cow<'a, str>) {
+        let bit = first_byte_bit(&name);
+        if self.first_bytes & bit == 0 {
+            self.first_bytes |= bit;
+            self.list.push(Header { name, value });
+            return;
+        }
         match self
-            .0
+            .list
             .iter_mut()
             .find(|h| h.name.eq_ignore_ascii_case(&name))
         {
@@ -87,27 +115,27 @@ impl<'a> Headers<'a> {
                 joined.push_str(", ");
                 joined.push_str(&value);
             }
-            None => self.0.push(Header { name, value }),
+            None => self.list.push(Header { name, value }),
         }
     }
 
     /// The value of `name` (any case).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        self.list
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .map(|h| h.value.as_ref())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Header<'a>> {
-        self.0.iter()
+        self.list.iter()
     }
 }
 
 impl Serialize for Headers<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for h in &self.0 {
+        let mut map = serializer.serialize_map(Some(self.list.len()))?;
+        for h in &self.list {
             with_lower_case(&h.name, |name| map.serialize_entry(name, h.value.as_ref()))?;
         }
         map.end()
