@@ -622,3 +622,47 @@ fn injection_rules_on_public_intruder_lists() {
         assert!(rate >= floor, "{family}: {rate:.3} below {floor}");
     }
 }
+
+/// INJ-1 skips libinjection for prose (letters, spaces, `.,!?:`, no SQL statement word): that
+/// must never hide an attack libinjection would find. Checked on every line of every corpus
+/// here (attacks, look-alikes, benign bodies and values).
+#[test]
+fn plain_prose_is_never_an_injection() {
+    let mut lines = samples("");
+    for file in [
+        "ssti.fuzz",
+        "command_exec.txt",
+        "jhaddix_lfi.txt",
+        "intruders_xss.txt",
+        "nosql.txt",
+    ] {
+        lines.extend(payloads(file));
+    }
+    // Probes: SQL's own words that are not statements, glued into phrases with ordinary ones.
+    let words = [
+        "or", "and", "not", "null", "true", "false", "like", "is", "in", "between", "exists",
+        "where", "from", "order", "by", "group", "limit", "case", "when", "then", "else", "end",
+        "xor", "div", "mod", "admin", "user", "id", "name", "table", "a", "x",
+    ];
+    for a in words {
+        for b in words {
+            for c in ["", " or", " and", " x", ".", "!"] {
+                lines.push(format!("{a} {b}{c}"));
+                lines.push(format!("{a}: {b}{c} {a}"));
+            }
+        }
+    }
+    let mut checked = 0;
+    for line in &lines {
+        if rules::plain_prose(line) {
+            checked += 1;
+            assert!(
+                !libinjectionrs::detect_sqli(line.as_bytes()).is_injection()
+                    && !libinjectionrs::detect_xss(line.as_bytes()).is_injection(),
+                "libinjection flags prose: {line}"
+            );
+        }
+    }
+    println!("prose lines checked against libinjection: {checked}");
+    assert!(checked > 8_000, "{checked}");
+}

@@ -170,6 +170,60 @@ pub fn plain_token(value: &str) -> bool {
         .all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
+/// SQL words without which text of letters, spaces and sentence punctuation is no injection.
+/// `null`, `true`, `false`, `case` and `limit` are here because libinjection reads `null or x`,
+/// `case null x` and `true limit x` as injections (found by `plain_prose_is_never_an_injection`).
+const STATEMENT_WORDS: [&str; 22] = [
+    "union",
+    "select",
+    "insert",
+    "update",
+    "delete",
+    "drop",
+    "exec",
+    "sleep",
+    "benchmark",
+    "waitfor",
+    "having",
+    "truncate",
+    "declare",
+    "alter",
+    "shutdown",
+    "procedure",
+    "into",
+    "null",
+    "true",
+    "false",
+    "limit",
+    "case",
+];
+
+/// Whether libinjection can skip prose: letters (any script), spaces and `.,!?:` only, without
+/// a digit, quote, operator or bracket, and no SQL statement word — no SQL injection nor script
+/// is made of that. Reviews, names, addresses and descriptions are mostly such, and
+/// libinjection's tokenizer (a keyword lookup per word) is the largest detection cost on them.
+pub fn plain_prose(value: &str) -> bool {
+    static WORDS: std::sync::OnceLock<aho_corasick::AhoCorasick> = std::sync::OnceLock::new();
+    let worded = value.bytes().all(|b| {
+        b.is_ascii_alphabetic()
+            || b >= 0x80
+            || matches!(
+                b,
+                b' ' | b'.' | b',' | b'!' | b'?' | b':' | b'\n' | b'\r' | b'\t'
+            )
+    });
+    worded && {
+        #[allow(clippy::expect_used)] // constant words, built by the tests
+        let words = WORDS.get_or_init(|| {
+            aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(STATEMENT_WORDS)
+                .expect("static words build")
+        });
+        !words.is_match(value)
+    }
+}
+
 /// AUTH-3: an accepted JWT that never expires, or lives longer than `max_lifetime_secs`.
 pub fn auth3_token_hygiene(v: &View, max_lifetime_secs: i64) -> Option<Value> {
     let jwt = v.jwt?;
@@ -203,7 +257,7 @@ pub fn inj1_sqli_xss(v: &View) -> Option<Value> {
             return None;
         }
         let value = decoded_for_inj1(value, place);
-        if plain_token(&value) {
+        if plain_token(&value) || plain_prose(&value) {
             return None;
         }
         if place == Place::Body && value.bytes().filter(|b| *b == b'\n').count() >= 2 {
@@ -264,7 +318,7 @@ const SQL_ONLY_TOKENS: [char; 4] = ['U', 'E', 'c', 'X'];
 /// fingerprint holds a construct only SQL has, as script only when libinjection flags it and
 /// it holds a script element, a `javascript:` URL or an event handler.
 fn multi_line_injection(value: &str) -> Option<(&'static str, Option<String>)> {
-    for line in value.lines().filter(|l| l.len() >= 2) {
+    for line in value.lines().filter(|l| l.len() >= 2 && !plain_prose(l)) {
         let sqli = libinjectionrs::detect_sqli(line.as_bytes());
         if sqli.is_injection()
             && let Some(fingerprint) = sqli.fingerprint.map(|f| f.to_string())
