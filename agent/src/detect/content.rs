@@ -89,6 +89,9 @@ fn inflate(mut decoder: impl std::io::Read) -> Vec<u8> {
 
 /// String leaves of a JSON body, or the fields of a form body, or nothing.
 pub fn body_inputs(body: &[u8]) -> Vec<(String, String)> {
+    if body.starts_with(b"--") {
+        return super::multipart::fields(body);
+    }
     let trimmed = body.trim_ascii_start();
     if trimmed.first().is_some_and(|b| *b == b'{' || *b == b'[') {
         if let Ok(v) = serde_json::from_slice::<Value>(trimmed) {

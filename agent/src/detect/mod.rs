@@ -14,6 +14,7 @@ pub mod graphql;
 pub mod inject;
 pub mod inputs;
 pub mod inventory;
+pub mod multipart;
 pub mod route;
 pub mod rules;
 pub mod shape;

@@ -332,3 +332,21 @@ fn luhn_and_brands() {
         "Luhn-valid but no issuer"
     );
 }
+
+#[test]
+fn multipart_fields_are_locations() {
+    let body: &[u8] = b"--b0undary\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\n1' OR '1'='1\r\n--b0undary\r\nContent-Disposition: form-data; name=\"upload\"; filename=\"..%2f..%2fetc%2fpasswd\"\r\n\r\nGIF89a\r\n--b0undary--\r\n";
+    let event = exchange(
+        "POST",
+        "/api/upload",
+        200,
+        json!({ "content-type": "multipart/form-data; boundary=b0undary" }),
+    );
+    let typed = crate::detect::test_events::typed(&event);
+    let v = View::with_bodies(&typed, T0, body, b"").expect("view");
+    let sqli = inj1_sqli_xss(&v).expect("INJ-1");
+    assert_eq!(sqli["input"], "body.multipart.title");
+    let traversal = inj2_traversal_command_nosql(&v).expect("INJ-2");
+    assert_eq!(traversal["kind"], "path_traversal");
+    assert_eq!(traversal["input"], "body.multipart.upload.filename");
+}
