@@ -151,16 +151,7 @@ fn reflected(payload: &str, body: &str) -> bool {
     let start = payload
         .find('<')
         .or_else(|| lower.find("javascript:"))
-        .or_else(|| {
-            lower.match_indices("on").map(|(at, _)| at).find(|&at| {
-                let rest = lower.get(at + 2..).unwrap_or_default();
-                let name = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-                name >= 3
-                    && rest
-                        .get(name..)
-                        .is_some_and(|r| r.trim_start().starts_with('='))
-            })
-        });
+        .or_else(|| super::rules::event_handlers(&lower).next());
     let Some(start) = start else {
         return false;
     };

@@ -83,24 +83,31 @@ fn walk_all(
     }
     if let Some(request) = v.event.request.as_ref() {
         for header in request.headers.iter() {
-            let name = header.lower_name();
-            if name == "cookie" {
-                for pair in header.value.split(';') {
-                    let (cookie, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    let cookie = cookie.trim();
-                    if let Some(hit) = visit(&|| format!("cookie.{cookie}"), value, Place::Cookie) {
-                        return Some(hit);
+            // Lowered on the stack: three rules walk every header of every exchange.
+            let hit = crate::event::with_lower_case(&header.name, |name| {
+                if name == "cookie" {
+                    for pair in header.value.split(';') {
+                        let (cookie, value) = pair.split_once('=').unwrap_or((pair, ""));
+                        let cookie = cookie.trim();
+                        if let Some(hit) =
+                            visit(&|| format!("cookie.{cookie}"), value, Place::Cookie)
+                        {
+                            return Some(hit);
+                        }
                     }
+                    None
+                } else if name != "authorization" && name != "proxy-authorization" {
+                    visit(
+                        &|| format!("header.{name}"),
+                        &header.value,
+                        Place::Header(name),
+                    )
+                } else {
+                    None
                 }
-            } else if name != "authorization"
-                && name != "proxy-authorization"
-                && let Some(hit) = visit(
-                    &|| format!("header.{name}"),
-                    &header.value,
-                    Place::Header(&name),
-                )
-            {
-                return Some(hit);
+            });
+            if hit.is_some() {
+                return hit;
             }
         }
     }

@@ -268,16 +268,10 @@ pub fn inj1_sqli_xss(v: &View) -> Option<Value> {
         let sqli = libinjectionrs::detect_sqli(value.as_bytes());
         if sqli.is_injection() {
             let fingerprint = sqli.fingerprint.map(|f| f.to_string());
-            let mut evidence =
-                json!({ "kind": "sqli", "input": label(), "fingerprint": fingerprint });
-            // A time-delay payload: the response's latency can confirm it (corroborate.rs).
-            if let (Some(ms), Some(fields)) = (
-                super::corroborate::requested_delay_ms(&value),
-                evidence.as_object_mut(),
-            ) {
-                fields.insert("requested_delay_ms".into(), json!(ms));
-            }
-            return Some(evidence);
+            return Some(with_requested_delay(
+                json!({ "kind": "sqli", "input": label(), "fingerprint": fingerprint }),
+                &value,
+            ));
         }
         if libinjectionrs::detect_xss(value.as_bytes()).is_injection()
             || (xss_candidate(&value) && xss_construct(&super::inject::normalise(&value)))
@@ -286,16 +280,40 @@ pub fn inj1_sqli_xss(v: &View) -> Option<Value> {
         }
         // What libinjection's fingerprints do not cover (sql.rs).
         super::sql::structure(&value).map(|construct| {
-            let mut evidence = json!({ "kind": "sqli", "input": label(), "construct": construct });
-            if let (Some(ms), Some(fields)) = (
-                super::corroborate::requested_delay_ms(&value),
-                evidence.as_object_mut(),
-            ) {
-                fields.insert("requested_delay_ms".into(), json!(ms));
-            }
-            evidence
+            with_requested_delay(
+                json!({ "kind": "sqli", "input": label(), "construct": construct }),
+                &value,
+            )
         })
     })
+}
+
+/// SQL evidence with the delay a time-delay payload asks for, which the response's latency can
+/// confirm (corroborate.rs).
+fn with_requested_delay(mut evidence: Value, payload: &str) -> Value {
+    if let (Some(ms), Some(fields)) = (
+        super::corroborate::requested_delay_ms(payload),
+        evidence.as_object_mut(),
+    ) {
+        fields.insert("requested_delay_ms".into(), json!(ms));
+    }
+    evidence
+}
+
+/// Positions in `lower` (lower case) where an inline event handler starts: `on`, at least three
+/// letters, then `=` (spaces allowed before it).
+pub(crate) fn event_handlers(lower: &str) -> impl Iterator<Item = usize> + '_ {
+    lower
+        .match_indices("on")
+        .map(|(at, _)| at)
+        .filter(move |&at| {
+            let rest = lower.get(at + 2..).unwrap_or_default();
+            let name_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+            name_len >= 3
+                && rest
+                    .get(name_len..)
+                    .is_some_and(|after| after.trim_start().starts_with('='))
+        })
 }
 
 /// The decoded value INJ-1 judged at `label` (an evidence `input`), for corroboration: found
@@ -377,16 +395,10 @@ fn script_construct(line: &str) -> bool {
     let lower = line.to_ascii_lowercase();
     lower.contains("<script")
         || lower.contains("javascript:")
-        || lower.match_indices("on").any(|(at, _)| {
-            let rest = lower.get(at + 2..).unwrap_or_default();
-            let name_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-            name_len >= 3
-                && rest
-                    .get(name_len..)
-                    .is_some_and(|after| after.trim_start().starts_with('='))
-                && lower
-                    .get(..at)
-                    .is_some_and(|before| before.ends_with([' ', '/', '"', '\'']))
+        || event_handlers(&lower).any(|at| {
+            lower
+                .get(..at)
+                .is_some_and(|before| before.ends_with([' ', '/', '"', '\'']))
         })
 }
 

@@ -350,10 +350,11 @@ fn nosql(n: &str) -> bool {
     // The value itself must leave its string or number, on one line: code that merely
     // contains `';` or starts with a docstring (snippets in a JSON body) is no injection.
     let start = n.trim_start();
-    let breaks_out = !n.contains('\n') && start.starts_with(['\'', '"', '|', '&', ';'])
-        || start
-            .trim_start_matches(|c: char| c.is_ascii_alphanumeric())
-            .starts_with(";return");
+    let breaks_out = !n.contains('\n')
+        && (start.starts_with(['\'', '"', '|', '&', ';'])
+            || start
+                .trim_start_matches(|c: char| c.is_ascii_alphanumeric())
+                .starts_with(";return"));
     if breaks_out && NOSQL_JS.iter().any(|j| n.contains(j)) {
         return true;
     }
@@ -370,12 +371,10 @@ fn nosql(n: &str) -> bool {
 fn nosql_operator(n: &str) -> bool {
     n.match_indices('$').any(|(at, _)| {
         let rest = n.get(at + 1..).unwrap_or_default();
-        let word: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphabetic())
-            .collect();
-        let after = rest.get(word.len()..).unwrap_or_default().trim_start();
-        NOSQL_OPERATORS.contains(&word.as_str())
+        let word_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let word = rest.get(..word_len).unwrap_or_default();
+        let after = rest.get(word_len..).unwrap_or_default().trim_start();
+        NOSQL_OPERATORS.contains(&word)
             && (after.starts_with(':')
                 || after.starts_with(']')
                 || after.starts_with("\":")
