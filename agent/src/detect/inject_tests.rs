@@ -171,6 +171,30 @@ fn every_family_in_its_location() {
             "template_injection",
             "body.doc.title",
         ),
+        (
+            exchange("GET", "/directory?user=*)(uid=*))(|(uid=*", 200, json!({})),
+            b"",
+            "ldap_injection",
+            "query.user",
+        ),
+        (
+            exchange("GET", "/directory?mail=*(%7C(objectclass=*))", 200, json!({})),
+            b"",
+            "ldap_injection",
+            "query.mail",
+        ),
+        (
+            exchange("GET", "/login?name=x'%20or%20name()='admin'%20or%20'x'='y", 200, json!({})),
+            b"",
+            "xpath_injection",
+            "query.name",
+        ),
+        (
+            exchange("GET", "/tree?q=count(/child::node())", 200, json!({})),
+            b"",
+            "xpath_injection",
+            "query.q",
+        ),
     ];
     for (event, body, kind, input) in cases {
         let (found_kind, found_input) = hit(&event, body);
@@ -210,6 +234,12 @@ fn ordinary_requests_are_left_alone() {
             br#"<?xml version="1.0"?><rss><channel><title>News &amp; views</title></channel></rss>"#,
         ),
         (exchange("GET", "/go/o:1/status:ok", 200, json!({})), b""),
+        (exchange("GET", "/search?q=(a)(b=c)+and+f()", 200, json!({})), b""),
+        (exchange("GET", "/search?q=AT%26T+%26+R%26D+(US)", 200, json!({})), b""),
+        (
+            exchange("POST", "/snippets", 200, json!({ "content-type": "application/json" })),
+            br#"{"code":"std::vector<int> v; v.size(); items.filter(|(k, v)| k == v)"}"#,
+        ),
     ];
     for (event, body) in benign {
         assert_eq!(judge(&event, body), None, "{event}");
@@ -223,6 +253,15 @@ fn decoding_steps() {
     assert_eq!(normalise("&#36;&#x7b;jndi:&lt;"), "${jndi:<");
     assert_eq!(normalise("&unknown; & &#xZZ;"), "&unknown; & &#xzz;");
     assert_eq!(normalise("%u12"), "%u12");
+    // Numeric references without `;`, legacy named ones inside a word.
+    assert_eq!(
+        normalise("&#0000106&#x61vascript&ltscript&gt"),
+        "javascript<script>"
+    );
+    assert_eq!(normalise("AT&T &copy &tab;"), "at&t &copy \t");
+    // Hex escapes only: a Windows path keeps its `\\new`.
+    assert_eq!(normalise("\\x27\\u003Cb\\xZZ"), "'<b\\xzz");
+    assert_eq!(normalise("C:\\new\\temp"), "c:\\new\\temp");
     assert_eq!(normalise("é%C3%A9"), "éé");
     // The bound falls inside a two-byte character: cut before it, never past the bound.
     let long = format!("a{}", "é".repeat(5000));

@@ -108,6 +108,13 @@ fn decoded_for_inj1<'v>(value: &'v str, place: Place<'_>) -> Cow<'v, str> {
         }
         current = Cow::Owned(next);
     }
+    // `\x27` and `\u0027` escapes, when they hide syntax (a language's string escapes).
+    if current.contains("\\x") || current.contains("\\u") {
+        let unescaped = super::inject::decode_backslash_hex(&current);
+        if syntax_bytes(&unescaped) > syntax_bytes(&current) {
+            current = Cow::Owned(unescaped.into_owned());
+        }
+    }
     current
 }
 
@@ -382,12 +389,25 @@ fn xss_construct(lower: &str) -> bool {
             ),
         )
     });
-    lower.contains("<script")
-        || lower.contains("javascript:")
-        || lower.contains("vbscript:")
-        || lower.contains("data:text/html")
-        || handler.is_match(lower)
-        || breakout.is_match(lower)
+    let script_url = |text: &str| {
+        text.contains("<script")
+            || text.contains("javascript:")
+            || text.contains("vbscript:")
+            || text.contains("data:text/html")
+    };
+    if script_url(lower) || handler.is_match(lower) || breakout.is_match(lower) {
+        return true;
+    }
+    // Browsers drop tabs and line breaks inside a URL's scheme (`jav&#x09;ascript:`), and an
+    // XML parser joins CDATA sections (`<![CDATA[<]]>script`): judged once more without them.
+    if lower.contains(['\t', '\n', '\r']) || lower.contains("<![cdata[") {
+        let joined = lower
+            .replace("<![cdata[", "")
+            .replace("]]>", "")
+            .replace(['\t', '\n', '\r'], "");
+        return script_url(&joined);
+    }
+    false
 }
 
 /// A script element, a `javascript:` URL or an inline event handler (`on…=`).

@@ -77,6 +77,9 @@ struct Patterns {
     stacked: Regex,
     /// `WAITFOR DELAY '0:0:5'` / `WAITFOR TIME '…'`.
     waitfor: Regex,
+    /// The value opens with a quote that closes the application's string, then a logic or
+    /// concatenation operator or a parenthesis, then a query or a database package.
+    breakout: Regex,
 }
 
 fn patterns() -> &'static Patterns {
@@ -94,6 +97,11 @@ fn patterns() -> &'static Patterns {
                 r#"[\d'"`)]\s*;\s*(?:declare|exec|execute|select|waitfor|insert|update|delete|drop|create|alter|shutdown|set)\b"#,
             ),
             waitfor: r(r"\bwaitfor\s+(?:delay|time)\s+'\d"),
+            breakout: r(concat!(
+                r#"^\s*['"`]\s*\)*\s*(?:(?:(?:or|and|xor)\b|\|\||&&|\()\s*)?\(?\s*"#,
+                r"(?:select\s+(?:\*|top\b|\d|null\b|@@|[a-z_][\w.$]*\s*(?:,|\(|\bfrom\b))",
+                r"|exists\s*[()]|union\s+(?:all\s+)?select\b|utl_[a-z]+\.|dbms_[a-z]+\.)",
+            )),
         }
     })
 }
@@ -166,6 +174,9 @@ pub fn structure(value: &str) -> Option<&'static str> {
     if p.stacked.is_match(&lower) {
         return Some("stacked_query");
     }
+    if p.breakout.is_match(&lower) {
+        return Some("quote_breakout");
+    }
     // SQL Server's delay statement, quoted time and all: no prose writes it so.
     if p.waitfor.is_match(&lower) {
         return Some("time_delay");
@@ -207,6 +218,10 @@ mod tests {
                 "sql_function",
             ),
             ("(SELECT 1 FROM dual WHERE 2>1)", "subquery"),
+            ("' or (EXISTS)", "quote_breakout"),
+            ("' (select top 1", "quote_breakout"),
+            ("'||UTL_HTTP.REQUEST", "quote_breakout"),
+            ("'or select *", "quote_breakout"),
         ] {
             assert_eq!(structure(value), Some(construct), "{value}");
         }
@@ -229,6 +244,9 @@ mod tests {
             "version(2) of the doc",
             "ratio 3=3 means equal",
             "I'll waitfor delay news",
+            "'Or select' is a button label",
+            "\"union\" means together",
+            "'(selected)'",
         ] {
             assert_eq!(structure(value), None, "{value}");
         }

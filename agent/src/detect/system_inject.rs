@@ -34,15 +34,67 @@ const SYSTEM_FILES: [&str; 12] = [
     "web-inf/web.xml",
 ];
 
-/// Absolute locations no parameter of an API names legitimately.
-const SYSTEM_ROOTS: [&str; 6] = [
+/// Absolute locations no parameter of an API names legitimately: the system's own directories
+/// (configuration, logs, spools, run state, installed software, boot), not users' or the
+/// application's. A value that is one of them, or starts with one, is a file-inclusion probe.
+const SYSTEM_ROOTS: [&str; 21] = [
     "/etc/",
     "/proc/",
     "/root/",
-    "/var/log/",
-    "c:/windows",
+    "/var/",
+    "/usr/local/",
+    "/usr/lib/",
+    "/usr/bin/",
+    "/usr/sbin/",
+    "/usr/share/",
+    "/usr/spool/",
+    "/usr/ports/",
+    "/usr/pkgsrc/",
+    "/usr/etc/",
+    "/boot/",
+    "/bin/",
+    "/sbin/",
+    "/private/etc/",
+    "/private/var/",
     "/windows/",
+    "/winnt/",
+    "/system32/",
 ];
+
+/// Windows system directories, after a drive (`c:\`, `d:/`, `/c:/`, drive-relative `c:windows`).
+/// Users' own folders (`c:\users\…`) are not among them: file APIs take those.
+const WINDOWS_SYSTEM_DIRS: [&str; 10] = [
+    "windows",
+    "winnt",
+    "inetpub",
+    "program files",
+    "programdata",
+    "appserv",
+    "system32",
+    "xampp",
+    "wamp",
+    "boot.ini",
+];
+
+/// Whether a path (lower case, `/` for `\`) names a system location: an absolute path under
+/// one of SYSTEM_ROOTS, or a drive followed by a Windows system directory.
+fn system_location(t: &str) -> bool {
+    let absolute = t.starts_with('/') || t.starts_with("file://");
+    let rest = t
+        .strip_prefix("file://")
+        .unwrap_or(t)
+        .trim_start_matches('/');
+    let b = rest.as_bytes();
+    if b.len() >= 2 && b.first().is_some_and(u8::is_ascii_lowercase) && b.get(1) == Some(&b':') {
+        let dir = rest.get(2..).unwrap_or_default().trim_start_matches('/');
+        return WINDOWS_SYSTEM_DIRS.iter().any(|d| dir.starts_with(d));
+    }
+    absolute
+        && SYSTEM_ROOTS.iter().any(|r| {
+            let r = r.trim_start_matches('/');
+            rest.starts_with(r) || Some(rest) == r.strip_suffix('/')
+        })
+}
 
 /// Commands an injected shell is made to run (probes, exfiltration, shells), lower case.
 const COMMANDS: [&str; 42] = [
@@ -209,7 +261,21 @@ fn dot_dot_segment(t: &str) -> bool {
 
 /// Files a probe asks for by name — web server, interpreter and database configuration,
 /// server logs (log poisoning), shell and SSH secrets — as a whole value or a path's last part.
-const SECRET_FILES: [&str; 30] = [
+const SECRET_FILES: [&str; 44] = [
+    "etc/passwd",
+    "etc/shadow",
+    "passwd",
+    ".passwd",
+    ".pass",
+    "passwd.dat",
+    "pass.dat",
+    ".profile",
+    ".cshrc",
+    ".forward",
+    ".logout",
+    ".shosts",
+    ".sh_history",
+    ".xauthority",
     ".htaccess",
     ".htpasswd",
     ".git/config",
@@ -256,7 +322,9 @@ fn needles() -> &'static (aho_corasick::AhoCorasick, aho_corasick::AhoCorasick) 
                 .expect("static patterns build")
         };
         let mut traversal: Vec<&str> = SYSTEM_FILES.to_vec();
-        traversal.extend(["../", "..;/", "php://", "file://"]);
+        // `..2f` and `..5c`: an escape whose `%` a proxy or the probe itself dropped, which
+        // some servers still decode.
+        traversal.extend(["../", "..;/", "..2f", "..5c", "php://", "file://"]);
         let mut candidate: Vec<&str> = traversal.clone();
         candidate.extend(SECRET_FILES);
         candidate.extend(SYSTEM_ROOTS);
@@ -279,13 +347,7 @@ fn traversal(n: &str) -> bool {
             t.strip_suffix(f)
                 .is_some_and(|before| before.is_empty() || before.ends_with('/'))
         })
-        || SYSTEM_ROOTS.iter().any(|r| {
-            t.strip_prefix("file://")
-                .unwrap_or(t)
-                .trim_start_matches('/')
-                .starts_with(r.trim_start_matches('/'))
-                && (r.starts_with("c:") || t.starts_with('/') || t.starts_with("file://"))
-        })
+        || system_location(t)
 }
 
 /// A shell separator followed by a command: `;id`, `| cat /etc/passwd`, `$(whoami)`,
@@ -307,6 +369,9 @@ fn command(n: &str) -> bool {
     let mut starts = bytes.iter().enumerate().filter_map(|(i, b)| match b {
         b';' | b'|' | b'&' | b'`' | b'\n' | b'\r' => Some(i + 1),
         b'$' if bytes.get(i + 1) == Some(&b'(') => Some(i + 2),
+        // A line break written as an escape, which a shell-building `echo -e` or printf turns
+        // into one.
+        b'\\' if matches!(bytes.get(i + 1), Some(b'n' | b'r')) => Some(i + 2),
         _ => None,
     });
     starts.any(|at| {
@@ -326,7 +391,8 @@ fn command(n: &str) -> bool {
         let after = rest.get(word.len()..).unwrap_or_default();
         after.is_empty()
             || after.starts_with([
-                ' ', '\t', ';', '|', '&', '`', ')', '\n', '<', '>', '$', '}', '#', '\'',
+                ' ', '\t', ';', '|', '&', '`', ')', '\n', '<', '>', '$', '}', '#', '\'', '"', '\\',
+                '\0',
             ])
     })
 }
@@ -388,13 +454,21 @@ fn nosql_operator(n: &str) -> bool {
 /// system file, root or secret file name, a wrapper or an interpreter call. Plain words, paths
 /// and URLs — most values — stop here.
 fn candidate(value: &str) -> bool {
-    value.bytes().any(|b| {
-        matches!(
-            b,
-            b'%' | b'&' | b'\\' | b';' | b'|' | b'`' | b'$' | b'\n' | b'\r'
-        )
-    }) || needles().1.is_match(value)
+    drive(value)
+        || value.bytes().any(|b| {
+            matches!(
+                b,
+                b'%' | b'&' | b'\\' | b';' | b'|' | b'`' | b'$' | b'\n' | b'\r'
+            )
+        })
+        || needles().1.is_match(value)
         || starts_with_command(value)
+}
+
+/// Whether the value starts with a drive letter (`c:`, `/d:`).
+fn drive(value: &str) -> bool {
+    let b = value.trim_start_matches('/').as_bytes();
+    b.first().is_some_and(u8::is_ascii_alphabetic) && b.get(1) == Some(&b':')
 }
 
 /// Whether the value's first word is a command (`uname -a`, `which nc`, `whoami`): such
@@ -432,7 +506,7 @@ pub fn inj2(v: &View) -> Option<Value> {
 /// The kind of system injection one raw value carries, if any (also the fuzz entry point).
 pub fn classify(value: &str) -> Option<&'static str> {
     if !candidate(value) {
-        return None;
+        return base64_traversal(value);
     }
     let n = normalise(value);
     // A command that reads a system file is a command injection first.
@@ -443,89 +517,31 @@ pub fn classify(value: &str) -> Option<&'static str> {
     } else if nosql(&n) {
         Some("nosql_operator")
     } else {
-        None
+        base64_traversal(value)
     }
+}
+
+/// A value that is base64 of a traversal (`Li4vLi4vZXRjL3Bhc3N3ZA==`): applications that decode
+/// a parameter before opening the file see the path. Only traversal is looked for in the
+/// decoded text: base64 pagination cursors carry JSON with `$gt` legitimately.
+fn base64_traversal(value: &str) -> Option<&'static str> {
+    use base64::Engine as _;
+    let v = value.trim();
+    let shaped = (8..=4096).contains(&v.len())
+        && v.len().is_multiple_of(4)
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+    if !shaped {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(v).ok()?;
+    if !decoded.iter().all(|b| (0x20..0x7f).contains(b)) {
+        return None;
+    }
+    let text = std::str::from_utf8(&decoded).ok()?;
+    traversal(&normalise(text)).then_some("path_traversal")
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn constructs() {
-        for t in [
-            "../../etc/passwd",
-            "..\\..\\windows\\win.ini",
-            "/etc/shadow",
-            "file:///etc/hosts",
-            "c:/windows/system32/drivers/etc/hosts",
-            "....//....//etc/passwd",
-            "/var/www/../../etc/passwd",
-            "/%/..%/..%/..winnt/desktop.ini",
-            "././.htaccess",
-        ] {
-            assert!(traversal(t), "{t}");
-        }
-        assert!(traversal(&overlong("%c0%ae%c0%ae%c0%afetc%c0%afpasswd")));
-        for c in [
-            "8.8.8.8;cat /etc/passwd",
-            "`id`",
-            "$(whoami)",
-            "a|id|",
-            "x\nid",
-            "1 && ping -c 21 127.0.0.1",
-            "x;/bin/ls -la",
-            ";cat${ifs}/etc/passwd",
-            "<?php system('id'); ?>",
-            "uname -a",
-            "nc -lvvp 4444 -e /bin/sh",
-            "type c:\\windows\\repair\\sam",
-            "net user hacker password1 /add",
-            "{${sleep(20)}}",
-            "<!--#exec cmd=\"/usr/bin/id;-->",
-            "which curl",
-        ] {
-            assert!(command(c), "{c}");
-        }
-        for n in [
-            "{\"$gt\": \"\"}",
-            "$where: '1 == 1'",
-            "{ $ne: 1 }",
-            "name[$ne]",
-            "' && this.password.match(/.*/)//",
-            "db.injection.insert({success:1});",
-            "';sleep(5000);",
-        ] {
-            assert!(nosql(n), "{n}");
-        }
-    }
-
-    #[test]
-    fn ordinary_values() {
-        for v in [
-            "see you later; bye",
-            "rock & roll",
-            "q&a; identity theft",
-            "price $5",
-            "a.b/c",
-            "/api/v2/users",
-            "docs/readme.md",
-            "wait... / then",
-            "$ne is not english",
-            "tom & jerry | cartoons",
-            "/home/user/etc/notes.txt",
-            "v1..v2",
-            "a..b/c",
-            "config.env.example",
-            "cat videos",
-            "ls means list",
-            "type: book",
-            "the net user count",
-            "evaluate the plan",
-            "this.is a sentence",
-        ] {
-            let n = normalise(v);
-            assert!(!traversal(&n) && !command(&n) && !nosql(&n), "{v}");
-        }
-    }
-}
+#[path = "system_inject_tests.rs"]
+mod tests;
