@@ -1,7 +1,7 @@
 //! INJ-3's decoding of attacker-controlled values (URL decoding twice, `%uXXXX`, HTML entities)
 //! must never panic, and never grow a value by more than the bound it works within; nor may the
-//! value checks of INJ-1's SQL structure and INJ-2's system injection. The rules themselves run
-//! over hostile requests in `exchange_path`.
+//! value checks of INJ-1's SQL structure and INJ-2's system injection, nor the masked fragment
+//! injection evidence shows. The rules themselves run over hostile requests in `exchange_path`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,5 +13,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(decoded.len() <= 3 * text.len().min(8192) + 8);
         let _ = agent::detect::sql::structure(text);
         let _ = agent::detect::system_inject::classify(text);
+        // Masking swaps a run for `[REDACTED]`: a 9-digit SSN grows by one character.
+        let fragment = agent::classify::redact::fragment(text);
+        let bound = agent::classify::redact::FRAGMENT_CHARS;
+        assert!(fragment.chars().count() <= bound + bound / 9 + 1);
     }
 });

@@ -184,6 +184,7 @@ fn time_based_sqli_confirmed_only_where_the_database_slept() {
     assert_eq!(confirmed["rule"]["confidence"], "high");
     assert_eq!(confirmed["evidence"]["kind"], "sqli");
     assert_eq!(confirmed["evidence"]["input"], "query.id");
+    assert_eq!(confirmed["evidence"]["matched"], "1 AND sleep(2)");
     assert_eq!(confirmed["evidence"]["requested_delay_ms"], 2000);
     assert_eq!(confirmed["evidence"]["confirmed_by"], "response_delay");
     let latency = confirmed["evidence"]["latency_ms"]
@@ -327,9 +328,13 @@ fn public_attack_corpora_sample_detected_live_per_family() {
     };
     // (family, rule, method, target, headers)
     let mut requests: Vec<(String, &str, String, Value)> = Vec::new();
-    for line in String::from_utf8_lossy(&render.stdout).lines() {
+    let mut cookie_payloads = Vec::new();
+    for (n, line) in String::from_utf8_lossy(&render.stdout).lines().enumerate() {
         let r: Value = serde_json::from_str(line).expect("rendered");
         let value = r["value"].as_str().expect("value");
+        if n % 7 == 0 {
+            cookie_payloads.push(encode(value));
+        }
         requests.push((
             format!("sqlmap {}", r["technique"].as_str().expect("technique")),
             "INJ-1",
@@ -362,6 +367,37 @@ fn public_attack_corpora_sample_detected_live_per_family() {
             "INJ-3",
             String::new(),
             serde_json::json!({ "User-Agent": jndi }),
+        ));
+    }
+    // In a cookie: the event carries the Cookie header redacted whole, the rules read each
+    // cookie from the tap.
+    for payload in cookie_payloads.iter().take(10) {
+        requests.push((
+            "sqlmap in a cookie".into(),
+            "INJ-1",
+            String::new(),
+            serde_json::json!({ "Cookie": format!("theme=dark; pref={payload}") }),
+        ));
+    }
+    for lfi in lines("payloadsallthethings/jhaddix_lfi.txt", 40) {
+        requests.push((
+            "file inclusion".into(),
+            "INJ-2",
+            format!("?file={}", encode(&lfi)),
+            serde_json::json!({}),
+        ));
+    }
+    for (value, family) in [
+        ("*)(uid=*))(|(uid=*", "ldap_injection"),
+        ("admin*)((|userpassword=*)", "ldap_injection"),
+        ("x' or name()='admin' or 'x'='y", "xpath_injection"),
+        ("count(/child::node())", "xpath_injection"),
+    ] {
+        requests.push((
+            family.into(),
+            "INJ-3",
+            format!("?user={}", encode(value)),
+            serde_json::json!({}),
         ));
     }
     let dir = TempDir::new("corpora-live");
@@ -408,18 +444,35 @@ fn public_attack_corpora_sample_detected_live_per_family() {
     let mut per: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
     for (i, (family, rule, _, _)) in requests.iter().enumerate() {
         let path = format!("/probe/{i}");
-        let found = findings
-            .iter()
-            .any(|f| f["rule"]["id"] == *rule && f["exchange"]["request"]["path"] == path.as_str());
+        let found = findings.iter().any(|f| {
+            f["rule"]["id"] == *rule
+                && f["exchange"]["request"]["path"] == path.as_str()
+                && match family.as_str() {
+                    "sqlmap in a cookie" => f["evidence"]["input"] == "cookie.pref",
+                    "ldap_injection" | "xpath_injection" => f["evidence"]["kind"] == *family,
+                    _ => true,
+                }
+        });
         let entry = per.entry(family.as_str()).or_default();
         entry.0 += 1;
         entry.1 += usize::from(found);
+    }
+    // The cookie's value is never printed: not in the event, not in the finding.
+    for f in findings
+        .iter()
+        .filter(|f| f["evidence"]["input"] == "cookie.pref")
+    {
+        let text = f.to_string();
+        assert!(!text.contains("pref="), "{text}");
+        for payload in cookie_payloads.iter().filter(|p| p.len() >= 8) {
+            assert!(!text.contains(payload.as_str()), "{text}");
+        }
     }
     agent.stop();
     for (family, (total, found)) in &per {
         println!("live over TLS: {family}: {found}/{total}");
     }
-    assert!(per.len() >= 8, "{per:?}");
+    assert!(per.len() >= 12, "{per:?}");
     for (family, (total, found)) in &per {
         assert!(
             *found * 10 >= *total * 9,

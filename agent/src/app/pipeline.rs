@@ -45,6 +45,30 @@ pub fn body_tap(item: &ConnExchange) -> crate::detect::content::Bodies<'_> {
         prefix(response),
         encoding,
     )
+    .with_request_cookie(raw_cookie(item))
+}
+
+/// The request's Cookie header(s) as sent, joined as HTTP/2 joins its cookie crumbs: events
+/// redact cookies whole, and the injection rules read each cookie's value.
+fn raw_cookie(item: &ConnExchange) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let Some(request) = item.exchange.request.as_ref() else {
+        return Cow::Borrowed("");
+    };
+    let mut values = request
+        .head
+        .raw_headers()
+        .filter(|(name, _)| name.eq_ignore_ascii_case(b"cookie"))
+        .map(|(_, value)| String::from_utf8_lossy(value));
+    let Some(first) = values.next() else {
+        return Cow::Borrowed("");
+    };
+    values.fold(first, |mut all, more| {
+        let joined = all.to_mut();
+        joined.push_str("; ");
+        joined.push_str(&more);
+        all
+    })
 }
 
 pub struct Pipeline {

@@ -214,6 +214,65 @@ pub fn body<'t>(key: &TokenKey, text: Cow<'t, str>) -> Cow<'t, str> {
     Cow::Owned(out)
 }
 
+/// Characters of a matched fragment shown in a finding's evidence.
+pub const FRAGMENT_CHARS: usize = 96;
+
+/// A fragment of an input value for a finding's evidence, without the redaction key (rules
+/// have none): at most [`FRAGMENT_CHARS`] characters, from shortly before the first character
+/// of syntax (where an injection starts) when the value is longer; JWTs, payment card numbers,
+/// US SSNs and long high-entropy runs (session ids, API keys) masked as `[REDACTED]`.
+pub fn fragment(value: &str) -> String {
+    let start = if value.chars().count() <= FRAGMENT_CHARS {
+        0
+    } else {
+        let syntax = value
+            .find(|c: char| "'\"<>();|`${}%\\".contains(c))
+            .unwrap_or(0);
+        // Back up to 16 characters before it, on a character boundary.
+        value.get(..syntax).map_or(0, |before| {
+            before.char_indices().rev().nth(15).map_or(0, |(at, _)| at)
+        })
+    };
+    let window: String = value
+        .get(start..)
+        .unwrap_or_default()
+        .chars()
+        .take(FRAGMENT_CHARS)
+        .collect();
+    mask_secrets(&window)
+}
+
+/// JWTs, cards, SSNs and high-entropy runs of ≥ 20 token characters replaced by `[REDACTED]`.
+fn mask_secrets(text: &str) -> String {
+    let jwt = JWT.get_or_init(|| {
+        super::static_regex(r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+    });
+    let mut out = jwt.replace_all(text, "[REDACTED]").into_owned();
+    let sensitive: Vec<String> = crate::classify::digit_runs(&out)
+        .into_iter()
+        .filter(|run| crate::classify::card_brand(run).is_some() || crate::classify::valid_ssn(run))
+        .map(str::to_owned)
+        .collect();
+    for run in sensitive {
+        out = out.replace(&run, "[REDACTED]");
+    }
+    let token_char = |c: char| c.is_ascii_alphanumeric() || "+/_-.~".contains(c);
+    let runs: Vec<String> = out
+        .split(|c: char| !token_char(c))
+        .filter(|run| {
+            run.len() >= 20
+                && run.bytes().any(|b| b.is_ascii_digit())
+                && run.bytes().any(|b| b.is_ascii_alphabetic())
+                && super::entropy(run) >= 3.5
+        })
+        .map(str::to_owned)
+        .collect();
+    for run in runs {
+        out = out.replace(&run, "[REDACTED]");
+    }
+    out
+}
+
 fn is_secret_query_key(key: &str) -> bool {
     let lower = key.to_ascii_lowercase();
     SECRET_QUERY_KEYS.contains(&lower.as_str()) || name_looks_secret(&lower)
@@ -222,6 +281,32 @@ fn is_secret_query_key(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fragments_are_bounded_and_masked() {
+        assert_eq!(fragment("1' OR '1'='1"), "1' OR '1'='1");
+        let long = format!(
+            "{}<script>alert(1)</script>{}",
+            "word ".repeat(40),
+            "x".repeat(200)
+        );
+        let f = fragment(&long);
+        assert_eq!(f.chars().count(), FRAGMENT_CHARS);
+        assert!(f.starts_with(" word word word <script>"), "{f}");
+        assert_eq!(
+            fragment(
+                "x' UNION SELECT 4111 1111 1111 1111, 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln'"
+            ),
+            "x' UNION SELECT [REDACTED], '[REDACTED]'"
+        );
+        assert_eq!(
+            fragment("sid=9f8a7c6b5d4e3f2a1b0c9d8e7f6a5b4c' OR 1=1--"),
+            "sid=[REDACTED]' OR 1=1--"
+        );
+        // Multi-byte text is cut on character boundaries.
+        let wide = format!("{}'{}", "é".repeat(120), "ü".repeat(120));
+        assert_eq!(fragment(&wide).chars().count(), FRAGMENT_CHARS);
+    }
 
     #[test]
     fn headers() {

@@ -13,12 +13,15 @@ use crate::classify::{card_brand, digit_runs, entropy, iban_candidates, valid_ib
 /// Decoded bodies are cut here (a gzip bomb in a prefix stays small).
 const MAX_DECODED: usize = 64 * 1024;
 
-/// The body bytes the rules see for one exchange: borrowed from the captured prefixes (or a
-/// replayed event), owned only when a response had to be inflated.
+/// What the rules read of one exchange beside its event: the body bytes, borrowed from the
+/// captured prefixes (or a replayed event), owned only when a response had to be inflated; and
+/// the request's Cookie header as it was sent, which the event carries redacted whole.
 #[derive(Debug, Default, Clone)]
 pub struct Bodies<'a> {
     pub request: Cow<'a, [u8]>,
     pub response: Cow<'a, [u8]>,
+    /// Empty when the request had no Cookie header, or in replay (the JSON has it redacted).
+    pub request_cookie: Cow<'a, str>,
 }
 
 impl<'a> Bodies<'a> {
@@ -46,7 +49,14 @@ impl<'a> Bodies<'a> {
         Self {
             request: Cow::Borrowed(request),
             response,
+            request_cookie: Cow::Borrowed(""),
         }
+    }
+
+    /// The Cookie header value(s) as the server received them, for the injection rules.
+    pub fn with_request_cookie(mut self, cookie: Cow<'a, str>) -> Self {
+        self.request_cookie = cookie;
+        self
     }
 
     /// From a (replayed) event: whatever body prefixes it carries.
@@ -66,6 +76,7 @@ impl<'a> Bodies<'a> {
                     .map_or("", |r| r.body_prefix.as_ref())
                     .as_bytes(),
             ),
+            request_cookie: Cow::Borrowed(""),
         }
     }
 }

@@ -62,6 +62,7 @@ fn errors_files_and_metadata_confirm() {
         response: b"ERROR: You have an error in your SQL syntax near ''1''"
             .to_vec()
             .into(),
+        ..Default::default()
     };
     let sqli = exchange("GET", "/items?id=1'%20OR%20'1'='1", 500, json!({}));
     let found = findings(&sqli, &error);
@@ -72,6 +73,7 @@ fn errors_files_and_metadata_confirm() {
     let passwd = Bodies {
         request: Vec::new().into(),
         response: b"root:x:0:0:root:/root:/bin/bash\n".to_vec().into(),
+        ..Default::default()
     };
     let traversal = exchange("GET", "/files?name=..%2F..%2Fetc%2Fpasswd", 200, json!({}));
     let f = inj(&findings(&traversal, &passwd), "INJ-2");
@@ -83,6 +85,7 @@ fn errors_files_and_metadata_confirm() {
     let metadata = Bodies {
         request: Vec::new().into(),
         response: b"ami-id\nhostname\ninstance-id\n".to_vec().into(),
+        ..Default::default()
     };
     let ssrf = exchange(
         "GET",
@@ -140,6 +143,7 @@ fn reflected_script_confirms_xss_only_when_unescaped_in_html() {
     let page = |body: &str| Bodies {
         request: Vec::new().into(),
         response: body.as_bytes().to_vec().into(),
+        ..Default::default()
     };
     let reflected = page("<html><p>Results for <script>alert(document.domain)</script></p>");
     let f = inj(&findings(&xss, &reflected), "INJ-1");

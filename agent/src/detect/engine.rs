@@ -263,7 +263,8 @@ impl Engine {
         epoch_ms: i64,
         bodies: &content::Bodies,
     ) -> Option<RequestVerdict> {
-        let v = View::with_bodies(event, epoch_ms, &bodies.request, &bodies.response)?;
+        let v = View::with_bodies(event, epoch_ms, &bodies.request, &bodies.response)?
+            .with_request_cookie(&bodies.request_cookie);
         self.judged(&v).then(|| self.request_verdict(&v))
     }
 
@@ -275,7 +276,9 @@ impl Engine {
         epoch_ms: i64,
         bodies: &content::Bodies,
     ) -> Vec<Finding> {
-        let Some(v) = View::with_bodies(event, epoch_ms, &bodies.request, &bodies.response) else {
+        let Some(v) = View::with_bodies(event, epoch_ms, &bodies.request, &bodies.response)
+            .map(|v| v.with_request_cookie(&bodies.request_cookie))
+        else {
             return Vec::new();
         };
         if !self.judged(&v) {

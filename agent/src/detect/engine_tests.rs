@@ -254,6 +254,7 @@ fn response_bodies_sensitive_data_and_error_disclosure_and_json_body_injection()
     let leak = Bodies {
         request: Vec::new().into(),
         response: br#"{"name":"alice","card":"4111 1111 1111 1111"}"#.to_vec().into(),
+        ..Default::default()
     };
     let f = engine.inspect_json(&exchange("GET", "/api/profile", 200, json!({})), T0, &leak);
     assert_eq!(ids(&f), ["DATA-1"]);
@@ -263,16 +264,19 @@ fn response_bodies_sensitive_data_and_error_disclosure_and_json_body_injection()
         response: b"Traceback (most recent call last):\n  File \"/srv/app.py\""
             .to_vec()
             .into(),
+        ..Default::default()
     };
     let f = engine.inspect_json(&exchange("GET", "/api/crash", 500, json!({})), T0, &trace);
     assert_eq!(ids(&f), ["CFG-1"]);
     let sqli = Bodies {
         request: br#"{"filter":{"name":"x' OR '1'='1"}}"#.to_vec().into(),
         response: Vec::new().into(),
+        ..Default::default()
     };
     let f = engine.inspect_json(&exchange("POST", "/api/search", 200, json!({})), T0, &sqli);
     assert_eq!(ids(&f), ["INJ-1"]);
     assert_eq!(f[0]["evidence"]["input"], "body.filter.name");
+    assert_eq!(f[0]["evidence"]["matched"], "x' OR '1'='1");
 }
 
 #[test]
@@ -281,6 +285,7 @@ fn layered_tok3_abusive_actor_on_sensitive_route_and_lists_age_out() {
     let leak = Bodies {
         request: Vec::new().into(),
         response: br#"{"ssn":"078-05-1120"}"#.to_vec().into(),
+        ..Default::default()
     };
     // The route becomes sensitive (DATA-1 for one caller)…
     let f = engine.inspect_json(
@@ -367,6 +372,7 @@ fn cidr_allowlist_token_agents_and_sensitive_kinds_in_the_inventory() {
     let leak = Bodies {
         request: Vec::new().into(),
         response: br#"{"iban":"DE89370400440532013000"}"#.to_vec().into(),
+        ..Default::default()
     };
     engine.inspect_json(
         &exchange("GET", "/api/payouts/9", 200, json!({})),
@@ -518,4 +524,40 @@ fn anom2_an_actor_failing_where_everyone_else_succeeds() {
     assert_eq!(e["endpoint_error_ratio"], 0.0);
     assert_eq!(e["actor_error_ratio"], 1.0);
     assert_eq!(e["samples"], 60);
+}
+
+#[test]
+fn cookies_are_judged_from_the_tap_when_the_event_has_them_redacted() {
+    let redacted = exchange(
+        "GET",
+        "/api/items",
+        200,
+        json!({ "cookie": "[REDACTED:0123456789abcdef]" }),
+    );
+    let tap =
+        Bodies::default().with_request_cookie("theme=dark; pref=1%27%20OR%20%271%27%3D%271".into());
+    let mut engine = Engine::new(DetectConfig::default());
+    let f = engine.inspect_json(&redacted, T0, &tap);
+    assert_eq!(ids(&f), ["INJ-1"]);
+    assert_eq!(f[0]["evidence"]["input"], "cookie.pref");
+    // Cookie values are never printed, the matched fragment included.
+    assert_eq!(f[0]["evidence"].get("matched"), None);
+    assert!(!f[0].to_string().contains("OR"), "{}", f[0]);
+    // Replayed events have only the redacted header: nothing to judge there.
+    let mut engine = Engine::new(DetectConfig::default());
+    assert!(
+        engine
+            .inspect_json(&redacted, T0, &Bodies::default())
+            .is_empty()
+    );
+    // Without a tap (redaction off, or an unredacted recording) the event's own value is read.
+    let plain = exchange(
+        "GET",
+        "/api/items",
+        200,
+        json!({ "cookie": "pref=1' OR '1'='1" }),
+    );
+    let mut engine = Engine::new(DetectConfig::default());
+    let f = engine.inspect_json(&plain, T0, &Bodies::default());
+    assert_eq!(f[0]["evidence"]["input"], "cookie.pref");
 }

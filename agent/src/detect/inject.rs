@@ -438,7 +438,11 @@ pub fn inj3(v: &View) -> Option<Value> {
             return None;
         }
         let family = family_of(&normalise(value), place)?;
-        Some(json!({ "kind": family.kind(), "input": label() }))
+        Some(inputs::with_matched(
+            json!({ "kind": family.kind(), "input": label() }),
+            value,
+            place,
+        ))
     })
 }
 

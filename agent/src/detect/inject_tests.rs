@@ -12,6 +12,7 @@ fn judge(event: &Value, body: &[u8]) -> Option<Value> {
     let bodies = Bodies {
         request: body.to_vec().into(),
         response: Vec::new().into(),
+        ..Default::default()
     };
     let v = View::with_bodies(&typed, T0, &bodies.request, &bodies.response).expect("view");
     inj3(&v)

@@ -28,6 +28,20 @@ pub enum Place<'a> {
     RawBody,
 }
 
+/// Evidence with `matched`: a bounded fragment of the value the rule judged, secrets masked
+/// (`classify::redact::fragment`). Not for cookies, whose values the event never shows.
+pub fn with_matched(mut evidence: Value, value: &str, place: Place<'_>) -> Value {
+    if place != Place::Cookie
+        && let Some(fields) = evidence.as_object_mut()
+    {
+        fields.insert(
+            "matched".into(),
+            Value::from(crate::classify::redact::fragment(value)),
+        );
+    }
+    evidence
+}
+
 /// The body as text: all of it, or up to a character the tap cut in two; None for binary.
 fn utf8_prefix(body: &[u8]) -> Option<&str> {
     match std::str::from_utf8(body) {
@@ -82,11 +96,21 @@ fn walk_all(
         }
     }
     if let Some(request) = v.event.request.as_ref() {
+        // Live, cookies come raw from the tap (the event has them redacted whole), once however
+        // many Cookie headers there were.
+        let raw_cookies = std::cell::Cell::new(!v.request_cookie.is_empty());
         for header in request.headers.iter() {
             // Lowered on the stack: three rules walk every header of every exchange.
             let hit = crate::event::with_lower_case(&header.name, |name| {
                 if name == "cookie" {
-                    for pair in header.value.split(';') {
+                    let cookies = if raw_cookies.replace(false) {
+                        v.request_cookie
+                    } else if v.request_cookie.is_empty() {
+                        header.value.as_ref()
+                    } else {
+                        return None;
+                    };
+                    for pair in cookies.split(';') {
                         let (cookie, value) = pair.split_once('=').unwrap_or((pair, ""));
                         let cookie = cookie.trim();
                         if let Some(hit) =

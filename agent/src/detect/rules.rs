@@ -268,28 +268,44 @@ pub fn inj1_sqli_xss(v: &View) -> Option<Value> {
             return None;
         }
         if place == Place::Body && value.bytes().filter(|b| *b == b'\n').count() >= 2 {
-            return multi_line_injection(&value).map(|(kind, fingerprint)| {
-                json!({ "kind": kind, "input": label(), "fingerprint": fingerprint })
+            return multi_line_injection(&value).map(|(kind, fingerprint, line)| {
+                inputs::with_matched(
+                    json!({ "kind": kind, "input": label(), "fingerprint": fingerprint }),
+                    line,
+                    place,
+                )
             });
         }
         let sqli = libinjectionrs::detect_sqli(value.as_bytes());
         if sqli.is_injection() {
             let fingerprint = sqli.fingerprint.map(|f| f.to_string());
-            return Some(with_requested_delay(
-                json!({ "kind": "sqli", "input": label(), "fingerprint": fingerprint }),
+            return Some(inputs::with_matched(
+                with_requested_delay(
+                    json!({ "kind": "sqli", "input": label(), "fingerprint": fingerprint }),
+                    &value,
+                ),
                 &value,
+                place,
             ));
         }
         if libinjectionrs::detect_xss(value.as_bytes()).is_injection()
             || (xss_candidate(&value) && xss_construct(&super::inject::normalise(&value)))
         {
-            return Some(json!({ "kind": "xss", "input": label() }));
+            return Some(inputs::with_matched(
+                json!({ "kind": "xss", "input": label() }),
+                &value,
+                place,
+            ));
         }
         // What libinjection's fingerprints do not cover (sql.rs).
         super::sql::structure(&value).map(|construct| {
-            with_requested_delay(
-                json!({ "kind": "sqli", "input": label(), "construct": construct }),
+            inputs::with_matched(
+                with_requested_delay(
+                    json!({ "kind": "sqli", "input": label(), "construct": construct }),
+                    &value,
+                ),
                 &value,
+                place,
             )
         })
     })
@@ -342,17 +358,17 @@ const SQL_ONLY_TOKENS: [char; 4] = ['U', 'E', 'c', 'X'];
 /// flagged that way). Each line is judged alone, and a line counts as SQL only when its
 /// fingerprint holds a construct only SQL has, as script only when libinjection flags it and
 /// it holds a script element, a `javascript:` URL or an event handler.
-fn multi_line_injection(value: &str) -> Option<(&'static str, Option<String>)> {
+fn multi_line_injection(value: &str) -> Option<(&'static str, Option<String>, &str)> {
     for line in value.lines().filter(|l| l.len() >= 2 && !plain_prose(l)) {
         let sqli = libinjectionrs::detect_sqli(line.as_bytes());
         if sqli.is_injection()
             && let Some(fingerprint) = sqli.fingerprint.map(|f| f.to_string())
             && fingerprint.contains(SQL_ONLY_TOKENS)
         {
-            return Some(("sqli", Some(fingerprint)));
+            return Some(("sqli", Some(fingerprint), line));
         }
         if libinjectionrs::detect_xss(line.as_bytes()).is_injection() && script_construct(line) {
-            return Some(("xss", None));
+            return Some(("xss", None, line));
         }
     }
     None

@@ -226,9 +226,9 @@ fn inj1_multi_line_text_is_judged_line_by_line() {
     assert_eq!(multi_line_injection(html), None);
     // An attack spread over lines is still found on its own line.
     let sqli = "note\n1' UNION SELECT password FROM users -- \nthanks";
-    assert_eq!(multi_line_injection(sqli).map(|(k, _)| k), Some("sqli"));
+    assert_eq!(multi_line_injection(sqli).map(|(k, _, _)| k), Some("sqli"));
     let xss = "hello\n<img src=x onerror=alert(1)>\nbye";
-    assert_eq!(multi_line_injection(xss).map(|(k, _)| k), Some("xss"));
+    assert_eq!(multi_line_injection(xss).map(|(k, _, _)| k), Some("xss"));
     assert!(script_construct("<svg/onload = alert(1)>"));
     assert!(!script_construct("the only one= here"));
 }

@@ -489,7 +489,11 @@ fn starts_with_command(value: &str) -> bool {
 /// INJ-2 over the request path and every input.
 pub fn inj2(v: &View) -> Option<Value> {
     if candidate(v.path) && (traversal(&normalise(v.path)) || traversal(&overlong(v.path))) {
-        return Some(json!({ "kind": "path_traversal", "input": "path" }));
+        return Some(inputs::with_matched(
+            json!({ "kind": "path_traversal", "input": "path" }),
+            v.path,
+            Place::Param(None),
+        ));
     }
     inputs::walk(v, false, |label, value, place| {
         match place {
@@ -499,7 +503,9 @@ pub fn inj2(v: &View) -> Option<Value> {
             }
             _ => {}
         }
-        classify(value).map(|kind| json!({ "kind": kind, "input": label() }))
+        classify(value).map(|kind| {
+            inputs::with_matched(json!({ "kind": kind, "input": label() }), value, place)
+        })
     })
 }
 

@@ -26,6 +26,8 @@ pub struct View<'a> {
     pub request_body: &'a [u8],
     /// Response body bytes, decompressed.
     pub response_body: &'a [u8],
+    /// The Cookie header as sent (live; empty in replay, whose events carry it redacted).
+    pub request_cookie: &'a str,
     /// The token tag, else the client address, else "unknown": made once, read by every rule.
     /// Made on first use: most exchanges need only the actor's digest.
     actor: OnceCell<Cow<'a, str>>,
@@ -87,7 +89,14 @@ impl<'a> View<'a> {
             epoch_ms,
             request_body,
             response_body,
+            request_cookie: "",
         })
+    }
+
+    /// The request's raw Cookie header from the detection tap.
+    pub fn with_request_cookie(mut self, cookie: &'a str) -> Self {
+        self.request_cookie = cookie;
+        self
     }
 
     pub fn success(&self) -> bool {
