@@ -116,6 +116,8 @@ fn live_and_replayed_exchanges_are_equal_and_judged_the_same() {
     for item in &items {
         let live = build(item, &ctx);
         let text = serde_json::to_string(&live).expect("native JSON");
+        // The agent writes events with its own writer: byte for byte serde's.
+        assert_eq!(agent::output::native_event::render(&live), text);
         let mut back: ExchangeEvent<'_> = serde_json::from_str(&text).expect("replay reads it");
         assert_eq!(
             back.connection.stream, None,

@@ -105,7 +105,7 @@ fuzz_target!(|data: &[u8]| {
         let findings = engine.inspect(&event, epoch_ms, &body_tap(&item));
         let native = serde_json::to_string(&event).expect("an event always serialises");
         assert_eq!(
-            agent::output::native_json(&event).expect("the native writer serialises it too"),
+            agent::output::native_event::render(&event),
             native,
             "the agent's native writer must match serde_json byte for byte"
         );

@@ -27,8 +27,23 @@ fn decode_part(part: &str) -> Option<serde_json::Map<String, serde_json::Value>>
     }
 }
 
-/// The summary of `Authorization: Bearer <JWT>`, or None when the value is not a JWT.
+/// The summary of `Authorization: Bearer <JWT>`, or None when the value is not a JWT;
+/// remembered per credential on this thread (classify::memo): a token's claims do not change.
 pub fn summarize(authorization: &[u8]) -> Option<JwtSummary> {
+    thread_local! {
+        static MEMO: std::cell::RefCell<super::memo::CredentialMemo<Option<JwtSummary>>> =
+            std::cell::RefCell::new(Default::default());
+    }
+    if authorization.len() > MAX_TOKEN_BYTES {
+        return None;
+    }
+    MEMO.with(|memo| match memo.try_borrow_mut() {
+        Ok(mut memo) => memo.get_or_derive(authorization, || derive(authorization)),
+        Err(_) => derive(authorization),
+    })
+}
+
+fn derive(authorization: &[u8]) -> Option<JwtSummary> {
     if authorization.len() > MAX_TOKEN_BYTES {
         return None;
     }

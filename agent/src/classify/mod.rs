@@ -4,6 +4,7 @@
 //! `event` and `detect` depend on it and not on each other.
 
 pub mod jwt;
+pub mod memo;
 pub mod redact;
 
 /// A regex from a pattern written in this source. Every such pattern is compiled by the unit

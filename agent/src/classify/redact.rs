@@ -10,10 +10,13 @@ use std::{borrow::Cow, sync::OnceLock};
 
 use hmac::{Hmac, KeyInit as _, Mac as _};
 
-/// The redaction key, keyed once: each tag then costs two SHA-256 blocks instead of four.
+/// The redaction key, keyed once: each tag then costs two SHA-256 blocks instead of four, and
+/// a credential seen before costs none (its tag is remembered by a keyed hash; clones share
+/// the memo, which is right: they share the key).
 #[derive(Clone)]
 pub struct TokenKey {
     keyed: Hmac<sha2::Sha256>,
+    memo: std::sync::Arc<std::sync::Mutex<super::memo::CredentialMemo<String>>>,
 }
 
 impl std::fmt::Debug for TokenKey {
@@ -28,7 +31,10 @@ impl TokenKey {
         // HMAC accepts keys of any length; a 32-byte key cannot fail.
         #[allow(clippy::expect_used)]
         let keyed = Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-        Self { keyed }
+        Self {
+            keyed,
+            memo: Default::default(),
+        }
     }
 
     /// The fixed key of unit tests, benches and golden files (32 bytes of 0x42): their tags are
@@ -54,6 +60,14 @@ impl TokenKey {
 
     /// `[REDACTED:<16 hex digits>]` for `secret`.
     pub fn marker(&self, secret: &[u8]) -> String {
+        match self.memo.lock() {
+            Ok(mut memo) => memo.get_or_derive(secret, || self.derive_marker(secret)),
+            // A panic while the lock was held (contained elsewhere) only costs the memo.
+            Err(_) => self.derive_marker(secret),
+        }
+    }
+
+    fn derive_marker(&self, secret: &[u8]) -> String {
         let mut mac = self.keyed.clone();
         mac.update(secret);
         let tag = mac.finalize().into_bytes();

@@ -6,6 +6,7 @@
 pub mod drift_report;
 pub mod formats;
 pub mod http_sink;
+pub mod native_event;
 pub mod openapi;
 pub mod sink;
 pub mod sink_config;
@@ -94,7 +95,7 @@ impl Output {
     /// Renders an exchange once per format in use and offers it to every sink.
     pub fn write(&mut self, event: &ExchangeEvent<'_>, epoch_ms: i64) -> Result<(), OutputError> {
         self.offer(
-            || native_json(event),
+            || Ok(native_event::render(event)),
             || formats::ocsf(event, epoch_ms).to_string(),
             || formats::ecs(event).to_string(),
             epoch_ms,
