@@ -140,13 +140,13 @@ impl Output {
         epoch_ms: i64,
     ) -> Result<(), OutputError> {
         let needs = |f: Format| self.sinks.iter().any(|(g, _)| *g == f);
-        let native: Option<Arc<str>> = if needs(Format::Native) {
-            Some(Arc::from(native()?))
+        let native: Option<Arc<String>> = if needs(Format::Native) {
+            Some(Arc::new(native()?))
         } else {
             None
         };
-        let ocsf: Option<Arc<str>> = needs(Format::Ocsf).then(|| Arc::from(ocsf()));
-        let ecs: Option<Arc<str>> = needs(Format::Ecs).then(|| Arc::from(ecs()));
+        let ocsf: Option<Arc<String>> = needs(Format::Ocsf).then(|| Arc::new(ocsf()));
+        let ecs: Option<Arc<String>> = needs(Format::Ecs).then(|| Arc::new(ecs()));
         for (format, sink) in &mut self.sinks {
             let text = match format {
                 Format::Native => &native,

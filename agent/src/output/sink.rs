@@ -19,7 +19,7 @@ use super::spool::Spool;
 /// One rendered event: its line and its time (ms since the epoch; HEC wants it apart).
 #[derive(Debug, Clone)]
 pub struct Line {
-    pub text: Arc<str>,
+    pub text: Arc<String>,
     pub epoch_ms: i64,
 }
 
@@ -210,7 +210,7 @@ fn spool_line(spool: Option<&Arc<Mutex<Spool>>>, line: &Line, stats: &SinkStats)
 fn unspool(stored: &str) -> Line {
     let (epoch, text) = stored.split_once(' ').unwrap_or(("0", stored));
     Line {
-        text: Arc::from(text),
+        text: Arc::new(text.to_owned()),
         epoch_ms: epoch.parse().unwrap_or(0),
     }
 }
