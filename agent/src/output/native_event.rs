@@ -236,7 +236,14 @@ impl Writer {
             if i > 0 {
                 self.0.push(b',');
             }
-            crate::event::with_lower_case(&h.name, |name| self.string(name));
+            // Names are written lower-case (as `Headers` serialises them). Lower-casing the
+            // written bytes is the same thing: escapes are lower-case already and ASCII
+            // lower-casing leaves every other byte as it is.
+            let start = self.0.len();
+            self.string(&h.name);
+            if let Some(written) = self.0.get_mut(start..) {
+                written.make_ascii_lowercase();
+            }
             self.0.push(b':');
             self.string(&h.value);
         }

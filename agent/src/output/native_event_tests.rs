@@ -54,7 +54,8 @@ fn every_field_as_serde_writes_it() {
     no_jwt["request"]["jwt"] = Value::Null;
     no_jwt["request"]["query"] = Value::Null;
     no_jwt["request"]["unresolved_fields"] = json!(0);
-    no_jwt["request"]["headers"] = json!({ "Content-Type": "a", "X-UPPER": "b" });
+    no_jwt["request"]["headers"] =
+        json!({ "Content-Type": "a", "X-UPPER": "b", "X-\u{c9}T\u{1}\"Q\\": "c" });
     assert_same(&typed(&no_jwt));
 }
 
@@ -107,4 +108,26 @@ fn escape_scan_flags_exactly_the_bytes_serde_escapes() {
         let word = u64::from_le_bytes([b'a', b'b', byte, b'c', b'd', b'e', b'f', b'g']);
         assert_eq!(needs_escape(word), escape_of(byte).is_some(), "{byte:#x}");
     }
+}
+
+/// Live events keep header names as sent (`Content-Type`); both writers lower them.
+#[test]
+fn header_names_as_sent_are_written_lower_case() {
+    let mut event = typed(&full());
+    let mut headers = Headers::new();
+    for (name, value) in [
+        ("Content-Type", "text/html"),
+        ("X-\u{c9}T\u{1}\"Q\\", "v"),
+        (
+            "ALLCAPS-NAME-THAT-IS-LONGER-THAN-SIXTY-FOUR-BYTES-TO-LEAVE-THE-STACK-BUFFER",
+            "w",
+        ),
+    ] {
+        headers.push(Cow::Borrowed(name), Cow::Borrowed(value));
+    }
+    if let Some(response) = event.response.as_mut() {
+        response.headers = headers;
+    }
+    assert_same(&event);
+    assert!(render(&event).contains(r#""content-type":"text/html""#));
 }
