@@ -142,10 +142,38 @@ pub fn header_value<'v>(key: &TokenKey, lower_name: &str, value: &'v [u8]) -> Co
             _ => key.marker(value),
         });
     }
-    if is_secret_header(lower_name) || name_looks_secret(lower_name) {
+    if !common_plain_header(lower_name)
+        && (is_secret_header(lower_name) || name_looks_secret(lower_name))
+    {
         return Cow::Owned(key.marker(value));
     }
     String::from_utf8_lossy(value)
+}
+
+/// The headers nearly every exchange has and that never hold a secret: one comparison instead
+/// of scanning the name for secret-looking parts, for every header of every exchange.
+fn common_plain_header(lower: &str) -> bool {
+    matches!(
+        lower,
+        "host"
+            | "user-agent"
+            | "accept"
+            | "accept-encoding"
+            | "accept-language"
+            | "accept-ranges"
+            | "connection"
+            | "content-type"
+            | "content-length"
+            | "content-encoding"
+            | "date"
+            | "server"
+            | "etag"
+            | "last-modified"
+            | "cache-control"
+            | "vary"
+            | "keep-alive"
+            | "transfer-encoding"
+    )
 }
 
 const SECRET_QUERY_KEYS: [&str; 9] = [
@@ -295,6 +323,36 @@ fn is_secret_query_key(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn common_headers_are_plain_by_either_check() {
+        for name in [
+            "host",
+            "user-agent",
+            "accept",
+            "accept-encoding",
+            "accept-language",
+            "accept-ranges",
+            "connection",
+            "content-type",
+            "content-length",
+            "content-encoding",
+            "date",
+            "server",
+            "etag",
+            "last-modified",
+            "cache-control",
+            "vary",
+            "keep-alive",
+            "transfer-encoding",
+        ] {
+            assert!(common_plain_header(name));
+            assert!(
+                !is_secret_header(name) && !name_looks_secret(name),
+                "{name}"
+            );
+        }
+    }
 
     #[test]
     fn fragments_are_bounded_and_masked() {
