@@ -9,21 +9,14 @@ mod common;
 
 use agent::detect::{DetectConfig, Engine, content::Bodies, rules, view::View};
 use agent::event::ExchangeEvent;
-use common::{T0, event, percent_encode, samples};
+use common::{T0, event, get, percent_encode, samples};
 use serde_json::Value;
 
 fn inj1_hits(lines: &[String]) -> usize {
     lines
         .iter()
         .filter(|line| {
-            let e = event(
-                "GET",
-                &format!("/search?q={}", percent_encode(line)),
-                200,
-                None,
-                "192.0.2.1",
-            );
-            let e: ExchangeEvent<'_> = serde_json::from_value(e).expect("exchange event");
+            let e = get(&format!("/search?q={}", percent_encode(line)));
             View::of(&e, T0).is_some_and(|v| rules::inj1_sqli_xss(&v).is_some())
         })
         .count()
@@ -356,14 +349,7 @@ fn sqlmap_requests_detected_per_technique() {
         std::collections::BTreeMap::new();
     for r in &requests {
         let value = r["value"].as_str().expect("value");
-        let e = event(
-            "GET",
-            &format!("/items?id={}", percent_encode(value)),
-            200,
-            None,
-            "192.0.2.1",
-        );
-        let e: ExchangeEvent<'_> = serde_json::from_value(e).expect("exchange event");
+        let e = get(&format!("/items?id={}", percent_encode(value)));
         let v = View::of(&e, T0).expect("view");
         let hit = rules::inj1_sqli_xss(&v).is_some_and(|f| f["kind"] == "sqli");
         let entry = per

@@ -9,7 +9,7 @@ mod common;
 
 use agent::detect::{content::Bodies, rules, view::View};
 use agent::event::ExchangeEvent;
-use common::{T0, event, payloads, percent_encode, samples};
+use common::{T0, event, get, payloads, percent_encode, samples};
 use serde_json::Value;
 
 /// INJ-3's kind for one request, if it fired.
@@ -140,19 +140,7 @@ fn injection_rules_on_public_intruder_lists() {
         let lines = payloads(file);
         let mut missed = Vec::new();
         for line in &lines {
-            let e = event(
-                "GET",
-                &format!("/api/items?id={}", percent_encode(line)),
-                200,
-                None,
-                "192.0.2.1",
-            );
-            let e: ExchangeEvent<'_> = serde_json::from_value(e).expect("exchange event");
-            let v = View::of(&e, T0).expect("view");
-            let hit = rules::inj1_sqli_xss(&v).is_some()
-                || rules::inj2_traversal_command_nosql(&v).is_some()
-                || agent::detect::inject::inj3(&v).is_some();
-            if !hit {
+            if !any_injection(&percent_encode(line)) {
                 missed.push(line.clone());
             }
         }
@@ -183,14 +171,7 @@ const WFUZZ_INJECTIONS: &str = "/usr/share/wfuzz/wordlist/Injections";
 
 /// Any injection rule's finding for a raw (URL-encoded) query value of the `id` parameter.
 fn any_injection(raw_value: &str) -> bool {
-    let e = event(
-        "GET",
-        &format!("/api/items?id={raw_value}"),
-        200,
-        None,
-        "192.0.2.1",
-    );
-    let e: ExchangeEvent<'_> = serde_json::from_value(e).expect("exchange event");
+    let e = get(&format!("/api/items?id={raw_value}"));
     let v = View::of(&e, T0).expect("view");
     rules::inj1_sqli_xss(&v).is_some()
         || rules::inj2_traversal_command_nosql(&v).is_some()

@@ -212,24 +212,35 @@ pub fn query<'q>(key: &TokenKey, query: &'q str) -> Cow<'q, str> {
 }
 
 static JWT: OnceLock<regex::Regex> = OnceLock::new();
+
+/// A JWT anywhere in a text (three base64url parts, the first two JSON objects).
+fn jwt_regex() -> &'static regex::Regex {
+    JWT.get_or_init(|| {
+        super::static_regex(r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+    })
+}
+
+/// A run of digits that is a payment card number (issuer prefix + Luhn) or a US SSN.
+fn sensitive_digits(run: &&str) -> bool {
+    super::card_brand(run).is_some() || super::valid_ssn(run)
+}
+
 static JSON_SECRET: OnceLock<regex::Regex> = OnceLock::new();
 
 /// A body prefix with sensitive values masked (the same tags as headers): JWTs, values of
 /// secret-named JSON members or form fields, payment card numbers (issuer + Luhn), US SSNs.
 pub fn body<'t>(key: &TokenKey, text: Cow<'t, str>) -> Cow<'t, str> {
-    let jwt = JWT.get_or_init(|| {
-        super::static_regex(r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
-    });
+    let jwt = jwt_regex();
     let secret = JSON_SECRET.get_or_init(|| {
         super::static_regex(
             r#"(?i)("?[a-z_-]*(?:password|passwd|secret|token|api_?key|apikey)[a-z_-]*"?\s*[:=]\s*"?)([^"&,}\s]+)"#,
         )
     });
-    let is_sensitive =
-        |run: &&str| crate::classify::card_brand(run).is_some() || crate::classify::valid_ssn(run);
     if !jwt.is_match(&text)
         && !secret.is_match(&text)
-        && !crate::classify::digit_runs(&text).iter().any(is_sensitive)
+        && !crate::classify::digit_runs(&text)
+            .iter()
+            .any(sensitive_digits)
     {
         return text;
     }
@@ -247,7 +258,7 @@ pub fn body<'t>(key: &TokenKey, text: Cow<'t, str>) -> Cow<'t, str> {
         .into_owned();
     let sensitive: Vec<String> = crate::classify::digit_runs(&out)
         .into_iter()
-        .filter(is_sensitive)
+        .filter(sensitive_digits)
         .map(str::to_owned)
         .collect();
     for run in sensitive {
@@ -286,13 +297,10 @@ pub fn fragment(value: &str) -> String {
 
 /// JWTs, cards, SSNs and high-entropy runs of ≥ 20 token characters replaced by `[REDACTED]`.
 fn mask_secrets(text: &str) -> String {
-    let jwt = JWT.get_or_init(|| {
-        super::static_regex(r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
-    });
-    let mut out = jwt.replace_all(text, "[REDACTED]").into_owned();
+    let mut out = jwt_regex().replace_all(text, "[REDACTED]").into_owned();
     let sensitive: Vec<String> = crate::classify::digit_runs(&out)
         .into_iter()
-        .filter(|run| crate::classify::card_brand(run).is_some() || crate::classify::valid_ssn(run))
+        .filter(sensitive_digits)
         .map(str::to_owned)
         .collect();
     for run in sensitive {

@@ -263,8 +263,7 @@ impl Engine {
         epoch_ms: i64,
         bodies: &content::Bodies,
     ) -> Option<RequestVerdict> {
-        let v = View::with_bodies(event, epoch_ms, &bodies.request, &bodies.response)?
-            .with_request_cookie(&bodies.request_cookie);
+        let v = View::with_tap(event, epoch_ms, bodies)?;
         self.judged(&v).then(|| self.request_verdict(&v))
     }
 
@@ -276,9 +275,7 @@ impl Engine {
         epoch_ms: i64,
         bodies: &content::Bodies,
     ) -> Vec<Finding> {
-        let Some(v) = View::with_bodies(event, epoch_ms, &bodies.request, &bodies.response)
-            .map(|v| v.with_request_cookie(&bodies.request_cookie))
-        else {
+        let Some(v) = View::with_tap(event, epoch_ms, bodies) else {
             return Vec::new();
         };
         if !self.judged(&v) {

@@ -109,11 +109,9 @@ fn decoded_for_inj1<'v>(value: &'v str, place: Place<'_>) -> Cow<'v, str> {
         current = Cow::Owned(next);
     }
     // `\x27` and `\u0027` escapes, when they hide syntax (a language's string escapes).
-    if current.contains("\\x") || current.contains("\\u") {
-        let unescaped = super::inject::decode_backslash_hex(&current);
-        if syntax_bytes(&unescaped) > syntax_bytes(&current) {
-            current = Cow::Owned(unescaped.into_owned());
-        }
+    let unescaped = super::inject::decode_backslash_hex(&current);
+    if matches!(unescaped, Cow::Owned(_)) && syntax_bytes(&unescaped) > syntax_bytes(&current) {
+        current = Cow::Owned(unescaped.into_owned());
     }
     current
 }
@@ -267,47 +265,41 @@ pub fn inj1_sqli_xss(v: &View) -> Option<Value> {
         if plain_token(&value) || plain_prose(&value) {
             return None;
         }
-        if place == Place::Body && value.bytes().filter(|b| *b == b'\n').count() >= 2 {
-            return multi_line_injection(&value).map(|(kind, fingerprint, line)| {
-                inputs::with_matched(
-                    json!({ "kind": kind, "input": label(), "fingerprint": fingerprint }),
-                    line,
-                    place,
-                )
-            });
-        }
-        let sqli = libinjectionrs::detect_sqli(value.as_bytes());
-        if sqli.is_injection() {
-            let fingerprint = sqli.fingerprint.map(|f| f.to_string());
-            return Some(inputs::with_matched(
-                with_requested_delay(
-                    json!({ "kind": "sqli", "input": label(), "fingerprint": fingerprint }),
-                    &value,
-                ),
-                &value,
-                place,
-            ));
-        }
-        if libinjectionrs::detect_xss(value.as_bytes()).is_injection()
-            || (xss_candidate(&value) && xss_construct(&super::inject::normalise(&value)))
-        {
-            return Some(inputs::with_matched(
-                json!({ "kind": "xss", "input": label() }),
-                &value,
-                place,
-            ));
-        }
-        // What libinjection's fingerprints do not cover (sql.rs).
-        super::sql::structure(&value).map(|construct| {
-            inputs::with_matched(
-                with_requested_delay(
-                    json!({ "kind": "sqli", "input": label(), "construct": construct }),
-                    &value,
-                ),
-                &value,
-                place,
+        let (evidence, matched) = judge_inj1(&value, place, label)?;
+        Some(inputs::with_matched(evidence, matched, place))
+    })
+}
+
+/// INJ-1's evidence for one decoded value, and the part of it shown as `matched` (the line,
+/// in multi-line text).
+fn judge_inj1<'v>(
+    value: &'v str,
+    place: Place<'_>,
+    label: &dyn Fn() -> String,
+) -> Option<(Value, &'v str)> {
+    if place == Place::Body && value.bytes().filter(|b| *b == b'\n').count() >= 2 {
+        return multi_line_injection(value).map(|(kind, fingerprint, line)| {
+            (
+                json!({ "kind": kind, "input": label(), "fingerprint": fingerprint }),
+                line,
             )
-        })
+        });
+    }
+    let sqli = libinjectionrs::detect_sqli(value.as_bytes());
+    if sqli.is_injection() {
+        let fingerprint = sqli.fingerprint.map(|f| f.to_string());
+        let evidence = json!({ "kind": "sqli", "input": label(), "fingerprint": fingerprint });
+        return Some((with_requested_delay(evidence, value), value));
+    }
+    if libinjectionrs::detect_xss(value.as_bytes()).is_injection()
+        || (xss_candidate(value) && xss_construct(&super::inject::normalise(value)))
+    {
+        return Some((json!({ "kind": "xss", "input": label() }), value));
+    }
+    // What libinjection's fingerprints do not cover (sql.rs).
+    super::sql::structure(value).map(|construct| {
+        let evidence = json!({ "kind": "sqli", "input": label(), "construct": construct });
+        (with_requested_delay(evidence, value), value)
     })
 }
 

@@ -84,8 +84,7 @@ fn system_location(t: &str) -> bool {
         .strip_prefix("file://")
         .unwrap_or(t)
         .trim_start_matches('/');
-    let b = rest.as_bytes();
-    if b.len() >= 2 && b.first().is_some_and(u8::is_ascii_lowercase) && b.get(1) == Some(&b':') {
+    if drive(rest) {
         let dir = rest.get(2..).unwrap_or_default().trim_start_matches('/');
         return WINDOWS_SYSTEM_DIRS.iter().any(|d| dir.starts_with(d));
     }

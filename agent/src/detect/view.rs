@@ -93,10 +93,16 @@ impl<'a> View<'a> {
         })
     }
 
-    /// The request's raw Cookie header from the detection tap.
-    pub fn with_request_cookie(mut self, cookie: &'a str) -> Self {
-        self.request_cookie = cookie;
-        self
+    /// The view the engine judges: the event with everything the detection tap kept beside it
+    /// (bodies, the raw Cookie header).
+    pub fn with_tap(
+        event: &'a ExchangeEvent<'a>,
+        epoch_ms: i64,
+        tap: &'a super::content::Bodies<'_>,
+    ) -> Option<Self> {
+        let mut view = Self::with_bodies(event, epoch_ms, &tap.request, &tap.response)?;
+        view.request_cookie = &tap.request_cookie;
+        Some(view)
     }
 
     pub fn success(&self) -> bool {

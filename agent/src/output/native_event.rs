@@ -4,14 +4,12 @@
 //! CPU per exchange: serde_json escapes strings a byte at a time and goes through `io::Write`
 //! for every fragment; here strings are scanned eight bytes at a time and copied in runs.
 //!
-//! Equality with serde_json is the contract: unit tests below, `native_event_equals_serde` over
-//! the recorded corpus, and the `exchange_path` fuzz target on hostile exchanges check it.
-
-use std::borrow::Cow;
+//! Equality with serde_json is the contract: unit tests beside it, `live_replay_equivalence`
+//! over the recorded corpus, and the `exchange_path` fuzz target on hostile exchanges check it.
 
 use crate::event::{
-    Connection, Container, Endpoint, ExchangeEvent, Grpc, Headers, JwtSummary, Kubernetes, Process,
-    Request, Response,
+    Connection, Container, Endpoint, ExchangeEvent, Grpc, Headers, HttpVersion, JwtSummary,
+    Kubernetes, Process, Request, Response,
 };
 
 /// Sized for a typical event with a browser's or an API client's headers: growing the buffer
@@ -85,7 +83,7 @@ impl Writer {
         self.0.push(b'"');
     }
 
-    fn opt_string(&mut self, s: Option<&Cow<'_, str>>) {
+    fn opt_string(&mut self, s: Option<&str>) {
         match s {
             Some(s) => self.string(s),
             None => self.raw("null"),
@@ -162,7 +160,7 @@ impl Writer {
         self.key(false, "comm");
         self.string(&p.comm);
         self.key(false, "exe");
-        self.opt_string(p.exe.as_ref());
+        self.opt_string(p.exe.as_deref());
         self.key(false, "cgroup_id");
         self.number(p.cgroup_id);
         self.0.push(b'}');
@@ -220,7 +218,7 @@ impl Writer {
         self.key(false, "tls");
         self.raw(if c.tls { "true" } else { "false" });
         self.key(false, "library");
-        self.opt_string(c.library.as_ref());
+        self.opt_string(c.library.as_deref());
         if let Some(version) = &c.library_version {
             self.key(false, "library_version");
             self.string(version);
@@ -257,10 +255,7 @@ impl Writer {
         };
         self.0.push(b'{');
         self.key(true, "alg");
-        match &j.alg {
-            Some(alg) => self.string(alg),
-            None => self.raw("null"),
-        }
+        self.opt_string(j.alg.as_deref());
         self.key(false, "exp");
         self.opt_number(j.exp);
         self.key(false, "nbf");
@@ -277,21 +272,13 @@ impl Writer {
         self.key(false, "path");
         self.string(&r.path);
         self.key(false, "query");
-        self.opt_string(r.query.as_ref());
-        self.key(false, "version");
-        self.string(r.version.as_str());
-        self.key(false, "headers");
-        self.headers(&r.headers);
-        self.key(false, "body_size");
-        self.opt_number(r.body_size);
-        self.key(false, "body_prefix");
-        self.string(&r.body_prefix);
-        self.key(false, "body_missing_bytes");
-        self.number(r.body_missing_bytes);
-        if r.unresolved_fields != 0 {
-            self.key(false, "unresolved_fields");
-            self.number(r.unresolved_fields);
-        }
+        self.opt_string(r.query.as_deref());
+        self.message(
+            r.version,
+            &r.headers,
+            (r.body_size, &r.body_prefix, r.body_missing_bytes),
+            r.unresolved_fields,
+        );
         self.key(false, "jwt");
         self.jwt(r.jwt.as_ref());
         self.0.push(b'}');
@@ -303,21 +290,38 @@ impl Writer {
         self.number(r.status);
         self.key(false, "reason");
         self.string(&r.reason);
-        self.key(false, "version");
-        self.string(r.version.as_str());
-        self.key(false, "headers");
-        self.headers(&r.headers);
-        self.key(false, "body_size");
-        self.opt_number(r.body_size);
-        self.key(false, "body_prefix");
-        self.string(&r.body_prefix);
-        self.key(false, "body_missing_bytes");
-        self.number(r.body_missing_bytes);
-        if r.unresolved_fields != 0 {
-            self.key(false, "unresolved_fields");
-            self.number(r.unresolved_fields);
-        }
+        self.message(
+            r.version,
+            &r.headers,
+            (r.body_size, &r.body_prefix, r.body_missing_bytes),
+            r.unresolved_fields,
+        );
         self.0.push(b'}');
+    }
+
+    /// The fields requests and responses share, in their order: version, headers, body size,
+    /// prefix and missing bytes, and the unresolved HTTP/2 fields when there are any.
+    fn message(
+        &mut self,
+        version: HttpVersion,
+        headers: &Headers<'_>,
+        (body_size, body_prefix, body_missing_bytes): (Option<u64>, &str, u64),
+        unresolved_fields: u32,
+    ) {
+        self.key(false, "version");
+        self.string(version.as_str());
+        self.key(false, "headers");
+        self.headers(headers);
+        self.key(false, "body_size");
+        self.opt_number(body_size);
+        self.key(false, "body_prefix");
+        self.string(body_prefix);
+        self.key(false, "body_missing_bytes");
+        self.number(body_missing_bytes);
+        if unresolved_fields != 0 {
+            self.key(false, "unresolved_fields");
+            self.number(unresolved_fields);
+        }
     }
 
     fn grpc(&mut self, g: &Grpc<'_>) {
@@ -329,11 +333,11 @@ impl Writer {
         self.key(false, "status_code");
         self.opt_number(g.status_code);
         self.key(false, "status_name");
-        self.opt_string(g.status_name.as_ref());
+        self.opt_string(g.status_name.as_deref());
         self.key(false, "message");
-        self.opt_string(g.message.as_ref());
+        self.opt_string(g.message.as_deref());
         self.key(false, "encoding");
-        self.opt_string(g.encoding.as_ref());
+        self.opt_string(g.encoding.as_deref());
         self.key(false, "request_messages");
         self.number(g.request_messages);
         self.key(false, "response_messages");

@@ -18,6 +18,12 @@ pub fn percent_encode(s: &str) -> String {
         .collect()
 }
 
+/// A GET of `target` (path and raw query) from one client, answered 200, as the typed
+/// exchange the rules read.
+pub fn get(target: &str) -> agent::event::ExchangeEvent<'static> {
+    serde_json::from_value(event("GET", target, 200, None, "192.0.2.1")).expect("exchange event")
+}
+
 pub fn event(
     method: &str,
     path_and_query: &str,
