@@ -8,8 +8,16 @@
 //! never indexes or panics; unknown or malformed input ends the scan with `SCAN_NOT_HTTP` (the
 //! request is allowed: enforcement fails open).
 
-/// Bytes of a request head the kernel scans (a power of two: indices are masked).
+/// Bytes of a request head the kernel copies at a time (a power of two: indices are masked).
 pub const HEAD_SCAN_BYTES: usize = 2048;
+
+/// Longest request head the kernel judges, over one buffer or several (nginx's default
+/// `large_client_header_buffers` is 8 KiB); a longer head is allowed and counted.
+pub const HEAD_LIMIT_BYTES: u32 = 8192;
+
+/// A head split over several reads or writes is resumed from its saved scan state only this
+/// long after it started (a stream that stalls mid-head, or a reused stream id, starts over).
+pub const HEAD_CONTINUE_NS: u64 = 10_000_000_000;
 
 /// `EnforceSettings::mode`.
 pub const MODE_OFF: u32 = 0;
@@ -33,6 +41,8 @@ pub const ACTOR_ANY_ROUTE: u64 = 1;
 pub const VERDICT_TUPLE_KNOWN: u32 = 1;
 /// `VerdictRecord::flags`: the gate map was full or the tuple unknown: nothing was gated.
 pub const VERDICT_GATE_FAILED: u32 = 2;
+/// `VerdictRecord::flags`: judged on a plain-HTTP socket (a syscall), not at a TLS probe.
+pub const VERDICT_PLAINTEXT: u32 = 4;
 
 /// Route keys stand for these instead of the segment's bytes when a segment is a parameter.
 pub const SEGMENT_ID: u64 = 0x1d;
@@ -66,12 +76,19 @@ const S_SCHEME: u32 = 7;
 const S_SCHEME_SPACE: u32 = 8;
 const S_CREDENTIAL: u32 = 9;
 const S_BLANK_CR: u32 = 10;
+const S_HOST_SPACE: u32 = 11;
+const S_HOST: u32 = 12;
 
 const MAX_METHOD_BYTES: u32 = 16;
 const MAX_SCHEME_BYTES: u32 = 16;
 const NAME_DEAD: u32 = u32::MAX;
 const AUTHORIZATION: &[u8] = b"authorization:";
 const API_KEY: &[u8] = b"x-api-key:";
+const HOST: &[u8] = b"host:";
+/// Mixed into a route key with its host, so no host-specific key equals a host-agnostic one.
+const HOST_MARK: u64 = 0x6f73_745f_6b65_7968;
+/// Longest Host value hashed; a longer one gives no host key (and no host-specific match).
+const MAX_HOST_BYTES: u32 = 255;
 
 /// Segment classification bits (`HeadScan::seg_flags`).
 const SEG_ALL_DIGIT: u32 = 1;
@@ -115,6 +132,19 @@ pub struct HeadScan {
     pub sip: [u64; 4],
     pub sip_tail: u64,
     pub sip_len: u64,
+    pub host_pos: u32,
+    /// A Host header line was seen (only the first counts).
+    pub host_seen: u32,
+    pub host_len: u32,
+    /// The value is a bracketed IPv6 literal (`[::1]:443`): its `:` are not the port's.
+    pub host_bracket: u32,
+    /// FNV-1a of the lower-cased host without its port.
+    pub host_hash: u64,
+    /// Head bytes scanned so far, over every buffer of this head.
+    pub scanned: u32,
+    pub _pad: u32,
+    /// When the head's first bytes were scanned (CLOCK_MONOTONIC ns; kernel only).
+    pub started_ns: u64,
 }
 
 #[inline(always)]
@@ -253,12 +283,49 @@ impl RouteKey {
     pub fn get(self) -> u64 {
         self.0
     }
+
+    /// The key of this route on one virtual host (`host` as [`host_of`] gives it); the
+    /// kernel looks up this key first, then the host-agnostic one.
+    pub fn on_host(self, host: &[u8]) -> Self {
+        let mut h = FNV_OFFSET;
+        for c in host {
+            h = fnv(h, lower(*c));
+        }
+        Self(combine(self.0, h ^ HOST_MARK))
+    }
+}
+
+/// The host of a Host header value as the kernel keys it: leading spaces skipped, then a
+/// bracketed IPv6 literal up to its `]`, or a name up to its port's `:` (or a space). None when
+/// it is longer than the kernel hashes.
+pub fn host_of(value: &[u8]) -> Option<&[u8]> {
+    let value = trim_start(value);
+    let end = if value.first() == Some(&b'[') {
+        value
+            .iter()
+            .position(|c| *c == b']' || is_space(*c) || *c == b'\r' || *c == b'\n')
+            .map_or(value.len(), |i| {
+                if value.get(i) == Some(&b']') {
+                    i + 1
+                } else {
+                    i
+                }
+            })
+    } else {
+        value
+            .iter()
+            .position(|c| *c == b':' || is_space(*c) || *c == b'\r' || *c == b'\n')
+            .unwrap_or(value.len())
+    };
+    let host = value.get(..end)?;
+    (host.len() <= MAX_HOST_BYTES as usize).then_some(host)
 }
 
 impl HeadScan {
     pub fn new(sip_key: [u64; 2]) -> Self {
         Self {
             route_key: FNV_OFFSET,
+            host_hash: FNV_OFFSET,
             sip_key,
             ..Self::default()
         }
@@ -436,6 +503,7 @@ impl HeadScan {
                 } else {
                     self.auth_pos = 0;
                     self.key_pos = 0;
+                    self.host_pos = 0;
                     self.state = S_NAME;
                     self.name_byte(c);
                 }
@@ -492,11 +560,47 @@ impl HeadScan {
                     self.credential_byte(c);
                 }
             }
+            S_HOST_SPACE => {
+                if is_space(c) {
+                } else if c == b'\r' || c == b'\n' {
+                    self.end_line(c);
+                } else if c == b':' {
+                    // Only a port: the empty host.
+                    self.state = S_SKIP_LINE;
+                } else {
+                    self.host_bracket = u32::from(c == b'[');
+                    self.state = S_HOST;
+                    self.host_byte(c);
+                }
+            }
+            S_HOST => {
+                if c == b'\r' || c == b'\n' {
+                    self.end_line(c);
+                } else if is_space(c) || (c == b':' && self.host_bracket == 0) {
+                    self.state = S_SKIP_LINE;
+                } else {
+                    self.host_byte(c);
+                    if c == b']' && self.host_bracket != 0 {
+                        self.state = S_SKIP_LINE;
+                    }
+                }
+            }
             _ => self.fail(),
         }
     }
 
-    /// Header-name matching against `authorization:` and `x-api-key:` at once. An
+    fn host_byte(&mut self, c: u8) {
+        if self.host_len >= MAX_HOST_BYTES {
+            // Too long to be a host name: no host key (a host-agnostic listing still applies).
+            self.host_len = u32::MAX;
+            self.state = S_SKIP_LINE;
+            return;
+        }
+        self.host_hash = fnv(self.host_hash, lower(c));
+        self.host_len += 1;
+    }
+
+    /// Header-name matching against `authorization:`, `x-api-key:` and `host:` at once. An
     /// Authorization credential wins over an API key, as in the agent's actor.
     fn name_byte(&mut self, c: u8) {
         if c == b'\r' || c == b'\n' {
@@ -516,6 +620,12 @@ impl HeadScan {
                 _ => self.key_pos = NAME_DEAD,
             }
         }
+        if self.host_pos != NAME_DEAD {
+            match HOST.get(self.host_pos as usize) {
+                Some(&expected) if expected == l => self.host_pos += 1,
+                _ => self.host_pos = NAME_DEAD,
+            }
+        }
         // Only the first header of each name counts, as the agent reads them: a second one
         // appended by the client cannot hide the first.
         if self.auth_pos as usize == AUTHORIZATION.len() {
@@ -532,7 +642,17 @@ impl HeadScan {
                 self.key_seen = 1;
                 self.start_value(CREDENTIAL_API_KEY);
             }
-        } else if self.auth_pos == NAME_DEAD && self.key_pos == NAME_DEAD {
+        } else if self.host_pos as usize == HOST.len() {
+            if self.host_seen != 0 {
+                self.state = S_SKIP_LINE;
+            } else {
+                self.host_seen = 1;
+                self.state = S_HOST_SPACE;
+            }
+        } else if self.auth_pos == NAME_DEAD
+            && self.key_pos == NAME_DEAD
+            && self.host_pos == NAME_DEAD
+        {
             self.state = S_SKIP_LINE;
         }
     }
@@ -552,6 +672,13 @@ impl HeadScan {
         } else {
             CREDENTIAL_NONE
         }
+    }
+
+    /// The route key for the request's virtual host: the host of the first Host header
+    /// (lower-cased, without its port), or the empty host when there is none. None when the
+    /// Host value is too long to be one.
+    pub fn host_route_key(&self) -> Option<u64> {
+        (self.host_len != u32::MAX).then(|| combine(self.route_key, self.host_hash ^ HOST_MARK))
     }
 
     /// The token key when the scan took one from the credential that counts.
@@ -690,12 +817,16 @@ pub mod counter {
     pub const VERDICTS_LOST: u32 = 7;
     /// Sends on gated connections the BPF-LSM gate refused (ECONNRESET).
     pub const LSM_DENIED: u32 = 8;
-    pub const COUNT: u32 = 9;
+    /// Heads whose scan went on in a later read or write of the same stream (split heads).
+    pub const HEADS_SPLIT: u32 = 9;
+    /// Heads judged on plain-HTTP sockets (also counted in HEADS_SCANNED).
+    pub const HEADS_PLAINTEXT: u32 = 10;
+    pub const COUNT: u32 = 11;
 }
 
 const _: () = {
     assert!(HEAD_SCAN_BYTES.is_power_of_two());
-    assert!(core::mem::size_of::<HeadScan>() == 160);
+    assert!(core::mem::size_of::<HeadScan>() == 200);
     assert!(core::mem::size_of::<GateKey>() == 40);
     assert!(core::mem::size_of::<EnforceSettings>() == 32);
     assert!(core::mem::size_of::<VerdictRecord>() == 136);

@@ -181,7 +181,72 @@ fn random_bytes_never_panic_and_always_stay_in_known_states() {
                 _ => (x >> 8) as u8,
             };
             s.step(c);
-            assert!(s.done <= SCAN_NOT_HTTP && s.state <= S_BLANK_CR);
+            assert!(s.done <= SCAN_NOT_HTTP && s.state <= S_HOST);
         }
+    }
+}
+
+#[test]
+fn host_keys_name_the_virtual_host_without_its_port() {
+    let secret = RouteKey::method(b"GET").segment(b"").segment(b"secret");
+    let of = |head: &[u8]| scan(head).host_route_key();
+    let api = Some(secret.on_host(b"api.test").get());
+    assert_eq!(of(b"GET /secret HTTP/1.1\r\nHost: api.test\r\n\r\n"), api);
+    assert_eq!(
+        of(b"GET /secret HTTP/1.1\r\nhost:API.Test:8443\r\n\r\n"),
+        api
+    );
+    assert_eq!(
+        of(b"GET /secret HTTP/1.1\r\nHOST:  api.test \r\nHost: b\r\n\r\n"),
+        api
+    );
+    assert_ne!(of(b"GET /secret HTTP/1.1\r\nHost: www.test\r\n\r\n"), api);
+    assert_ne!(
+        api,
+        Some(secret.get()),
+        "host-specific and host-agnostic keys differ"
+    );
+    // No Host: the empty host's key, as the agent lists a Host-less request's route.
+    assert_eq!(
+        of(b"GET /secret HTTP/1.0\r\nAccept: */*\r\n\r\n"),
+        Some(secret.on_host(b"").get())
+    );
+    let v6 = Some(secret.on_host(b"[::1]").get());
+    assert_eq!(of(b"GET /secret HTTP/1.1\r\nHost: [::1]:443\r\n\r\n"), v6);
+    assert_eq!(host_of(b" [::1]:443"), Some(&b"[::1]"[..]));
+    assert_eq!(host_of(b"api.test:8443"), Some(&b"api.test"[..]));
+    assert_eq!(host_of(b""), Some(&b""[..]));
+    // Lookalike names are other headers; the scan still finds the credential after them.
+    let s = scan(
+        b"GET /secret HTTP/1.1\r\nHostname: x\r\nX-Host: y\r\nAuthorization: Bearer t\r\n\r\n",
+    );
+    assert_eq!(s.host_route_key(), Some(secret.on_host(b"").get()));
+    assert_eq!(s.token(), Some(reference(b"t")));
+    // Too long to be a host name: no host key, and the agent agrees.
+    let long = [b'a'; 256];
+    let mut head = b"GET /secret HTTP/1.1\r\nHost: ".to_vec();
+    head.extend_from_slice(&long);
+    head.extend_from_slice(b"\r\n\r\n");
+    assert_eq!(scan(&head).done, SCAN_COMPLETE);
+    assert_eq!(scan(&head).host_route_key(), None);
+    assert_eq!(host_of(&long), None);
+    assert_eq!(host_of(&long[..255]).map(<[u8]>::len), Some(255));
+}
+
+#[test]
+fn a_head_scanned_in_pieces_gives_the_keys_of_the_whole() {
+    let head: &[u8] =
+        b"POST /orders/42 HTTP/1.1\r\nHost: shop.test\r\nX-Api-Key: k-77\r\nContent-Length: 0\r\n\r\n";
+    let whole = scan(head);
+    for cut in 1..head.len() {
+        let (a, b) = head.split_at(cut);
+        // What the kernel saves between two reads is the whole state: a copy goes on.
+        let saved = scan(a);
+        assert_eq!(saved.done, SCAN_RUNNING, "cut {cut}");
+        let mut s = saved;
+        for c in b {
+            s.step(*c);
+        }
+        assert_eq!(s, whole, "cut {cut}");
     }
 }

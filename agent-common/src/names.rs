@@ -78,6 +78,10 @@ pub const MAP_ENFORCE_GATE: &str = "ENFORCE_GATE";
 pub const MAP_ENFORCE_COUNTERS: &str = "ENFORCE_COUNTERS";
 /// cgroup_skb/egress program of the enforcement gate.
 pub const PROG_ENFORCE_EGRESS_GATE: &str = "enforce_egress_gate";
+/// Program array slot 0: the plain-HTTP verdict program, reached by tail call.
+pub const MAP_ENFORCE_JUMP: &str = "ENFORCE_JUMP";
+/// The plain-HTTP verdict program (a tracepoint program that is never attached itself).
+pub const PROG_ENFORCE_PLAIN_JUDGE: &str = "enforce_plain_judge";
 /// BPF-LSM program of the enforcement gate (hook socket_sendmsg).
 pub const PROG_ENFORCE_LSM_SENDMSG: &str = "enforce_lsm_sendmsg";
 pub const LSM_HOOK_SOCKET_SENDMSG: &str = "socket_sendmsg";

@@ -13,11 +13,12 @@
 use agent_common::{
     enforce::{
         ACTION_BLOCKED, ACTION_WOULD_BLOCK, ACTOR_ANY_ROUTE, ActorEntry, EnforceSettings,
-        GateEntry, GateKey, HEAD_SCAN_BYTES, HeadScan, MODE_MONITOR, MODE_OFF, RouteEntry,
-        SCAN_COMPLETE, SCAN_RUNNING, VERDICT_GATE_FAILED, VERDICT_TUPLE_KNOWN, VerdictRecord,
-        counter,
+        GateEntry, GateKey, HEAD_CONTINUE_NS, HEAD_LIMIT_BYTES, HEAD_SCAN_BYTES, HeadScan,
+        MODE_MONITOR, MODE_OFF, POINT_CLIENT_WRITE, POINT_SERVER_READ, RouteEntry, SCAN_COMPLETE,
+        SCAN_NOT_HTTP, SCAN_RUNNING, VERDICT_GATE_FAILED, VERDICT_PLAINTEXT, VERDICT_TUPLE_KNOWN,
+        VerdictRecord, counter,
     },
-    event::{AF_INET, AF_INET6, COMM_BYTES, KIND_VERDICT},
+    event::{AF_INET, AF_INET6, COMM_BYTES, KIND_VERDICT, PLAINTEXT_STREAM_BIT},
 };
 use aya_ebpf::{
     bindings::{__sk_buff, BPF_RB_FORCE_WAKEUP},
@@ -34,6 +35,7 @@ use aya_ebpf::{
 
 use crate::{
     emit::header,
+    maps::StreamKey,
     sock::{sock_of_fd, tuple_of_sock},
 };
 
@@ -61,11 +63,21 @@ pub static ENFORCE_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(co
 pub struct HeadScratch {
     pub scan: HeadScan,
     pub verdict: VerdictRecord,
+    /// The user memory being scanned and how many of its bytes: the scan copies it into `buf`
+    /// one window at a time.
+    pub src: u64,
+    pub len: u64,
     pub buf: [u8; HEAD_SCAN_BYTES],
 }
 
 #[map]
 static HEAD_SCRATCH: PerCpuArray<HeadScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Scan state of request heads that did not end in the bytes of their read or write, by
+/// stream: the next read or write of the stream goes on from it. LRU: an abandoned head is
+/// forgotten, and one older than HEAD_CONTINUE_NS is not resumed.
+#[map]
+static HEAD_CONTINUATION: LruHashMap<StreamKey, HeadScan> = LruHashMap::with_max_entries(16384, 0);
 
 /// A hit taken at a client's write before its socket was known: finished by the first socket
 /// syscall nested in the write (which happens before any byte leaves).
@@ -106,10 +118,33 @@ struct LoopCtx {
 
 extern "C" fn scan_byte(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
     // SAFETY: ctx is the caller's LoopCtx, holding this CPU's HeadScratch (see `judge`); the
-    // index is masked.
+    // index is masked, and the copy's length bounded by the buffer's.
     unsafe {
         let scratch = (*ctx.cast::<LoopCtx>()).scratch;
-        let c = (*scratch).buf[(index as usize) & (HEAD_SCAN_BYTES - 1)];
+        let at = (index as usize) & (HEAD_SCAN_BYTES - 1);
+        if at == 0 && index != 0 {
+            // The next window of a head longer than the buffer.
+            let left = (*scratch).len.saturating_sub(index);
+            if left == 0 {
+                return 1;
+            }
+            let n = if left > HEAD_SCAN_BYTES as u64 {
+                HEAD_SCAN_BYTES as u64
+            } else {
+                left
+            };
+            let n = ((n - 1) & (HEAD_SCAN_BYTES as u64 - 1)) + 1;
+            if bpf_probe_read_user(
+                (*scratch).buf.as_mut_ptr().cast(),
+                n as u32,
+                ((*scratch).src + index) as *const _,
+            ) != 0
+            {
+                (*scratch).scan.done = SCAN_NOT_HTTP;
+                return 1;
+            }
+        }
+        let c = (*scratch).buf[at];
         (*scratch).scan.step(c);
         if (*scratch).scan.done != SCAN_RUNNING {
             return 1;
@@ -118,38 +153,93 @@ extern "C" fn scan_byte(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
     0
 }
 
-/// Scans the request head at `buf` (`len` bytes of plaintext): the hit, when a listed actor
-/// asks for a listed route. The caller reports it with [`decide`].
+/// A listed route: the route on the request's virtual host first, then on every host.
 #[inline(always)]
-pub fn judge(settings: &EnforceSettings, buf: u64, len: u64) -> Option<Pending> {
+fn listed_route(key: u64, now: u64) -> bool {
+    // SAFETY: value copied out.
+    unsafe { ENFORCE_ROUTES.get(&key) }
+        .copied()
+        .is_some_and(|r| r.expires_ns > now)
+}
+
+/// Scans the request bytes at `buf` (`len` bytes of plaintext of stream `key`, at verdict
+/// point `point`) as a head, or as the rest of a head an earlier call at the same point began: the hit, when a listed
+/// actor asks for a listed route. `extra` is one more counter bumped per head scanned (or
+/// `counter::COUNT` for none). The caller reports the hit with [`decide`].
+#[inline(always)]
+pub fn judge(
+    settings: &EnforceSettings,
+    point: u32,
+    key: &StreamKey,
+    buf: u64,
+    len: u64,
+    extra: u32,
+) -> Option<Pending> {
+    if len == 0 {
+        return None;
+    }
     let scratch = HEAD_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: this CPU's slot; nothing else runs on this CPU while we do.
     let s = unsafe { &mut *scratch };
-    let n = if len > HEAD_SCAN_BYTES as u64 {
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let mut resumed = false;
+    // A stream's request heads go one way: a client's writes or a server's reads. The other
+    // way (a server's response write, seen at the same probe as a client's request) has a key
+    // of its own, so it never resumes a head.
+    let key = &StreamKey {
+        tgid: key.tgid,
+        stream: continuation_stream(key.stream, point),
+    };
+    if let Some(saved) = HEAD_CONTINUATION.get_ptr(key) {
+        // SAFETY: map value pointer; copied into this CPU's slot before the entry goes.
+        unsafe {
+            if (*saved).started_ns + HEAD_CONTINUE_NS > now {
+                core::ptr::copy_nonoverlapping(saved, &raw mut s.scan, 1);
+                resumed = true;
+            }
+        }
+        let _ = HEAD_CONTINUATION.remove(key);
+    }
+    let budget = if resumed {
+        (HEAD_LIMIT_BYTES - s.scan.scanned.min(HEAD_LIMIT_BYTES)) as u64
+    } else {
+        HEAD_LIMIT_BYTES as u64
+    };
+    let n = if len > budget { budget } else { len };
+    if n == 0 {
+        bump(counter::HEADS_UNPARSED);
+        return None;
+    }
+    // The first window. LLVM knows its length is in [1, HEAD_SCAN_BYTES] and would drop a
+    // mask; 6.1's verifier may not (a length spilled to the stack before it was bounded comes
+    // back unbounded). An opaque reload keeps the mask next to the helper call.
+    let first = if n > HEAD_SCAN_BYTES as u64 {
         HEAD_SCAN_BYTES as u64
     } else {
-        len
+        n
     };
-    if n == 0 {
-        return None;
-    }
-    // LLVM knows n is in [1, HEAD_SCAN_BYTES] and would drop a mask; 6.1's verifier may not
-    // (a length spilled to the stack before it was bounded comes back unbounded). An opaque
-    // reload keeps the mask next to the helper call, where the verifier reads it.
     // SAFETY: a plain local.
-    let n = unsafe { core::ptr::read_volatile(&n) };
-    let n = ((n - 1) & (HEAD_SCAN_BYTES as u64 - 1)) + 1;
-    // SAFETY: destination is the scratch buffer (HEAD_SCAN_BYTES long), n is bounded.
-    if unsafe { bpf_probe_read_user(s.buf.as_mut_ptr().cast(), n as u32, buf as *const _) } != 0 {
+    let first = unsafe { core::ptr::read_volatile(&first) };
+    let first = ((first - 1) & (HEAD_SCAN_BYTES as u64 - 1)) + 1;
+    // SAFETY: destination is the scratch buffer (HEAD_SCAN_BYTES long), first is bounded.
+    if unsafe { bpf_probe_read_user(s.buf.as_mut_ptr().cast(), first as u32, buf as *const _) } != 0
+    {
         return None;
     }
-    // Cheap rejects before the scan: a request starts with an upper-case method letter, and
-    // the same probes see every response (a server's write, a client's read).
-    if !s.buf[0].is_ascii_uppercase() || (n >= 5 && s.buf[..5] == *b"HTTP/") {
-        return None;
+    if !resumed {
+        // Cheap rejects before the scan: a request starts with an upper-case method letter,
+        // and the same probes see every response (a server's write, a client's read).
+        if !s.buf[0].is_ascii_uppercase() || (first >= 5 && s.buf[..5] == *b"HTTP/") {
+            return None;
+        }
+        s.scan = HeadScan::new(settings.sip_key);
+        s.scan.started_ns = now;
+        bump(counter::HEADS_SCANNED);
+        bump(extra);
     }
-    s.scan = HeadScan::new(settings.sip_key);
-    bump(counter::HEADS_SCANNED);
+    s.src = buf;
+    s.len = n;
     let mut loop_ctx = LoopCtx { scratch };
     // SAFETY: the callback is a static function; its context outlives the call.
     unsafe {
@@ -160,6 +250,17 @@ pub fn judge(settings: &EnforceSettings, buf: u64, len: u64) -> Option<Pending> 
             0,
         );
     }
+    s.scan.scanned = s.scan.scanned.saturating_add(n as u32);
+    if s.scan.done == SCAN_RUNNING && n == len && s.scan.scanned < HEAD_LIMIT_BYTES {
+        // The head goes on in the stream's next read or write.
+        if !resumed {
+            bump(counter::HEADS_SPLIT);
+        }
+        if HEAD_CONTINUATION.insert(key, &s.scan, 0).is_err() {
+            bump(counter::HEADS_UNPARSED);
+        }
+        return None;
+    }
     if s.scan.done != SCAN_COMPLETE {
         bump(counter::HEADS_UNPARSED);
         return None;
@@ -168,26 +269,46 @@ pub fn judge(settings: &EnforceSettings, buf: u64, len: u64) -> Option<Pending> 
         bump(counter::HEADS_WITHOUT_TOKEN);
         return None;
     };
-    let route_key = s.scan.route_key;
-    // SAFETY: helper without preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: values copied out.
     let actor = unsafe { ENFORCE_ACTORS.get(&token_key) }.copied()?;
     if actor.expires_ns <= now {
         return None;
     }
-    if actor.flags & ACTOR_ANY_ROUTE == 0 {
-        // SAFETY: as above.
-        let route = unsafe { ENFORCE_ROUTES.get(&route_key) }.copied()?;
-        if route.expires_ns <= now {
-            return None;
-        }
-    }
+    let any_host = s.scan.route_key;
+    let route_key = match s.scan.host_route_key() {
+        Some(on_host) if listed_route(on_host, now) => on_host,
+        _ if listed_route(any_host, now) => any_host,
+        _ if actor.flags & ACTOR_ANY_ROUTE != 0 => any_host,
+        _ => return None,
+    };
     Some(Pending {
         token_key,
         route_key,
         credential: s.scan.credential(),
     })
+}
+
+/// The continuation key's stream: bit 62 (never set in a user-space pointer, nor in the
+/// plaintext ids, which set bit 63 over a kernel address or an fd) marks a server's reads.
+#[inline(always)]
+fn continuation_stream(stream: u64, point: u32) -> u64 {
+    if point == POINT_SERVER_READ {
+        stream ^ (1 << 62)
+    } else {
+        stream
+    }
+}
+
+/// A stream's connection is going away: a head it left unfinished is not resumed by the next
+/// connection that gets the same stream id.
+#[inline(always)]
+pub fn forget_head(key: &StreamKey) {
+    for point in [POINT_CLIENT_WRITE, POINT_SERVER_READ] {
+        let _ = HEAD_CONTINUATION.remove(&StreamKey {
+            tgid: key.tgid,
+            stream: continuation_stream(key.stream, point),
+        });
+    }
 }
 
 /// Reports a hit and, in enforce mode, closes the gate of `fd`'s connection.
@@ -205,7 +326,11 @@ pub fn decide(settings: &EnforceSettings, point: u32, stream: u64, fd: i32, hit:
     v.fd = fd;
     v.point = point;
     v.credential = hit.credential;
-    v.flags = 0;
+    v.flags = if stream & PLAINTEXT_STREAM_BIT != 0 {
+        VERDICT_PLAINTEXT
+    } else {
+        0
+    };
     v.gate = GateKey::default();
     v.comm = bpf_get_current_comm().unwrap_or([0u8; COMM_BYTES]);
     // SAFETY: helper without preconditions.

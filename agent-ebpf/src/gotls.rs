@@ -20,7 +20,7 @@
 //! walk (it must be a socket of this process) rejects what the chain read.
 
 use agent_common::{
-    enforce::POINT_CLIENT_WRITE,
+    enforce::{POINT_CLIENT_WRITE, counter as enforce_counter},
     event::{DIRECTION_EGRESS, DIRECTION_INGRESS, ROLE_CLIENT, ROLE_SERVER, ROLE_UNKNOWN, counter},
 };
 use aya_ebpf::{
@@ -141,7 +141,17 @@ fn enter(ctx: &ProbeContext, direction: u32) {
     // connection) the verdict is reported with its gate failed.
     if direction == DIRECTION_EGRESS
         && let Some(settings) = enforce::active_at(POINT_CLIENT_WRITE)
-        && let Some(hit) = enforce::judge(&settings, buf, len)
+        && let Some(hit) = enforce::judge(
+            &settings,
+            POINT_CLIENT_WRITE,
+            &StreamKey {
+                tgid: pid_tgid >> 32,
+                stream: conn,
+            },
+            buf,
+            len,
+            enforce_counter::COUNT,
+        )
     {
         enforce::decide(&settings, POINT_CLIENT_WRITE, conn, fd, &hit);
     }

@@ -10,6 +10,8 @@ mod emit;
 #[cfg(target_arch = "bpf")]
 mod enforce;
 #[cfg(target_arch = "bpf")]
+mod enforce_plain;
+#[cfg(target_arch = "bpf")]
 mod filter;
 #[cfg(target_arch = "bpf")]
 mod floor;

@@ -8,7 +8,10 @@
 //! buffer, and partial writes move fewer bytes than asked; only the return value says.
 
 use agent_common::{
-    enforce::{EnforceSettings, MODE_ENFORCE, POINT_CLIENT_WRITE, POINT_SERVER_READ},
+    enforce::{
+        EnforceSettings, MODE_ENFORCE, POINT_CLIENT_WRITE, POINT_SERVER_READ,
+        counter as enforce_counter,
+    },
     event::{DIRECTION_EGRESS, DIRECTION_INGRESS, counter},
 };
 use aya_ebpf::{
@@ -151,12 +154,19 @@ fn judge_client_write(
 ) {
     let num = ctx.arg::<u64>(2).unwrap_or(0);
     let len = if is_ex { num } else { num & 0x7fff_ffff };
-    let Some(hit) = enforce::judge(settings, call.buf, len) else {
-        return;
-    };
     let key = StreamKey {
         tgid: pid_tgid >> 32,
         stream: call.stream,
+    };
+    let Some(hit) = enforce::judge(
+        settings,
+        POINT_CLIENT_WRITE,
+        &key,
+        call.buf,
+        len,
+        enforce_counter::COUNT,
+    ) else {
+        return;
     };
     // SAFETY: value copied out.
     let fd = unsafe { STREAMS.get(&key) }.map_or(-1, |s| s.fd as i32);
@@ -252,7 +262,17 @@ pub fn capture(pid_tgid: u64, call: &SslCall, len: u64) {
     // The server judges the request it just read; its response will not leave on a block.
     if call.direction == DIRECTION_INGRESS
         && let Some(settings) = enforce::active_at(POINT_SERVER_READ)
-        && let Some(hit) = enforce::judge(&settings, call.buf, len)
+        && let Some(hit) = enforce::judge(
+            &settings,
+            POINT_SERVER_READ,
+            &StreamKey {
+                tgid: pid_tgid >> 32,
+                stream: call.stream,
+            },
+            call.buf,
+            len,
+            enforce_counter::COUNT,
+        )
     {
         enforce::decide(&settings, POINT_SERVER_READ, call.stream, fd, &hit);
     }

@@ -42,11 +42,12 @@ struct Iovec {
     len: u64,
 }
 
-/// sys_enter of a read/write-family syscall outside an SSL call.
+/// sys_enter of a read/write-family syscall outside an SSL call. True when the call is kept
+/// (the fd is a socket that is or may become plain HTTP, of a process capture follows).
 #[inline(always)]
-pub fn on_enter(pid_tgid: u64, fd: i32, buf: u64, count: u64, direction: u32, shape: u32) {
+pub fn on_enter(pid_tgid: u64, fd: i32, buf: u64, count: u64, direction: u32, shape: u32) -> bool {
     if fd < 0 || !plaintext_enabled() {
-        return;
+        return false;
     }
     let skey = socket_key(pid_tgid, fd);
     // SAFETY: values copied out.
@@ -56,11 +57,11 @@ pub fn on_enter(pid_tgid: u64, fd: i32, buf: u64, count: u64, direction: u32, sh
             // An fd this process did not connect/accept itself: inherited across fork (servers
             // that fork per connection), or opened before the agent started. Look once.
             if unsafe { NOT_SOCKETS.get(&skey) }.is_some() {
-                return;
+                return false;
             }
             let Some(sk) = sock_of_fd(fd) else {
                 let _ = NOT_SOCKETS.insert(&skey, &1, 0);
-                return;
+                return false;
             };
             let socket = SocketState {
                 stream: 0,
@@ -70,17 +71,17 @@ pub fn on_enter(pid_tgid: u64, fd: i32, buf: u64, count: u64, direction: u32, sh
             };
             if SOCKETS.insert(&skey, &socket, 0).is_err() {
                 bump(counter::STREAM_TABLE_FULL, 1);
-                return;
+                return false;
             }
             socket
         }
     };
     if socket.stream != 0 || socket.class == CLASS_OTHER {
-        return;
+        return false;
     }
     if !process_allowed() {
         bump(counter::FILTERED_CALLS, 1);
-        return;
+        return false;
     }
     let pending = PendingIo {
         stream: 0,
@@ -95,32 +96,34 @@ pub fn on_enter(pid_tgid: u64, fd: i32, buf: u64, count: u64, direction: u32, sh
     if PENDING_IO.insert(&pid_tgid, &pending, 0).is_err() {
         bump(counter::CALL_TABLE_FULL, 1);
     }
+    true
 }
 
-/// sys_exit of a syscall `on_enter` kept, which moved `ret` (> 0) bytes.
+/// sys_exit of a syscall `on_enter` kept, which moved `ret` (> 0) bytes. True when they were
+/// plain HTTP (captured, or past the capture's own limits).
 #[inline(always)]
-pub fn on_exit(pid_tgid: u64, io: &PendingIo, ret: u64) {
+pub fn on_exit(pid_tgid: u64, io: &PendingIo, ret: u64) -> bool {
     let Some(socket) = SOCKETS.get_ptr_mut(&socket_key(pid_tgid, io.fd)) else {
-        return;
+        return false;
     };
     // SAFETY: map value pointer.
     let socket = unsafe { &mut *socket };
     let Some(iov) = iov_array(io) else {
-        return;
+        return false;
     };
     let Some(first) = segment(io, iov, 0) else {
-        return;
+        return false;
     };
     let seen = if first.len < ret { first.len } else { ret };
     // SAFETY: user memory read; a fault means nothing to look at.
     let Ok(head) = (unsafe { bpf_probe_read_user(first.base as *const [u8; 8]) }) else {
-        return;
+        return false;
     };
     if socket.class == CLASS_UNKNOWN {
         if !looks_like_http(&head, seen) {
             socket.class = CLASS_OTHER;
             bump(counter::PLAIN_SOCKETS_OTHER, 1);
-            return;
+            return false;
         }
         if socket.sk == 0 {
             socket.sk = if io.sk != 0 {
@@ -135,7 +138,7 @@ pub fn on_exit(pid_tgid: u64, io: &PendingIo, ret: u64) {
         if !report_socket(stream, io.fd, io.sk, socket.role) {
             socket.class = CLASS_OTHER;
             bump(counter::FILTERED_CALLS, 1);
-            return;
+            return false;
         }
         socket.class = CLASS_HTTP;
         bump(counter::PLAIN_SOCKETS_HTTP, 1);
@@ -144,10 +147,10 @@ pub fn on_exit(pid_tgid: u64, io: &PendingIo, ret: u64) {
             socket.class = CLASS_OTHER;
             bump(counter::PLAIN_SOCKETS_TO_TLS, 1);
             end_stream(pid_tgid, stream, io.fd);
-            return;
+            return false;
         }
     } else {
-        return;
+        return false;
     }
     let key = StreamKey {
         tgid: pid_tgid >> 32,
@@ -166,16 +169,17 @@ pub fn on_exit(pid_tgid: u64, io: &PendingIo, ret: u64) {
     };
     if io.shape == SHAPE_BUF {
         emit_payload(&payload);
-        return;
+        return true;
     }
     if !prepare(&payload) {
-        return;
+        return true;
     }
     let cap = capped(ret);
     let done = emit_iov_global(iov.0, iov.1, cap, base_offset);
     if done < cap {
         bump(counter::IOV_UNCAPTURED_BYTES, cap - done);
     }
+    true
 }
 
 /// Copies `len` bytes spread over the iovec array `iov` (`count` entries, at most MAX_IOV

@@ -5,7 +5,7 @@
 //! The sys_enter_* tracepoints used here carry the fd at offset 16, the buffer (or iovec array,
 //! or msghdr) at 24 and the length (or iovec count) at 32; sys_exit_* carry `long ret` at 16.
 
-use agent_common::enforce::POINT_CLIENT_WRITE;
+use agent_common::enforce::{POINT_CLIENT_WRITE, POINT_SERVER_READ};
 use agent_common::event::{
     CloseRecord, DIRECTION_EGRESS, DIRECTION_INGRESS, KIND_CLOSE, KIND_SOCKET,
     PLAINTEXT_STREAM_BIT, ROLE_CLIENT, ROLE_SERVER, ROLE_UNKNOWN, SocketRecord, counter,
@@ -17,6 +17,7 @@ use aya_ebpf::{
 use crate::{
     emit::{bump, emit_control, header},
     enforce,
+    enforce_plain::{self, PlainRequest},
     filter::ports_allowed,
     maps::{
         CALLS, CLASS_HTTP, CLASS_OTHER, CLASS_UNKNOWN, CONNECTING, IO_PLAIN, IO_SENDFILE,
@@ -67,7 +68,21 @@ fn on_io_enter(ctx: &TracePointContext, direction: u32, shape: u32) {
     let (Some(buf), Some(count)) = (arg(ctx, BUF_OFFSET), arg(ctx, COUNT_OFFSET)) else {
         return;
     };
-    plaintext::on_enter(pid_tgid, fd, buf, count, direction, shape);
+    let kept = plaintext::on_enter(pid_tgid, fd, buf, count, direction, shape);
+    // A client's plain request is judged before any of it leaves (last: a tail call).
+    if kept && direction == DIRECTION_EGRESS {
+        enforce_plain::hand_over(
+            ctx,
+            PlainRequest {
+                buf,
+                len: count,
+                fd,
+                shape,
+                direction,
+                _pad: 0,
+            },
+        );
+    }
 }
 
 /// The first syscall nested in an SSL call names the stream's socket. The socket record itself
@@ -167,8 +182,22 @@ fn on_io_exit(ctx: &TracePointContext) {
         }
     } else if io.kind == IO_PLAIN {
         let ret = syscall_ret(ctx);
-        if ret > 0 {
-            plaintext::on_exit(pid_tgid, &io, ret as u64);
+        // A server's plain request is judged once read (last: a tail call).
+        if ret > 0
+            && plaintext::on_exit(pid_tgid, &io, ret as u64)
+            && io.direction == DIRECTION_INGRESS
+        {
+            enforce_plain::hand_over(
+                ctx,
+                PlainRequest {
+                    buf: io.buf,
+                    len: ret as u64,
+                    fd: io.fd,
+                    shape: io.shape,
+                    direction: io.direction,
+                    _pad: 0,
+                },
+            );
         }
     } else if io.kind == IO_SENDFILE {
         let ret = syscall_ret(ctx);
@@ -371,6 +400,15 @@ fn forget_fd(fd: i32) {
         return;
     };
     let _ = SOCKETS.remove(&skey);
+    if enforce::active_at(POINT_CLIENT_WRITE | POINT_SERVER_READ).is_some() {
+        enforce::forget_head(&enforce_plain::head_key(pid_tgid >> 32, fd));
+        if socket.stream != 0 {
+            enforce::forget_head(&StreamKey {
+                tgid: pid_tgid >> 32,
+                stream: socket.stream,
+            });
+        }
+    }
     let stream = if socket.stream != 0 {
         socket.stream
     } else if socket.class == CLASS_HTTP {

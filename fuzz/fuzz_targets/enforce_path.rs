@@ -5,7 +5,7 @@
 
 use agent::{
     detect::route,
-    enforce::{EnforceConfig, Enforcer, Mode, VerdictContext, route_key},
+    enforce::{EnforceConfig, Enforcer, Mode, VerdictContext, host_route_key, route_key},
     kernel::{
         control::{ControlError, VerdictMaps},
         decode::{Record, decode},
@@ -45,7 +45,8 @@ impl VerdictMaps for NoMaps {
     }
 }
 
-fn agent_keys(data: &[u8]) -> Option<(u64, Option<u64>)> {
+/// (route key, route key on the request's host, token key) as the agent derives them.
+fn agent_keys(data: &[u8]) -> Option<(u64, Option<u64>, Option<u64>)> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut req = httparse::Request::new(&mut headers);
     if !matches!(req.parse(data), Ok(httparse::Status::Complete(_))) {
@@ -68,7 +69,12 @@ fn agent_keys(data: &[u8]) -> Option<(u64, Option<u64>)> {
     }
     .map(|c| credential_key(KEY, c));
     let (template, _) = route::template(path);
-    Some((route_key(method, &template), token))
+    let host = value("host").map_or(Some(""), |v| std::str::from_utf8(v).ok())?;
+    Some((
+        route_key(method, &template),
+        host_route_key(host, method, &template),
+        token,
+    ))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -76,14 +82,34 @@ fuzz_target!(|data: &[u8]| {
     for c in data {
         scan.step(*c);
     }
+    // The kernel scans a head in pieces (split reads, scan windows) from saved state: any cut
+    // gives the same result.
+    if let Some(cut) = data.first().map(|c| usize::from(*c) % (data.len() + 1)) {
+        let mut pieces = HeadScan::new(KEY);
+        for c in data.get(..cut).unwrap_or_default() {
+            pieces.step(*c);
+        }
+        let saved = pieces;
+        let mut resumed = saved;
+        for c in data.get(cut..).unwrap_or_default() {
+            resumed.step(*c);
+        }
+        assert_eq!(resumed, scan);
+    }
     // httparse tolerates what the scanner refuses (and the reverse is fail-open by design);
     // where both read a whole head whose lines are plain, they must agree.
     let plain = !data.iter().any(|c| *c == b'\t' || *c >= 0x80 || *c == 0);
     if scan.done == SCAN_COMPLETE
         && plain
-        && let Some((route, token)) = agent_keys(data)
+        && let Some((route, on_host, token)) = agent_keys(data)
     {
         assert_eq!(scan.route_key, route, "route key of {:?}", String::from_utf8_lossy(data));
+        assert_eq!(
+            scan.host_route_key(),
+            on_host,
+            "host route key of {:?}",
+            String::from_utf8_lossy(data)
+        );
         assert_eq!(scan.token(), token, "token of {:?}", String::from_utf8_lossy(data));
     }
     if let Ok(Record::Verdict(verdict)) = decode(data) {

@@ -70,10 +70,11 @@ location /k/ {{ return 200 \"k\\n\"; }}\n  }}\n}}\n",
 /// The sensitive route of `nginx_api`: a JSON body with a Luhn-valid card number (DATA-1).
 pub const SECRET_BODY: &str = r#"{"name":"a","card":"4111 1111 1111 1111"}"#;
 
-/// nginx (TLS) serving an API: `/secret` (sensitive), `/public`, `/api/items/{id}`, with an
-/// access log at `dir/access.log` naming each request's method, path and Authorization value
-/// (which requests nginx really received, and whose).
-pub fn nginx_api(dir: &TempDir, port: u16) -> Peer {
+/// nginx serving an API over TLS on `port` and plain HTTP on `plain_port`: `/secret`
+/// (sensitive), `/public`, `/api/items/{id}`, with an access log at `dir/access.log` naming each
+/// request's method, path and Authorization value (which requests nginx really received, and
+/// whose).
+pub fn nginx_api(dir: &TempDir, port: u16, plain_port: u16) -> Peer {
     let (cert, key) = make_cert(dir);
     let d = dir.0.display();
     let conf = format!(
@@ -81,6 +82,7 @@ pub fn nginx_api(dir: &TempDir, port: u16) -> Peer {
 log_format tok '$request_method $uri $http_authorization';\n  access_log {d}/access.log tok;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
 fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
 keepalive_requests 100000;\n  server {{\n    listen 127.0.0.1:{port} ssl;\n    \
+listen 127.0.0.1:{plain_port};\n    \
 ssl_certificate {};\n    ssl_certificate_key {};\n    default_type application/json;\n    \
 location = /secret {{ return 200 '{SECRET_BODY}'; }}\n    \
 location = /public {{ return 200 '{{\"ok\":true}}'; }}\n    \
@@ -116,6 +118,7 @@ location = /cleartap-decision {{\n      internal;\n      \
 proxy_pass http://127.0.0.1:{decision_port}/;\n      proxy_pass_request_body off;\n      \
 proxy_set_header Content-Length \"\";\n      proxy_set_header X-Original-URI $request_uri;\n      \
 proxy_set_header X-Original-Method $request_method;\n      \
+proxy_set_header X-Forwarded-Host $host;\n      \
 error_page 500 502 503 504 = @cleartap_down;\n    }}\n    \
 location @cleartap_down {{ return 204; }}\n  }}\n}}\n",
         root.display(),

@@ -4,7 +4,9 @@
 //! cgroup_skb egress gate (on a cgroup v2 hierarchy the agent mounts itself) and the sock_diag
 //! reset (inet_diag and tcp_diag loaded from Debian's modules). openssl s_server
 //! -WWW serves /secret (a card number: DATA-1) and /api/items/N (BOLA-1 for token B); B's next
-//! GET /secret must not reach the server while A's still does. Root; CI runs it.
+//! GET /secret must not reach the server while A's still does — over TLS, over plain HTTP to
+//! busybox httpd (the tail-called plain-HTTP verdict), with the head split over two writes, and
+//! with a head longer than one scan window. Root; CI runs it.
 
 use cleartap_e2e::{
     TempDir, privileged,
@@ -21,6 +23,7 @@ echo '{"name":"a","card":"4111 1111 1111 1111"}' > /www/secret
 i=1; while [ $i -le 25 ]; do echo '{"item":1}' > /www/api/items/$i; i=$((i+1)); done
 cd /www
 openssl s_server -quiet -WWW -accept 8443 -cert /cert.pem -key /key.pem > /www.log 2>&1 &
+httpd -f -p 8080 -h /www &
 cd /
 RUST_LOG=info /cleartap --enforce enforce --inventory-file off --metrics-listen off > /ev 2> /err &
 AG=$!
@@ -35,12 +38,28 @@ sleep 1
 get tokB /secret > /b1
 echo $? > /b1rc
 get tokA /secret > /a2
-i=0
-while ! grep -q 'enforcement/1' /ev; do i=$((i+1)); [ $i -gt 100 ] && break; sleep 0.2; done
+verdicts() { grep -c 'enforcement/1' /ev; }
+wait_verdicts() {
+  i=0
+  while [ "$(verdicts)" -lt $1 ]; do i=$((i+1)); [ $i -gt 100 ] && break; sleep 0.2; done
+}
+wait_verdicts 1
+# Plain HTTP: curl's request judged at its send.
+curl -s --max-time 20 -H "Host: 127.0.0.1:8443" -H "Authorization: Bearer tokB" http://127.0.0.1:8080/secret > /p1
+echo $? > /p1rc
+wait_verdicts 2
+# A head split over two writes, cut in the token (nc writes what it reads; openssl s_server
+# -WWW would answer before the head ends, httpd waits for it).
+(printf 'GET /secret HTTP/1.0\r\nHost: 127.0.0.1:8080\r\nAuthorization: Bearer to'; sleep 2; printf 'kB\r\n\r\n'; sleep 3) \
+  | nc 127.0.0.1 8080 > /s1 2>/dev/null
+wait_verdicts 3
+# A head longer than one scan window.
+curl -sk --max-time 20 -H "X-Pad: $(head -c 3000 /dev/zero | tr '\0' p)" -H "Authorization: Bearer tokB" https://127.0.0.1:8443/secret > /l1
+wait_verdicts 4
 kill -INT $AG
 wait $AG
 echo $? > /rc
-for f in a1 b1 b1rc a2 rc ev err; do
+for f in a1 b1 b1rc a2 p1 p1rc s1 l1 rc ev err; do
   echo "=== $f ===" >&3
   cat /$f >&3
   echo >&3
@@ -94,7 +113,7 @@ fn client_side_verdict_gate_and_reset_on_debian_6_1() {
     let err = section(&report, "err");
     assert_eq!(section(&report, "rc").trim(), "0", "{err}");
     assert!(
-        err.contains("enforcement enforce (verdicts at TLS client writes and server reads; BPF-LSM socket_sendmsg gate + cgroup_skb egress gate on /run/cleartap/cgroup2 + sock_diag reset"),
+        err.contains("enforcement enforce (verdicts at TLS and plain-HTTP client writes and server reads; BPF-LSM socket_sendmsg gate + cgroup_skb egress gate on /run/cleartap/cgroup2 + sock_diag reset"),
         "{err}"
     );
     let secret = r#"{"name":"a","card":"4111 1111 1111 1111"}"#;
@@ -132,4 +151,28 @@ fn client_side_verdict_gate_and_reset_on_debian_6_1() {
     assert_eq!(e["route"]["listed_by"][0], "DATA-1");
     assert_eq!(e["connection"]["remote"]["port"], 8443);
     assert_eq!(e["reset"]["done"], true);
+    // Plain HTTP, a split head and a long head: stopped at the client too.
+    for (answer, what) in [
+        ("p1", "plain HTTP"),
+        ("s1", "split head"),
+        ("l1", "long head"),
+    ] {
+        assert!(
+            !section(&report, answer).contains("4111"),
+            "{what} was answered: {report}"
+        );
+    }
+    assert_ne!(section(&report, "p1rc").trim(), "0");
+    let points: Vec<&str> = evidence
+        .iter()
+        .filter_map(|e| e["point"].as_str())
+        .collect();
+    assert!(points.contains(&"socket_write_entry"), "{points:?}");
+    assert!(evidence.len() >= 4, "{points:?} {err}");
+    let split: u64 = err
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("heads_split="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(split >= 1, "{err}");
 }

@@ -322,6 +322,8 @@ fn enforce_families(
             "request heads at a verdict point, by outcome (unparsed and tokenless heads are allowed)",
             &[
                 ("outcome", "scanned", at(kc::HEADS_SCANNED)),
+                ("outcome", "scanned_plaintext", at(kc::HEADS_PLAINTEXT)),
+                ("outcome", "split", at(kc::HEADS_SPLIT)),
                 ("outcome", "unparsed", at(kc::HEADS_UNPARSED)),
                 ("outcome", "without_token", at(kc::HEADS_WITHOUT_TOKEN)),
             ],
@@ -336,6 +338,7 @@ fn enforce_families(
                 ("kind", "gate_failed", at(kc::GATE_FAILED)),
                 ("kind", "verdict_lost", at(kc::VERDICTS_LOST)),
                 ("kind", "actor_not_enforceable", s.actors_not_enforceable),
+                ("kind", "route_not_enforceable", s.routes_not_enforceable),
                 ("kind", "list_full", s.list_full),
                 ("kind", "map_error", s.map_errors),
                 ("kind", "tripped_to_monitor", s.tripped),

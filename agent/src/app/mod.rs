@@ -402,15 +402,28 @@ fn start_enforcement(
             anyhow::Error::from(e)
         ),
     }
+    // Plain HTTP is judged where plaintext capture follows it.
+    let plain = !config.no_plaintext
+        && match control::load_plain_judge(ebpf) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!(
+                    "{:#}; plain HTTP is not judged (TLS still is)",
+                    anyhow::Error::from(e)
+                );
+                false
+            }
+        };
     let gate = if described.is_empty() {
         "no gate".to_owned()
     } else {
         described.join(" + ")
     };
+    let stacks = if plain { "TLS and plain-HTTP" } else { "TLS" };
     let points = match (settings.client_side, settings.server_side) {
-        (true, true) => "TLS client writes and server reads",
-        (true, false) => "TLS client writes",
-        _ => "TLS server reads",
+        (true, true) => format!("{stacks} client writes and server reads"),
+        (true, false) => format!("{stacks} client writes"),
+        _ => format!("{stacks} server reads"),
     };
     let description = format!(
         "{} (verdicts at {points}; {gate} + sock_diag reset; policy: abusive actor x {} route)",

@@ -27,7 +27,7 @@ use super::{
         Action, ActorEvidence, ConnectionEvidence, Endpoint, EnforcementEvent, Listing,
         ProcessEvidence, ResetEvidence, RouteEvidence,
     },
-    route_key,
+    host_route_key, route_key,
 };
 
 /// What a decision needs of one listed actor or route.
@@ -107,12 +107,24 @@ pub fn decide(
         return Verdict::Allow;
     };
     let (template, _) = crate::detect::route::template(path);
-    let route = route_key(method, &template);
-    let route_listed = lists
-        .routes
-        .get(&route)
-        .is_some_and(|r| r.until_ms > now_ms);
-    if route_listed || listed.any_route || lists.any_route {
+    // As the kernel: the route on the request's virtual host first, then on every host.
+    let host = header(headers, "x-forwarded-host")
+        .or_else(|| header(headers, "host"))
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .unwrap_or("");
+    let listed_route = |key: u64| {
+        lists
+            .routes
+            .get(&key)
+            .is_some_and(|r| r.until_ms > now_ms)
+            .then_some(key)
+    };
+    let any_host = route_key(method, &template);
+    let matched = host_route_key(host, method, &template)
+        .and_then(listed_route)
+        .or_else(|| listed_route(any_host));
+    let route = matched.unwrap_or(any_host);
+    if matched.is_some() || listed.any_route || lists.any_route {
         Verdict::Listed { actor, route }
     } else {
         Verdict::Allow
@@ -299,7 +311,38 @@ mod tests {
         lists
             .routes
             .insert(route_key("GET", "/orders/{id}"), listed("GET /orders/{id}"));
+        let on_shop = host_route_key("shop.test", "GET", "/secret").unwrap_or_default();
+        lists.routes.insert(on_shop, listed("GET /secret"));
         lists
+    }
+
+    #[test]
+    fn a_route_listed_for_one_host_is_denied_on_that_host_only() {
+        let l = lists(Mode::Enforce);
+        let bad = |host: &'static str| headers(&[("authorization", "Bearer bad"), ("host", host)]);
+        assert!(matches!(
+            decide(&l, &bad("SHOP.test:8443"), "GET", "/secret", 0),
+            Verdict::Listed { .. }
+        ));
+        assert_eq!(
+            decide(&l, &bad("www.test"), "GET", "/secret", 0),
+            Verdict::Allow
+        );
+        // The gateway's own Host is not the request's: X-Forwarded-Host wins.
+        let forwarded = headers(&[
+            ("authorization", "Bearer bad"),
+            ("host", "127.0.0.1:9465"),
+            ("x-forwarded-host", "shop.test"),
+        ]);
+        assert!(matches!(
+            decide(&l, &forwarded, "GET", "/secret", 0),
+            Verdict::Listed { .. }
+        ));
+        // Host-agnostic entries hold on every host.
+        assert!(matches!(
+            decide(&l, &bad("www.test"), "GET", "/orders/3", 0),
+            Verdict::Listed { .. }
+        ));
     }
 
     #[test]

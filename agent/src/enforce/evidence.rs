@@ -87,7 +87,8 @@ pub struct EnforcementEvent {
     pub host: String,
     pub action: Action,
     pub mode: &'static str,
-    /// `tls_write_entry` (client) or `tls_read_return` (server).
+    /// `tls_write_entry` / `socket_write_entry` (client: the TLS probe or the plain socket's
+    /// write), `tls_read_return` / `socket_read_exit` (server), or `decision_service`.
     pub point: &'static str,
     /// Gates that hold the connection: `cgroup_skb_egress`, or none.
     pub gates: Vec<&'static str>,

@@ -20,8 +20,8 @@ use std::collections::HashMap;
 
 use agent_common::enforce::{
     ACTION_WOULD_BLOCK, ACTOR_ANY_ROUTE, ActorEntry, CREDENTIAL_API_KEY, EnforceSettings,
-    POINT_CLIENT_WRITE, RouteEntry, RouteKey, VERDICT_GATE_FAILED, VERDICT_TUPLE_KNOWN,
-    VerdictRecord,
+    POINT_CLIENT_WRITE, RouteEntry, RouteKey, VERDICT_GATE_FAILED, VERDICT_PLAINTEXT,
+    VERDICT_TUPLE_KNOWN, VerdictRecord,
 };
 
 pub use config::{EnforceConfig, Mode};
@@ -35,6 +35,9 @@ use crate::{
     detect::{ListChange, RuleId},
     kernel::control::{ControlError, VerdictMaps},
 };
+
+/// `listed_for_host` of a route listed for every virtual host (an operator's entry).
+pub const ANY_HOST: &str = "*";
 
 /// Mirror sizes: those of the kernel maps (agent-ebpf/src/enforce.rs).
 const MAX_ACTORS: usize = 65536;
@@ -73,6 +76,8 @@ pub struct EnforceStats {
     /// Abusive actors without a credential the kernel can identify (client addresses, or
     /// credentials of another shape): listed by detection, not enforceable in the kernel.
     pub actors_not_enforceable: u64,
+    /// Sensitive routes whose Host value is too long for the kernel to key.
+    pub routes_not_enforceable: u64,
     /// List entries not mirrored because the mirror (and kernel map) was full.
     pub list_full: u64,
     pub map_errors: u64,
@@ -115,14 +120,25 @@ fn add_rule(rules: &mut Vec<RuleId>, rule: RuleId) {
     }
 }
 
-/// The kernel's route key of `method` + template, as the kernel computes it from a request.
-pub fn route_key(method: &str, template: &str) -> u64 {
+fn route_of(method: &str, template: &str) -> RouteKey {
     template
         .split('/')
         .fold(RouteKey::method(method.as_bytes()), |k, segment| {
             k.segment(segment.as_bytes())
         })
-        .get()
+}
+
+/// The kernel's host-agnostic key of `method` + template (operators' entries: every host).
+pub fn route_key(method: &str, template: &str) -> u64 {
+    route_of(method, template).get()
+}
+
+/// The kernel's key of `method` + template on the virtual host a Host value names (port and
+/// case do not matter; an absent Host is the empty host), as the kernel computes it from a
+/// request head. None when the value is too long for the kernel to key.
+pub fn host_route_key(host: &str, method: &str, template: &str) -> Option<u64> {
+    let host = agent_common::enforce::host_of(host.as_bytes())?;
+    Some(route_of(method, template).on_host(host).get())
 }
 
 /// The rule ids that listed an entry, and `operator` when an operator did.
@@ -324,7 +340,12 @@ impl<M: VerdictMaps> Enforcer<M> {
                     until_ms,
                     because,
                 } => {
-                    let key = route_key(&method, &template);
+                    // Listed for the host it was seen on: the same path on another virtual
+                    // host of the node is another route.
+                    let Some(key) = host_route_key(&host, &method, &template) else {
+                        self.stats.routes_not_enforceable += 1;
+                        continue;
+                    };
                     if !self.routes.contains_key(&key) && self.routes.len() >= MAX_ROUTES {
                         self.stats.list_full += 1;
                         continue;
@@ -499,10 +520,11 @@ impl<M: VerdictMaps> Enforcer<M> {
             } else {
                 Mode::Enforce.as_str()
             },
-            point: if client {
-                "tls_write_entry"
-            } else {
-                "tls_read_return"
+            point: match (client, v.flags & VERDICT_PLAINTEXT != 0) {
+                (true, false) => "tls_write_entry",
+                (false, false) => "tls_read_return",
+                (true, true) => "socket_write_entry",
+                (false, true) => "socket_read_exit",
             },
             gates: if gated && v.action != ACTION_WOULD_BLOCK {
                 self.gates.clone()

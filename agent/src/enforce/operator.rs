@@ -4,7 +4,7 @@
 
 use agent_common::enforce::{ACTOR_ANY_ROUTE, ActorEntry, RouteEntry};
 
-use super::{Enforcer, ListedActor, ListedRoute, listed_by, route_key};
+use super::{ANY_HOST, Enforcer, ListedActor, ListedRoute, listed_by, route_key};
 use crate::kernel::control::VerdictMaps;
 
 /// Credentials seen recently, tag → kernel key, so that an operator can block an actor by the
@@ -142,7 +142,8 @@ impl<M: VerdictMaps> Enforcer<M> {
         if let Some((method, template)) = route {
             let rkey = route_key(&method, &template);
             let entry = self.routes.entry(rkey).or_insert_with(|| ListedRoute {
-                host: String::new(),
+                // An operator's route holds on every virtual host (host-agnostic key).
+                host: ANY_HOST.to_owned(),
                 method,
                 template,
                 rules: Vec::new(),

@@ -80,7 +80,10 @@ fn listed(e: &mut Enforcer<FakeMaps>) -> (u64, u64) {
         1_000_000,
         5_000_000_000,
     );
-    (token, route_key("GET", "/secret"))
+    // DATA-1 lists the route for the host it saw it on.
+    let on_host = host_route_key("api.test", "GET", "/secret").expect("a short host");
+    assert_ne!(on_host, route_key("GET", "/secret"));
+    (token, on_host)
 }
 
 fn verdict(action: u32, token: u64, route: u64) -> VerdictRecord {

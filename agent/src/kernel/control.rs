@@ -8,14 +8,14 @@ use agent_common::{
     },
     names::{
         LSM_HOOK_SOCKET_SENDMSG, MAP_ENFORCE_ACTORS, MAP_ENFORCE_COUNTERS, MAP_ENFORCE_GATE,
-        MAP_ENFORCE_ROUTES, MAP_ENFORCE_SETTINGS, PROG_ENFORCE_EGRESS_GATE,
-        PROG_ENFORCE_LSM_SENDMSG,
+        MAP_ENFORCE_JUMP, MAP_ENFORCE_ROUTES, MAP_ENFORCE_SETTINGS, PROG_ENFORCE_EGRESS_GATE,
+        PROG_ENFORCE_LSM_SENDMSG, PROG_ENFORCE_PLAIN_JUDGE,
     },
 };
 use aya::{
     Ebpf,
-    maps::{Array, HashMap, MapData, MapError, PerCpuArray},
-    programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, Lsm},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray, ProgramArray},
+    programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, Lsm, TracePoint},
 };
 
 /// Where a cgroup v2 hierarchy is mounted when the host has none (a v1-only host): the gate is
@@ -34,6 +34,8 @@ pub enum ControlError {
         #[source]
         source: MapError,
     },
+    #[error("plain-HTTP verdicts ({PROG_ENFORCE_PLAIN_JUDGE}): {0}")]
+    PlainJudge(String),
     #[error("BPF-LSM gate ({LSM_HOOK_SOCKET_SENDMSG}): {reason}")]
     Lsm { reason: String },
     #[error("egress gate (cgroup_skb) on the cgroup v2 root {root}: {source}")]
@@ -194,6 +196,30 @@ pub fn attach_egress_gate(ebpf: &mut Ebpf) -> Result<String, ControlError> {
         )
         .map_err(|e| gate(Box::new(e)))?;
     Ok(root)
+}
+
+/// Loads the plain-HTTP verdict program and puts it where the syscall programs jump to it:
+/// from then on plain HTTP requests are judged as TLS ones are. Nothing is attached; the slot
+/// empties when the agent's maps go.
+pub fn load_plain_judge(ebpf: &mut Ebpf) -> Result<(), ControlError> {
+    let judge = |e: &dyn std::error::Error| ControlError::PlainJudge(anyhow_like(e));
+    let program: &mut TracePoint = ebpf
+        .program_mut(PROG_ENFORCE_PLAIN_JUDGE)
+        .and_then(|p| p.try_into().ok())
+        .ok_or(ControlError::MissingProgram(PROG_ENFORCE_PLAIN_JUDGE))?;
+    program.load().map_err(|e| judge(&e))?;
+    let fd = program
+        .fd()
+        .map_err(|e| judge(&e))?
+        .try_clone()
+        .map_err(|e| judge(&e))?;
+    let map = ebpf
+        .map_mut(MAP_ENFORCE_JUMP)
+        .ok_or(ControlError::MissingMap(MAP_ENFORCE_JUMP))?;
+    let mut jump: ProgramArray<&mut MapData> =
+        ProgramArray::try_from(map).map_err(|e| judge(&e))?;
+    jump.set(0, &fd, 0).map_err(|e| judge(&e))?;
+    Ok(())
 }
 
 /// Whether the running kernel has the BPF LSM enabled (`bpf` in the active LSM list).
