@@ -74,6 +74,7 @@ pub const GLOBAL_KERNEL_OFFSETS: &str = "KERNEL_OFFSETS";
 pub const MAP_ENFORCE_SETTINGS: &str = "ENFORCE_SETTINGS";
 pub const MAP_ENFORCE_ACTORS: &str = "ENFORCE_ACTORS";
 pub const MAP_ENFORCE_ROUTES: &str = "ENFORCE_ROUTES";
+pub const MAP_ENFORCE_CLIENTS: &str = "ENFORCE_CLIENTS";
 pub const MAP_ENFORCE_GATE: &str = "ENFORCE_GATE";
 pub const MAP_ENFORCE_COUNTERS: &str = "ENFORCE_COUNTERS";
 /// cgroup_skb/egress program of the enforcement gate.

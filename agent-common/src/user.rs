@@ -38,5 +38,7 @@ unsafe impl aya::Pod for crate::enforce::ActorEntry {}
 unsafe impl aya::Pod for crate::enforce::RouteEntry {}
 // SAFETY: as above.
 unsafe impl aya::Pod for crate::enforce::GateKey {}
+// SAFETY: repr(C), integers and byte arrays only, padding named.
+unsafe impl aya::Pod for crate::enforce::ClientKey {}
 // SAFETY: as above.
 unsafe impl aya::Pod for crate::enforce::GateEntry {}

@@ -12,11 +12,11 @@
 
 use agent_common::{
     enforce::{
-        ACTION_BLOCKED, ACTION_WOULD_BLOCK, ACTOR_ANY_ROUTE, ActorEntry, EnforceSettings,
-        GateEntry, GateKey, HEAD_CONTINUE_NS, HEAD_LIMIT_BYTES, HEAD_SCAN_BYTES, HeadScan,
-        MODE_MONITOR, MODE_OFF, POINT_CLIENT_WRITE, POINT_SERVER_READ, RouteEntry, SCAN_COMPLETE,
-        SCAN_NOT_HTTP, SCAN_RUNNING, VERDICT_GATE_FAILED, VERDICT_PLAINTEXT, VERDICT_TUPLE_KNOWN,
-        VerdictRecord, counter,
+        ACTION_BLOCKED, ACTION_WOULD_BLOCK, ACTOR_ANY_ROUTE, ActorEntry, CREDENTIAL_CLIENT_ADDRESS,
+        ClientKey, EnforceSettings, GateEntry, GateKey, HEAD_CONTINUE_NS, HEAD_LIMIT_BYTES,
+        HEAD_SCAN_BYTES, HeadScan, MODE_MONITOR, MODE_OFF, POINT_CLIENT_WRITE, POINT_SERVER_READ,
+        RouteEntry, SCAN_COMPLETE, SCAN_NOT_HTTP, SCAN_RUNNING, SETTINGS_CLIENT_ADDRESSES,
+        VERDICT_GATE_FAILED, VERDICT_PLAINTEXT, VERDICT_TUPLE_KNOWN, VerdictRecord, counter,
     },
     event::{AF_INET, AF_INET6, COMM_BYTES, KIND_VERDICT, PLAINTEXT_STREAM_BIT},
 };
@@ -86,7 +86,14 @@ pub struct Pending {
     pub token_key: u64,
     pub route_key: u64,
     pub credential: u32,
+    /// The route is listed (a client-address candidate may also hit on an unlisted route,
+    /// when its entry holds for every route).
+    pub route_listed: u32,
 }
+
+/// Listed client addresses, denied at server reads when SETTINGS_CLIENT_ADDRESSES is set.
+#[map]
+pub static ENFORCE_CLIENTS: HashMap<ClientKey, ActorEntry> = HashMap::with_max_entries(16384, 0);
 
 #[inline(always)]
 fn bump(index: u32) {
@@ -265,27 +272,59 @@ pub fn judge(
         bump(counter::HEADS_UNPARSED);
         return None;
     }
-    let Some(token_key) = s.scan.token() else {
+    let token = s.scan.token();
+    if token.is_none() {
         bump(counter::HEADS_WITHOUT_TOKEN);
-        return None;
-    };
+    }
     // SAFETY: values copied out.
-    let actor = unsafe { ENFORCE_ACTORS.get(&token_key) }.copied()?;
-    if actor.expires_ns <= now {
+    let actor = token
+        .and_then(|t| unsafe { ENFORCE_ACTORS.get(&t) }.copied())
+        .filter(|a| a.expires_ns > now);
+    let by_address = point == POINT_SERVER_READ && settings.flags & SETTINGS_CLIENT_ADDRESSES != 0;
+    if actor.is_none() && !by_address {
         return None;
     }
     let any_host = s.scan.route_key;
-    let route_key = match s.scan.host_route_key() {
-        Some(on_host) if listed_route(on_host, now) => on_host,
-        _ if listed_route(any_host, now) => any_host,
-        _ if actor.flags & ACTOR_ANY_ROUTE != 0 => any_host,
-        _ => return None,
+    let listed = match s.scan.host_route_key() {
+        Some(on_host) if listed_route(on_host, now) => Some(on_host),
+        _ if listed_route(any_host, now) => Some(any_host),
+        _ => None,
     };
-    Some(Pending {
-        token_key,
-        route_key,
-        credential: s.scan.credential(),
+    if let Some(actor) = actor
+        && (listed.is_some() || actor.flags & ACTOR_ANY_ROUTE != 0)
+    {
+        return Some(Pending {
+            token_key: token.unwrap_or(0),
+            route_key: listed.unwrap_or(any_host),
+            credential: s.scan.credential(),
+            route_listed: listed.is_some() as u32,
+        });
+    }
+    // The client's address may be listed: `decide` looks once the connection is known.
+    by_address.then_some(Pending {
+        token_key: 0,
+        route_key: listed.unwrap_or(any_host),
+        credential: CREDENTIAL_CLIENT_ADDRESS,
+        route_listed: listed.is_some() as u32,
     })
+}
+
+/// Whether the client at the other end of the server's connection (`gate`) is listed for this
+/// route: when the route is listed, or when its entry holds for every route.
+#[inline(always)]
+fn client_listed(gate: &GateKey, route_listed: u32) -> bool {
+    let key = ClientKey {
+        family: gate.family,
+        _pad: [0; 6],
+        addr: gate.remote_addr,
+    };
+    // SAFETY: value copied out.
+    let Some(entry) = (unsafe { ENFORCE_CLIENTS.get(&key) }).copied() else {
+        return false;
+    };
+    // SAFETY: helper without preconditions.
+    entry.expires_ns > unsafe { bpf_ktime_get_ns() }
+        && (route_listed != 0 || entry.flags & ACTOR_ANY_ROUTE != 0)
 }
 
 /// The continuation key's stream: bit 62 (never set in a user-space pointer, nor in the
@@ -339,6 +378,11 @@ pub fn decide(settings: &EnforceSettings, point: u32, stream: u64, fd: i32, hit:
         && tuple_of_sock(sk, &mut v.gate).is_some()
     {
         v.flags |= VERDICT_TUPLE_KNOWN;
+    }
+    if hit.credential == CREDENTIAL_CLIENT_ADDRESS
+        && (v.flags & VERDICT_TUPLE_KNOWN == 0 || !client_listed(&v.gate, hit.route_listed))
+    {
+        return;
     }
     if settings.mode == MODE_MONITOR {
         v.action = ACTION_WOULD_BLOCK;

@@ -98,6 +98,7 @@ fn bind_ssl_socket(pid_tgid: u64, call: &mut SslCall, fd: i32) {
                 token_key: call.verdict_token,
                 route_key: call.verdict_route,
                 credential: call.verdict_credential,
+                route_listed: 1,
             };
             enforce::decide(&settings, POINT_CLIENT_WRITE, call.stream, fd, &hit);
         }

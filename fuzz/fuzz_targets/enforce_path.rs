@@ -12,7 +12,7 @@ use agent::{
     },
 };
 use agent_common::enforce::{
-    ActorEntry, EnforceSettings, GateKey, HeadScan, RouteEntry, SCAN_COMPLETE, counter,
+    ActorEntry, ClientKey, EnforceSettings, GateKey, HeadScan, RouteEntry, SCAN_COMPLETE, counter,
     credential_key, credential_of,
 };
 use libfuzzer_sys::fuzz_target;
@@ -35,6 +35,12 @@ impl VerdictMaps for NoMaps {
         Ok(())
     }
     fn remove_route(&mut self, _: u64) -> Result<(), ControlError> {
+        Ok(())
+    }
+    fn put_client(&mut self, _: &ClientKey, _: &ActorEntry) -> Result<(), ControlError> {
+        Ok(())
+    }
+    fn remove_client(&mut self, _: &ClientKey) -> Result<(), ControlError> {
         Ok(())
     }
     fn remove_gate(&mut self, _: &GateKey) -> Result<(), ControlError> {

@@ -195,3 +195,50 @@ fn split_and_long_heads_are_judged() {
     assert!(counter(&summary, "heads_split") >= 4, "{summary:#?}");
     assert!(counter(&summary, "heads_unparsed") >= 1, "{summary:#?}");
 }
+
+#[test]
+fn client_addresses_are_denied_at_server_reads_when_enabled() {
+    if !privileged() {
+        return;
+    }
+    let s = start(
+        "enforce-clients",
+        "[enforce]\nmode = \"enforce\"\nclient_addresses = true\n",
+    );
+    // Without a listed actor nothing stops A; then an operator lists A's address for /secret.
+    assert_eq!(get(s.port, GOOD, "/secret").2, SECRET_BODY);
+    let (ok, added) = admin(
+        &s,
+        &[
+            "block",
+            "add",
+            "--actor",
+            "127.0.0.1",
+            "--route",
+            "GET /secret",
+            "--reason",
+            "ticket 7",
+        ],
+    );
+    assert!(ok, "{added:#}");
+    assert_eq!(added["ids"][0], "client:127.0.0.1", "{added:#}");
+    // Any credential from that address on that route: nginx reads it, its answer never leaves.
+    let (code, status, _) = get(s.port, GOOD, "/secret");
+    assert_ne!(code, 0);
+    assert_eq!(status, "000");
+    let e = nth_enforcement(&s, 1);
+    assert_eq!(e["point"], "tls_read_return", "{e:#}");
+    assert_eq!(e["actor"]["credential"], "client_address");
+    assert_eq!(e["actor"]["client_ip"], "127.0.0.1");
+    assert_eq!(e["actor"]["token"], Value::Null);
+    assert_eq!(e["actor"]["listed_by"], serde_json::json!(["operator"]));
+    assert_eq!(e["process"]["comm"], "nginx");
+    assert_eq!(get_plain(s.plain_port, GOOD, "/secret").1, "000", "plain");
+    assert_eq!(nth_enforcement(&s, 2)["point"], "socket_read_exit");
+    assert_eq!(get(s.port, GOOD, "/public").1, "200", "another route");
+    let (ok, _) = admin(&s, &["block", "remove", "client:127.0.0.1"]);
+    assert!(ok);
+    assert_eq!(get(s.port, GOOD, "/secret").2, SECRET_BODY, "unblocked");
+    let summary = s.agent.stop();
+    assert!(counter(&summary, "clients_listed") >= 1, "{summary:#?}");
+}

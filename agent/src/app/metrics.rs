@@ -369,6 +369,7 @@ fn enforce_families(
             &[
                 ("list", "abusive_actors", s.actors_listed),
                 ("list", "sensitive_routes", s.routes_listed),
+                ("list", "abusive_clients", s.clients_listed),
             ],
         ),
     )

@@ -125,7 +125,7 @@ pub fn enforcement<M: crate::kernel::control::VerdictMaps>(
     let at = |i: u32| kc.get(i as usize).copied().unwrap_or(0);
     format!(
         "enforcement: mode={} verdicts={} would_block={} blocked={} reset={} reset_failed={} \
-actors_listed={} routes_listed={} actors_not_enforceable={} routes_not_enforceable={} list_full={} map_errors={} tripped={} \
+actors_listed={} routes_listed={} clients_listed={} actors_not_enforceable={} routes_not_enforceable={} list_full={} map_errors={} tripped={} \
 decision_service_verdicts={} decision_evidence_dropped={} | \
 kernel: heads_scanned={} heads_plaintext={} heads_split={} heads_unparsed={} heads_without_token={} would_block={} blocked={} \
 gate_failed={} packets_dropped={} lsm_denied={} verdicts_lost={}",
@@ -137,6 +137,7 @@ gate_failed={} packets_dropped={} lsm_denied={} verdicts_lost={}",
         s.reset_failed,
         s.actors_listed,
         s.routes_listed,
+        s.clients_listed,
         s.actors_not_enforceable,
         s.routes_not_enforceable,
         s.list_full,

@@ -299,8 +299,8 @@ pub enum Command {
         action: ConfigAction,
     },
     /// Inline protection's lists on a running agent (through its admin socket; root only):
-    /// list them, block an actor (by the [REDACTED:…] tag events show) on a route or on every
-    /// route, or remove an entry.
+    /// list them, block an actor (by the [REDACTED:…] tag events show, or a client IP address
+    /// with `[enforce] client_addresses`) on a route or on every route, or remove an entry.
     Block {
         #[command(subcommand)]
         action: BlockAction,
@@ -321,22 +321,67 @@ pub enum Command {
 pub enum BlockAction {
     /// Every list entry: id, actor tag or route, who listed it (rule ids or operator), until when.
     List,
-    /// Block an actor the agent has seen, by its tag: on `--route 'METHOD /template'` (which
-    /// joins the sensitive list) or, without one, on every route.
+    /// Block an actor the agent has seen, by its tag, or a client IP address (denied at
+    /// servers' reads; needs `[enforce] client_addresses = true`): on `--route 'METHOD
+    /// /template'` (which joins the sensitive list, on every host) or, without one, on every
+    /// route.
     Add {
-        #[arg(long, value_name = "TAG")]
+        #[arg(long, value_name = "TAG_OR_IP")]
         actor: String,
         #[arg(long, value_name = "METHOD TEMPLATE")]
         route: Option<String>,
-        /// How long, in seconds (capped by `[enforce] max_ttl_secs`).
-        #[arg(long, value_name = "SECS", default_value_t = 600)]
+        /// How long: seconds, or with a unit (`90s`, `10m`, `2h`, `1d`); capped by `[enforce]
+        /// max_ttl_secs`.
+        #[arg(long = "ttl", visible_alias = "ttl-secs", value_name = "DURATION", default_value = "10m", value_parser = parse_ttl)]
         ttl_secs: u64,
         /// Why: kept with the entry and shown in every verdict it causes.
         #[arg(long, value_name = "TEXT", default_value = "operator block")]
         reason: String,
     },
-    /// Remove a list entry by its id (`actor:…` or `route:…`, from `block list`).
+    /// Remove a list entry by its id (`actor:…`, `client:…` or `route:…`, from `block list`).
     Remove { id: String },
+}
+
+/// `--ttl`: seconds, or a number with one unit of s, m, h or d.
+fn parse_ttl(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "{text:?}: expected seconds or a number with s, m, h or d"
+            ));
+        }
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected seconds or a number with s, m, h or d"))?;
+    match n.checked_mul(scale) {
+        Some(0) | None => Err(format!("{text:?}: must be between 1 s and 10 years")),
+        Some(secs) if secs > 10 * 365 * 86_400 => {
+            Err(format!("{text:?}: must be between 1 s and 10 years"))
+        }
+        Some(secs) => Ok(secs),
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn ttl_takes_seconds_or_one_unit() {
+    assert_eq!(parse_ttl("600"), Ok(600));
+    assert_eq!(parse_ttl("10m"), Ok(600));
+    assert_eq!(parse_ttl("2h"), Ok(7200));
+    assert_eq!(parse_ttl("1d"), Ok(86_400));
+    for bad in ["", "0", "10x", "m", "1.5h", "-3", "99999999999999999999d"] {
+        assert!(parse_ttl(bad).is_err(), "{bad}");
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]

@@ -44,6 +44,9 @@ pub struct EnforceConfig {
     pub server_side: bool,
     /// Deny a listed actor on every route, not only on routes listed as sensitive.
     pub any_route: bool,
+    /// Also deny listed client addresses (AUTH-6 without a token, `cleartap block add --actor
+    /// IP`), at servers' reads. Off by default: clients behind one NAT or proxy share one.
+    pub client_addresses: bool,
     /// Longest a list entry is enforced, whatever the detection TTLs say.
     pub max_ttl_secs: u64,
     /// More blocks than this within a minute switches to monitor mode (a runaway list must
@@ -69,6 +72,7 @@ impl Default for EnforceConfig {
             client_side: true,
             server_side: true,
             any_route: false,
+            client_addresses: false,
             max_ttl_secs: 3600,
             max_blocks_per_minute: 600,
             gate_ttl_secs: 60,

@@ -174,6 +174,7 @@ pub fn evidence(
         actor: ActorEvidence {
             token: a.map(|a| a.what.clone()),
             credential,
+            client_ip: None,
             listing: a.and_then(|a| a.listing.clone()),
         },
         route: RouteEvidence {

@@ -31,8 +31,12 @@ pub struct Listing {
 pub struct ActorEvidence {
     /// The redaction tag of the credential, as in exchange events and findings.
     pub token: Option<String>,
-    /// `authorization` or `x-api-key`: where the kernel found the credential.
+    /// `authorization` or `x-api-key`: where the kernel found the credential; or
+    /// `client_address` when the client's address is what is listed.
     pub credential: &'static str,
+    /// The listed client address (`credential: client_address` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
     #[serde(flatten)]
     pub listing: Option<Listing>,
 }

@@ -14,7 +14,7 @@ const MAX_RECENT_CREDENTIALS: usize = 65536;
 /// One list entry as `cleartap block list` shows it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct EntryView {
-    /// `actor:<key>` or `route:<key>` (hex): what `cleartap block remove` takes.
+    /// `actor:<key>`, `route:<key>` (hex) or `client:<ip>`: what `cleartap block remove` takes.
     pub id: String,
     pub kind: String,
     /// The actor's tag, or `METHOD template` of the route.
@@ -28,9 +28,13 @@ pub struct EntryView {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AdminError {
     #[error(
-        "actor {0:?}: no credential with this tag was seen since the agent started (block by the [REDACTED:…] tag of a token the agent has seen; client addresses are not enforced in the kernel yet)"
+        "actor {0:?}: no credential with this tag was seen since the agent started (block by the [REDACTED:…] tag of a token the agent has seen, or by a client IP address)"
     )]
     UnknownActor(String),
+    #[error(
+        "actor {0:?} is a client address, and client addresses are not enforced: set [enforce] client_addresses = true (and SIGHUP)"
+    )]
+    ClientAddressesOff(String),
     #[error("route {0:?}: expected \"METHOD /template\", e.g. \"GET /api/items/{{id}}\"")]
     BadRoute(String),
     #[error("no list entry {0:?} (see `cleartap block list`)")]
@@ -69,6 +73,15 @@ impl<M: VerdictMaps> Enforcer<M> {
                 listed_until: until(a.until_ms),
             })
             .collect();
+        out.extend(self.clients.iter().map(|(ip, c)| EntryView {
+            id: format!("client:{ip}"),
+            kind: "client".into(),
+            what: ip.to_string(),
+            host: None,
+            listed_by: listed_by(&c.rules, c.operator.as_ref()),
+            any_route: c.any_route || self.config.any_route,
+            listed_until: until(c.until_ms),
+        }));
         out.extend(self.routes.iter().map(|(key, r)| EntryView {
             id: format!("route:{key:016x}"),
             kind: "route".into(),
@@ -82,9 +95,10 @@ impl<M: VerdictMaps> Enforcer<M> {
         out
     }
 
-    /// An operator's block: the actor (by tag) on the route (`METHOD /template`), or on every
-    /// route without one. Both join the lists, like detection's entries (the kernel denies
-    /// every listed actor on every listed route). Returns the ids made.
+    /// An operator's block: the actor (by tag, or a client IP address) on the route
+    /// (`METHOD /template`), or on every route without one. Both join the lists, like
+    /// detection's entries (the kernel denies every listed actor on every listed route).
+    /// Returns the ids made.
     pub fn add_manual(
         &mut self,
         actor: &str,
@@ -94,19 +108,6 @@ impl<M: VerdictMaps> Enforcer<M> {
         now_ms: i64,
         now_mono_ns: u64,
     ) -> Result<Vec<String>, AdminError> {
-        let tag = crate::detect::view::redaction_tag(actor)
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("[REDACTED:{actor}]"));
-        let key = *self
-            .recent
-            .get(&tag)
-            .or_else(|| {
-                self.actors
-                    .iter()
-                    .find(|(_, a)| a.token.as_deref() == Some(tag.as_str()))
-                    .map(|(k, _)| k)
-            })
-            .ok_or_else(|| AdminError::UnknownActor(actor.to_owned()))?;
         let route = route
             .map(|r| {
                 let (method, template) = r
@@ -119,26 +120,23 @@ impl<M: VerdictMaps> Enforcer<M> {
         let until_ms = now_ms + (ttl_secs.min(self.config.max_ttl_secs) * 1000) as i64;
         let expires_ns = self.expires_ns(until_ms, now_ms, now_mono_ns);
         let reason = format!("operator: {reason}");
-        self.dirty = true;
-        let entry = self.actors.entry(key).or_insert_with(|| ListedActor {
-            token: Some(tag.clone()),
-            rules: Vec::new(),
-            operator: None,
-            any_route: false,
-            until_ms,
-        });
-        entry.operator = Some(reason.clone());
-        entry.until_ms = entry.until_ms.max(until_ms);
-        entry.any_route |= route.is_none();
-        let flags = if entry.any_route || self.config.any_route {
-            ACTOR_ANY_ROUTE
+        let mut ids = if let Ok(ip) = actor.parse::<std::net::IpAddr>() {
+            if !self.config.client_addresses {
+                return Err(AdminError::ClientAddressesOff(actor.to_owned()));
+            }
+            let why = super::clients::ClientListing {
+                because: None,
+                operator: Some(reason.clone()),
+                any_route: route.is_none(),
+                until_ms,
+            };
+            self.list_client(ip, why, now_ms, now_mono_ns)
+                .ok_or_else(|| AdminError::Kernel("the client address list is full".into()))?
+                .map_err(|e| AdminError::Kernel(e.to_string()))?;
+            vec![format!("client:{ip}")]
         } else {
-            0
+            self.add_actor_by_tag(actor, route.is_none(), &reason, until_ms, expires_ns)?
         };
-        let mut ids = vec![format!("actor:{key:016x}")];
-        self.maps
-            .put_actor(key, &ActorEntry { expires_ns, flags })
-            .map_err(|e| AdminError::Kernel(e.to_string()))?;
         if let Some((method, template)) = route {
             let rkey = route_key(&method, &template);
             let entry = self.routes.entry(rkey).or_insert_with(|| ListedRoute {
@@ -160,11 +158,63 @@ impl<M: VerdictMaps> Enforcer<M> {
         Ok(ids)
     }
 
+    /// Lists the actor whose credential events tag `actor` (the operator's reason on it);
+    /// returns its id.
+    fn add_actor_by_tag(
+        &mut self,
+        actor: &str,
+        any_route: bool,
+        reason: &str,
+        until_ms: i64,
+        expires_ns: u64,
+    ) -> Result<Vec<String>, AdminError> {
+        let tag = crate::detect::view::redaction_tag(actor)
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("[REDACTED:{actor}]"));
+        let key = *self
+            .recent
+            .get(&tag)
+            .or_else(|| {
+                self.actors
+                    .iter()
+                    .find(|(_, a)| a.token.as_deref() == Some(tag.as_str()))
+                    .map(|(k, _)| k)
+            })
+            .ok_or_else(|| AdminError::UnknownActor(actor.to_owned()))?;
+        self.dirty = true;
+        let entry = self.actors.entry(key).or_insert_with(|| ListedActor {
+            token: Some(tag.clone()),
+            rules: Vec::new(),
+            operator: None,
+            any_route: false,
+            until_ms,
+        });
+        entry.operator = Some(reason.to_owned());
+        entry.until_ms = entry.until_ms.max(until_ms);
+        entry.any_route |= any_route;
+        let flags = if entry.any_route || self.config.any_route {
+            ACTOR_ANY_ROUTE
+        } else {
+            0
+        };
+        self.maps
+            .put_actor(key, &ActorEntry { expires_ns, flags })
+            .map_err(|e| AdminError::Kernel(e.to_string()))?;
+        Ok(vec![format!("actor:{key:016x}")])
+    }
+
     /// Removes a list entry here and in the kernel (an operator's unblock). Detection may list
     /// the actor or route again on its next finding.
     pub fn remove(&mut self, id: &str) -> Result<(), AdminError> {
         let unknown = || AdminError::UnknownEntry(id.to_owned());
         let (kind, hex) = id.split_once(':').ok_or_else(unknown)?;
+        if kind == "client" {
+            let ip = hex.parse().map_err(|_| unknown())?;
+            return self
+                .unlist_client(ip)
+                .ok_or_else(unknown)?
+                .map_err(|e| AdminError::Kernel(e.to_string()));
+        }
         let key = u64::from_str_radix(hex, 16).map_err(|_| unknown())?;
         self.dirty = true;
         let result = match kind {

@@ -1,12 +1,12 @@
 use std::collections::HashMap;
 
 use agent_common::enforce::{
-    ACTION_BLOCKED, ACTION_WOULD_BLOCK, ActorEntry, EnforceSettings, GateKey, HeadScan,
+    ACTION_BLOCKED, ACTION_WOULD_BLOCK, ActorEntry, ClientKey, EnforceSettings, GateKey, HeadScan,
     MODE_MONITOR, POINT_SERVER_READ, RouteEntry, SCAN_COMPLETE, VERDICT_TUPLE_KNOWN, VerdictRecord,
     counter,
 };
 
-use super::*;
+use super::{evidence::Action, *};
 use crate::{classify::redact::TokenKey, detect::route};
 
 #[derive(Default)]
@@ -14,6 +14,7 @@ struct FakeMaps {
     settings: Option<EnforceSettings>,
     actors: HashMap<u64, ActorEntry>,
     routes: HashMap<u64, RouteEntry>,
+    clients: HashMap<ClientKey, ActorEntry>,
     gates_removed: Vec<GateKey>,
 }
 
@@ -36,6 +37,14 @@ impl VerdictMaps for FakeMaps {
     }
     fn remove_route(&mut self, key: u64) -> Result<(), ControlError> {
         self.routes.remove(&key);
+        Ok(())
+    }
+    fn put_client(&mut self, key: &ClientKey, e: &ActorEntry) -> Result<(), ControlError> {
+        self.clients.insert(*key, *e);
+        Ok(())
+    }
+    fn remove_client(&mut self, key: &ClientKey) -> Result<(), ControlError> {
+        self.clients.remove(key);
         Ok(())
     }
     fn remove_gate(&mut self, key: &GateKey) -> Result<(), ControlError> {
@@ -343,4 +352,81 @@ fn admin_requests_and_their_answers() {
     );
     let answer = admin::handle(&mut e, br#"{"cmd":"remove","id":"route:1"}"#, 0, 0);
     assert!(!answer.ok && answer.error.is_some_and(|m| m.contains("block list")));
+}
+
+#[test]
+fn client_addresses_are_listed_only_when_enforced_and_named_in_the_evidence() {
+    let by_address = |e: &mut Enforcer<FakeMaps>| {
+        e.apply(
+            vec![ListChange::Actor {
+                token: None,
+                client_ip: Some("127.0.0.1".into()),
+                credential_key: None,
+                until_ms: 1_000_000 + 60_000,
+                because: RuleId::Auth6,
+            }],
+            1_000_000,
+            5_000_000_000,
+        );
+    };
+    // Off by default: listed by detection, counted, nothing in the kernel.
+    let mut e = enforcer(Mode::Enforce);
+    by_address(&mut e);
+    assert_eq!(e.stats.actors_not_enforceable, 1);
+    assert!(e.maps.clients.is_empty());
+    assert_eq!(e.maps.settings.map(|s| s.flags), Some(0));
+    assert!(matches!(
+        e.add_manual("203.0.113.9", None, 60, "x", 0, 0),
+        Err(AdminError::ClientAddressesOff(_))
+    ));
+    let config = EnforceConfig {
+        mode: Mode::Enforce,
+        client_addresses: true,
+        ..EnforceConfig::default()
+    };
+    let mut e = Enforcer::new(config, FakeMaps::default(), KEY).expect("fake maps");
+    assert_eq!(
+        e.maps.settings.map(|s| s.flags),
+        Some(agent_common::enforce::SETTINGS_CLIENT_ADDRESSES)
+    );
+    by_address(&mut e);
+    let (_, route) = listed(&mut e);
+    let key = clients::client_key("127.0.0.1".parse().expect("ip"));
+    assert_eq!(
+        e.maps.clients[&key].expires_ns,
+        5_000_000_000 + 60_000_000_000
+    );
+    assert_eq!(e.stats.clients_listed, 1);
+    // A server-side verdict on the address: the evidence names it, not a token.
+    let mut v = verdict(ACTION_BLOCKED, 0, route);
+    v.credential = agent_common::enforce::CREDENTIAL_CLIENT_ADDRESS;
+    let event = e.on_verdict(
+        &v,
+        &ctx(),
+        |_| Ok(std::time::Duration::ZERO),
+        || 6_000_000_000,
+    );
+    let json = serde_json::to_value(&event).expect("serialises");
+    assert_eq!(json["actor"]["credential"], "client_address");
+    assert_eq!(json["actor"]["client_ip"], "127.0.0.1");
+    assert_eq!(json["actor"]["token"], serde_json::Value::Null);
+    assert_eq!(json["actor"]["listed_by"][0], "AUTH-6");
+    assert_eq!(json["route"]["listed_by"][0], "DATA-1");
+    // Operators: by IP on a route, listed, removed.
+    let ids = e
+        .add_manual("2001:db8::7", Some("GET /admin"), 60, "ticket 9", 0, 0)
+        .expect("client block");
+    assert_eq!(ids[0], "client:2001:db8::7");
+    let list = e.list();
+    assert!(
+        list.iter()
+            .any(|v| v.id == "client:2001:db8::7" && v.listed_by == ["operator"])
+    );
+    e.remove("client:2001:db8::7").expect("listed");
+    let v6 = clients::client_key("2001:db8::7".parse().expect("ip"));
+    assert!(!e.maps.clients.contains_key(&v6));
+    assert!(matches!(
+        e.remove("client:2001:db8::7"),
+        Err(AdminError::UnknownEntry(_))
+    ));
 }

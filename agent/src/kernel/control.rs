@@ -4,12 +4,13 @@
 
 use agent_common::{
     enforce::{
-        ActorEntry, EnforceSettings, GateEntry, GateKey, RouteEntry, counter as enforce_counter,
+        ActorEntry, ClientKey, EnforceSettings, GateEntry, GateKey, RouteEntry,
+        counter as enforce_counter,
     },
     names::{
-        LSM_HOOK_SOCKET_SENDMSG, MAP_ENFORCE_ACTORS, MAP_ENFORCE_COUNTERS, MAP_ENFORCE_GATE,
-        MAP_ENFORCE_JUMP, MAP_ENFORCE_ROUTES, MAP_ENFORCE_SETTINGS, PROG_ENFORCE_EGRESS_GATE,
-        PROG_ENFORCE_LSM_SENDMSG, PROG_ENFORCE_PLAIN_JUDGE,
+        LSM_HOOK_SOCKET_SENDMSG, MAP_ENFORCE_ACTORS, MAP_ENFORCE_CLIENTS, MAP_ENFORCE_COUNTERS,
+        MAP_ENFORCE_GATE, MAP_ENFORCE_JUMP, MAP_ENFORCE_ROUTES, MAP_ENFORCE_SETTINGS,
+        PROG_ENFORCE_EGRESS_GATE, PROG_ENFORCE_LSM_SENDMSG, PROG_ENFORCE_PLAIN_JUDGE,
     },
 };
 use aya::{
@@ -54,6 +55,8 @@ pub trait VerdictMaps {
     fn remove_actor(&mut self, key: u64) -> Result<(), ControlError>;
     fn put_route(&mut self, key: u64, entry: &RouteEntry) -> Result<(), ControlError>;
     fn remove_route(&mut self, key: u64) -> Result<(), ControlError>;
+    fn put_client(&mut self, key: &ClientKey, entry: &ActorEntry) -> Result<(), ControlError>;
+    fn remove_client(&mut self, key: &ClientKey) -> Result<(), ControlError>;
     fn remove_gate(&mut self, key: &GateKey) -> Result<(), ControlError>;
     /// ENFORCE_COUNTERS summed over CPUs.
     fn counters(&self) -> [u64; enforce_counter::COUNT as usize];
@@ -63,6 +66,7 @@ pub struct EnforceMaps {
     settings: Array<MapData, EnforceSettings>,
     actors: HashMap<MapData, u64, ActorEntry>,
     routes: HashMap<MapData, u64, RouteEntry>,
+    clients: HashMap<MapData, ClientKey, ActorEntry>,
     gate: HashMap<MapData, GateKey, GateEntry>,
     counters: PerCpuArray<MapData, u64>,
 }
@@ -93,6 +97,7 @@ impl EnforceMaps {
             settings: take(ebpf, MAP_ENFORCE_SETTINGS)?,
             actors: take(ebpf, MAP_ENFORCE_ACTORS)?,
             routes: take(ebpf, MAP_ENFORCE_ROUTES)?,
+            clients: take(ebpf, MAP_ENFORCE_CLIENTS)?,
             gate: take(ebpf, MAP_ENFORCE_GATE)?,
             counters: take(ebpf, MAP_ENFORCE_COUNTERS)?,
         })
@@ -124,6 +129,16 @@ impl VerdictMaps for EnforceMaps {
 
     fn remove_route(&mut self, key: u64) -> Result<(), ControlError> {
         removed(self.routes.remove(&key), MAP_ENFORCE_ROUTES)
+    }
+
+    fn put_client(&mut self, key: &ClientKey, entry: &ActorEntry) -> Result<(), ControlError> {
+        self.clients
+            .insert(key, entry, 0)
+            .map_err(map_err(MAP_ENFORCE_CLIENTS))
+    }
+
+    fn remove_client(&mut self, key: &ClientKey) -> Result<(), ControlError> {
+        removed(self.clients.remove(key), MAP_ENFORCE_CLIENTS)
     }
 
     fn remove_gate(&mut self, key: &GateKey) -> Result<(), ControlError> {

@@ -1,94 +1,34 @@
-//! Inline enforcement, shared by both halves: the request-head scanner the kernel runs inside
-//! the TLS probes, the keys it derives, and the records of the verdict and gate maps.
-//!
-//! The scanner is one byte-at-a-time state machine ([`HeadScan::step`]) so the very same code
-//! runs in a `bpf_loop` callback in the kernel and in the agent's unit tests: the tests check
-//! that the keys the kernel computes from a raw request head equal the keys the agent derives
-//! from the parsed request (token → [`credential_key`], route template → [`RouteKey`]). It
-//! never indexes or panics; unknown or malformed input ends the scan with `SCAN_NOT_HTTP` (the
-//! request is allowed: enforcement fails open).
+//! The request-head scanner: one byte-at-a-time state machine, run by the eBPF programs in a
+//! `bpf_loop` callback and by the agent's tests alike.
 
-/// Bytes of a request head the kernel copies at a time (a power of two: indices are masked).
-pub const HEAD_SCAN_BYTES: usize = 2048;
+use super::{
+    CREDENTIAL_API_KEY, CREDENTIAL_AUTHORIZATION, CREDENTIAL_NONE, SCAN_COMPLETE, SCAN_NOT_HTTP,
+    SCAN_RUNNING, SEGMENT_HEX, SEGMENT_ID, SEGMENT_TOKEN, SEGMENT_UUID,
+    keys::{
+        FNV_OFFSET, HOST_MARK, MAX_HOST_BYTES, MAX_SCHEME_BYTES, Sip24, combine, fnv, is_space,
+        lower,
+    },
+};
 
-/// Longest request head the kernel judges, over one buffer or several (nginx's default
-/// `large_client_header_buffers` is 8 KiB); a longer head is allowed and counted.
-pub const HEAD_LIMIT_BYTES: u32 = 8192;
-
-/// A head split over several reads or writes is resumed from its saved scan state only this
-/// long after it started (a stream that stalls mid-head, or a reused stream id, starts over).
-pub const HEAD_CONTINUE_NS: u64 = 10_000_000_000;
-
-/// `EnforceSettings::mode`.
-pub const MODE_OFF: u32 = 0;
-/// Verdicts are computed and reported as `would_block`; nothing is stopped.
-pub const MODE_MONITOR: u32 = 1;
-/// Verdicts close the connection's egress gate and the agent resets it.
-pub const MODE_ENFORCE: u32 = 2;
-
-/// `EnforceSettings::points` bits and `VerdictRecord::point`.
-pub const POINT_CLIENT_WRITE: u32 = 1;
-pub const POINT_SERVER_READ: u32 = 2;
-
-/// `VerdictRecord::action`.
-pub const ACTION_WOULD_BLOCK: u32 = 1;
-pub const ACTION_BLOCKED: u32 = 2;
-
-/// `ActorEntry::flags`: the actor is denied on every route, not only on sensitive ones.
-pub const ACTOR_ANY_ROUTE: u64 = 1;
-
-/// `VerdictRecord::flags`: the connection's addresses were read (the gate key is valid).
-pub const VERDICT_TUPLE_KNOWN: u32 = 1;
-/// `VerdictRecord::flags`: the gate map was full or the tuple unknown: nothing was gated.
-pub const VERDICT_GATE_FAILED: u32 = 2;
-/// `VerdictRecord::flags`: judged on a plain-HTTP socket (a syscall), not at a TLS probe.
-pub const VERDICT_PLAINTEXT: u32 = 4;
-
-/// Route keys stand for these instead of the segment's bytes when a segment is a parameter.
-pub const SEGMENT_ID: u64 = 0x1d;
-pub const SEGMENT_UUID: u64 = 0x2d;
-pub const SEGMENT_HEX: u64 = 0x3d;
-pub const SEGMENT_TOKEN: u64 = 0x4d;
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-/// The scan's outcome (`HeadScan::done`).
-pub const SCAN_RUNNING: u32 = 0;
-/// The blank line ending the head was seen.
-pub const SCAN_COMPLETE: u32 = 1;
-/// Not an origin-form HTTP/1 request head: nothing to judge.
-pub const SCAN_NOT_HTTP: u32 = 2;
-
-/// Which credential the token key was taken from.
-pub const CREDENTIAL_NONE: u32 = 0;
-pub const CREDENTIAL_AUTHORIZATION: u32 = 1;
-pub const CREDENTIAL_API_KEY: u32 = 2;
-
-const S_METHOD: u32 = 0;
-const S_PATH: u32 = 1;
-const S_REQUEST_LINE_REST: u32 = 2;
-const S_LINE_START: u32 = 3;
-const S_NAME: u32 = 4;
-const S_SKIP_LINE: u32 = 5;
-const S_VALUE_SPACE: u32 = 6;
-const S_SCHEME: u32 = 7;
-const S_SCHEME_SPACE: u32 = 8;
-const S_CREDENTIAL: u32 = 9;
-const S_BLANK_CR: u32 = 10;
-const S_HOST_SPACE: u32 = 11;
-const S_HOST: u32 = 12;
+pub(crate) const S_METHOD: u32 = 0;
+pub(crate) const S_PATH: u32 = 1;
+pub(crate) const S_REQUEST_LINE_REST: u32 = 2;
+pub(crate) const S_LINE_START: u32 = 3;
+pub(crate) const S_NAME: u32 = 4;
+pub(crate) const S_SKIP_LINE: u32 = 5;
+pub(crate) const S_VALUE_SPACE: u32 = 6;
+pub(crate) const S_SCHEME: u32 = 7;
+pub(crate) const S_SCHEME_SPACE: u32 = 8;
+pub(crate) const S_CREDENTIAL: u32 = 9;
+pub(crate) const S_BLANK_CR: u32 = 10;
+pub(crate) const S_HOST_SPACE: u32 = 11;
+pub(crate) const S_HOST: u32 = 12;
 
 const MAX_METHOD_BYTES: u32 = 16;
-const MAX_SCHEME_BYTES: u32 = 16;
 const NAME_DEAD: u32 = u32::MAX;
 const AUTHORIZATION: &[u8] = b"authorization:";
 const API_KEY: &[u8] = b"x-api-key:";
 const HOST: &[u8] = b"host:";
-/// Mixed into a route key with its host, so no host-specific key equals a host-agnostic one.
-const HOST_MARK: u64 = 0x6f73_745f_6b65_7968;
-/// Longest Host value hashed; a longer one gives no host key (and no host-specific match).
-const MAX_HOST_BYTES: u32 = 255;
 
 /// Segment classification bits (`HeadScan::seg_flags`).
 const SEG_ALL_DIGIT: u32 = 1;
@@ -145,180 +85,6 @@ pub struct HeadScan {
     pub _pad: u32,
     /// When the head's first bytes were scanned (CLOCK_MONOTONIC ns; kernel only).
     pub started_ns: u64,
-}
-
-#[inline(always)]
-fn fnv(hash: u64, byte: u8) -> u64 {
-    (hash ^ byte as u64).wrapping_mul(FNV_PRIME)
-}
-
-#[inline(always)]
-fn combine(route: u64, segment: u64) -> u64 {
-    (route ^ segment).wrapping_mul(FNV_PRIME)
-}
-
-#[inline(always)]
-fn lower(c: u8) -> u8 {
-    if c.is_ascii_uppercase() { c | 0x20 } else { c }
-}
-
-#[inline(always)]
-fn is_space(c: u8) -> bool {
-    c == b' ' || c == b'\t'
-}
-
-#[inline(always)]
-fn sip_round(v: &mut [u64; 4]) {
-    let [v0, v1, v2, v3] = v;
-    *v0 = v0.wrapping_add(*v1);
-    *v1 = v1.rotate_left(13);
-    *v1 ^= *v0;
-    *v0 = v0.rotate_left(32);
-    *v2 = v2.wrapping_add(*v3);
-    *v3 = v3.rotate_left(16);
-    *v3 ^= *v2;
-    *v0 = v0.wrapping_add(*v3);
-    *v3 = v3.rotate_left(21);
-    *v3 ^= *v0;
-    *v2 = v2.wrapping_add(*v1);
-    *v1 = v1.rotate_left(17);
-    *v1 ^= *v2;
-    *v2 = v2.rotate_left(32);
-}
-
-/// SipHash-2-4, one byte at a time (the kernel cannot hold the credential in one buffer it
-/// can hash in one go). Equal to the reference SipHash-2-4 of the concatenated bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Sip24 {
-    v: [u64; 4],
-    tail: u64,
-    len: u64,
-}
-
-impl Sip24 {
-    pub fn new(key: [u64; 2]) -> Self {
-        let [k0, k1] = key;
-        Self {
-            v: [
-                k0 ^ 0x736f_6d65_7073_6575,
-                k1 ^ 0x646f_7261_6e64_6f6d,
-                k0 ^ 0x6c79_6765_6e65_7261,
-                k1 ^ 0x7465_6462_7974_6573,
-            ],
-            tail: 0,
-            len: 0,
-        }
-    }
-
-    #[inline(always)]
-    pub fn byte(&mut self, c: u8) {
-        self.tail |= (c as u64) << (8 * (self.len & 7));
-        self.len += 1;
-        if self.len & 7 == 0 {
-            let m = self.tail;
-            self.v[3] ^= m;
-            sip_round(&mut self.v);
-            sip_round(&mut self.v);
-            self.v[0] ^= m;
-            self.tail = 0;
-        }
-    }
-
-    pub fn finish(mut self) -> u64 {
-        let b = (self.len << 56) | self.tail;
-        self.v[3] ^= b;
-        sip_round(&mut self.v);
-        sip_round(&mut self.v);
-        self.v[0] ^= b;
-        self.v[2] ^= 0xff;
-        for _ in 0..4 {
-            sip_round(&mut self.v);
-        }
-        let [v0, v1, v2, v3] = self.v;
-        v0 ^ v1 ^ v2 ^ v3
-    }
-}
-
-/// The kernel's identity of a credential: SipHash-2-4 under the enforcement key.
-pub fn credential_key(key: [u64; 2], credential: &[u8]) -> u64 {
-    let mut sip = Sip24::new(key);
-    for c in credential {
-        sip.byte(*c);
-    }
-    sip.finish()
-}
-
-/// Builds the route key of `METHOD` + a route template segment by segment: what the kernel
-/// computes from a raw request target, the agent computes from the template the inventory made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RouteKey(u64);
-
-impl RouteKey {
-    pub fn method(method: &[u8]) -> Self {
-        let mut h = FNV_OFFSET;
-        for c in method {
-            h = fnv(h, *c);
-        }
-        Self(h)
-    }
-
-    /// One segment of the template: a literal or `{id}` / `{uuid}` / `{hex}` / `{token}`.
-    pub fn segment(self, segment: &[u8]) -> Self {
-        let value = match segment {
-            b"{id}" => SEGMENT_ID,
-            b"{uuid}" => SEGMENT_UUID,
-            b"{hex}" => SEGMENT_HEX,
-            b"{token}" => SEGMENT_TOKEN,
-            literal => {
-                let mut h = FNV_OFFSET;
-                for c in literal {
-                    h = fnv(h, *c);
-                }
-                h
-            }
-        };
-        Self(combine(self.0, value))
-    }
-
-    pub fn get(self) -> u64 {
-        self.0
-    }
-
-    /// The key of this route on one virtual host (`host` as [`host_of`] gives it); the
-    /// kernel looks up this key first, then the host-agnostic one.
-    pub fn on_host(self, host: &[u8]) -> Self {
-        let mut h = FNV_OFFSET;
-        for c in host {
-            h = fnv(h, lower(*c));
-        }
-        Self(combine(self.0, h ^ HOST_MARK))
-    }
-}
-
-/// The host of a Host header value as the kernel keys it: leading spaces skipped, then a
-/// bracketed IPv6 literal up to its `]`, or a name up to its port's `:` (or a space). None when
-/// it is longer than the kernel hashes.
-pub fn host_of(value: &[u8]) -> Option<&[u8]> {
-    let value = trim_start(value);
-    let end = if value.first() == Some(&b'[') {
-        value
-            .iter()
-            .position(|c| *c == b']' || is_space(*c) || *c == b'\r' || *c == b'\n')
-            .map_or(value.len(), |i| {
-                if value.get(i) == Some(&b']') {
-                    i + 1
-                } else {
-                    i
-                }
-            })
-    } else {
-        value
-            .iter()
-            .position(|c| *c == b':' || is_space(*c) || *c == b'\r' || *c == b'\n')
-            .unwrap_or(value.len())
-    };
-    let host = value.get(..end)?;
-    (host.len() <= MAX_HOST_BYTES as usize).then_some(host)
 }
 
 impl HeadScan {
@@ -690,148 +456,3 @@ impl HeadScan {
         }
     }
 }
-
-/// The credential the kernel identifies an actor by, from a header value as the agent parsed
-/// it: for `Authorization` the word after the scheme (`Bearer abc` → `abc`), for `X-Api-Key`
-/// the first word. None when the value has no such shape (the kernel takes none either).
-pub fn credential_of<'v>(lower_name: &str, value: &'v [u8]) -> Option<&'v [u8]> {
-    let value = trim_start(value);
-    let word = match lower_name {
-        "authorization" => {
-            let scheme_end = value.iter().position(|c| *c == b' ')?;
-            if scheme_end == 0 || scheme_end > MAX_SCHEME_BYTES as usize {
-                return None;
-            }
-            trim_start(value.get(scheme_end..)?)
-        }
-        "x-api-key" => value,
-        _ => return None,
-    };
-    let end = word
-        .iter()
-        .position(|c| is_space(*c) || *c == b'\r' || *c == b'\n')
-        .unwrap_or(word.len());
-    let word = word.get(..end)?;
-    (!word.is_empty()).then_some(word)
-}
-
-fn trim_start(mut v: &[u8]) -> &[u8] {
-    while let [first, rest @ ..] = v {
-        if !is_space(*first) {
-            break;
-        }
-        v = rest;
-    }
-    v
-}
-
-/// Enforcement switches, one map slot: changing the mode is one map write.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EnforceSettings {
-    pub mode: u32,
-    /// POINT_* bits: where verdicts are taken.
-    pub points: u32,
-    /// SipHash key of credentials, derived from the redaction key.
-    pub sip_key: [u64; 2],
-    /// Gate entries live this long (CLOCK_MONOTONIC ns) unless the agent removes them first.
-    pub gate_ttl_ns: u64,
-}
-
-/// A listed actor (key: its credential key).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ActorEntry {
-    /// CLOCK_MONOTONIC ns after which the entry no longer counts.
-    pub expires_ns: u64,
-    pub flags: u64,
-}
-
-/// A listed route (key: its route key).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RouteEntry {
-    pub expires_ns: u64,
-}
-
-/// A connection whose egress is stopped, as the socket sees it.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct GateKey {
-    pub family: u16,
-    /// Host byte order.
-    pub local_port: u16,
-    /// Host byte order.
-    pub remote_port: u16,
-    pub _pad: u16,
-    /// IPv4 in the first four bytes (network order), IPv6 all sixteen.
-    pub local_addr: [u8; 16],
-    pub remote_addr: [u8; 16],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GateEntry {
-    pub expires_ns: u64,
-}
-
-/// A kernel verdict: a listed actor's request on a listed route.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VerdictRecord {
-    pub header: crate::event::RecordHeader,
-    pub stream: u64,
-    pub token_key: u64,
-    pub route_key: u64,
-    pub fd: i32,
-    /// ACTION_*.
-    pub action: u32,
-    /// POINT_*.
-    pub point: u32,
-    /// VERDICT_* bits.
-    pub flags: u32,
-    /// CREDENTIAL_*.
-    pub credential: u32,
-    pub _pad: u32,
-    pub gate: GateKey,
-    pub cgroup_id: u64,
-    pub comm: [u8; crate::event::COMM_BYTES],
-}
-
-/// Counters of the enforcement path (ENFORCE_COUNTERS, per CPU).
-pub mod counter {
-    /// Request heads scanned at a verdict point.
-    pub const HEADS_SCANNED: u32 = 0;
-    /// Heads not judged: not origin-form HTTP/1, or longer than the scan window (fail open).
-    pub const HEADS_UNPARSED: u32 = 1;
-    /// Heads without a credential the kernel can identify.
-    pub const HEADS_WITHOUT_TOKEN: u32 = 2;
-    /// Verdicts: would_block (monitor) and blocked (enforce).
-    pub const WOULD_BLOCK: u32 = 3;
-    pub const BLOCKED: u32 = 4;
-    /// Blocks whose gate could not be set (tuple unknown or gate map full).
-    pub const GATE_FAILED: u32 = 5;
-    /// Egress packets dropped by the gate (RST segments always pass).
-    pub const PACKETS_DROPPED: u32 = 6;
-    /// Verdict records lost because the ring buffer was full.
-    pub const VERDICTS_LOST: u32 = 7;
-    /// Sends on gated connections the BPF-LSM gate refused (ECONNRESET).
-    pub const LSM_DENIED: u32 = 8;
-    /// Heads whose scan went on in a later read or write of the same stream (split heads).
-    pub const HEADS_SPLIT: u32 = 9;
-    /// Heads judged on plain-HTTP sockets (also counted in HEADS_SCANNED).
-    pub const HEADS_PLAINTEXT: u32 = 10;
-    pub const COUNT: u32 = 11;
-}
-
-const _: () = {
-    assert!(HEAD_SCAN_BYTES.is_power_of_two());
-    assert!(core::mem::size_of::<HeadScan>() == 200);
-    assert!(core::mem::size_of::<GateKey>() == 40);
-    assert!(core::mem::size_of::<EnforceSettings>() == 32);
-    assert!(core::mem::size_of::<VerdictRecord>() == 136);
-};
-
-#[cfg(test)]
-#[path = "enforce_tests.rs"]
-mod tests;
