@@ -7,6 +7,16 @@ pub mod jwt;
 pub mod memo;
 pub mod redact;
 
+/// Bytes as text, invalid UTF-8 replaced by U+FFFD — as `String::from_utf8_lossy`, but valid
+/// text (nearly all of it, and mostly ASCII) is checked by `str::from_utf8`, which reads ASCII a
+/// word at a time, where the lossy iterator goes byte by byte.
+pub fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(valid) => std::borrow::Cow::Borrowed(valid),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 /// A regex from a pattern written in this source. Every such pattern is compiled by the unit
 /// tests of its module, so a typo fails the tests, never the agent.
 pub(crate) fn static_regex(pattern: &str) -> regex::Regex {

@@ -147,7 +147,7 @@ pub fn header_value<'v>(key: &TokenKey, lower_name: &str, value: &'v [u8]) -> Co
     {
         return Cow::Owned(key.marker(value));
     }
-    String::from_utf8_lossy(value)
+    super::text(value)
 }
 
 /// The headers nearly every exchange has and that never hold a secret: one comparison instead

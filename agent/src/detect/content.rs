@@ -112,7 +112,7 @@ pub fn body_inputs(body: &[u8]) -> Vec<(String, String)> {
         }
         return Vec::new();
     }
-    let text = String::from_utf8_lossy(body);
+    let text = crate::classify::text(body);
     if text.contains('=') && !text.contains('\n') {
         return text
             .split('&')

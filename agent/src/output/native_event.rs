@@ -18,13 +18,13 @@ const CAPACITY: usize = 2048;
 
 /// The native JSON of one exchange (no trailing newline).
 pub fn render(event: &ExchangeEvent<'_>) -> String {
-    let mut w = Writer(Vec::with_capacity(CAPACITY));
+    let mut w = Writer(String::with_capacity(CAPACITY));
     w.event(event);
-    // Only valid UTF-8 is written: `&str` contents, ASCII punctuation and escapes.
-    String::from_utf8(w.0).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    w.0
 }
 
-struct Writer(Vec<u8>);
+/// Written as a `String` from `&str` pieces and ASCII: no UTF-8 check of the whole event after.
+struct Writer(String);
 
 const LOW_BITS: u64 = 0x0101_0101_0101_0101;
 const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
@@ -41,23 +41,23 @@ fn needs_escape(word: u64) -> bool {
 
 impl Writer {
     fn raw(&mut self, s: &str) {
-        self.0.extend_from_slice(s.as_bytes());
+        self.0.push_str(s);
     }
 
     fn key(&mut self, first: bool, name: &str) {
         if !first {
-            self.0.push(b',');
+            self.0.push(',');
         }
-        self.0.push(b'"');
-        self.0.extend_from_slice(name.as_bytes());
-        self.0.extend_from_slice(b"\":");
+        self.0.push('"');
+        self.0.push_str(name);
+        self.0.push_str("\":");
     }
 
     /// A JSON string, escaped as serde_json escapes it.
     fn string(&mut self, s: &str) {
         let bytes = s.as_bytes();
         self.0.reserve(bytes.len() + 2);
-        self.0.push(b'"');
+        self.0.push('"');
         let mut run_start = 0;
         let mut at = 0;
         while at < bytes.len() {
@@ -70,17 +70,17 @@ impl Writer {
             }
             let Some(&byte) = bytes.get(at) else { break };
             if let Some((escape, len)) = escape_of(byte) {
-                self.0
-                    .extend_from_slice(bytes.get(run_start..at).unwrap_or_default());
-                self.0
-                    .extend_from_slice(escape.get(..len).unwrap_or_default());
+                // Runs end at ASCII bytes (the escaped ones), so they are whole characters.
+                self.0.push_str(s.get(run_start..at).unwrap_or_default());
+                for c in escape.get(..len).unwrap_or_default() {
+                    self.0.push(char::from(*c));
+                }
                 run_start = at + 1;
             }
             at += 1;
         }
-        self.0
-            .extend_from_slice(bytes.get(run_start..).unwrap_or_default());
-        self.0.push(b'"');
+        self.0.push_str(s.get(run_start..).unwrap_or_default());
+        self.0.push('"');
     }
 
     fn opt_string(&mut self, s: Option<&str>) {
@@ -92,7 +92,7 @@ impl Writer {
 
     fn number(&mut self, n: impl itoa::Integer) {
         let mut buf = itoa::Buffer::new();
-        self.0.extend_from_slice(buf.format(n).as_bytes());
+        self.0.push_str(buf.format(n));
     }
 
     fn opt_number(&mut self, n: Option<impl itoa::Integer>) {
@@ -103,7 +103,7 @@ impl Writer {
     }
 
     fn event(&mut self, e: &ExchangeEvent<'_>) {
-        self.0.push(b'{');
+        self.0.push('{');
         self.key(true, "schema");
         self.string(&e.schema);
         self.key(false, "time");
@@ -148,11 +148,11 @@ impl Writer {
             self.key(false, "grpc");
             self.grpc(g);
         }
-        self.0.push(b'}');
+        self.0.push('}');
     }
 
     fn process(&mut self, p: &Process<'_>) {
-        self.0.push(b'{');
+        self.0.push('{');
         self.key(true, "pid");
         self.number(p.pid);
         self.key(false, "tid");
@@ -163,22 +163,22 @@ impl Writer {
         self.opt_string(p.exe.as_deref());
         self.key(false, "cgroup_id");
         self.number(p.cgroup_id);
-        self.0.push(b'}');
+        self.0.push('}');
     }
 
     fn container(&mut self, c: &Container<'_>) {
-        self.0.push(b'{');
+        self.0.push('{');
         self.key(true, "id");
         self.string(&c.id);
         if let Some(runtime) = &c.runtime {
             self.key(false, "runtime");
             self.string(runtime);
         }
-        self.0.push(b'}');
+        self.0.push('}');
     }
 
     fn kubernetes(&mut self, k: &Kubernetes<'_>) {
-        self.0.push(b'{');
+        self.0.push('{');
         self.key(true, "node");
         self.string(&k.node);
         for (name, value) in [
@@ -191,7 +191,7 @@ impl Writer {
                 self.string(value);
             }
         }
-        self.0.push(b'}');
+        self.0.push('}');
     }
 
     fn endpoint(&mut self, e: Option<&Endpoint>) {
@@ -199,16 +199,16 @@ impl Writer {
             self.raw("null");
             return;
         };
-        self.0.extend_from_slice(b"{\"ip\":\"");
+        self.0.push_str("{\"ip\":\"");
         // Addresses print as ASCII digits, dots, colons and hex: nothing to escape.
-        let _ = std::io::Write::write_fmt(&mut self.0, format_args!("{}", e.ip));
-        self.0.extend_from_slice(b"\",\"port\":");
+        let _ = std::fmt::Write::write_fmt(&mut self.0, format_args!("{}", e.ip));
+        self.0.push_str("\",\"port\":");
         self.number(e.port);
-        self.0.push(b'}');
+        self.0.push('}');
     }
 
     fn connection(&mut self, c: &Connection<'_>) {
-        self.0.push(b'{');
+        self.0.push('{');
         self.key(true, "local");
         self.endpoint(c.local.as_ref());
         self.key(false, "remote");
@@ -225,14 +225,14 @@ impl Writer {
         }
         self.key(false, "fd");
         self.opt_number(c.fd);
-        self.0.push(b'}');
+        self.0.push('}');
     }
 
     fn headers(&mut self, headers: &Headers<'_>) {
-        self.0.push(b'{');
+        self.0.push('{');
         for (i, h) in headers.iter().enumerate() {
             if i > 0 {
-                self.0.push(b',');
+                self.0.push(',');
             }
             // Names are written lower-case (as `Headers` serialises them). Lower-casing the
             // written bytes is the same thing: escapes are lower-case already and ASCII
@@ -242,10 +242,10 @@ impl Writer {
             if let Some(written) = self.0.get_mut(start..) {
                 written.make_ascii_lowercase();
             }
-            self.0.push(b':');
+            self.0.push(':');
             self.string(&h.value);
         }
-        self.0.push(b'}');
+        self.0.push('}');
     }
 
     fn jwt(&mut self, jwt: Option<&JwtSummary>) {
@@ -253,7 +253,7 @@ impl Writer {
             self.raw("null");
             return;
         };
-        self.0.push(b'{');
+        self.0.push('{');
         self.key(true, "alg");
         self.opt_string(j.alg.as_deref());
         self.key(false, "exp");
@@ -262,11 +262,11 @@ impl Writer {
         self.opt_number(j.nbf);
         self.key(false, "iat");
         self.opt_number(j.iat);
-        self.0.push(b'}');
+        self.0.push('}');
     }
 
     fn request(&mut self, r: &Request<'_>) {
-        self.0.push(b'{');
+        self.0.push('{');
         self.key(true, "method");
         self.string(&r.method);
         self.key(false, "path");
@@ -281,11 +281,11 @@ impl Writer {
         );
         self.key(false, "jwt");
         self.jwt(r.jwt.as_ref());
-        self.0.push(b'}');
+        self.0.push('}');
     }
 
     fn response(&mut self, r: &Response<'_>) {
-        self.0.push(b'{');
+        self.0.push('{');
         self.key(true, "status");
         self.number(r.status);
         self.key(false, "reason");
@@ -296,7 +296,7 @@ impl Writer {
             (r.body_size, &r.body_prefix, r.body_missing_bytes),
             r.unresolved_fields,
         );
-        self.0.push(b'}');
+        self.0.push('}');
     }
 
     /// The fields requests and responses share, in their order: version, headers, body size,
@@ -325,7 +325,7 @@ impl Writer {
     }
 
     fn grpc(&mut self, g: &Grpc<'_>) {
-        self.0.push(b'{');
+        self.0.push('{');
         self.key(true, "service");
         self.string(&g.service);
         self.key(false, "method");
@@ -342,7 +342,7 @@ impl Writer {
         self.number(g.request_messages);
         self.key(false, "response_messages");
         self.number(g.response_messages);
-        self.0.push(b'}');
+        self.0.push('}');
     }
 }
 
