@@ -117,6 +117,54 @@ enum BenchCmd {
     Scale(bench_scale::ScaleArgs),
 }
 
+/// The end-to-end suites in the order they run (quick capture checks first, the long qemu
+/// and container suites spread through). Every file in tests/tests must be here: a new suite
+/// that is not fails the run instead of being skipped silently.
+const E2E_SUITES: &[&str] = &[
+    "capture",
+    "coverage",
+    "reliability",
+    "plaintext",
+    "kprobe_qemu",
+    "enforce_qemu",
+    "operations",
+    "sinks",
+    "schema",
+    "detections",
+    "workloads",
+    "hostile",
+    "enforcement",
+    "enforcement_heads",
+    "http2",
+    "discovery",
+    "golang",
+    "install",
+    "container",
+    "deploy",
+];
+
+fn e2e_suites() -> anyhow::Result<Vec<&'static str>> {
+    let dir = workspace_root().join("tests/tests");
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        let Some(name) = path
+            .extension()
+            .filter(|e| *e == "rs")
+            .and_then(|_| path.file_stem())
+            .and_then(|s| s.to_str())
+        else {
+            continue;
+        };
+        if !E2E_SUITES.contains(&name) {
+            anyhow::bail!(
+                "{} is not in xtask's E2E_SUITES: add it there so CI runs it",
+                path.display()
+            );
+        }
+    }
+    Ok(E2E_SUITES.to_vec())
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Cmd::Setup => setup(),
@@ -546,49 +594,14 @@ fn test() -> anyhow::Result<()> {
     let image = image::build(image::DEFAULT_TAG)?;
     pip_install(&PYPI_TOOLS)?;
     let test_go = test_go()?;
+    let suites = e2e_suites()?;
+    let mut e2e = cargo();
+    e2e.args(["test", "-p", "cleartap-e2e"]);
+    for suite in &suites {
+        e2e.args(["--test", suite]);
+    }
     run_cmd(
-        cargo()
-            .args(["test", "-p", "cleartap-e2e", "--test", "capture"])
-            .args([
-                "--test",
-                "coverage",
-                "--test",
-                "reliability",
-                "--test",
-                "plaintext",
-                "--test",
-                "kprobe_qemu",
-                "--test",
-                "enforce_qemu",
-                "--test",
-                "operations",
-                "--test",
-                "sinks",
-                "--test",
-                "schema",
-                "--test",
-                "detections",
-                "--test",
-                "workloads",
-                "--test",
-                "hostile",
-                "--test",
-                "enforcement",
-                "--test",
-                "http2",
-                "--test",
-                "discovery",
-                "--test",
-                "golang",
-                "--test",
-                "install",
-                "--test",
-                "container",
-                "--test",
-                "deploy",
-                "--",
-                "--test-threads=1",
-            ])
+        e2e.args(["--", "--test-threads=1"])
             .env("CLEARTAP_BIN", &binary)
             .env("CLEARTAP_QEMU_KERNEL", &guest_kernel)
             .env("CLEARTAP_IMAGE", &image)
