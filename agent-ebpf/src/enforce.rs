@@ -1,10 +1,13 @@
 //! Inline enforcement: a verdict on each request head at the TLS probes (the server at the
-//! return of its read, the client at the entry of its write), and the egress gate that stops a
-//! judged connection's packets until the agent has reset it.
+//! return of its read, the client at the entry of its write) and, through `enforce_plain`, at
+//! the plain-HTTP socket syscalls; and the gates that stop a judged connection's packets until
+//! the agent has reset it.
 //!
 //! The verdict: the head is scanned (agent_common::enforce::HeadScan, one `bpf_loop` step per
-//! byte) for its credential and route; a listed actor on a listed route (or a listed actor
-//! flagged for every route) is a hit. In monitor mode a hit is only reported; in enforce mode
+//! byte, 2 KiB copied at a time, up to 8 KiB, resumed across the stream's reads or writes when
+//! it is split) for its credential, route and host; a listed actor on a route listed for the
+//! request's host or for every host (or a listed actor flagged for every route), or — at a
+//! server's read with client addresses on — a listed client address, is a hit. In monitor mode a hit is only reported; in enforce mode
 //! the connection's 4-tuple enters ENFORCE_GATE, whose `cgroup_skb/egress` program drops the
 //! connection's packets (RST segments pass, so the agent's reset reaches the peer). Anything
 //! that cannot be judged is allowed and counted: enforcement fails open. Nothing is pinned: the

@@ -1,5 +1,6 @@
 //! Inline enforcement, shared by both halves: the request-head scanner the kernel runs inside
-//! the TLS probes, the keys it derives, and the records of the verdict and gate maps.
+//! the TLS probes and at the plain-HTTP syscalls, the keys it derives, and the records of the
+//! verdict and gate maps.
 //!
 //! The scanner is one byte-at-a-time state machine ([`HeadScan::step`]) so the very same code
 //! runs in a `bpf_loop` callback in the kernel and in the agent's unit tests: the tests check
