@@ -61,22 +61,9 @@ fn long_head(port: u16, token: &str, pads: &[usize]) -> (i32, String, String) {
     args.extend([
         "-H".into(),
         format!("Authorization: Bearer {token}"),
-        "-w".into(),
-        "\n%{http_code}".into(),
         format!("https://127.0.0.1:{port}/secret"),
     ]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = cleartap_e2e::peers::curl(&args)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .expect("run curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (
-        out.status.code().unwrap_or(-1),
-        code.to_owned(),
-        body.to_owned(),
-    )
+    curl_answer(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 fn switch(s: &Setup, enforce: &str) {

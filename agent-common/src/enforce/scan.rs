@@ -87,6 +87,19 @@ pub struct HeadScan {
     pub started_ns: u64,
 }
 
+/// One lower-cased name byte against `name`: the position advances while the bytes match and
+/// is NAME_DEAD from the first that does not.
+#[inline(always)]
+fn match_name(pos: &mut u32, name: &[u8], l: u8) {
+    if *pos == NAME_DEAD {
+        return;
+    }
+    match name.get(*pos as usize) {
+        Some(&expected) if expected == l => *pos += 1,
+        _ => *pos = NAME_DEAD,
+    }
+}
+
 impl HeadScan {
     pub fn new(sip_key: [u64; 2]) -> Self {
         Self {
@@ -374,24 +387,9 @@ impl HeadScan {
             return;
         }
         let l = lower(c);
-        if self.auth_pos != NAME_DEAD {
-            match AUTHORIZATION.get(self.auth_pos as usize) {
-                Some(&expected) if expected == l => self.auth_pos += 1,
-                _ => self.auth_pos = NAME_DEAD,
-            }
-        }
-        if self.key_pos != NAME_DEAD {
-            match API_KEY.get(self.key_pos as usize) {
-                Some(&expected) if expected == l => self.key_pos += 1,
-                _ => self.key_pos = NAME_DEAD,
-            }
-        }
-        if self.host_pos != NAME_DEAD {
-            match HOST.get(self.host_pos as usize) {
-                Some(&expected) if expected == l => self.host_pos += 1,
-                _ => self.host_pos = NAME_DEAD,
-            }
-        }
+        match_name(&mut self.auth_pos, AUTHORIZATION, l);
+        match_name(&mut self.key_pos, API_KEY, l);
+        match_name(&mut self.host_pos, HOST, l);
         // Only the first header of each name counts, as the agent reads them: a second one
         // appended by the client cannot hide the first.
         if self.auth_pos as usize == AUTHORIZATION.len() {

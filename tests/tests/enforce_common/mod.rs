@@ -106,18 +106,21 @@ pub fn get_plain(port: u16, token: &str, path: &str) -> (i32, String, String) {
 
 /// (exit code, status code, body) of one curl request for `url` with `token`, naming `host`.
 pub fn request(url: &str, host: &str, token: &str) -> (i32, String, String) {
-    let out = curl(&[
+    curl_answer(&[
         "-H",
         &format!("Host: {host}"),
         "-H",
         &format!("Authorization: Bearer {token}"),
-        "-w",
-        "\n%{http_code}",
         url,
     ])
-    .stderr(Stdio::null())
-    .output()
-    .expect("run curl");
+}
+
+/// (exit code, status code, body) of curl run with `args`.
+pub fn curl_answer(args: &[&str]) -> (i32, String, String) {
+    let out = curl(&[&["-w", "\n%{http_code}"], args].concat())
+        .stderr(Stdio::null())
+        .output()
+        .expect("run curl");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
     (
