@@ -414,6 +414,35 @@ fn family_of(normalised: &str, place: Place<'_>) -> Option<Family> {
 /// these bytes or pairs), or it is a Java serialised object (which starts as it does). Most
 /// header values (User-Agent, Accept, Host, dates) fail it and are never decoded.
 fn may_carry(value: &str) -> bool {
+    // Short values (most header values, path segments, parameters) in one pass over the
+    // bytes: a memchr or memmem call per construct (eight of them) cost more than the walk.
+    // Long ones (bodies) by the vectorised searches, which win past a few hundred bytes.
+    let b = value.as_bytes();
+    if b.len() > 256 {
+        return may_carry_long(value);
+    }
+    let (mut colon, mut quote, mut double_slash) = (false, false, false);
+    for (i, &c) in b.iter().enumerate() {
+        let next = b.get(i + 1).copied();
+        match c {
+            b'$' | b'{' | b'%' | b'<' | b'&' | b'#' | b'\n' | b'\r' => return true,
+            b'(' if matches!(next, Some(b')' | b'|')) => return true,
+            b'@' | b')' if next == Some(b'(') => return true,
+            b':' => colon = true,
+            b'"' => quote = true,
+            b'/' if next == Some(b'/') => double_slash = true,
+            _ => {}
+        }
+    }
+    (colon && (quote || double_slash))
+        || value.starts_with("rO0AB")
+        || value
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("aced0005"))
+}
+
+/// [`may_carry`] for long values: the same tests, one vectorised search each.
+fn may_carry_long(value: &str) -> bool {
     use memchr::{memchr, memchr2, memchr3, memmem};
     let b = value.as_bytes();
     memchr3(b'$', b'{', b'%', b).is_some()

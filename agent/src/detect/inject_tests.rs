@@ -309,3 +309,45 @@ fn common_header_values_are_never_decoded() {
         assert!(may_carry(value), "{value}");
     }
 }
+
+#[test]
+fn the_short_and_long_pre_checks_agree() {
+    let samples = [
+        "",
+        "a",
+        "${x}",
+        "() { :;};",
+        "(|",
+        "@(",
+        ")(",
+        "a:b",
+        "a:\"b",
+        "http://x",
+        "x//y:",
+        "rO0ABXNy",
+        "ACED0005aa",
+        "a%0d",
+        "<",
+        "&amp",
+        "#",
+        "x\ny",
+        "x\r",
+        "(",
+        "()",
+        "a(b)c",
+        "@x(",
+        "127.0.0.1:8443",
+        "Mozilla/5.0 (Windows NT 10.0)",
+        "é:\"",
+        "//:",
+        "(a|b)",
+    ];
+    for s in samples {
+        assert_eq!(may_carry(s), may_carry_long(s), "{s:?}");
+        // The same values past the length where the long path takes over.
+        let long = format!("{s}{}", "x".repeat(300));
+        assert_eq!(may_carry(&long), may_carry_long(&long), "{long:?}");
+        let tail = format!("{}{s}", "x".repeat(300));
+        assert_eq!(may_carry(&tail), may_carry_long(&tail), "{tail:?}");
+    }
+}

@@ -200,8 +200,21 @@ impl Writer {
             return;
         };
         self.0.push_str("{\"ip\":\"");
-        // Addresses print as ASCII digits, dots, colons and hex: nothing to escape.
-        let _ = std::fmt::Write::write_fmt(&mut self.0, format_args!("{}", e.ip));
+        // Addresses print as ASCII digits, dots, colons and hex: nothing to escape. IPv4 (the
+        // common case) without the formatter, which was 4 % of the instructions per exchange.
+        match e.ip {
+            std::net::IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.0.push('.');
+                    }
+                    self.number(octet);
+                }
+            }
+            ip => {
+                let _ = std::fmt::Write::write_fmt(&mut self.0, format_args!("{ip}"));
+            }
+        }
         self.0.push_str("\",\"port\":");
         self.number(e.port);
         self.0.push('}');
