@@ -142,6 +142,9 @@ pub struct ConnTable {
     conns: FxHashMap<StreamId, Conn>,
     limits: TableLimits,
     pub stats: ConnStats,
+    /// Exchanges one record completed, kept between records so that the common case (one
+    /// exchange per response) allocates nothing.
+    scratch: Vec<Exchange>,
 }
 
 fn direction_of(direction: u32) -> Option<Direction> {
@@ -158,6 +161,7 @@ impl ConnTable {
             conns: FxHashMap::default(),
             limits,
             stats: ConnStats::default(),
+            scratch: Vec::new(),
         }
     }
 
@@ -203,6 +207,7 @@ impl ConnTable {
             conns,
             limits,
             stats,
+            ..
         } = self;
         let conn = conns.entry(id).or_insert_with(|| {
             stats.streams_opened += 1;
@@ -276,6 +281,7 @@ impl ConnTable {
             stream: record.stream,
         };
         let ts = record.header.timestamp_ns;
+        let mut exchanges = std::mem::take(&mut self.scratch);
         let limits = crate::protocol::Limits {
             http1: self.limits.http,
             http2: self.limits.http2,
@@ -352,7 +358,6 @@ impl ConnTable {
             *next_offset = offset.saturating_add(payload.len() as u64);
             fresh = payload;
         }
-        let mut exchanges = Vec::new();
         // Pushed even when empty: a gap may have completed a message.
         if parser
             .push_with(
@@ -371,14 +376,17 @@ impl ConnTable {
         if conn.info.role == Role::Unknown {
             conn.info.role = conn.parser.role_hint().unwrap_or(Role::Unknown);
         }
-        if !exchanges.is_empty() {
-            let info = conn.info;
-            self.emit(info, exchanges, out);
+        let info = conn.info;
+        self.emit(info, &mut exchanges, out);
+        // Kept unless a burst of pipelined exchanges grew it.
+        if exchanges.capacity() <= 16 {
+            self.scratch = exchanges;
         }
     }
 
-    fn emit(&mut self, info: ConnInfo, exchanges: Vec<Exchange>, out: &mut Vec<ConnExchange>) {
-        for exchange in exchanges {
+    /// Moves `exchanges` (left empty) to `out`, counted.
+    fn emit(&mut self, info: ConnInfo, exchanges: &mut Vec<Exchange>, out: &mut Vec<ConnExchange>) {
+        for exchange in exchanges.drain(..) {
             self.stats.exchanges += 1;
             if exchange.response.is_none() {
                 self.stats.requests_without_response += 1;
@@ -400,7 +408,7 @@ impl ConnTable {
         };
         let mut exchanges = Vec::new();
         conn.parser.close(&mut exchanges, &mut self.stats.protocol);
-        self.emit(conn.info, exchanges, out);
+        self.emit(conn.info, &mut exchanges, out);
     }
 
     pub fn close_process(&mut self, tgid: u32, out: &mut Vec<ConnExchange>) {

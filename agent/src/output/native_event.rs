@@ -39,6 +39,24 @@ fn needs_escape(word: u64) -> bool {
     (below_space | zero_byte(quote) | zero_byte(backslash)) & HIGH_BITS != 0
 }
 
+/// Whether no byte of `bytes` needs escaping, eight at a time; the last few bytes padded with
+/// spaces (which never need it), so short strings such as header names take one word test
+/// instead of a test per byte.
+fn is_clean(bytes: &[u8]) -> bool {
+    let mut words = bytes.chunks_exact(8);
+    for chunk in &mut words {
+        if needs_escape(u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]))) {
+            return false;
+        }
+    }
+    let rest = words.remainder();
+    let mut tail = [b' '; 8];
+    if let Some(start) = tail.get_mut(..rest.len()) {
+        start.copy_from_slice(rest);
+    }
+    !needs_escape(u64::from_le_bytes(tail))
+}
+
 impl Writer {
     fn raw(&mut self, s: &str) {
         self.0.push_str(s);
@@ -58,17 +76,19 @@ impl Writer {
         let bytes = s.as_bytes();
         self.0.reserve(bytes.len() + 2);
         self.0.push('"');
+        if is_clean(bytes) {
+            // Nearly every string: one copy, no per-byte work.
+            self.0.push_str(s);
+        } else {
+            self.escaped(s);
+        }
+        self.0.push('"');
+    }
+
+    /// The slow path of [`Self::string`]: unescaped runs copied whole, escapes between them.
+    fn escaped(&mut self, s: &str) {
         let mut run_start = 0;
-        let mut at = 0;
-        while at < bytes.len() {
-            if let Some(chunk) = bytes.get(at..at + 8) {
-                let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-                if !needs_escape(word) {
-                    at += 8;
-                    continue;
-                }
-            }
-            let Some(&byte) = bytes.get(at) else { break };
+        for (at, &byte) in s.as_bytes().iter().enumerate() {
             if let Some((escape, len)) = escape_of(byte) {
                 // Runs end at ASCII bytes (the escaped ones), so they are whole characters.
                 self.0.push_str(s.get(run_start..at).unwrap_or_default());
@@ -77,10 +97,8 @@ impl Writer {
                 }
                 run_start = at + 1;
             }
-            at += 1;
         }
         self.0.push_str(s.get(run_start..).unwrap_or_default());
-        self.0.push('"');
     }
 
     fn opt_string(&mut self, s: Option<&str>) {
