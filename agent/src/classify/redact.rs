@@ -84,25 +84,25 @@ impl TokenKey {
 }
 
 /// Headers whose values are credentials by definition (lower-case).
-fn is_secret_header(lower: &str) -> bool {
+fn is_secret_header(lower: &[u8]) -> bool {
     matches!(
         lower,
-        "authorization"
-            | "proxy-authorization"
-            | "cookie"
-            | "set-cookie"
-            | "x-api-key"
-            | "api-key"
-            | "x-auth-token"
-            | "x-amz-security-token"
+        b"authorization"
+            | b"proxy-authorization"
+            | b"cookie"
+            | b"set-cookie"
+            | b"x-api-key"
+            | b"api-key"
+            | b"x-auth-token"
+            | b"x-amz-security-token"
     )
 }
 
 /// Name parts that mark a credential: token, secret, password, passwd, apikey, api_key, api-key,
 /// session, signature. One pass over the name, dispatching on the first letter: this runs for
 /// every header of every exchange.
-fn name_looks_secret(lower: &str) -> bool {
-    let b = lower.as_bytes();
+fn name_looks_secret(lower: &[u8]) -> bool {
+    let b = lower;
     (0..b.len()).any(|i| {
         let rest = b.get(i..).unwrap_or_default();
         match rest.first().copied().unwrap_or_default() {
@@ -123,10 +123,26 @@ fn name_looks_secret(lower: &str) -> bool {
     })
 }
 
-/// Value to print for a header (`lower_name` lower-cased): secrets masked, keeping an auth
-/// scheme (e.g. "Bearer") since it explains the traffic and carries no secret.
-pub fn header_value<'v>(key: &TokenKey, lower_name: &str, value: &'v [u8]) -> Cow<'v, str> {
-    if lower_name == "authorization" || lower_name == "proxy-authorization" {
+/// Value to print for a header (`name` in any case): secrets masked, keeping an auth scheme
+/// (e.g. "Bearer") since it explains the traffic and carries no secret.
+pub fn header_value<'v>(key: &TokenKey, name: &str, value: &'v [u8]) -> Cow<'v, str> {
+    // Decided on the lower-case bytes, lowered on the stack (header names are short): this
+    // runs for every header of every exchange.
+    let mut buf = [0u8; 64];
+    let long;
+    let lower_name: &[u8] = match buf.get_mut(..name.len()) {
+        Some(lower) => {
+            for (d, c) in lower.iter_mut().zip(name.as_bytes()) {
+                *d = c.to_ascii_lowercase();
+            }
+            lower
+        }
+        None => {
+            long = name.to_ascii_lowercase();
+            long.as_bytes()
+        }
+    };
+    if lower_name == b"authorization" || lower_name == b"proxy-authorization" {
         // Split and tag the raw bytes: two credentials that differ only in invalid UTF-8 must
         // not share a tag. The scheme is shown (lossily); it carries no secret.
         let split = value.iter().position(|b| *b == b' ');
@@ -152,27 +168,27 @@ pub fn header_value<'v>(key: &TokenKey, lower_name: &str, value: &'v [u8]) -> Co
 
 /// The headers nearly every exchange has and that never hold a secret: one comparison instead
 /// of scanning the name for secret-looking parts, for every header of every exchange.
-fn common_plain_header(lower: &str) -> bool {
+fn common_plain_header(lower: &[u8]) -> bool {
     matches!(
         lower,
-        "host"
-            | "user-agent"
-            | "accept"
-            | "accept-encoding"
-            | "accept-language"
-            | "accept-ranges"
-            | "connection"
-            | "content-type"
-            | "content-length"
-            | "content-encoding"
-            | "date"
-            | "server"
-            | "etag"
-            | "last-modified"
-            | "cache-control"
-            | "vary"
-            | "keep-alive"
-            | "transfer-encoding"
+        b"host"
+            | b"user-agent"
+            | b"accept"
+            | b"accept-encoding"
+            | b"accept-language"
+            | b"accept-ranges"
+            | b"connection"
+            | b"content-type"
+            | b"content-length"
+            | b"content-encoding"
+            | b"date"
+            | b"server"
+            | b"etag"
+            | b"last-modified"
+            | b"cache-control"
+            | b"vary"
+            | b"keep-alive"
+            | b"transfer-encoding"
     )
 }
 
@@ -325,7 +341,7 @@ fn mask_secrets(text: &str) -> String {
 
 fn is_secret_query_key(key: &str) -> bool {
     let lower = key.to_ascii_lowercase();
-    SECRET_QUERY_KEYS.contains(&lower.as_str()) || name_looks_secret(&lower)
+    SECRET_QUERY_KEYS.contains(&lower.as_str()) || name_looks_secret(lower.as_bytes())
 }
 
 #[cfg(test)]
@@ -354,9 +370,10 @@ mod tests {
             "keep-alive",
             "transfer-encoding",
         ] {
-            assert!(common_plain_header(name));
+            let lower = name.as_bytes();
+            assert!(common_plain_header(lower));
             assert!(
-                !is_secret_header(name) && !name_looks_secret(name),
+                !is_secret_header(lower) && !name_looks_secret(lower),
                 "{name}"
             );
         }
@@ -407,6 +424,15 @@ mod tests {
             key.marker(b"t")
         );
         assert_eq!(header_value(&key, "user-agent", b"curl/8"), "curl/8");
+        // Names as sent, in any case, decide as their lower-case form (long ones too).
+        assert_eq!(
+            header_value(&key, "AuThorization", b"Bearer abc.def"),
+            header_value(&key, "authorization", b"Bearer abc.def")
+        );
+        assert_eq!(header_value(&key, "X-API-KEY", b"k"), key.marker(b"k"));
+        assert_eq!(header_value(&key, "User-Agent", b"curl/8"), "curl/8");
+        let long = format!("X-{}-Session-Id", "Padding".repeat(12));
+        assert_eq!(header_value(&key, &long, b"s"), key.marker(b"s"));
     }
 
     #[test]
@@ -441,7 +467,7 @@ mod tests {
             "my-apikey",
             "x-signature",
         ] {
-            assert!(name_looks_secret(name), "{name}");
+            assert!(name_looks_secret(name.as_bytes()), "{name}");
         }
         for name in [
             "content-type",
@@ -450,7 +476,11 @@ mod tests {
             "sec-fetch-site",
             "tokenless",
         ] {
-            assert_eq!(name_looks_secret(name), name == "tokenless", "{name}");
+            assert_eq!(
+                name_looks_secret(name.as_bytes()),
+                name == "tokenless",
+                "{name}"
+            );
         }
     }
 

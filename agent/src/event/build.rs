@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use super::{
     Connection, Container, Endpoint, ExchangeEvent, Grpc, Headers, HttpVersion, Kubernetes,
-    Process, Request, Response, SCHEMA, headers::with_lower_case,
+    Process, Request, Response, SCHEMA,
 };
 use crate::{
     classify::{jwt, redact, redact::TokenKey},
@@ -48,8 +48,7 @@ fn version(head: &Head) -> HttpVersion {
 fn headers<'h>(head: &'h Head, key: &TokenKey) -> Headers<'h> {
     let mut out = Headers::with_capacity(head.header_count());
     for (name, value) in head.headers() {
-        // Redaction decides by the lower-case name.
-        let value = with_lower_case(name, |lower| redact::header_value(key, lower, value));
+        let value = redact::header_value(key, name, value);
         out.push(Cow::Borrowed(name), value);
     }
     out
