@@ -275,6 +275,10 @@ impl Engine {
         epoch_ms: i64,
         bodies: &content::Bodies,
     ) -> Vec<Finding> {
+        // Client-side copies of exchanges are never judged: left before the view is built.
+        if event.connection.role == Role::Client {
+            return Vec::new();
+        }
         let Some(v) = View::with_tap(event, epoch_ms, bodies) else {
             return Vec::new();
         };
