@@ -22,10 +22,10 @@ use agent::output::{
 
 const EVENTS: usize = 100_000;
 
-fn event_line() -> Arc<String> {
+fn event_line() -> Arc<str> {
     let golden: serde_json::Value =
         serde_json::from_str(include_str!("../tests/golden/exchange_event.json")).expect("golden");
-    Arc::new(golden.to_string())
+    Arc::from(golden.to_string())
 }
 
 fn dir(tag: &str) -> std::path::PathBuf {
@@ -50,7 +50,7 @@ fn baseline(line: &str) -> Duration {
     t
 }
 
-fn through_sink(config: SinkConfig, line: &Arc<String>) -> (Duration, u64, u64) {
+fn through_sink(config: SinkConfig, line: &Arc<str>) -> (Duration, u64, u64) {
     let mut sink = start(0, &config, "bench").expect("sink");
     let start_at = Instant::now();
     for i in 0..EVENTS {

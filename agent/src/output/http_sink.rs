@@ -222,7 +222,7 @@ mod tests {
         )
         .expect("sink");
         let line = Line {
-            text: std::sync::Arc::new(r#"{"schema":"s","n":1}"#.to_owned()),
+            text: std::sync::Arc::from(r#"{"schema":"s","n":1}"#),
             epoch_ms: 1_700_000_000_123,
         };
         let body = String::from_utf8(sink.body(&[line])).expect("utf8");

@@ -59,6 +59,9 @@ pub struct SinkSnapshot {
 
 pub struct Output {
     sinks: Vec<(Format, SinkHandle)>,
+    /// Where exchanges are rendered before they are copied into their line: kept, so that
+    /// rendering allocates once per event, exactly the line's size.
+    scratch: String,
     pub events_written: u64,
     pub findings_written: u64,
     pub enforcements_written: u64,
@@ -86,6 +89,7 @@ impl Output {
         }
         Ok(Self {
             sinks,
+            scratch: String::with_capacity(native_event::CAPACITY),
             events_written: 0,
             findings_written: 0,
             enforcements_written: 0,
@@ -94,12 +98,19 @@ impl Output {
 
     /// Renders an exchange once per format in use and offers it to every sink.
     pub fn write(&mut self, event: &ExchangeEvent<'_>, epoch_ms: i64) -> Result<(), OutputError> {
-        self.offer(
-            || Ok(native_event::render(event)),
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let offered = self.offer(
+            || {
+                scratch.clear();
+                native_event::render_into(event, &mut scratch);
+                Ok(Arc::from(scratch.as_str()))
+            },
             || formats::ocsf(event, epoch_ms).to_string(),
             || formats::ecs(event).to_string(),
             epoch_ms,
-        )?;
+        );
+        self.scratch = scratch;
+        offered?;
         self.events_written += 1;
         Ok(())
     }
@@ -107,7 +118,7 @@ impl Output {
     /// Renders a finding once per format in use and offers it to every sink.
     pub fn write_finding(&mut self, finding: &Finding, epoch_ms: i64) -> Result<(), OutputError> {
         self.offer(
-            || native_json(finding),
+            || native_json(finding).map(Arc::from),
             || formats::finding_ocsf(finding, epoch_ms).to_string(),
             || formats::finding_ecs(finding).to_string(),
             epoch_ms,
@@ -123,7 +134,7 @@ impl Output {
     ) -> Result<(), OutputError> {
         let epoch_ms = crate::app::event_loop::unix_now_ms();
         self.offer(
-            || native_json(event),
+            || native_json(event).map(Arc::from),
             || formats::enforcement_ocsf(event, epoch_ms).to_string(),
             || formats::enforcement_ecs(event).to_string(),
             epoch_ms,
@@ -134,19 +145,19 @@ impl Output {
 
     fn offer(
         &mut self,
-        native: impl FnOnce() -> Result<String, OutputError>,
+        native: impl FnOnce() -> Result<Arc<str>, OutputError>,
         ocsf: impl FnOnce() -> String,
         ecs: impl FnOnce() -> String,
         epoch_ms: i64,
     ) -> Result<(), OutputError> {
         let needs = |f: Format| self.sinks.iter().any(|(g, _)| *g == f);
-        let native: Option<Arc<String>> = if needs(Format::Native) {
-            Some(Arc::new(native()?))
+        let native: Option<Arc<str>> = if needs(Format::Native) {
+            Some(native()?)
         } else {
             None
         };
-        let ocsf: Option<Arc<String>> = needs(Format::Ocsf).then(|| Arc::new(ocsf()));
-        let ecs: Option<Arc<String>> = needs(Format::Ecs).then(|| Arc::new(ecs()));
+        let ocsf: Option<Arc<str>> = needs(Format::Ocsf).then(|| Arc::from(ocsf()));
+        let ecs: Option<Arc<str>> = needs(Format::Ecs).then(|| Arc::from(ecs()));
         for (format, sink) in &mut self.sinks {
             let text = match format {
                 Format::Native => &native,

@@ -14,13 +14,20 @@ use crate::event::{
 
 /// Sized for a typical event with a browser's or an API client's headers: growing the buffer
 /// copies it.
-const CAPACITY: usize = 2048;
+pub const CAPACITY: usize = 2048;
 
 /// The native JSON of one exchange (no trailing newline).
 pub fn render(event: &ExchangeEvent<'_>) -> String {
-    let mut w = Writer(String::with_capacity(CAPACITY));
+    let mut out = String::with_capacity(CAPACITY);
+    render_into(event, &mut out);
+    out
+}
+
+/// [`render`], appended to `out` (a buffer the caller keeps between events).
+pub fn render_into(event: &ExchangeEvent<'_>, out: &mut String) {
+    let mut w = Writer(std::mem::take(out));
     w.event(event);
-    w.0
+    *out = w.0;
 }
 
 /// Written as a `String` from `&str` pieces and ASCII: no UTF-8 check of the whole event after.

@@ -19,7 +19,8 @@ use super::spool::Spool;
 /// One rendered event: its line and its time (ms since the epoch; HEC wants it apart).
 #[derive(Debug, Clone)]
 pub struct Line {
-    pub text: Arc<String>,
+    /// One allocation of exactly the line (an `Arc<String>` was two, one of them oversized).
+    pub text: Arc<str>,
     pub epoch_ms: i64,
 }
 
@@ -210,7 +211,7 @@ fn spool_line(spool: Option<&Arc<Mutex<Spool>>>, line: &Line, stats: &SinkStats)
 fn unspool(stored: &str) -> Line {
     let (epoch, text) = stored.split_once(' ').unwrap_or(("0", stored));
     Line {
-        text: Arc::new(text.to_owned()),
+        text: Arc::from(text),
         epoch_ms: epoch.parse().unwrap_or(0),
     }
 }
