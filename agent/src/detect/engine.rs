@@ -302,11 +302,16 @@ impl Engine {
         }
         // Borrowed, not cloned: this runs for every exchange.
         let c = &self.config;
+        // Hits whose evidence is written only if reported (see `Deferred`): their place in
+        // `hits` (which holds Null for them until then) and what they found.
+        let mut deferred: Vec<(usize, Deferred)> = Vec::new();
+        if self.on(RuleId::Auth3)
+            && let Some(problem) = rules::auth3_token_hygiene(&v, c.max_token_lifetime_secs as i64)
+        {
+            deferred.push((hits.len(), Deferred::Auth3(problem)));
+            hits.push((RuleId::Auth3, Value::Null));
+        }
         for (id, found) in [
-            (
-                RuleId::Auth3,
-                rules::auth3_token_hygiene(&v, c.max_token_lifetime_secs as i64),
-            ),
             (
                 RuleId::Data1,
                 content::data1_sensitive_in_response(v.response_text()),
@@ -353,8 +358,9 @@ impl Engine {
                 .sensitive
                 .get(&k.route)
                 .is_some_and(|l| l.until_ms > v.epoch_ms);
-            if let Some(e) = self.windows.tok3(&v, &k, c) {
-                hits.push((RuleId::Tok3, e));
+            if let Some(usage) = self.windows.tok3(&v, &k, c) {
+                deferred.push((hits.len(), Deferred::Tok3(usage)));
+                hits.push((RuleId::Tok3, Value::Null));
             } else if let Some(why) = abusive
                 && sensitive
                 && v.success()
@@ -542,8 +548,14 @@ impl Engine {
                 }
             }
         }
+        let mut deferred = deferred.into_iter().peekable();
         hits.into_iter()
-            .filter_map(|(id, evidence)| self.finding(id, evidence, &v, &template, &k))
+            .enumerate()
+            .filter_map(|(at, (id, evidence))| {
+                let found = deferred.next_if(|(i, _)| *i == at).map(|(_, d)| d);
+                let evidence = move || found.map_or(evidence, Deferred::evidence);
+                self.finding(id, evidence, &v, &template, &k)
+            })
             .collect()
     }
 
@@ -551,7 +563,7 @@ impl Engine {
     fn finding(
         &mut self,
         id: RuleId,
-        evidence: Value,
+        evidence: impl FnOnce() -> Value,
         v: &View,
         template: &str,
         k: &ExchangeKeys,
@@ -566,6 +578,7 @@ impl Engine {
         }
         let occurrences = slot.1 + 1;
         *slot = (v.epoch_ms, 0);
+        let evidence = evidence();
         self.stats.findings += 1;
         let e = v.event;
         let c = &e.connection;
@@ -614,6 +627,23 @@ impl Engine {
             },
             epoch_ms: v.epoch_ms,
         })
+    }
+}
+
+/// Evidence of rules that fire on every exchange of a steady client (a long-lived token, a
+/// rate past TOK-3's limit): kept typed and written as JSON only for the exchange whose
+/// finding is reported, not for the repeats deduplication suppresses.
+enum Deferred {
+    Auth3(rules::TokenProblem),
+    Tok3(super::windows::Usage),
+}
+
+impl Deferred {
+    fn evidence(self) -> Value {
+        match self {
+            Deferred::Auth3(problem) => problem.evidence(),
+            Deferred::Tok3(usage) => usage.evidence(),
+        }
     }
 }
 

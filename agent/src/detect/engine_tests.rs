@@ -237,8 +237,26 @@ fn auth3_tokens_without_expiry_or_too_long_lived() {
     let now = T0 / 1000;
     year["request"]["jwt"] =
         json!({ "alg": "RS256", "exp": now + 365 * 86400, "nbf": null, "iat": now });
-    let f = engine.inspect_json(&from_ip(year, "192.0.2.50"), T0, &Bodies::default());
+    let f = engine.inspect_json(&from_ip(year.clone(), "192.0.2.50"), T0, &Bodies::default());
+    assert_eq!(
+        f[0]["evidence"],
+        json!({ "problem": "long_lived", "lifetime_secs": 365 * 86400 })
+    );
+    // The same token again within the dedup window: suppressed, counted, reported with its
+    // count once the window has passed (the evidence is written for that one only).
+    let again = year;
+    for i in 1..=3 {
+        let repeat = engine.inspect_json(
+            &from_ip(again.clone(), "192.0.2.50"),
+            T0 + i,
+            &Bodies::default(),
+        );
+        assert!(repeat.is_empty(), "{repeat:?}");
+    }
+    let later = T0 + DetectConfig::default().dedup_secs as i64 * 1000 + 1;
+    let f = engine.inspect_json(&from_ip(again, "192.0.2.50"), later, &Bodies::default());
     assert_eq!(f[0]["evidence"]["problem"], "long_lived");
+    assert_eq!(f[0]["occurrences"], 4);
     let mut hour = exchange("GET", "/ok", 200, json!({}));
     hour["request"]["jwt"] = json!({ "alg": "RS256", "exp": now + 3600, "nbf": null, "iat": now });
     assert!(
@@ -407,13 +425,13 @@ fn tok3_request_rate() {
             exchange("GET", "/api/feed", 200, json!({})),
             "1111111111111111",
         );
-        found.extend(ids(&engine.inspect_json(
-            &e,
-            T0 + i * 100,
-            &Bodies::default(),
-        )));
+        found.extend(engine.inspect_json(&e, T0 + i * 100, &Bodies::default()));
     }
-    assert_eq!(found, ["TOK-3"]);
+    assert_eq!(ids(&found), ["TOK-3"]);
+    // Written for the reported exchange: the 50th request of the minute.
+    assert_eq!(found[0]["evidence"]["requests"], 50);
+    assert_eq!(found[0]["evidence"]["window_secs"], 60);
+    assert!(found[0]["evidence"]["response_bytes"].is_u64());
 }
 
 #[test]

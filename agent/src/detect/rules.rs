@@ -229,17 +229,37 @@ pub fn plain_prose(value: &str) -> bool {
     }
 }
 
+/// What AUTH-3 found wrong with a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenProblem {
+    NoExpiry,
+    LongLived { lifetime_secs: i64 },
+}
+
+impl TokenProblem {
+    pub fn evidence(self) -> Value {
+        match self {
+            TokenProblem::NoExpiry => json!({ "problem": "no_expiry" }),
+            TokenProblem::LongLived { lifetime_secs } => {
+                json!({ "problem": "long_lived", "lifetime_secs": lifetime_secs })
+            }
+        }
+    }
+}
+
 /// AUTH-3: an accepted JWT that never expires, or lives longer than `max_lifetime_secs`.
-pub fn auth3_token_hygiene(v: &View, max_lifetime_secs: i64) -> Option<Value> {
+/// Typed, not JSON: a client with such a token trips it on every request, and all but the
+/// first in each dedup window are suppressed, so the evidence is written only when reported.
+pub fn auth3_token_hygiene(v: &View, max_lifetime_secs: i64) -> Option<TokenProblem> {
     let jwt = v.jwt?;
     if !v.success() {
         return None;
     }
     match (jwt.exp, jwt.iat) {
-        (None, _) => Some(json!({ "problem": "no_expiry" })),
-        (Some(exp), Some(iat)) if exp - iat > max_lifetime_secs => {
-            Some(json!({ "problem": "long_lived", "lifetime_secs": exp - iat }))
-        }
+        (None, _) => Some(TokenProblem::NoExpiry),
+        (Some(exp), Some(iat)) if exp - iat > max_lifetime_secs => Some(TokenProblem::LongLived {
+            lifetime_secs: exp - iat,
+        }),
         _ => None,
     }
 }

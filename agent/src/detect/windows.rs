@@ -67,6 +67,19 @@ impl Default for Keys {
     }
 }
 
+/// An actor's use in TOK-3's one-minute window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub requests: u64,
+    pub response_bytes: u64,
+}
+
+impl Usage {
+    pub fn evidence(self) -> Value {
+        json!({ "requests": self.requests, "response_bytes": self.response_bytes, "window_secs": 60 })
+    }
+}
+
 /// A map with a size bound: when full, the tenth least recently touched entries go.
 pub struct Bounded<K, V> {
     entries: HashMap<K, (i64, V), FxBuildHasher>,
@@ -237,16 +250,21 @@ impl Windows {
     }
 
     /// TOK-3: an actor's requests or response bytes in a minute pass the limits. `errors`
-    /// holds the bytes here.
-    pub fn tok3(&mut self, v: &View, k: &ExchangeKeys, c: &DetectConfig) -> Option<Value> {
+    /// holds the bytes here. Typed, not JSON: past the limit every request trips it and all
+    /// but one per dedup window are suppressed.
+    pub fn tok3(&mut self, v: &View, k: &ExchangeKeys, c: &DetectConfig) -> Option<Usage> {
         let w = self
             .usage
             .entry(&k.actor, v.epoch_ms, || Window::new(v.epoch_ms));
         w.roll(v.epoch_ms, 60_000);
         w.count += 1;
         w.errors = w.errors.saturating_add(v.response_bytes());
-        (w.count >= c.tok3_requests_per_minute || w.errors >= c.tok3_bytes_per_minute)
-            .then(|| json!({ "requests": w.count, "response_bytes": w.errors, "window_secs": 60 }))
+        (w.count >= c.tok3_requests_per_minute || w.errors >= c.tok3_bytes_per_minute).then_some(
+            Usage {
+                requests: w.count,
+                response_bytes: w.errors,
+            },
+        )
     }
 
     /// TOK-1: one token used from several client addresses, or by several user agents, within
