@@ -62,6 +62,10 @@ pub enum Seen {
 
 /// `template` with its first `vN` segment replaced, and N.
 fn versionless(template: &str) -> Option<(String, u32)> {
+    // Most templates have no version segment: nothing to build (this runs per exchange).
+    if !template.split('/').any(|s| version_number(s).is_some()) {
+        return None;
+    }
     let mut version = None;
     let mut out = String::with_capacity(template.len());
     for (i, segment) in template.split('/').enumerate() {

@@ -61,9 +61,10 @@ pub fn auth5_credentials_exposed(v: &View) -> Option<Value> {
 /// DATA-2: card numbers (issuer prefix + Luhn) or SSNs in the path or query.
 pub fn data2_sensitive_in_url(v: &View) -> Option<Value> {
     let mut found = Vec::new();
-    let path = percent_decode(v.path);
+    // Borrowed unless the path has escapes: this runs on every request.
+    let path = super::view::percent_decode_cow(v.path);
     let texts =
-        std::iter::once(path.as_str()).chain(v.params().iter().map(|(_, value)| value.as_str()));
+        std::iter::once(path.as_ref()).chain(v.params().iter().map(|(_, value)| value.as_str()));
     for text in texts {
         for run in digit_runs(text) {
             if let Some(brand) = card_brand(run) {
