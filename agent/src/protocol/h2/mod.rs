@@ -472,7 +472,12 @@ impl Http2Connection {
                     .and_then(|b| b.try_into().ok())
                     .map(|b| u32::from_be_bytes(b) & 0x7fff_ffff)
                     .unwrap_or(u32::MAX);
-                self.streams.on_goaway(last, out);
+                // The last stream id counts the streams the GOAWAY's *receiver* opened (RFC
+                // 9113 §6.8): a client closing with `last = 0` says nothing about its own
+                // requests, whose responses may still be in flight (odd ids are the client's).
+                let client = self.preface_direction.or(self.streams.request_direction);
+                let receivers_streams = client.map(|c| if c == direction { 0 } else { 1 });
+                self.streams.on_goaway(last, receivers_streams, out);
             }
             // SETTINGS, PING, PRIORITY, WINDOW_UPDATE and extensions change nothing the agent
             // reports (HPACK size changes arrive in the blocks themselves).

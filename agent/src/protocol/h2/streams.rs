@@ -332,13 +332,15 @@ impl Streams {
         }
     }
 
-    /// GOAWAY: streams above `last_id` will never be processed.
-    pub fn on_goaway(&mut self, last_id: u32, out: &mut Vec<Exchange>) {
+    /// GOAWAY: streams above `last_id` opened by its receiver (`parity`: 1 for the client's
+    /// odd ids, 0 for the server's even ones; None when the roles are unknown) will never be
+    /// processed.
+    pub fn on_goaway(&mut self, last_id: u32, parity: Option<u32>, out: &mut Vec<Exchange>) {
         let mut above: Vec<u32> = self
             .open
             .keys()
             .copied()
-            .filter(|&id| id > last_id)
+            .filter(|&id| id > last_id && parity.is_none_or(|p| id % 2 == p))
             .collect();
         above.sort_unstable();
         for id in above {

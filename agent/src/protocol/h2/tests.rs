@@ -816,3 +816,50 @@ transfer-encoding: chunked\r\n\r\n"
     assert_eq!(call.status_code, Some(0));
     assert!(out[0].http2.is_none());
 }
+
+/// A client's GOAWAY counts the server's streams (last id 0: it never accepted a push), so its
+/// own request in flight still gets its response; a server's GOAWAY ends the client's streams
+/// above its last id, reported without a response.
+#[test]
+fn goaway_concerns_the_streams_its_receiver_opened() {
+    let (mut cw, mut sw) = (Wire::new(), Wire::new());
+    let mut c = Conn::new();
+    let mut first = PREFACE.to_vec();
+    first.extend(settings());
+    for id in [1, 3] {
+        first.extend(frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            id,
+            &encode(&mut cw, &req("/a")),
+        ));
+    }
+    c.push(C, &first);
+    // The client says goodbye (last server stream 0) before stream 1's answer is seen.
+    c.push(C, &frame(frame::GOAWAY, 0, 0, &[0, 0, 0, 0, 0, 0, 0, 0]));
+    assert!(c.out.is_empty(), "{:?}", c.out.len());
+    // The server answers stream 1, then goes away having processed nothing above 1.
+    let res = vec![(":status", "200".to_string())];
+    c.push(
+        S,
+        &frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            1,
+            &encode(&mut sw, &res),
+        ),
+    );
+    c.push(S, &frame(frame::GOAWAY, 0, 0, &[0, 0, 0, 1, 0, 0, 0, 0]));
+    assert_eq!(c.out.len(), 2);
+    let ids: Vec<Option<u32>> = c
+        .out
+        .iter()
+        .map(|e| e.http2.as_ref().map(|h| h.stream_id))
+        .collect();
+    assert_eq!(ids, [Some(1), Some(3)]);
+    assert_eq!(
+        c.out[0].response.as_ref().and_then(|r| r.head.status()),
+        Some(200)
+    );
+    assert!(c.out[1].response.is_none());
+}
