@@ -303,12 +303,13 @@ impl Engine {
         // Borrowed, not cloned: this runs for every exchange.
         let c = &self.config;
         // Hits whose evidence is written only if reported (see `Deferred`): their place in
-        // `hits` (which holds Null for them until then) and what they found.
-        let mut deferred: Vec<(usize, Deferred)> = Vec::new();
+        // `hits` (which holds Null for them until then) and what they found. Two at most,
+        // AUTH-3's before TOK-3's: no allocation for them on every exchange.
+        let mut deferred: [Option<(usize, Deferred)>; 2] = [None, None];
         if self.on(RuleId::Auth3)
             && let Some(problem) = rules::auth3_token_hygiene(&v, c.max_token_lifetime_secs as i64)
         {
-            deferred.push((hits.len(), Deferred::Auth3(problem)));
+            deferred[0] = Some((hits.len(), Deferred::Auth3(problem)));
             hits.push((RuleId::Auth3, Value::Null));
         }
         for (id, found) in [
@@ -359,7 +360,7 @@ impl Engine {
                 .get(&k.route)
                 .is_some_and(|l| l.until_ms > v.epoch_ms);
             if let Some(usage) = self.windows.tok3(&v, &k, c) {
-                deferred.push((hits.len(), Deferred::Tok3(usage)));
+                deferred[1] = Some((hits.len(), Deferred::Tok3(usage)));
                 hits.push((RuleId::Tok3, Value::Null));
             } else if let Some(why) = abusive
                 && sensitive
@@ -548,7 +549,7 @@ impl Engine {
                 }
             }
         }
-        let mut deferred = deferred.into_iter().peekable();
+        let mut deferred = deferred.into_iter().flatten().peekable();
         hits.into_iter()
             .enumerate()
             .filter_map(|(at, (id, evidence))| {
