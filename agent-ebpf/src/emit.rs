@@ -9,13 +9,11 @@ use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
         generated::bpf_get_current_cgroup_id, generated::bpf_probe_read_user,
-        generated::bpf_ringbuf_output,
     },
 };
 
 use crate::maps::{
-    COUNTERS, DATA_SCRATCH, DataScratch, EVENTS, WAKEUP_AT_CONSUMER, capture_max_bytes,
-    wakeup_bytes,
+    COUNTERS, DATA_SCRATCH, EVENTS, WAKEUP_AT_CONSUMER, capture_max_bytes, wakeup_bytes,
 };
 
 #[inline(always)]
@@ -185,53 +183,84 @@ pub fn emit_chunk(src: u64, remaining: u64, stream_offset: u64) -> u64 {
 /// A global BPF function (see agent-ebpf/build.rs): verified once, on its own, for any
 /// arguments, so its callers' loops stay cheap to verify. Takes scalars only, as global
 /// functions must.
+///
+/// The payload is read from user memory straight into a ring-buffer reservation of the
+/// smallest size class that holds it: one copy. (It was read into a per-CPU scratch buffer
+/// and copied again by `bpf_ringbuf_output`; a reservation needs a size the verifier knows,
+/// hence the classes. A record carries up to twice its payload in unused class bytes, which
+/// `payload_len` tells the agent to ignore.)
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn emit_chunk_global(src: u64, remaining: u64, stream_offset: u64) -> u64 {
-    let Some(scratch) = DATA_SCRATCH.get_ptr_mut(0) else {
+    let Some(scratch) = DATA_SCRATCH.get_ptr(0) else {
         return remaining;
     };
-    // SAFETY: this CPU's scratch slot, prepared by the caller.
-    let scratch = unsafe { &mut *scratch };
     if remaining == 0 {
         return 0;
     }
-    // Keep the length provably within [1, DATA_CHUNK_BYTES] for the verifier.
+    // SAFETY: this CPU's scratch slot, prepared by the caller; copied out.
+    let template = unsafe { &(*scratch).record };
     let len = if remaining > DATA_CHUNK_BYTES as u64 {
         DATA_CHUNK_BYTES as u64
     } else {
         remaining
     };
-    let len = ((len - 1) & (DATA_CHUNK_BYTES as u64 - 1)) + 1;
-    // SAFETY: destination is the scratch payload (DATA_CHUNK_BYTES long), len is bounded.
+    if len <= 128 {
+        emit_sized::<128>(template, src, len, stream_offset)
+    } else if len <= 512 {
+        emit_sized::<512>(template, src, len, stream_offset)
+    } else if len <= 2048 {
+        emit_sized::<2048>(template, src, len, stream_offset)
+    } else if len <= 4096 {
+        emit_sized::<4096>(template, src, len, stream_offset)
+    } else if len <= 8192 {
+        emit_sized::<8192>(template, src, len, stream_offset)
+    } else {
+        emit_sized::<DATA_CHUNK_BYTES>(template, src, len, stream_offset)
+    }
+}
+
+/// One data record with room for `N` payload bytes, as reserved in the ring buffer.
+#[repr(C)]
+struct SizedChunk<const N: usize> {
+    record: DataRecord,
+    payload: [u8; N],
+}
+
+/// Reserves a record of class `N` (a power of two ≥ `len`), fills it from `template` and reads
+/// `len` bytes at `src` into it; returns `len` (copied, or counted as lost).
+#[inline(always)]
+fn emit_sized<const N: usize>(
+    template: &DataRecord,
+    src: u64,
+    len: u64,
+    stream_offset: u64,
+) -> u64 {
+    let Some(mut entry) = EVENTS.reserve::<SizedChunk<N>>(0) else {
+        bump(counter::RINGBUF_FULL_RECORDS, 1);
+        bump(counter::RINGBUF_FULL_BYTES, len);
+        return len;
+    };
+    // Keep the length provably within [1, N] for the verifier (the caller chose N ≥ len).
+    let len = ((len.wrapping_sub(1)) & (N as u64 - 1)) + 1;
+    let chunk = entry.as_mut_ptr();
+    // SAFETY: `chunk` is the reservation, sized for a SizedChunk<N>; len ≤ N.
     let read = unsafe {
+        (*chunk).record = *template;
+        (*chunk).record.stream_offset = stream_offset;
+        (*chunk).record.payload_len = len as u32;
         bpf_probe_read_user(
-            scratch.payload.as_mut_ptr().cast(),
+            (*chunk).payload.as_mut_ptr().cast(),
             len as u32,
             src as *const _,
         )
     };
     if read != 0 {
+        entry.discard(BPF_RB_NO_WAKEUP as u64);
         bump(counter::READ_FAULT_BYTES, len);
         return len;
     }
-    scratch.record.stream_offset = stream_offset;
-    scratch.record.payload_len = len as u32;
-    let total = core::mem::size_of::<DataRecord>() as u64 + len;
-    // SAFETY: the scratch slot holds header + DATA_CHUNK_BYTES; total never exceeds it.
-    let ret = unsafe {
-        bpf_ringbuf_output(
-            (&raw const EVENTS).cast_mut().cast(),
-            (scratch as *mut DataScratch).cast(),
-            total,
-            submit_flags(),
-        )
-    };
-    if ret != 0 {
-        bump(counter::RINGBUF_FULL_RECORDS, 1);
-        bump(counter::RINGBUF_FULL_BYTES, len);
-    } else {
-        bump(counter::DATA_RECORDS, 1);
-    }
+    entry.submit(submit_flags());
+    bump(counter::DATA_RECORDS, 1);
     len
 }

@@ -1,8 +1,8 @@
 //! Maps and globals. Sizes here are defaults; the loader may resize EVENTS.
 
 use agent_common::event::{
-    CAPTURE_LIMIT_BYTES, DATA_CHUNK_BYTES, DataRecord, ExecRecord, KernelOffsets, LibCheck,
-    MAX_LIBRARIES, counter, filter,
+    CAPTURE_LIMIT_BYTES, DataRecord, ExecRecord, KernelOffsets, LibCheck, MAX_LIBRARIES, counter,
+    filter,
 };
 use aya_ebpf::{
     macros::map,
@@ -44,7 +44,8 @@ pub static PENDING_IO: HashMap<u64, PendingIo> = HashMap::with_max_entries(32768
 #[map]
 pub static CONNECTING: LruHashMap<u64, u64> = LruHashMap::with_max_entries(8192, 0);
 
-/// Per-CPU staging area for one data record (too big for the 512-byte eBPF stack).
+/// Per-CPU template of the data records of one call (prepared once, copied into each chunk's
+/// ring-buffer reservation).
 #[map]
 pub static DATA_SCRATCH: PerCpuArray<DataScratch> = PerCpuArray::with_max_entries(1, 0);
 
@@ -213,7 +214,6 @@ pub struct PendingIo {
 #[repr(C)]
 pub struct DataScratch {
     pub record: DataRecord,
-    pub payload: [u8; DATA_CHUNK_BYTES],
 }
 
 #[inline(always)]

@@ -62,7 +62,10 @@ impl Recorder {
         Ok(Self { out, path: shown })
     }
 
+    /// Appends one ring-buffer record; a data record is cut to its payload (the kernel reserves
+    /// records by size class, so up to half of one can be unused room).
     pub fn write(&mut self, record: &[u8]) -> Result<(), RecordingError> {
+        let record = used_part(record);
         let len = u32::try_from(record.len()).unwrap_or(u32::MAX);
         self.out
             .write_all(&len.to_le_bytes())
@@ -123,6 +126,22 @@ pub fn split(bytes: &[u8]) -> Result<Vec<&[u8]>, RecordingError> {
     Ok(out)
 }
 
+/// A data record up to the end of its payload; any other record (or a malformed one, which
+/// the decoder will count) whole.
+fn used_part(record: &[u8]) -> &[u8] {
+    use agent_common::event::{DataRecord, KIND_DATA, RecordHeader};
+    let data = agent_common::user::read_record::<RecordHeader>(record)
+        .filter(|h| h.kind == KIND_DATA)
+        .and_then(|_| agent_common::user::read_record::<DataRecord>(record));
+    match data {
+        Some(d) => {
+            let end = std::mem::size_of::<DataRecord>().saturating_add(d.payload_len as usize);
+            record.get(..end).unwrap_or(record)
+        }
+        None => record,
+    }
+}
+
 pub fn read(path: &Path) -> Result<Vec<u8>, RecordingError> {
     let mut bytes = Vec::new();
     File::open(path)
@@ -166,5 +185,63 @@ mod tests {
             split(&old),
             Err(RecordingError::Version { found: Some(_), .. })
         ));
+    }
+
+    fn data_record(payload: &[u8], room: usize) -> Vec<u8> {
+        use agent_common::event::{DataRecord, KIND_DATA, RecordHeader};
+        let record = DataRecord {
+            header: RecordHeader {
+                kind: KIND_DATA,
+                _pad: 0,
+                timestamp_ns: 1,
+                pid_tgid: 2,
+            },
+            stream: 3,
+            stream_offset: 0,
+            call_len: payload.len() as u32,
+            payload_len: payload.len() as u32,
+            direction: 0,
+            fd: 4,
+            library_id: 1,
+            flags: 0,
+            comm: [0; 16],
+            cgroup_id: 1,
+        };
+        // SAFETY: DataRecord is plain repr(C) data without padding.
+        let head = unsafe {
+            std::slice::from_raw_parts(
+                (&raw const record).cast::<u8>(),
+                std::mem::size_of::<DataRecord>(),
+            )
+        };
+        let mut bytes = head.to_vec();
+        bytes.extend_from_slice(payload);
+        bytes.resize(head.len() + room, 0xee);
+        bytes
+    }
+
+    #[test]
+    fn data_records_are_kept_up_to_their_payload() {
+        let path = std::env::temp_dir().join(format!("cleartap-rec-trim-{}", std::process::id()));
+        let mut rec = Recorder::create(&path).expect("create");
+        let padded = data_record(b"GET / HTTP/1.1\r\n\r\n", 128);
+        let exact = data_record(b"abc", 3);
+        rec.write(&padded).expect("write");
+        rec.write(&exact).expect("write");
+        // Shorter than a data record: kept whole for the decoder to count.
+        rec.write(&padded[..20]).expect("write");
+        rec.flush().expect("flush");
+        let bytes = read(&path).expect("read");
+        let _ = std::fs::remove_file(&path);
+        let records = split(&bytes).expect("split");
+        let header = std::mem::size_of::<agent_common::event::DataRecord>();
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[0], &padded[..header + 18]);
+        assert_eq!(records[1], &exact[..]);
+        assert_eq!(records[2], &padded[..20]);
+        let decoded = crate::kernel::decode::decode(records[0]).expect("decode");
+        assert!(
+            matches!(decoded, crate::kernel::decode::Record::Data(_, p) if p == b"GET / HTTP/1.1\r\n\r\n")
+        );
     }
 }
