@@ -5,7 +5,10 @@
 //! probes at exactly the points cleartap chose, nothing else); cleartap (defaults); cleartap
 //! with enforcement in monitor and enforce mode (every request head scanned in the kernel; the
 //! lists are empty, so nothing is blocked and the cost is the verdict path's own); cleartap
-//! with `--probe-mode exported` (the plain probes, for before/after); a bpftrace script that
+//! with `--probe-mode exported` (the plain probes, for before/after); cleartap with its agent
+//! paused (SIGSTOP) through the window and a 1 GiB ring buffer — every program runs and every
+//! record is written, nothing is consumed until the window ends: the kernel side's cost alone,
+//! and after the window the agent drains it all, so losses and seen still check capture; a bpftrace script that
 //! only counts uprobe+uretprobe hits on the same OpenSSL functions; bcc's sslsniff. Medians and
 //! ratios to the no-agent run of the same round set are printed, with cleartap's losses, probe
 //! hits per exchange, agent CPU per exchange, the share of requests seen as events on both
@@ -45,6 +48,10 @@ const BEARER: [&str; 2] = [
     "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJiZW5jaCJ9.c2lnbmF0dXJlLWJlbmNo",
 ];
 
+/// The paused agent's ring buffer (the largest the agent accepts): the window is shortened
+/// so that what the kernel writes in it fits (see [`paused_window_secs`]).
+const PAUSED_RING_MIB: u64 = 1024;
+
 const LIBSSL: &str = "/lib/x86_64-linux-gnu/libssl.so.3";
 const SIZES: [(&str, usize); 2] = [("100B", 100), ("16KiB", 16 * 1024)];
 
@@ -56,18 +63,20 @@ pub(crate) enum Config {
     CleartapMonitor,
     CleartapEnforce,
     CleartapExported,
+    CleartapPaused,
     Bpftrace,
     Sslsniff,
 }
 
 impl Config {
-    const ALL: [Config; 8] = [
+    const ALL: [Config; 9] = [
         Config::NoAgent,
         Config::OwnFloor,
         Config::Cleartap,
         Config::CleartapMonitor,
         Config::CleartapEnforce,
         Config::CleartapExported,
+        Config::CleartapPaused,
         Config::Bpftrace,
         Config::Sslsniff,
     ];
@@ -79,6 +88,7 @@ impl Config {
             Config::CleartapMonitor => "cleartap --enforce monitor",
             Config::CleartapEnforce => "cleartap --enforce enforce",
             Config::CleartapExported => "cleartap --probe-mode exported",
+            Config::CleartapPaused => "cleartap, agent paused (kernel only)",
             Config::Bpftrace => "bpftrace count-only",
             Config::Sslsniff => "bcc sslsniff",
         }
@@ -266,6 +276,26 @@ impl Tool {
     }
 }
 
+const SIGSTOP: i32 = 19;
+const SIGCONT: i32 = 18;
+
+/// Records the kernel writes per request, both sides: payload plus record headers and the
+/// socket/close records, generously rounded up.
+fn ring_bytes_per_request(size: usize) -> u64 {
+    2 * (size as u64 + 1024)
+}
+
+/// Seconds of load for the paused configuration: `seconds`, or less when what the kernel would
+/// write at the own floor's rate would not fit in 80 % of the ring (at least 1 s; a fuller ring
+/// shows as lost records in the table).
+fn paused_window_secs(seconds: u64, size: usize, floor_rps: Option<f64>) -> u64 {
+    let Some(rps) = floor_rps.filter(|r| *r > 0.0) else {
+        return 1;
+    };
+    let fits = (PAUSED_RING_MIB << 20) as f64 * 0.8 / (rps * ring_bytes_per_request(size) as f64);
+    (fits.floor() as u64).clamp(1, seconds.max(1))
+}
+
 unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
@@ -387,7 +417,8 @@ fn start(config: Config, agent: &Path, dir: &Path) -> anyhow::Result<Option<Tool
         Config::Cleartap
         | Config::CleartapMonitor
         | Config::CleartapEnforce
-        | Config::CleartapExported => {
+        | Config::CleartapExported
+        | Config::CleartapPaused => {
             let mut cmd = Command::new(agent);
             match config {
                 Config::CleartapExported => {
@@ -398,6 +429,9 @@ fn start(config: Config, agent: &Path, dir: &Path) -> anyhow::Result<Option<Tool
                 }
                 Config::CleartapEnforce => {
                     cmd.args(["--enforce", "enforce"]);
+                }
+                Config::CleartapPaused => {
+                    cmd.args(["--ring-buffer-mib", &PAUSED_RING_MIB.to_string()]);
                 }
                 _ => {}
             }
@@ -447,10 +481,12 @@ pub fn overhead(args: &OverheadArgs, agent: &Path) -> anyhow::Result<()> {
         "overhead: nginx 1 worker TLS on 127.0.0.1:{}, wrk -t1 -c{} -d{}s, {} rounds, configs alternate within each round",
         nginx.port, args.connections, args.seconds, args.rounds
     );
-    for (name, _) in SIZES {
+    for (name, size) in SIZES {
         let url = format!("https://127.0.0.1:{}/{name}", nginx.port);
         let mut samples: Vec<(Config, Vec<Sample>)> =
             Config::ALL.iter().map(|c| (*c, Vec::new())).collect();
+        // The own floor's latest throughput: it sizes the paused run's window.
+        let mut floor_rps: Option<f64> = None;
         for round in 1..=args.rounds {
             for (config, list) in samples.iter_mut() {
                 if unavailable.iter().any(|(c, _)| c == config) {
@@ -470,7 +506,24 @@ pub fn overhead(args: &OverheadArgs, agent: &Path) -> anyhow::Result<()> {
                     (t.cpu_secs(), t.stdout_lines.load(Ordering::Relaxed))
                 });
                 let programs0 = tool.as_ref().map(|t| crate::bpf_stats::snapshot(t.pid()));
-                let run = crate::wrk::run(&url, args.seconds, args.connections, &BEARER)?;
+                let paused = *config == Config::CleartapPaused;
+                let seconds = if paused {
+                    paused_window_secs(args.seconds, size, floor_rps)
+                } else {
+                    args.seconds
+                };
+                if let (true, Some(t)) = (paused, &tool) {
+                    // Let the agent finish the warm-up's events first.
+                    std::thread::sleep(Duration::from_millis(500));
+                    // SAFETY: kill(2) on our own child.
+                    unsafe { libc_kill(t.pid() as i32, SIGSTOP) };
+                }
+                let run = crate::wrk::run(&url, seconds, args.connections, &BEARER);
+                if let (true, Some(t)) = (paused, &tool) {
+                    // SAFETY: kill(2) on our own child.
+                    unsafe { libc_kill(t.pid() as i32, SIGCONT) };
+                }
+                let run = run?;
                 let mut sample = Sample {
                     rps: run.rps,
                     requests: run.requests,
@@ -513,6 +566,9 @@ pub fn overhead(args: &OverheadArgs, agent: &Path) -> anyhow::Result<()> {
                     config.name(),
                     run.rps
                 );
+                if *config == Config::OwnFloor {
+                    floor_rps = Some(sample.rps);
+                }
                 list.push(sample);
             }
         }

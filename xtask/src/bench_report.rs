@@ -8,7 +8,7 @@ pub fn report_programs(samples: &[(Config, Vec<Sample>)]) {
     for (config, list) in samples {
         if !matches!(
             config,
-            Config::OwnFloor | Config::Cleartap | Config::CleartapEnforce
+            Config::OwnFloor | Config::Cleartap | Config::CleartapEnforce | Config::CleartapPaused
         ) {
             continue;
         }
@@ -75,7 +75,8 @@ pub fn report(size: &str, samples: &[(Config, Vec<Sample>)]) {
             Config::Cleartap
             | Config::CleartapMonitor
             | Config::CleartapEnforce
-            | Config::CleartapExported => {
+            | Config::CleartapExported
+            | Config::CleartapPaused => {
                 let counter = |s: &Sample, key: &str| {
                     summary_value(&s.summary, key)
                         .and_then(|v| v.parse::<u64>().ok())
@@ -93,9 +94,10 @@ pub fn report(size: &str, samples: &[(Config, Vec<Sample>)]) {
                     .map(|s| s.exchanges as f64 / (2.0 * s.requests as f64))
                     .fold(f64::INFINITY, f64::min);
                 let hits = summary_value(&last.summary, "exchange").unwrap_or_else(|| "?".into());
+                // A paused agent's CPU in the window is not its cost per exchange.
                 let mut per: Vec<f64> = list
                     .iter()
-                    .filter(|s| s.exchanges > 0)
+                    .filter(|s| s.exchanges > 0 && *config != Config::CleartapPaused)
                     .map(|s| s.cpu_secs * 1e6 / s.exchanges as f64)
                     .collect();
                 (
@@ -106,7 +108,11 @@ pub fn report(size: &str, samples: &[(Config, Vec<Sample>)]) {
                         "-".into()
                     },
                     hits,
-                    format!("{:.1}", median(&mut per)),
+                    if per.is_empty() {
+                        "-".into()
+                    } else {
+                        format!("{:.1}", median(&mut per))
+                    },
                 )
             }
             Config::Bpftrace | Config::OwnFloor => {
@@ -156,6 +162,23 @@ pub fn report(size: &str, samples: &[(Config, Vec<Sample>)]) {
                     cleartap / f
                 );
             }
+        }
+    }
+    // How the gap to the own floor splits: the kernel side alone (agent paused) against the
+    // floor, and what the running agent takes on top of it.
+    if let (Some(paused), Some(floor)) = (
+        median_rps(Config::CleartapPaused),
+        median_rps(Config::OwnFloor).filter(|f| *f > 0.0),
+    ) {
+        println!(
+            "  cleartap's kernel side alone (agent paused) / its own floor: {:.2}",
+            paused / floor
+        );
+        if let Some(cleartap) = median_rps(Config::Cleartap).filter(|c| *c > 0.0) {
+            println!(
+                "  cleartap / its kernel side alone: {:.2} (the running agent's share of the gap)",
+                cleartap / paused
+            );
         }
     }
 }

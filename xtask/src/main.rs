@@ -191,7 +191,14 @@ fn main() -> anyhow::Result<()> {
             which: BenchCmd::Overhead(args),
         } => {
             setup()?;
-            apt_install(&["nginx", "wrk", "openssl", "bpftrace", "bpfcc-tools"])?;
+            apt_install(&[
+                "nginx",
+                "wrk",
+                "openssl",
+                "bpftrace",
+                "bpfcc-tools",
+                "bpftool",
+            ])?;
             run_cmd(cargo().args(["build", "--release", "-p", "agent", "--bin", "cleartap"]))?;
             if !is_root() {
                 bail!("the overhead benchmark loads eBPF programs: run it as root");
