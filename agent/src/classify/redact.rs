@@ -126,6 +126,17 @@ fn name_looks_secret(lower: &[u8]) -> bool {
 /// Value to print for a header (`name` in any case): secrets masked, keeping an auth scheme
 /// (e.g. "Bearer") since it explains the traffic and carries no secret.
 pub fn header_value<'v>(key: &TokenKey, name: &str, value: &'v [u8]) -> Cow<'v, str> {
+    header_value_of(key, name, value, None)
+}
+
+/// [`header_value`] for a value whose text the caller may already have (`text`: `value` as
+/// UTF-8, when it is): a plain value is then borrowed without another check.
+pub fn header_value_of<'v>(
+    key: &TokenKey,
+    name: &str,
+    value: &'v [u8],
+    text: Option<&'v str>,
+) -> Cow<'v, str> {
     // Decided on the lower-case bytes, lowered on the stack (header names are short): this
     // runs for every header of every exchange.
     let mut buf = [0u8; 64];
@@ -149,11 +160,13 @@ pub fn header_value<'v>(key: &TokenKey, name: &str, value: &'v [u8]) -> Cow<'v, 
         return Cow::Owned(match split.map(|at| value.split_at(at)) {
             Some((scheme, credentials)) if !scheme.is_empty() && scheme.len() <= 16 => {
                 let credentials = credentials.trim_ascii();
-                format!(
-                    "{} {}",
-                    String::from_utf8_lossy(scheme),
-                    key.marker(credentials)
-                )
+                let scheme = super::text(scheme);
+                let marker = key.marker(credentials);
+                let mut shown = String::with_capacity(scheme.len() + 1 + marker.len());
+                shown.push_str(&scheme);
+                shown.push(' ');
+                shown.push_str(&marker);
+                shown
             }
             _ => key.marker(value),
         });
@@ -163,7 +176,10 @@ pub fn header_value<'v>(key: &TokenKey, name: &str, value: &'v [u8]) -> Cow<'v, 
     {
         return Cow::Owned(key.marker(value));
     }
-    super::text(value)
+    match text {
+        Some(text) => Cow::Borrowed(text),
+        None => super::text(value),
+    }
 }
 
 /// The headers nearly every exchange has and that never hold a secret: one comparison instead

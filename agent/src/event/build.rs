@@ -47,8 +47,8 @@ fn version(head: &Head) -> HttpVersion {
 
 fn headers<'h>(head: &'h Head, key: &TokenKey) -> Headers<'h> {
     let mut out = Headers::with_capacity(head.header_count());
-    for (name, value) in head.headers() {
-        let value = redact::header_value(key, name, value);
+    for (name, value, text) in head.headers_with_text() {
+        let value = redact::header_value_of(key, name, value, text);
         out.push(Cow::Borrowed(name), value);
     }
     out

@@ -62,9 +62,46 @@ pub enum StartLine {
     Response { status: u16, reason: Span },
 }
 
+/// A head's bytes, checked as UTF-8 once when the head is made: nearly every head is, and then
+/// each name, value and start-line part is sliced as text without a check of its own (those
+/// per-part checks were ~5 % of the instructions per exchange).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Raw {
+    Text(Box<str>),
+    Bytes(Box<[u8]>),
+}
+
+impl Raw {
+    fn new(bytes: Vec<u8>) -> Raw {
+        match String::from_utf8(bytes) {
+            Ok(text) => Raw::Text(text.into_boxed_str()),
+            Err(e) => Raw::Bytes(e.into_bytes().into_boxed_slice()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Raw::Text(t) => t.as_bytes(),
+            Raw::Bytes(b) => b,
+        }
+    }
+
+    /// The span as text: None when it is not UTF-8 (or, impossibly, out of range).
+    fn text(&self, span: Span) -> Option<&str> {
+        match self {
+            // Spans end at ASCII delimiters, so they fall on character boundaries; `get`
+            // checks that anyway.
+            Raw::Text(t) => t.get(span.range()),
+            Raw::Bytes(b) => b
+                .get(span.range())
+                .and_then(|b| std::str::from_utf8(b).ok()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
-    raw: Box<[u8]>,
+    raw: Raw,
     pub start: StartLine,
     pub version: HttpVersion,
     /// (name, value) spans, in order of appearance.
@@ -114,7 +151,7 @@ impl<'a> HeadBuilder<'a> {
             .map(|h| (self.span(h.name.as_bytes()), self.span(h.value)))
             .collect();
         Head {
-            raw: self.base.get(..used).unwrap_or(self.base).into(),
+            raw: Raw::new(self.base.get(..used).unwrap_or(self.base).to_vec()),
             start,
             version,
             headers,
@@ -155,7 +192,7 @@ impl Head {
             .map(|(n, v)| (span(&mut raw, n), span(&mut raw, v)))
             .collect();
         Head {
-            raw: raw.into(),
+            raw: Raw::new(raw),
             start,
             version: HttpVersion::Http2,
             headers,
@@ -168,14 +205,11 @@ impl Head {
     fn text(&self, span: Span) -> &str {
         // Method, target, reason and header names are ASCII after httparse; lossy is not
         // needed, and invalid bytes (impossible) degrade to "".
-        self.raw
-            .get(span.range())
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or("")
+        self.raw.text(span).unwrap_or("")
     }
 
     fn bytes(&self, span: Span) -> &[u8] {
-        self.raw.get(span.range()).unwrap_or(&[])
+        self.raw.as_bytes().get(span.range()).unwrap_or(&[])
     }
 
     pub fn method(&self) -> Option<&str> {
@@ -221,6 +255,14 @@ impl Head {
             .map(|&(n, v)| (self.text(n), self.bytes(v)))
     }
 
+    /// Headers in order: name as sent, raw value bytes, and the value as text when it is valid
+    /// UTF-8 (known without a check of its own when the whole head is).
+    pub fn headers_with_text(&self) -> impl Iterator<Item = (&str, &[u8], Option<&str>)> {
+        self.headers
+            .iter()
+            .map(|&(n, v)| (self.text(n), self.bytes(v), self.raw.text(v)))
+    }
+
     /// Headers as raw bytes, without UTF-8 validation: for framing decisions on every message.
     pub fn raw_headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.headers
@@ -244,5 +286,87 @@ impl Head {
         self.start_ns = start_ns;
         self.end_ns = end_ns;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(bytes: &[u8]) -> Head {
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut req = httparse::Request::new(&mut headers);
+        let used = match req.parse(bytes) {
+            Ok(httparse::Status::Complete(used)) => used,
+            other => panic!("not a complete head: {other:?}"),
+        };
+        let b = HeadBuilder::new(bytes);
+        let start = StartLine::Request {
+            method: b.span(req.method.unwrap_or_default().as_bytes()),
+            target: b.span(req.path.unwrap_or_default().as_bytes()),
+        };
+        b.finish(used, start, HttpVersion::Http11, req.headers)
+    }
+
+    #[test]
+    fn text_of_a_utf8_head_and_of_one_with_invalid_bytes_agree_on_the_valid_parts() {
+        let valid = parse("GET /café HTTP/1.1\r\nHost: a\r\nX-Name: zoë\r\n\r\n".as_bytes());
+        assert!(matches!(valid.raw, Raw::Text(_)));
+        assert_eq!(valid.method(), Some("GET"));
+        assert_eq!(valid.target(), Some("/café"));
+        let list: Vec<_> = valid.headers_with_text().collect();
+        assert_eq!(
+            list,
+            [
+                ("Host", &b"a"[..], Some("a")),
+                ("X-Name", "zoë".as_bytes(), Some("zoë"))
+            ]
+        );
+
+        // obs-text that is not UTF-8 in one value: the head keeps its bytes, the other parts
+        // still read as text, that value has none.
+        let invalid = parse(b"GET /x HTTP/1.1\r\nHost: a\r\nX-Name: zo\xeb\r\n\r\n");
+        assert!(matches!(invalid.raw, Raw::Bytes(_)));
+        assert_eq!(invalid.method(), Some("GET"));
+        assert_eq!(invalid.target(), Some("/x"));
+        let list: Vec<_> = invalid.headers_with_text().collect();
+        assert_eq!(
+            list,
+            [
+                ("Host", &b"a"[..], Some("a")),
+                ("X-Name", &b"zo\xeb"[..], None)
+            ]
+        );
+        assert_eq!(invalid.header("x-name"), Some(&b"zo\xeb"[..]));
+    }
+
+    #[test]
+    fn http2_heads_from_fields_read_the_same() {
+        let head = Head::from_fields(
+            FieldStart::Request {
+                method: b"POST",
+                target: b"/api",
+            },
+            [
+                (&b"content-type"[..], &b"application/json"[..]),
+                (b"x-bin", b"\xff"),
+            ]
+            .into_iter(),
+            0,
+        );
+        assert_eq!(head.method(), Some("POST"));
+        assert_eq!(head.target(), Some("/api"));
+        let list: Vec<_> = head.headers_with_text().collect();
+        assert_eq!(
+            list,
+            [
+                (
+                    "content-type",
+                    &b"application/json"[..],
+                    Some("application/json")
+                ),
+                ("x-bin", &b"\xff"[..], None)
+            ]
+        );
     }
 }
