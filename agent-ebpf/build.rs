@@ -5,7 +5,7 @@
 fn main() {
     if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("bpf") {
         println!(
-            "cargo:rustc-link-arg=--export=emit_chunk_global,emit_buffer_global,emit_iov_global,sock_of_fd_global"
+            "cargo:rustc-link-arg=--export=emit_chunk_global,emit_buffer_global,emit_iov_global,sock_of_fd_global,emit_128_global,emit_512_global,emit_2k_global,emit_4k_global,emit_8k_global,emit_16k_global"
         );
     }
 }

@@ -192,33 +192,51 @@ pub fn emit_chunk(src: u64, remaining: u64, stream_offset: u64) -> u64 {
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn emit_chunk_global(src: u64, remaining: u64, stream_offset: u64) -> u64 {
-    let Some(scratch) = DATA_SCRATCH.get_ptr(0) else {
-        return remaining;
-    };
     if remaining == 0 {
         return 0;
     }
-    // SAFETY: this CPU's scratch slot, prepared by the caller; copied out.
-    let template = unsafe { &(*scratch).record };
     let len = if remaining > DATA_CHUNK_BYTES as u64 {
         DATA_CHUNK_BYTES as u64
     } else {
         remaining
     };
     if len <= 128 {
-        emit_sized::<128>(template, src, len, stream_offset)
+        emit_128_global(src, len, stream_offset)
     } else if len <= 512 {
-        emit_sized::<512>(template, src, len, stream_offset)
+        emit_512_global(src, len, stream_offset)
     } else if len <= 2048 {
-        emit_sized::<2048>(template, src, len, stream_offset)
+        emit_2k_global(src, len, stream_offset)
     } else if len <= 4096 {
-        emit_sized::<4096>(template, src, len, stream_offset)
+        emit_4k_global(src, len, stream_offset)
     } else if len <= 8192 {
-        emit_sized::<8192>(template, src, len, stream_offset)
+        emit_8k_global(src, len, stream_offset)
     } else {
-        emit_sized::<DATA_CHUNK_BYTES>(template, src, len, stream_offset)
+        emit_16k_global(src, len, stream_offset)
     }
 }
+
+/// One global function per size class (exported in agent-ebpf/build.rs): each is verified on
+/// its own, its reservation and its read bounded by the same constant. Inlined into one
+/// function, the compiler merged the classes' tails and Debian 6.1's verifier could no longer
+/// tell which reservation a read went to.
+macro_rules! size_classes {
+    ($($name:ident = $n:expr),* $(,)?) => {$(
+        #[unsafe(no_mangle)]
+        #[inline(never)]
+        pub extern "C" fn $name(src: u64, len: u64, stream_offset: u64) -> u64 {
+            emit_sized::<{ $n }>(src, len, stream_offset)
+        }
+    )*};
+}
+
+size_classes!(
+    emit_128_global = 128,
+    emit_512_global = 512,
+    emit_2k_global = 2048,
+    emit_4k_global = 4096,
+    emit_8k_global = 8192,
+    emit_16k_global = DATA_CHUNK_BYTES,
+);
 
 /// One data record with room for `N` payload bytes, as reserved in the ring buffer.
 #[repr(C)]
@@ -227,15 +245,17 @@ struct SizedChunk<const N: usize> {
     payload: [u8; N],
 }
 
-/// Reserves a record of class `N` (a power of two ≥ `len`), fills it from `template` and reads
-/// `len` bytes at `src` into it; returns `len` (copied, or counted as lost).
+/// Reserves a record of class `N` (a power of two ≥ `len`), fills it from the record template
+/// in this CPU's scratch slot and reads `len` bytes at `src` into it; returns `len` (copied, or
+/// counted as lost).
 #[inline(always)]
-fn emit_sized<const N: usize>(
-    template: &DataRecord,
-    src: u64,
-    len: u64,
-    stream_offset: u64,
-) -> u64 {
+fn emit_sized<const N: usize>(src: u64, len: u64, stream_offset: u64) -> u64 {
+    if len == 0 {
+        return 0;
+    }
+    let Some(scratch) = DATA_SCRATCH.get_ptr(0) else {
+        return len;
+    };
     let Some(mut entry) = EVENTS.reserve::<SizedChunk<N>>(0) else {
         bump(counter::RINGBUF_FULL_RECORDS, 1);
         bump(counter::RINGBUF_FULL_BYTES, len);
@@ -246,7 +266,7 @@ fn emit_sized<const N: usize>(
     let chunk = entry.as_mut_ptr();
     // SAFETY: `chunk` is the reservation, sized for a SizedChunk<N>; len ≤ N.
     let read = unsafe {
-        (*chunk).record = *template;
+        (*chunk).record = (*scratch).record;
         (*chunk).record.stream_offset = stream_offset;
         (*chunk).record.payload_len = len as u32;
         bpf_probe_read_user(
