@@ -86,10 +86,12 @@ pub fn c_string(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use agent_common::event::{COMM_BYTES, DIRECTION_EGRESS};
 
+    /// A data record's bytes as the ring buffer holds them: `payload` follows, `claimed` is
+    /// its `payload_len`.
     pub(crate) fn data_bytes(payload: &[u8], claimed: u32) -> Vec<u8> {
         let record = DataRecord {
             header: RecordHeader {

@@ -129,10 +129,9 @@ pub fn split(bytes: &[u8]) -> Result<Vec<&[u8]>, RecordingError> {
 /// A data record up to the end of its payload; any other record (or a malformed one, which
 /// the decoder will count) whole.
 fn used_part(record: &[u8]) -> &[u8] {
-    use agent_common::event::{DataRecord, KIND_DATA, RecordHeader};
-    let data = agent_common::user::read_record::<RecordHeader>(record)
-        .filter(|h| h.kind == KIND_DATA)
-        .and_then(|_| agent_common::user::read_record::<DataRecord>(record));
+    use agent_common::event::{DataRecord, KIND_DATA};
+    let data = agent_common::user::read_record::<DataRecord>(record)
+        .filter(|d| d.header.kind == KIND_DATA);
     match data {
         Some(d) => {
             let end = std::mem::size_of::<DataRecord>().saturating_add(d.payload_len as usize);
@@ -187,36 +186,14 @@ mod tests {
         ));
     }
 
+    /// A data record with `room` payload bytes of which `payload` are used, as a size-class
+    /// reservation leaves it.
     fn data_record(payload: &[u8], room: usize) -> Vec<u8> {
-        use agent_common::event::{DataRecord, KIND_DATA, RecordHeader};
-        let record = DataRecord {
-            header: RecordHeader {
-                kind: KIND_DATA,
-                _pad: 0,
-                timestamp_ns: 1,
-                pid_tgid: 2,
-            },
-            stream: 3,
-            stream_offset: 0,
-            call_len: payload.len() as u32,
-            payload_len: payload.len() as u32,
-            direction: 0,
-            fd: 4,
-            library_id: 1,
-            flags: 0,
-            comm: [0; 16],
-            cgroup_id: 1,
-        };
-        // SAFETY: DataRecord is plain repr(C) data without padding.
-        let head = unsafe {
-            std::slice::from_raw_parts(
-                (&raw const record).cast::<u8>(),
-                std::mem::size_of::<DataRecord>(),
-            )
-        };
-        let mut bytes = head.to_vec();
-        bytes.extend_from_slice(payload);
-        bytes.resize(head.len() + room, 0xee);
+        let mut bytes = crate::kernel::decode::tests::data_bytes(payload, payload.len() as u32);
+        bytes.resize(
+            std::mem::size_of::<agent_common::event::DataRecord>() + room,
+            0xee,
+        );
         bytes
     }
 
