@@ -108,6 +108,53 @@ pub(crate) struct Sample {
     pub(crate) summary: String,
     /// cleartap only: (eBPF program, runs, run-time ns) over the window.
     pub(crate) programs: Vec<(String, u64, u64)>,
+    /// The whole machine over the window (/proc/stat): CPU seconds busy and idle, all cores.
+    pub(crate) machine: MachineCpu,
+}
+
+/// CPU time of the whole machine, all cores, in seconds: what wrk, nginx, the agent, the
+/// probes and everything else used, and what was left idle.
+#[derive(Default, Clone, Copy, Debug)]
+pub(crate) struct MachineCpu {
+    pub(crate) busy_secs: f64,
+    pub(crate) idle_secs: f64,
+}
+
+impl MachineCpu {
+    /// Since boot, from the first line of /proc/stat (USER_HZ ticks; 100 per second on Linux
+    /// for every architecture this runs on).
+    pub(crate) fn now() -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let ticks: Vec<f64> = stat
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("cpu "))
+            .map(|rest| {
+                rest.split_whitespace()
+                    .filter_map(|v| v.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let at = |i: usize| ticks.get(i).copied().unwrap_or(0.0) / 100.0;
+        // user nice system idle iowait irq softirq steal (guest time is inside user).
+        Self {
+            busy_secs: at(0) + at(1) + at(2) + at(5) + at(6) + at(7),
+            idle_secs: at(3) + at(4),
+        }
+    }
+
+    pub(crate) fn since(self, before: Self) -> Self {
+        Self {
+            busy_secs: self.busy_secs - before.busy_secs,
+            idle_secs: self.idle_secs - before.idle_secs,
+        }
+    }
+
+    /// Share of the machine's CPU time left idle.
+    pub(crate) fn idle_share(self) -> f64 {
+        let all = self.busy_secs + self.idle_secs;
+        if all > 0.0 { self.idle_secs / all } else { 0.0 }
+    }
 }
 
 pub struct Tool {
@@ -518,7 +565,9 @@ pub fn overhead(args: &OverheadArgs, agent: &Path) -> anyhow::Result<()> {
                     // SAFETY: kill(2) on our own child.
                     unsafe { libc_kill(t.pid() as i32, SIGSTOP) };
                 }
+                let machine0 = MachineCpu::now();
                 let run = crate::wrk::run(&url, seconds, args.connections, &BEARER);
+                let machine = MachineCpu::now().since(machine0);
                 if let (true, Some(t)) = (paused, &tool) {
                     // SAFETY: kill(2) on our own child.
                     unsafe { libc_kill(t.pid() as i32, SIGCONT) };
@@ -529,6 +578,7 @@ pub fn overhead(args: &OverheadArgs, agent: &Path) -> anyhow::Result<()> {
                     requests: run.requests,
                     p50_us: run.p50_us,
                     p99_us: run.p99_us,
+                    machine,
                     ..Sample::default()
                 };
                 if let Some(tool) = tool {
@@ -573,6 +623,7 @@ pub fn overhead(args: &OverheadArgs, agent: &Path) -> anyhow::Result<()> {
             }
         }
         crate::bench_report::report(name, &samples);
+        crate::bench_report::report_cpu(&samples);
         crate::bench_report::report_programs(&samples);
     }
     for (config, reason) in &unavailable {

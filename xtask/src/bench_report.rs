@@ -182,3 +182,90 @@ pub fn report(size: &str, samples: &[(Config, Vec<Sample>)]) {
         }
     }
 }
+
+/// Where the machine's CPU goes per request, and what the own-floor target leaves the agent.
+///
+/// On a machine that wrk and nginx keep busy (little idle time), requests per second are the
+/// cores' time divided by the CPU one request costs everyone: cleartap reaches 0.85 of its own
+/// floor only if it adds at most `floor / 0.85 − floor` CPU per request, its kernel programs
+/// and its agent together. Printing both sides of that sum shows which part of the gap is
+/// which, and whether the target can hold on this machine at all.
+pub fn report_cpu(samples: &[(Config, Vec<Sample>)]) {
+    let list = |wanted: Config| {
+        samples
+            .iter()
+            .find(|(c, _)| *c == wanted)
+            .map(|(_, s)| s.as_slice())
+            .filter(|s| !s.is_empty())
+    };
+    // Medians over rounds of a per-request quantity.
+    let per_request = |wanted: Config, f: &dyn Fn(&Sample) -> f64| {
+        list(wanted).map(|l| {
+            let mut v: Vec<f64> = l
+                .iter()
+                .filter(|s| s.requests > 0)
+                .map(|s| f(s) * 1e6 / s.requests as f64)
+                .collect();
+            median(&mut v)
+        })
+    };
+    let machine = |c: Config| per_request(c, &|s| s.machine.busy_secs);
+    let idle = |c: Config| {
+        list(c).map(|l| median(&mut l.iter().map(|s| s.machine.idle_share()).collect::<Vec<_>>()))
+    };
+    // The last round's programs (bpf_stats is read for it), per request of that round.
+    let programs = |c: Config| {
+        list(c)
+            .and_then(|l| l.last())
+            .filter(|s| s.requests > 0)
+            .map(|s| s.programs.iter().map(|p| p.2).sum::<u64>() as f64 / 1e3 / s.requests as f64)
+    };
+    println!("  CPU per request, whole machine (busy time in the window ÷ requests; medians):");
+    for c in [
+        Config::NoAgent,
+        Config::OwnFloor,
+        Config::Cleartap,
+        Config::CleartapPaused,
+    ] {
+        if let (Some(us), Some(idle)) = (machine(c), idle(c)) {
+            println!(
+                "    {:<36} {:>6.1} µs  ({:.0} % of the machine idle)",
+                c.name(),
+                us,
+                idle * 100.0
+            );
+        }
+    }
+    let (Some(floor), Some(cleartap)) = (machine(Config::OwnFloor), machine(Config::Cleartap))
+    else {
+        return;
+    };
+    let agent = per_request(Config::Cleartap, &|s| s.cpu_secs).unwrap_or(0.0);
+    let kernel = programs(Config::Cleartap).unwrap_or(0.0);
+    let floor_programs = programs(Config::OwnFloor).unwrap_or(0.0);
+    let kernel_extra = kernel - floor_programs;
+    println!(
+        "    cleartap − own floor: {:+.1} µs per request = agent {agent:.1} + eBPF programs beyond the floor's {kernel_extra:.1} + the rest {:+.1} (probe entry and exit, wake-ups, the server and client themselves)",
+        cleartap - floor,
+        cleartap - floor - agent - kernel_extra
+    );
+    let allowed = floor / 0.85 - floor;
+    let left = allowed - kernel_extra;
+    if left > 0.0 {
+        println!(
+            "    0.85 × own floor allows {allowed:.1} µs per request on top of the floor; the eBPF programs take {kernel_extra:.1} of it, leaving the agent {:.2} µs per exchange (two per request); it uses {:.2}",
+            left / 2.0,
+            agent / 2.0
+        );
+    } else {
+        println!(
+            "    0.85 × own floor allows {allowed:.1} µs per request on top of the floor; the eBPF programs alone take {kernel_extra:.1}: the target cannot hold here even with an agent that costs nothing (it uses {:.2} µs per exchange)",
+            agent / 2.0
+        );
+    }
+    if idle(Config::OwnFloor).is_some_and(|i| i > 0.10) {
+        println!(
+            "    (the machine was not saturated at the floor: requests/s then depend on more than CPU per request)"
+        );
+    }
+}
