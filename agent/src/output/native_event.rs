@@ -128,83 +128,79 @@ impl Writer {
     }
 
     fn event(&mut self, e: &ExchangeEvent<'_>) {
-        self.0.push('{');
-        self.key(true, "schema");
+        self.raw("{\"schema\":");
         self.string(&e.schema);
-        self.key(false, "time");
+        self.raw(",\"time\":");
         self.string(&e.time);
-        self.key(false, "host");
+        self.raw(",\"host\":");
         self.string(&e.host);
-        self.key(false, "process");
+        self.raw(",\"process\":");
         self.process(&e.process);
         if let Some(c) = &e.container {
-            self.key(false, "container");
+            self.raw(",\"container\":");
             self.container(c);
         }
         if let Some(k) = &e.kubernetes {
-            self.key(false, "kubernetes");
+            self.raw(",\"kubernetes\":");
             self.kubernetes(k);
         }
-        self.key(false, "connection");
+        self.raw(",\"connection\":");
         self.connection(&e.connection);
-        self.key(false, "request");
+        self.raw(",\"request\":");
         match &e.request {
             Some(r) => self.request(r),
             None => self.raw("null"),
         }
-        self.key(false, "response");
+        self.raw(",\"response\":");
         match &e.response {
             Some(r) => self.response(r),
             None => self.raw("null"),
         }
-        self.key(false, "latency_us");
+        self.raw(",\"latency_us\":");
         self.opt_number(e.latency_us);
-        self.key(false, "duration_us");
+        self.raw(",\"duration_us\":");
         self.opt_number(e.duration_us);
         if let Some(id) = e.stream_id {
-            self.key(false, "stream_id");
+            self.raw(",\"stream_id\":");
             self.number(id);
         }
         if let Some(code) = e.reset_code {
-            self.key(false, "reset_code");
+            self.raw(",\"reset_code\":");
             self.number(code);
         }
         if let Some(g) = &e.grpc {
-            self.key(false, "grpc");
+            self.raw(",\"grpc\":");
             self.grpc(g);
         }
         self.0.push('}');
     }
 
     fn process(&mut self, p: &Process<'_>) {
-        self.0.push('{');
-        self.key(true, "pid");
+        self.raw("{\"pid\":");
         self.number(p.pid);
-        self.key(false, "tid");
+        self.raw(",\"tid\":");
         self.number(p.tid);
-        self.key(false, "comm");
+        self.raw(",\"comm\":");
         self.string(&p.comm);
-        self.key(false, "exe");
+        self.raw(",\"exe\":");
         self.opt_string(p.exe.as_deref());
-        self.key(false, "cgroup_id");
+        self.raw(",\"cgroup_id\":");
         self.number(p.cgroup_id);
         self.0.push('}');
     }
 
     fn container(&mut self, c: &Container<'_>) {
-        self.0.push('{');
-        self.key(true, "id");
+        self.raw("{\"id\":");
         self.string(&c.id);
         if let Some(runtime) = &c.runtime {
-            self.key(false, "runtime");
+            self.raw(",\"runtime\":");
             self.string(runtime);
         }
         self.0.push('}');
     }
 
     fn kubernetes(&mut self, k: &Kubernetes<'_>) {
-        self.0.push('{');
-        self.key(true, "node");
+        self.raw("{\"node\":");
         self.string(&k.node);
         for (name, value) in [
             ("namespace", &k.namespace),
@@ -246,22 +242,21 @@ impl Writer {
     }
 
     fn connection(&mut self, c: &Connection<'_>) {
-        self.0.push('{');
-        self.key(true, "local");
+        self.raw("{\"local\":");
         self.endpoint(c.local.as_ref());
-        self.key(false, "remote");
+        self.raw(",\"remote\":");
         self.endpoint(c.remote.as_ref());
-        self.key(false, "role");
+        self.raw(",\"role\":");
         self.string(c.role.as_str());
-        self.key(false, "tls");
+        self.raw(",\"tls\":");
         self.raw(if c.tls { "true" } else { "false" });
-        self.key(false, "library");
+        self.raw(",\"library\":");
         self.opt_string(c.library.as_deref());
         if let Some(version) = &c.library_version {
-            self.key(false, "library_version");
+            self.raw(",\"library_version\":");
             self.string(version);
         }
-        self.key(false, "fd");
+        self.raw(",\"fd\":");
         self.opt_number(c.fd);
         self.0.push('}');
     }
@@ -291,25 +286,23 @@ impl Writer {
             self.raw("null");
             return;
         };
-        self.0.push('{');
-        self.key(true, "alg");
+        self.raw("{\"alg\":");
         self.opt_string(j.alg.as_deref());
-        self.key(false, "exp");
+        self.raw(",\"exp\":");
         self.opt_number(j.exp);
-        self.key(false, "nbf");
+        self.raw(",\"nbf\":");
         self.opt_number(j.nbf);
-        self.key(false, "iat");
+        self.raw(",\"iat\":");
         self.opt_number(j.iat);
         self.0.push('}');
     }
 
     fn request(&mut self, r: &Request<'_>) {
-        self.0.push('{');
-        self.key(true, "method");
+        self.raw("{\"method\":");
         self.string(&r.method);
-        self.key(false, "path");
+        self.raw(",\"path\":");
         self.string(&r.path);
-        self.key(false, "query");
+        self.raw(",\"query\":");
         self.opt_string(r.query.as_deref());
         self.message(
             r.version,
@@ -317,16 +310,15 @@ impl Writer {
             (r.body_size, &r.body_prefix, r.body_missing_bytes),
             r.unresolved_fields,
         );
-        self.key(false, "jwt");
+        self.raw(",\"jwt\":");
         self.jwt(r.jwt.as_ref());
         self.0.push('}');
     }
 
     fn response(&mut self, r: &Response<'_>) {
-        self.0.push('{');
-        self.key(true, "status");
+        self.raw("{\"status\":");
         self.number(r.status);
-        self.key(false, "reason");
+        self.raw(",\"reason\":");
         self.string(&r.reason);
         self.message(
             r.version,
@@ -346,39 +338,38 @@ impl Writer {
         (body_size, body_prefix, body_missing_bytes): (Option<u64>, &str, u64),
         unresolved_fields: u32,
     ) {
-        self.key(false, "version");
+        self.raw(",\"version\":");
         self.string(version.as_str());
-        self.key(false, "headers");
+        self.raw(",\"headers\":");
         self.headers(headers);
-        self.key(false, "body_size");
+        self.raw(",\"body_size\":");
         self.opt_number(body_size);
-        self.key(false, "body_prefix");
+        self.raw(",\"body_prefix\":");
         self.string(body_prefix);
-        self.key(false, "body_missing_bytes");
+        self.raw(",\"body_missing_bytes\":");
         self.number(body_missing_bytes);
         if unresolved_fields != 0 {
-            self.key(false, "unresolved_fields");
+            self.raw(",\"unresolved_fields\":");
             self.number(unresolved_fields);
         }
     }
 
     fn grpc(&mut self, g: &Grpc<'_>) {
-        self.0.push('{');
-        self.key(true, "service");
+        self.raw("{\"service\":");
         self.string(&g.service);
-        self.key(false, "method");
+        self.raw(",\"method\":");
         self.string(&g.method);
-        self.key(false, "status_code");
+        self.raw(",\"status_code\":");
         self.opt_number(g.status_code);
-        self.key(false, "status_name");
+        self.raw(",\"status_name\":");
         self.opt_string(g.status_name.as_deref());
-        self.key(false, "message");
+        self.raw(",\"message\":");
         self.opt_string(g.message.as_deref());
-        self.key(false, "encoding");
+        self.raw(",\"encoding\":");
         self.opt_string(g.encoding.as_deref());
-        self.key(false, "request_messages");
+        self.raw(",\"request_messages\":");
         self.number(g.request_messages);
-        self.key(false, "response_messages");
+        self.raw(",\"response_messages\":");
         self.number(g.response_messages);
         self.0.push('}');
     }
