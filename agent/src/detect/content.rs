@@ -222,7 +222,7 @@ pub fn data1_sensitive_in_response(text: &str) -> Option<Value> {
     let p = patterns();
     let mut kinds: Vec<String> = Vec::new();
     // Cards, SSNs and IBANs all need digits: most of a body's bytes are skipped at once.
-    if text.bytes().any(|b| b.is_ascii_digit()) {
+    if crate::classify::has_ascii_digit(text.as_bytes()) {
         for run in digit_runs(text) {
             if let Some(brand) = card_brand(run) {
                 kinds.push(format!("card:{brand}"));
