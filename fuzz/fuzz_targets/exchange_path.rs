@@ -51,8 +51,12 @@ fuzz_target!(|data: &[u8]| {
         for (parser, chunk) in [(&mut req, a), (&mut res, b)] {
             if let Some(chunk) = chunk {
                 t += 1_000;
-                parser.push(chunk, t);
-                let _ = pairing.drive(parser, &mut exchanges);
+                // As the live agent reads a record: in place, the rest kept.
+                parser.begin(t);
+                let mut input = chunk;
+                if pairing.drive_input(parser, &mut input, &mut exchanges).is_ok() {
+                    parser.keep(input);
+                }
             }
         }
     }

@@ -3,6 +3,7 @@
 //! order. [`Http1Connection`] puts the two behind the connection-parser interface.
 
 mod byte_queue;
+mod head_parse;
 pub mod pairing;
 pub mod stream;
 
@@ -41,9 +42,15 @@ impl ConnectionParser for Http1Connection {
             Direction::Egress => egress,
             Direction::Ingress => ingress,
         };
-        parser.push(bytes, ts_ns);
+        // Read in place: a response's head and body are not copied into the parser's buffer.
+        parser.begin(ts_ns);
+        let mut input = bytes;
         let first_new = out.len();
-        let result = self.pairing.drive(parser, out);
+        let result = self.pairing.drive_input(parser, &mut input, out);
+        if result.is_ok() {
+            // Left after a `101` to h2c: the HTTP/2 parser takes them from the buffer.
+            parser.keep(input);
+        }
         name_grpc_web_calls(out, first_new);
         result?;
         Ok(())

@@ -32,10 +32,22 @@ pub struct Pairing {
 }
 
 impl Pairing {
-    /// Parses everything `parser` can produce and returns completed exchanges.
+    /// Parses everything `parser` can produce from what was pushed to it and returns
+    /// completed exchanges.
     pub fn drive(
         &mut self,
         parser: &mut StreamParser,
+        out: &mut Vec<Exchange>,
+    ) -> Result<(), ParseError> {
+        self.drive_input(parser, &mut &[][..], out)
+    }
+
+    /// [`Self::drive`] over a record read in place (after [`StreamParser::begin`]): `input` is
+    /// what the parser has not taken yet; bytes it could not use are left in it.
+    pub fn drive_input(
+        &mut self,
+        parser: &mut StreamParser,
+        input: &mut &[u8],
         out: &mut Vec<Exchange>,
     ) -> Result<(), ParseError> {
         loop {
@@ -45,7 +57,7 @@ impl Pairing {
                 .front()
                 .and_then(|m| m.head.method())
                 .is_some_and(|m| m.eq_ignore_ascii_case("HEAD"));
-            let event = match parser.poll(answers_head.then_some("HEAD")) {
+            let event = match parser.poll_input(answers_head.then_some("HEAD"), input) {
                 Ok(Some(event)) => event,
                 Ok(None) => return Ok(()),
                 Err(e) => {
@@ -175,7 +187,17 @@ mod tests {
     use Step::{Req, Res};
 
     /// Feeds the steps in order; returns exchanges emitted after each step, then after close.
+    /// Runs them twice, records buffered and read in place (the live path), which must agree.
     fn steps(seq: &[Step<'_>]) -> (Vec<usize>, Vec<Exchange>, Pairing) {
+        let buffered = steps_with(seq, false);
+        let in_place = steps_with(seq, true);
+        assert_eq!(buffered.0, in_place.0);
+        assert_eq!(buffered.1, in_place.1);
+        assert_eq!(buffered.2.stats, in_place.2.stats);
+        buffered
+    }
+
+    fn steps_with(seq: &[Step<'_>], read_in_place: bool) -> (Vec<usize>, Vec<Exchange>, Pairing) {
         let mut req = StreamParser::new(Limits::default());
         let mut res = StreamParser::new(Limits::default());
         let mut pairing = Pairing::default();
@@ -186,8 +208,17 @@ mod tests {
                 Req(b) => (&mut req, b),
                 Res(b) => (&mut res, b),
             };
-            parser.push(bytes, i as u64);
-            pairing.drive(parser, &mut out).expect("parses");
+            if read_in_place {
+                parser.begin(i as u64);
+                let mut input = *bytes;
+                pairing
+                    .drive_input(parser, &mut input, &mut out)
+                    .expect("parses");
+                parser.keep(input);
+            } else {
+                parser.push(bytes, i as u64);
+                pairing.drive(parser, &mut out).expect("parses");
+            }
             counts.push(out.len());
         }
         pairing.close(Some(&mut res), &mut out);

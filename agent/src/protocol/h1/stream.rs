@@ -6,8 +6,8 @@
 //! body is, otherwise the parser drops the message and resynchronises on the next record.
 
 use super::byte_queue::ByteQueue;
+use super::head_parse::{find, parse_request, parse_response, switches_to_h2};
 pub use crate::protocol::head::{Head, StartLine};
-use crate::protocol::head::{HeadBuilder, HttpVersion};
 pub use crate::protocol::message::BodySummary;
 
 /// Headers beyond this count make the head an error (httparse needs a fixed array).
@@ -135,7 +135,21 @@ impl StreamParser {
         !matches!(self.state, State::Head | State::Desynced) || !self.buf.is_empty()
     }
 
+    /// Queues a record's bytes for [`Self::poll`]. The live path reads records in place
+    /// instead ([`Self::begin`], [`Self::poll_input`]); this one buffers everything and gives the
+    /// same events (tests and fuzz targets check both).
     pub fn push(&mut self, data: &[u8], ts_ns: u64) {
+        self.begin(ts_ns);
+        let mut data = data;
+        self.body_in_place(&mut data);
+        if self.state == State::Head && self.buf.is_empty() && !data.is_empty() {
+            self.head_start_ns = Some(ts_ns);
+        }
+        self.buf.extend(data);
+    }
+
+    /// A record captured at `ts_ns` is about to be read.
+    pub fn begin(&mut self, ts_ns: u64) {
         if self.state == State::Desynced {
             // A new record is the best guess for a message start after lost bytes.
             self.state = State::Head;
@@ -143,30 +157,79 @@ impl StreamParser {
             self.head_start_ns = None;
         }
         self.last_ns = ts_ns;
-        let mut data = data;
-        if self.buf.is_empty() {
-            // Body bytes of a known length go straight into the summary: bodies dominate the
-            // volume and are never buffered.
-            let rem = match self.state {
-                State::Length(rem) | State::Chunked(ChunkState::Data(rem)) => rem,
-                State::UntilClose => u64::MAX,
-                _ => 0,
-            };
-            let n = (data.len() as u64).min(rem) as usize;
-            if let (true, Some(body), Some(rest)) = (n > 0, data.get(..n), data.get(n..)) {
-                self.consume_body(body);
-                let left = rem - n as u64;
-                match &mut self.state {
-                    State::Length(r) | State::Chunked(ChunkState::Data(r)) => *r = left,
-                    _ => {}
+    }
+
+    /// [`Self::poll`] over the buffered bytes followed by `input` (the rest of the record
+    /// being read), reading `input` in place where nothing is buffered: a head is parsed
+    /// straight from the record and body bytes go to the summary, so a response's body is not
+    /// copied into the buffer first. What cannot be read yet (a partial head or chunk line)
+    /// is buffered. `input` is advanced past what was used.
+    pub fn poll_input(
+        &mut self,
+        request_method: Option<&str>,
+        input: &mut &[u8],
+    ) -> Result<Option<ParseEvent>, ParseError> {
+        if !input.is_empty() && self.buf.is_empty() {
+            self.body_in_place(input);
+            if self.state == State::Length(0) {
+                // The body is complete; what follows (a pipelined message) is read next call.
+                return self.poll(request_method);
+            }
+            if self.state == State::Head && !input.is_empty() {
+                if self.head_start_ns.is_none() {
+                    self.head_start_ns = Some(self.last_ns);
                 }
-                data = rest;
+                match self.head_from(input, request_method) {
+                    Ok(Some((event, used))) => {
+                        *input = input.get(used..).unwrap_or_default();
+                        return Ok(Some(event));
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        self.desync();
+                        return Err(e);
+                    }
+                }
             }
         }
-        if self.state == State::Head && self.buf.is_empty() && !data.is_empty() {
-            self.head_start_ns = Some(ts_ns);
+        if input.is_empty() && self.buf.is_empty() && self.state == State::Head {
+            // Between messages with the record used up: the common end of a drive.
+            return Ok(None);
         }
-        self.buf.extend(data);
+        // A partial head or chunk line, a body after buffered bytes, a switched or desynced
+        // stream: the bytes wait in the buffer, as pushed ones do.
+        self.buf.extend(input);
+        *input = &[];
+        self.poll(request_method)
+    }
+
+    /// Buffers bytes of a record that [`Self::poll_input`] was not asked to read.
+    pub fn keep(&mut self, input: &[u8]) {
+        self.buf.extend(input);
+    }
+
+    /// Bytes of a body of known length (or up to close) at the front of `data` go straight to
+    /// the summary when nothing is buffered: bodies dominate the volume and are never buffered.
+    #[inline]
+    fn body_in_place(&mut self, data: &mut &[u8]) {
+        if !self.buf.is_empty() {
+            return;
+        }
+        let rem = match self.state {
+            State::Length(rem) | State::Chunked(ChunkState::Data(rem)) => rem,
+            State::UntilClose => u64::MAX,
+            _ => 0,
+        };
+        let n = (data.len() as u64).min(rem) as usize;
+        if let (true, Some(body), Some(rest)) = (n > 0, data.get(..n), data.get(n..)) {
+            self.consume_body(body);
+            let left = rem - n as u64;
+            match &mut self.state {
+                State::Length(r) | State::Chunked(ChunkState::Data(r)) => *r = left,
+                _ => {}
+            }
+            *data = rest;
+        }
     }
 
     fn consume_body(&mut self, bytes: &[u8]) {
@@ -380,7 +443,27 @@ impl StreamParser {
         if self.buf.is_empty() {
             return Ok(None);
         }
-        let bytes = self.buf.as_slice();
+        // Taken out for the parse (a move, not a copy): the head is read from it while the
+        // parser's other fields change.
+        let buf = std::mem::take(&mut self.buf);
+        let parsed = self.head_from(buf.as_slice(), request_method);
+        self.buf = buf;
+        let Some((event, used)) = parsed? else {
+            return Ok(None);
+        };
+        self.buf.consume(used);
+        Ok(Some(event))
+    }
+
+    /// The head at the start of `bytes` and how many bytes it used; None while incomplete.
+    fn head_from(
+        &mut self,
+        bytes: &[u8],
+        request_method: Option<&str>,
+    ) -> Result<Option<(ParseEvent, usize)>, ParseError> {
+        if bytes.is_empty() {
+            return Ok(None);
+        }
         if self.kind == StreamKind::Unknown {
             let probe = bytes.get(..bytes.len().min(5)).unwrap_or_default();
             if b"HTTP/".starts_with(probe) && probe.len() < 5 {
@@ -411,7 +494,6 @@ impl StreamParser {
             Err(e) => return Err(e),
         };
         let head = head.with_times(self.head_start_ns.unwrap_or(self.last_ns), self.last_ns);
-        self.buf.consume(used);
         self.body = BodySummary::default();
         if head
             .header("content-type")
@@ -425,7 +507,7 @@ impl StreamParser {
         } else {
             self.body_state(&head, request_method)?
         };
-        Ok(Some(ParseEvent::Head(head)))
+        Ok(Some((ParseEvent::Head(head), used)))
     }
 
     fn body_state(&self, head: &Head, request_method: Option<&str>) -> Result<State, ParseError> {
@@ -472,69 +554,6 @@ impl StreamParser {
             (None, StartLine::Response { .. }) => State::UntilClose,
         })
     }
-}
-
-/// The head and the bytes it used.
-type ParsedHead = (Head, usize);
-
-/// `101 Switching Protocols` with `Upgrade: h2c` (RFC 7540 §3.2).
-fn switches_to_h2(head: &Head) -> bool {
-    head.status() == Some(101)
-        && head
-            .header("upgrade")
-            .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"h2c"))
-}
-
-fn parse_request<'b>(
-    bytes: &'b [u8],
-    headers: &mut [std::mem::MaybeUninit<httparse::Header<'b>>],
-) -> Result<Option<ParsedHead>, ParseError> {
-    let mut req = httparse::Request::new(&mut []);
-    match req.parse_with_uninit_headers(bytes, headers) {
-        Ok(httparse::Status::Complete(used)) => {
-            let b = HeadBuilder::new(bytes);
-            let start = StartLine::Request {
-                method: b.span(req.method.unwrap_or_default().as_bytes()),
-                target: b.span(req.path.unwrap_or_default().as_bytes()),
-            };
-            let version = match req.version {
-                Some(0) => HttpVersion::Http10,
-                _ => HttpVersion::Http11,
-            };
-            Ok(Some((b.finish(used, start, version, req.headers), used)))
-        }
-        Ok(httparse::Status::Partial) => Ok(None),
-        Err(e) => Err(ParseError::Head(e.to_string())),
-    }
-}
-
-fn parse_response<'b>(
-    bytes: &'b [u8],
-    headers: &mut [std::mem::MaybeUninit<httparse::Header<'b>>],
-) -> Result<Option<ParsedHead>, ParseError> {
-    let mut res = httparse::Response::new(&mut []);
-    match httparse::ParserConfig::default()
-        .parse_response_with_uninit_headers(&mut res, bytes, headers)
-    {
-        Ok(httparse::Status::Complete(used)) => {
-            let b = HeadBuilder::new(bytes);
-            let start = StartLine::Response {
-                status: res.code.unwrap_or_default(),
-                reason: b.span(res.reason.unwrap_or_default().as_bytes()),
-            };
-            let version = match res.version {
-                Some(0) => HttpVersion::Http10,
-                _ => HttpVersion::Http11,
-            };
-            Ok(Some((b.finish(used, start, version, res.headers), used)))
-        }
-        Ok(httparse::Status::Partial) => Ok(None),
-        Err(e) => Err(ParseError::Head(e.to_string())),
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]

@@ -9,12 +9,87 @@ fn drain(p: &mut StreamParser, method: Option<&str>) -> Result<Vec<ParseEvent>, 
 }
 
 fn feed_all(p: &mut StreamParser, parts: &[&[u8]], method: Option<&str>) -> Vec<ParseEvent> {
-    let mut out = Vec::new();
+    let mut in_place = StreamParser::new(p.limits);
+    let (mut out, mut read_in_place) = (Vec::new(), Vec::new());
     for (i, part) in parts.iter().enumerate() {
         p.push(part, i as u64 + 1);
         out.extend(drain(p, method).expect("parses"));
+        read_in_place
+            .extend(feed_in_place(&mut in_place, part, i as u64 + 1, method).expect("parses"));
     }
+    assert_eq!(
+        out, read_in_place,
+        "buffered and read in place give the same events"
+    );
+    assert_eq!(p.buffered(), in_place.buffered());
     out
+}
+
+/// One record through the live path: read in place, what is left kept.
+fn feed_in_place(
+    p: &mut StreamParser,
+    record: &[u8],
+    ts_ns: u64,
+    method: Option<&str>,
+) -> Result<Vec<ParseEvent>, ParseError> {
+    p.begin(ts_ns);
+    let mut input = record;
+    let mut out = Vec::new();
+    while let Some(e) = p.poll_input(method, &mut input)? {
+        out.push(e);
+    }
+    p.keep(input);
+    Ok(out)
+}
+
+/// Every stream below, cut into three records at every pair of offsets, gives the same events
+/// (and leaves the same bytes buffered) whether records are buffered or read in place.
+#[test]
+fn reading_records_in_place_equals_buffering_them_at_every_cut() {
+    let streams: [(&[u8], Option<&str>); 6] = [
+        (
+            b"POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n",
+            None,
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nT: 1\r\n\r\n",
+            None,
+        ),
+        (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.0 200 OK\r\n\r\nuntil close",
+            None,
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz",
+            Some("HEAD"),
+        ),
+        (
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            None,
+        ),
+        (b"GET / HTTP/1.1\r\nBad Header\r\n\r\nGET /next HTTP/1.1\r\n\r\n", None),
+    ];
+    for (stream, method) in streams {
+        for first in 0..=stream.len() {
+            for second in first..=stream.len() {
+                let parts = [&stream[..first], &stream[first..second], &stream[second..]];
+                let (mut buffered, mut in_place) = (
+                    StreamParser::new(Limits::default()),
+                    StreamParser::new(Limits::default()),
+                );
+                for (i, part) in parts.iter().enumerate() {
+                    buffered.push(part, i as u64 + 1);
+                    let a = drain(&mut buffered, method);
+                    let b = feed_in_place(&mut in_place, part, i as u64 + 1, method);
+                    assert_eq!(a, b, "cut at {first}/{second}, record {i}");
+                    assert_eq!(buffered.buffered(), in_place.buffered());
+                    assert_eq!(buffered.switched(), in_place.switched());
+                }
+                assert_eq!(buffered.take_switched(), in_place.take_switched());
+                assert_eq!(buffered.finish(), in_place.finish());
+            }
+        }
+    }
 }
 
 fn heads(events: &[ParseEvent]) -> Vec<&Head> {
