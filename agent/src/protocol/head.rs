@@ -294,18 +294,11 @@ mod tests {
     use super::*;
 
     fn parse(bytes: &[u8]) -> Head {
-        let mut headers = [httparse::EMPTY_HEADER; 16];
-        let mut req = httparse::Request::new(&mut headers);
-        let used = match req.parse(bytes) {
-            Ok(httparse::Status::Complete(used)) => used,
+        let mut headers = [const { std::mem::MaybeUninit::uninit() }; 16];
+        match crate::protocol::h1::head_parse::parse_request(bytes, &mut headers) {
+            Ok(Some((head, _))) => head,
             other => panic!("not a complete head: {other:?}"),
-        };
-        let b = HeadBuilder::new(bytes);
-        let start = StartLine::Request {
-            method: b.span(req.method.unwrap_or_default().as_bytes()),
-            target: b.span(req.path.unwrap_or_default().as_bytes()),
-        };
-        b.finish(used, start, HttpVersion::Http11, req.headers)
+        }
     }
 
     #[test]

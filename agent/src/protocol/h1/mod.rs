@@ -3,7 +3,7 @@
 //! order. [`Http1Connection`] puts the two behind the connection-parser interface.
 
 mod byte_queue;
-mod head_parse;
+pub(crate) mod head_parse;
 pub mod pairing;
 pub mod stream;
 

@@ -184,7 +184,13 @@ impl StreamParser {
                         *input = input.get(used..).unwrap_or_default();
                         return Ok(Some(event));
                     }
-                    Ok(None) => {}
+                    Ok(None) => {
+                        // A partial head waits for the rest of its bytes; parsing it again
+                        // from the buffer now would only say the same.
+                        self.buf.extend(input);
+                        *input = &[];
+                        return Ok(None);
+                    }
                     Err(e) => {
                         self.desync();
                         return Err(e);
