@@ -14,7 +14,7 @@ use agent::{
     event::build::{Enrichment, build, start_epoch_ms},
     kernel::decode::{Record, decode},
     kernel::recording::{read, split},
-    output::native_json,
+    output::{Output, native_json},
     protocol::h1::Limits,
 };
 use criterion::{Criterion, Throughput};
@@ -126,6 +126,52 @@ fn pipeline_and_writer(
     out.len()
 }
 
+/// [`pipeline_and_output`] with detections, handing events and findings to the agent's output
+/// stage as the live pipeline does (a hand-over to the sink workers every 64 exchanges, about
+/// one drain of the kernel's buffer under load).
+fn pipeline_to_output(records: &[&[u8]], output: &mut Output) -> usize {
+    let config = DetectConfig::default();
+    let mut table = ConnTable::new(TableLimits {
+        http: Limits {
+            body_prefix_bytes: config.body_tap_bytes,
+            ..Limits::default()
+        },
+        ..TableLimits::default()
+    });
+    let mut engine = Engine::new(config);
+    let mut out = Vec::new();
+    replay(records.iter().copied(), &mut table, &mut out);
+    let key = TokenKey::for_tests();
+    let workload = Workload::default();
+    let ctx = Enrichment {
+        host: "bench",
+        exe: Some("/usr/bin/bench"),
+        library: Some("/usr/lib/libssl.so.3"),
+        library_version: None,
+        monotonic_to_unix_ns: 1_763_700_000_000_000_000,
+        body_routes: &[],
+        event_body_bytes: 0,
+        workload: &workload,
+        node: None,
+        key: &key,
+        credential_key: None,
+    };
+    for (n, item) in out.iter().enumerate() {
+        let event = build(item, &ctx);
+        let epoch_ms = start_epoch_ms(item, ctx.monotonic_to_unix_ns);
+        let bodies = body_tap(item);
+        for f in engine.inspect(&event, epoch_ms, &bodies) {
+            output.write_finding(&f, epoch_ms).expect("finding");
+        }
+        output.write(&event, epoch_ms).expect("event");
+        if n % 64 == 63 {
+            output.hand_over();
+        }
+    }
+    output.hand_over();
+    out.len()
+}
+
 fn median_secs(mut f: impl FnMut()) -> f64 {
     let mut times: Vec<f64> = (0..21)
         .map(|_| {
@@ -199,25 +245,25 @@ fn main() {
         .collect();
     let total: u64 = payloads.iter().map(|p| p.len() as u64).sum();
     let exchanges = pipeline(&records);
-    // For callgrind: `CLEARTAP_BENCH_PROFILE=1 valgrind --tool=callgrind <bench binary>`
-    // runs only the full default path, a few times, without criterion.
+    // For callgrind: `CLEARTAP_BENCH_PROFILE=1 valgrind --tool=callgrind <bench binary>
+    // > /dev/null` runs only the full default path, a few times, without criterion, through
+    // the agent's own output stage (its default sink: native JSON lines on stdout).
     if std::env::var_os("CLEARTAP_BENCH_PROFILE").is_some() {
-        let mut sink = Vec::with_capacity(4 << 20);
         let rounds = if std::env::var_os("CLEARTAP_BENCH_CORPUS").is_some() {
             1
         } else {
             5
         };
+        let mut output = Output::start(&[], "bench").expect("stdout sink");
         for _ in 0..rounds {
-            black_box(pipeline_and_output(&records, &mut sink, true));
+            black_box(pipeline_to_output(&records, &mut output));
         }
-        let text = String::from_utf8_lossy(&sink);
-        let lines: Vec<&str> = text.lines().collect();
+        let sinks = output.shutdown(std::time::Duration::from_secs(30));
         eprintln!(
-            "{} lines, {} bytes per line; first: {}",
-            lines.len(),
-            sink.len() / lines.len().max(1),
-            lines.first().unwrap_or(&"")
+            "{} events, {} findings written; {}",
+            output.events_written,
+            output.findings_written,
+            agent::output::summary(&sinks)
         );
         return;
     }

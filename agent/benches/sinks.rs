@@ -10,22 +10,21 @@
 use std::{
     io::Write,
     net::UdpSocket,
-    sync::{Arc, atomic::Ordering::Relaxed},
+    sync::atomic::Ordering::Relaxed,
     time::{Duration, Instant},
 };
 
 use agent::output::{
-    sink::Line,
     sink_config::{SinkConfig, SinkType, start},
     transports::SyslogProtocol,
 };
 
 const EVENTS: usize = 100_000;
 
-fn event_line() -> Arc<str> {
+fn event_line() -> String {
     let golden: serde_json::Value =
         serde_json::from_str(include_str!("../tests/golden/exchange_event.json")).expect("golden");
-    Arc::from(golden.to_string())
+    golden.to_string()
 }
 
 fn dir(tag: &str) -> std::path::PathBuf {
@@ -50,14 +49,11 @@ fn baseline(line: &str) -> Duration {
     t
 }
 
-fn through_sink(config: SinkConfig, line: &Arc<str>) -> (Duration, u64, u64) {
+fn through_sink(config: SinkConfig, line: &str) -> (Duration, u64, u64) {
     let mut sink = start(0, &config, "bench").expect("sink");
     let start_at = Instant::now();
     for i in 0..EVENTS {
-        sink.offer(Line {
-            text: line.clone(),
-            epoch_ms: i as i64,
-        });
+        sink.offer(line, i as i64);
     }
     sink.close();
     sink.join(Duration::from_secs(600));

@@ -72,7 +72,7 @@ impl HttpSink {
         })
     }
 
-    fn body(&self, batch: &[Line]) -> Vec<u8> {
+    fn body(&self, batch: &[Line<'_>]) -> Vec<u8> {
         let mut body = Vec::with_capacity(batch.iter().map(|l| l.text.len() + 96).sum());
         for line in batch {
             match self.protocol {
@@ -146,7 +146,7 @@ pub fn bulk_failures(reply: &str) -> Option<(Vec<usize>, u64, String)> {
 }
 
 impl Transport for HttpSink {
-    fn send(&mut self, batch: &[Line]) -> Result<(), SendError> {
+    fn send(&mut self, batch: &[Line<'_>]) -> Result<(), SendError> {
         let content_type = match self.protocol {
             HttpProtocol::SplunkHec => "application/json",
             _ => "application/x-ndjson",
@@ -222,7 +222,7 @@ mod tests {
         )
         .expect("sink");
         let line = Line {
-            text: std::sync::Arc::from(r#"{"schema":"s","n":1}"#),
+            text: r#"{"schema":"s","n":1}"#,
             epoch_ms: 1_700_000_000_123,
         };
         let body = String::from_utf8(sink.body(&[line])).expect("utf8");

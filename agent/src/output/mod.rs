@@ -13,12 +13,12 @@ pub mod sink_config;
 pub mod spool;
 pub mod transports;
 
-use std::{sync::Arc, sync::atomic::Ordering::Relaxed, time::Duration};
+use std::{sync::atomic::Ordering::Relaxed, time::Duration};
 
 use formats::Format;
 
 use crate::{detect::Finding, event::ExchangeEvent};
-use sink::{Line, SinkHandle};
+use sink::SinkHandle;
 use sink_config::{SinkConfig, SinkError};
 
 #[derive(Debug, thiserror::Error)]
@@ -100,14 +100,14 @@ impl Output {
     pub fn write(&mut self, event: &ExchangeEvent<'_>, epoch_ms: i64) -> Result<(), OutputError> {
         let mut scratch = std::mem::take(&mut self.scratch);
         let offered = self.offer(
-            || {
-                scratch.clear();
-                native_event::render_into(event, &mut scratch);
-                Ok(Arc::from(scratch.as_str()))
+            |scratch| {
+                native_event::render_into(event, scratch);
+                Ok(())
             },
             || formats::ocsf(event, epoch_ms).to_string(),
             || formats::ecs(event).to_string(),
             epoch_ms,
+            &mut scratch,
         );
         self.scratch = scratch;
         offered?;
@@ -117,12 +117,16 @@ impl Output {
 
     /// Renders a finding once per format in use and offers it to every sink.
     pub fn write_finding(&mut self, finding: &Finding, epoch_ms: i64) -> Result<(), OutputError> {
-        self.offer(
-            || native_json(finding).map(Arc::from),
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let offered = self.offer(
+            |scratch| native_json(finding).map(|text| scratch.push_str(&text)),
             || formats::finding_ocsf(finding, epoch_ms).to_string(),
             || formats::finding_ecs(finding).to_string(),
             epoch_ms,
-        )?;
+            &mut scratch,
+        );
+        self.scratch = scratch;
+        offered?;
         self.findings_written += 1;
         Ok(())
     }
@@ -133,42 +137,48 @@ impl Output {
         event: &crate::enforce::evidence::EnforcementEvent,
     ) -> Result<(), OutputError> {
         let epoch_ms = crate::app::event_loop::unix_now_ms();
-        self.offer(
-            || native_json(event).map(Arc::from),
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let offered = self.offer(
+            |scratch| native_json(event).map(|text| scratch.push_str(&text)),
             || formats::enforcement_ocsf(event, epoch_ms).to_string(),
             || formats::enforcement_ecs(event).to_string(),
             epoch_ms,
-        )?;
+            &mut scratch,
+        );
+        self.scratch = scratch;
+        offered?;
         self.enforcements_written += 1;
         Ok(())
     }
 
+    /// Renders what the sinks need (the native line into `scratch`, kept between calls) and
+    /// copies it into each sink's batch.
     fn offer(
         &mut self,
-        native: impl FnOnce() -> Result<Arc<str>, OutputError>,
+        native: impl FnOnce(&mut String) -> Result<(), OutputError>,
         ocsf: impl FnOnce() -> String,
         ecs: impl FnOnce() -> String,
         epoch_ms: i64,
+        scratch: &mut String,
     ) -> Result<(), OutputError> {
         let needs = |f: Format| self.sinks.iter().any(|(g, _)| *g == f);
-        let native: Option<Arc<str>> = if needs(Format::Native) {
-            Some(native()?)
+        scratch.clear();
+        let native = if needs(Format::Native) {
+            native(scratch)?;
+            Some(scratch.as_str())
         } else {
             None
         };
-        let ocsf: Option<Arc<str>> = needs(Format::Ocsf).then(|| Arc::from(ocsf()));
-        let ecs: Option<Arc<str>> = needs(Format::Ecs).then(|| Arc::from(ecs()));
+        let ocsf = needs(Format::Ocsf).then(ocsf);
+        let ecs = needs(Format::Ecs).then(ecs);
         for (format, sink) in &mut self.sinks {
             let text = match format {
-                Format::Native => &native,
-                Format::Ocsf => &ocsf,
-                Format::Ecs => &ecs,
+                Format::Native => native,
+                Format::Ocsf => ocsf.as_deref(),
+                Format::Ecs => ecs.as_deref(),
             };
             if let Some(text) = text {
-                sink.offer(Line {
-                    text: text.clone(),
-                    epoch_ms,
-                });
+                sink.offer(text, epoch_ms);
             }
         }
         Ok(())

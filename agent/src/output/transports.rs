@@ -32,7 +32,7 @@ impl Default for Stdout {
 }
 
 impl Transport for Stdout {
-    fn send(&mut self, batch: &[Line]) -> Result<(), SendError> {
+    fn send(&mut self, batch: &[Line<'_>]) -> Result<(), SendError> {
         for line in batch {
             self.out
                 .write_all(line.text.as_bytes())
@@ -74,7 +74,7 @@ impl RotatingFile {
 }
 
 impl Transport for RotatingFile {
-    fn send(&mut self, batch: &[Line]) -> Result<(), SendError> {
+    fn send(&mut self, batch: &[Line<'_>]) -> Result<(), SendError> {
         let mut buf = Vec::new();
         for line in batch {
             buf.clear();
@@ -136,20 +136,20 @@ impl Syslog {
         })
     }
 
-    fn message(&self, line: &Line) -> Vec<u8> {
+    fn message(&self, line: &Line<'_>) -> Vec<u8> {
         let mut out = Vec::with_capacity(line.text.len() + 96);
         // Formatting into a Vec cannot fail.
         let _ = self.formatter.format(
             &mut out,
             Severity::LOG_INFO,
-            (1u32, std::collections::BTreeMap::new(), &*line.text),
+            (1u32, std::collections::BTreeMap::new(), line.text),
         );
         out
     }
 }
 
 impl Transport for Syslog {
-    fn send(&mut self, batch: &[Line]) -> Result<(), SendError> {
+    fn send(&mut self, batch: &[Line<'_>]) -> Result<(), SendError> {
         let address = self.address.clone();
         let err = |e| io_err(&format!("syslog {:?} {address}", self.protocol), e);
         match &mut self.socket {
