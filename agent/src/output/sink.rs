@@ -533,7 +533,8 @@ mod tests {
     fn assert_delivered_in_order(texts: &[String], hand_over_every: usize) {
         let kept = Arc::new(Mutex::new(Vec::new()));
         let tuning = Tuning {
-            queue_events: 10_000,
+            // Room for every hand-over: the test offers faster than the worker delivers.
+            queue_events: 1_000_000,
             batch_max_events: 100,
             batch_max_wait: Duration::from_millis(5),
             backoff_min: Duration::from_millis(1),
