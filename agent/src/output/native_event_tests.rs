@@ -108,6 +108,24 @@ fn escape_scan_flags_exactly_the_bytes_serde_escapes() {
     }
 }
 
+/// Every length around the word sizes, with one byte that needs escaping at every position
+/// (or none): the word reads must cover each byte exactly as a byte scan does.
+#[test]
+fn clean_check_covers_every_byte_at_every_length() {
+    for len in 0..=40 {
+        for bad in [b'"', b'\\', b'\n', 0u8, 0x1f] {
+            for at in (0..len).map(Some).chain([None]) {
+                let mut bytes = vec![b'a'; len];
+                if let Some(slot) = at.and_then(|at| bytes.get_mut(at)) {
+                    *slot = bad;
+                }
+                let expected = bytes.iter().all(|&b| escape_of(b).is_none());
+                assert_eq!(is_clean(&bytes), expected, "len {len}, {bad:#x} at {at:?}");
+            }
+        }
+    }
+}
+
 /// Live events keep header names as sent (`Content-Type`); both writers lower them.
 #[test]
 fn header_names_as_sent_are_written_lower_case() {
