@@ -290,9 +290,16 @@ impl Pipeline {
     /// Builds the typed exchange of each finished item, judges it, and hands it and its
     /// findings to the sinks.
     pub fn flush(&mut self, attacher: &Attacher) -> Result<(), OutputError> {
-        for item in std::mem::take(&mut self.finished) {
-            self.emit(&item, attacher)?;
+        let mut finished = std::mem::take(&mut self.finished);
+        let emitted = finished
+            .drain(..)
+            .try_for_each(|item| self.emit(&item, attacher));
+        // The emptied vector goes back with its capacity: the next drain's exchanges are
+        // pushed into it without growing it again (each exchange is a few hundred bytes).
+        if self.finished.is_empty() {
+            self.finished = finished;
         }
+        emitted?;
         self.sync_lists();
         self.output.hand_over();
         self.counters.events_written = self.output.events_written;
