@@ -5,6 +5,7 @@
 //!   cargo xtask test    setup + test peers, then fmt, clippy, unit and end-to-end tests
 //!   cargo xtask bench overhead   throughput cost against no agent, bpftrace and sslsniff
 //!   cargo xtask bench http2      HTTP/2 (h2load) throughput cost and events per request
+//!   cargo xtask bench pair       two agent binaries' CPU per exchange on the same traffic at once
 //!   cargo xtask fuzz    cargo-fuzz targets (decode, HTTP stream, connection table, whole exchange path)
 //!   cargo xtask soak    10 minutes under load, RSS and fds sampled (not in CI)
 
@@ -19,6 +20,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bench_go;
 mod bench_h2;
+mod bench_pair;
 mod bench_report;
 mod bench_scale;
 mod bpf_stats;
@@ -115,6 +117,10 @@ enum BenchCmd {
     /// 2,000 keep-alive connections, 100 short-lived client processes per second, a 1 GiB
     /// download: what each costs and whether every exchange is captured.
     Scale(bench_scale::ScaleArgs),
+    /// Two agent binaries (a baseline and this tree's build) running at once on the same
+    /// nginx + wrk traffic: each one's CPU per exchange and the per-round ratio, which the
+    /// machine's changes of speed cancel out of.
+    Pair(bench_pair::PairArgs),
 }
 
 /// The end-to-end suites in the order they run (quick capture checks first, the long qemu
@@ -226,6 +232,17 @@ fn main() -> anyhow::Result<()> {
                 bail!("the scale benchmark loads eBPF programs: run it as root");
             }
             bench_scale::scale(&args, &workspace_root().join("target/release/cleartap"))
+        }
+        Cmd::Bench {
+            which: BenchCmd::Pair(args),
+        } => {
+            setup()?;
+            apt_install(&["nginx", "wrk", "openssl"])?;
+            run_cmd(cargo().args(["build", "--release", "-p", "agent", "--bin", "cleartap"]))?;
+            if !is_root() {
+                bail!("the pair benchmark loads eBPF programs: run it as root");
+            }
+            bench_pair::pair(&args, &workspace_root().join("target/release/cleartap"))
         }
         Cmd::Bench {
             which: BenchCmd::Go(args),
