@@ -239,7 +239,9 @@ pub fn data1_sensitive_in_response(text: &str) -> Option<Value> {
             kinds.push((*kind).into());
         }
     }
-    if text.contains('"')
+    // memchr's vector search: std's `contains(char)` went a word at a time over the tap
+    // (~1 instruction a byte, 4 KiB of it on every judged response without a quote).
+    if memchr::memchr(b'"', text.as_bytes()).is_some()
         && p.secret_member
             .captures_iter(text)
             .filter_map(|c| c.get(1))
