@@ -8,7 +8,7 @@ use std::{hint::black_box, time::Instant};
 use agent::{
     app::pipeline::body_tap,
     classify::redact::TokenKey,
-    conn::{ConnTable, TableLimits, replay},
+    conn::{ConnExchange, ConnTable, TableLimits, replay},
     detect::{DetectConfig, Engine},
     enrich::workload::Workload,
     event::build::{Enrichment, build, start_epoch_ms},
@@ -61,6 +61,41 @@ fn pipeline(records: &[&[u8]]) -> usize {
     out.len()
 }
 
+/// decode → conn → HTTP over the recording, with the default body tap when the rules run.
+fn exchanges(records: &[&[u8]], detect: bool) -> Vec<ConnExchange> {
+    let mut table = ConnTable::new(TableLimits {
+        http: Limits {
+            body_prefix_bytes: if detect {
+                DetectConfig::default().body_tap_bytes
+            } else {
+                0
+            },
+            ..Limits::default()
+        },
+        ..TableLimits::default()
+    });
+    let mut out = Vec::new();
+    replay(records.iter().copied(), &mut table, &mut out);
+    out
+}
+
+/// What the agent knows about every exchange's process and node, fixed for the bench.
+fn enrichment<'a>(key: &'a TokenKey, workload: &'a Workload) -> Enrichment<'a> {
+    Enrichment {
+        host: "bench",
+        exe: Some("/usr/bin/bench"),
+        library: Some("/usr/lib/libssl.so.3"),
+        library_version: None,
+        monotonic_to_unix_ns: 1_763_700_000_000_000_000,
+        body_routes: &[],
+        event_body_bytes: 0,
+        workload,
+        node: None,
+        key,
+        credential_key: None,
+    }
+}
+
 /// The whole userspace path after the ring buffer, with the agent's defaults: decode → conn →
 /// HTTP → typed event (redaction) → detections (every rule, 4 KiB body tap) → native JSON.
 fn pipeline_and_output(records: &[&[u8]], sink: &mut Vec<u8>, detect: bool) -> usize {
@@ -75,32 +110,10 @@ fn pipeline_and_writer(
     detect: bool,
     serde_writer: bool,
 ) -> usize {
-    let config = DetectConfig::default();
-    let mut table = ConnTable::new(TableLimits {
-        http: Limits {
-            body_prefix_bytes: if detect { config.body_tap_bytes } else { 0 },
-            ..Limits::default()
-        },
-        ..TableLimits::default()
-    });
-    let mut engine = detect.then(|| Engine::new(config));
-    let mut out = Vec::new();
-    replay(records.iter().copied(), &mut table, &mut out);
-    let key = TokenKey::for_tests();
-    let workload = Workload::default();
-    let ctx = Enrichment {
-        host: "bench",
-        exe: Some("/usr/bin/bench"),
-        library: Some("/usr/lib/libssl.so.3"),
-        library_version: None,
-        monotonic_to_unix_ns: 1_763_700_000_000_000_000,
-        body_routes: &[],
-        event_body_bytes: 0,
-        workload: &workload,
-        node: None,
-        key: &key,
-        credential_key: None,
-    };
+    let mut engine = detect.then(|| Engine::new(DetectConfig::default()));
+    let out = exchanges(records, detect);
+    let (key, workload) = (TokenKey::for_tests(), Workload::default());
+    let ctx = enrichment(&key, &workload);
     sink.clear();
     let mut findings = 0;
     for item in &out {
@@ -130,32 +143,10 @@ fn pipeline_and_writer(
 /// stage as the live pipeline does (a hand-over to the sink workers every 64 exchanges, about
 /// one drain of the kernel's buffer under load).
 fn pipeline_to_output(records: &[&[u8]], output: &mut Output) -> usize {
-    let config = DetectConfig::default();
-    let mut table = ConnTable::new(TableLimits {
-        http: Limits {
-            body_prefix_bytes: config.body_tap_bytes,
-            ..Limits::default()
-        },
-        ..TableLimits::default()
-    });
-    let mut engine = Engine::new(config);
-    let mut out = Vec::new();
-    replay(records.iter().copied(), &mut table, &mut out);
-    let key = TokenKey::for_tests();
-    let workload = Workload::default();
-    let ctx = Enrichment {
-        host: "bench",
-        exe: Some("/usr/bin/bench"),
-        library: Some("/usr/lib/libssl.so.3"),
-        library_version: None,
-        monotonic_to_unix_ns: 1_763_700_000_000_000_000,
-        body_routes: &[],
-        event_body_bytes: 0,
-        workload: &workload,
-        node: None,
-        key: &key,
-        credential_key: None,
-    };
+    let mut engine = Engine::new(DetectConfig::default());
+    let out = exchanges(records, true);
+    let (key, workload) = (TokenKey::for_tests(), Workload::default());
+    let ctx = enrichment(&key, &workload);
     for (n, item) in out.iter().enumerate() {
         let event = build(item, &ctx);
         let epoch_ms = start_epoch_ms(item, ctx.monotonic_to_unix_ns);

@@ -507,6 +507,23 @@ pub fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() { 0.0 } else { v[v.len() / 2] }
 }
 
+/// The agent's exit summary among a stopped tool's stderr lines ("" when it has none).
+pub fn exit_summary(lines: &[String]) -> String {
+    lines
+        .iter()
+        .rev()
+        .find(|l| l.contains("exit summary"))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A counter of the exit summary; u64::MAX when missing, so that a check for 0 fails.
+pub fn counter(summary: &str, key: &str) -> u64 {
+    summary_value(summary, key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
 pub fn summary_value(summary: &str, key: &str) -> Option<String> {
     summary
         .split_whitespace()

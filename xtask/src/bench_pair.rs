@@ -14,7 +14,7 @@ use std::{path::Path, process::Command, time::Duration};
 
 use anyhow::{Context as _, bail};
 
-use crate::bench::{Tool, median, spawn_tool, start_nginx, summary_value};
+use crate::bench::{Tool, counter, exit_summary, median, spawn_tool, start_nginx};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PairArgs {
@@ -72,16 +72,7 @@ impl Window {
 }
 
 fn lost(tool: Tool) -> u64 {
-    let lines = tool.stop();
-    let summary = lines
-        .iter()
-        .rev()
-        .find(|l| l.contains("exit summary"))
-        .cloned()
-        .unwrap_or_default();
-    summary_value(&summary, "ringbuf_full_records")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(u64::MAX)
+    counter(&exit_summary(&tool.stop()), "ringbuf_full_records")
 }
 
 pub fn pair(args: &PairArgs, default_candidate: &Path) -> anyhow::Result<()> {

@@ -17,7 +17,9 @@ use anyhow::{Context as _, bail};
 use serde_json::Value;
 
 use crate::{
-    bench::{Tool, median, self_signed_cert, spawn_tool, spawn_tool_keeping, summary_value},
+    bench::{
+        Tool, counter, exit_summary, median, self_signed_cert, spawn_tool, spawn_tool_keeping,
+    },
     wrk::wrk_report,
 };
 
@@ -116,21 +118,6 @@ fn start_agent(agent: &Path, keep: Option<fn(&Value) -> bool>) -> anyhow::Result
     };
     tool.wait_for("probes live", Duration::from_secs(60))?;
     Ok(tool)
-}
-
-fn exit_summary(lines: &[String]) -> String {
-    lines
-        .iter()
-        .rev()
-        .find(|l| l.contains("exit summary"))
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn counter(summary: &str, key: &str) -> u64 {
-    summary_value(summary, key)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(u64::MAX)
 }
 
 fn connections(args: &ScaleArgs, agent: &Path, port: u16) -> anyhow::Result<()> {

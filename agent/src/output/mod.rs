@@ -59,8 +59,8 @@ pub struct SinkSnapshot {
 
 pub struct Output {
     sinks: Vec<(Format, SinkHandle)>,
-    /// Where exchanges are rendered before they are copied into their line: kept, so that
-    /// rendering allocates once per event, exactly the line's size.
+    /// Where the native line is rendered before it is copied into each sink's batch: kept
+    /// between events, so rendering allocates nothing.
     scratch: String,
     pub events_written: u64,
     pub findings_written: u64,
@@ -98,8 +98,7 @@ impl Output {
 
     /// Renders an exchange once per format in use and offers it to every sink.
     pub fn write(&mut self, event: &ExchangeEvent<'_>, epoch_ms: i64) -> Result<(), OutputError> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let offered = self.offer(
+        self.offer(
             |scratch| {
                 native_event::render_into(event, scratch);
                 Ok(())
@@ -107,26 +106,19 @@ impl Output {
             || formats::ocsf(event, epoch_ms).to_string(),
             || formats::ecs(event).to_string(),
             epoch_ms,
-            &mut scratch,
-        );
-        self.scratch = scratch;
-        offered?;
+        )?;
         self.events_written += 1;
         Ok(())
     }
 
     /// Renders a finding once per format in use and offers it to every sink.
     pub fn write_finding(&mut self, finding: &Finding, epoch_ms: i64) -> Result<(), OutputError> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let offered = self.offer(
+        self.offer(
             |scratch| native_json(finding).map(|text| scratch.push_str(&text)),
             || formats::finding_ocsf(finding, epoch_ms).to_string(),
             || formats::finding_ecs(finding).to_string(),
             epoch_ms,
-            &mut scratch,
-        );
-        self.scratch = scratch;
-        offered?;
+        )?;
         self.findings_written += 1;
         Ok(())
     }
@@ -137,43 +129,40 @@ impl Output {
         event: &crate::enforce::evidence::EnforcementEvent,
     ) -> Result<(), OutputError> {
         let epoch_ms = crate::app::event_loop::unix_now_ms();
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let offered = self.offer(
+        self.offer(
             |scratch| native_json(event).map(|text| scratch.push_str(&text)),
             || formats::enforcement_ocsf(event, epoch_ms).to_string(),
             || formats::enforcement_ecs(event).to_string(),
             epoch_ms,
-            &mut scratch,
-        );
-        self.scratch = scratch;
-        offered?;
+        )?;
         self.enforcements_written += 1;
         Ok(())
     }
 
-    /// Renders what the sinks need (the native line into `scratch`, kept between calls) and
-    /// copies it into each sink's batch.
+    /// Renders what the sinks need (the native line into the kept scratch buffer, appended to
+    /// by `native`) and copies it into each sink's batch.
     fn offer(
         &mut self,
         native: impl FnOnce(&mut String) -> Result<(), OutputError>,
         ocsf: impl FnOnce() -> String,
         ecs: impl FnOnce() -> String,
         epoch_ms: i64,
-        scratch: &mut String,
     ) -> Result<(), OutputError> {
         let needs = |f: Format| self.sinks.iter().any(|(g, _)| *g == f);
-        scratch.clear();
-        let native = if needs(Format::Native) {
-            native(scratch)?;
-            Some(scratch.as_str())
-        } else {
-            None
-        };
-        let ocsf = needs(Format::Ocsf).then(ocsf);
-        let ecs = needs(Format::Ecs).then(ecs);
+        let (wants_native, wants_ocsf, wants_ecs) = (
+            needs(Format::Native),
+            needs(Format::Ocsf),
+            needs(Format::Ecs),
+        );
+        self.scratch.clear();
+        if wants_native {
+            native(&mut self.scratch)?;
+        }
+        let ocsf = wants_ocsf.then(ocsf);
+        let ecs = wants_ecs.then(ecs);
         for (format, sink) in &mut self.sinks {
             let text = match format {
-                Format::Native => native,
+                Format::Native => wants_native.then_some(self.scratch.as_str()),
                 Format::Ocsf => ocsf.as_deref(),
                 Format::Ecs => ecs.as_deref(),
             };

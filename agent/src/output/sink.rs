@@ -447,7 +447,8 @@ impl Worker {
     /// or when it is gone).
     fn recycle(&self, batches: Vec<Batch>) {
         for mut batch in batches {
-            if batch.text.capacity() == BATCH_BYTES {
+            // Not a batch that grew around an outsized line: spares stay at BATCH_BYTES.
+            if (BATCH_BYTES..2 * BATCH_BYTES).contains(&batch.text.capacity()) {
                 batch.clear();
                 let _ = self.spare.try_send(batch);
             }
