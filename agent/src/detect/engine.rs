@@ -451,7 +451,9 @@ impl Engine {
             hits.push((RuleId::Inv1, json!({ "first_seen": event.time })));
         }
         if self.on(RuleId::Inv2)
-            && let Some(newer) = self.inventory.newer_version(&v, &template, &self.keys)
+            && let Some(newer) = self
+                .inventory
+                .newer_version(&v, &template, k.route, &self.keys)
         {
             hits.push((RuleId::Inv2, json!({ "newer_version": newer })));
         }

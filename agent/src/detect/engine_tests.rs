@@ -120,6 +120,31 @@ fn token_from_many_addresses_and_error_ratio_and_brute_force() {
 }
 
 #[test]
+fn old_version_reported_again_and_when_the_inventory_is_full() {
+    let mut engine = Engine::new(DetectConfig {
+        max_routes: 10,
+        ..DetectConfig::default()
+    });
+    let at = |engine: &mut Engine, path: &str, t: i64| {
+        engine.inspect_json(&exchange("GET", path, 200, json!({})), t, &Bodies::default())
+    };
+    assert!(at(&mut engine, "/v1/orders", T0).is_empty());
+    assert!(at(&mut engine, "/v3/orders", T0 + 1).is_empty());
+    // The old route was tracked before the newer one existed: its version key is its own.
+    let again = at(&mut engine, "/v1/orders", T0 + 2);
+    assert_eq!(ids(&again), ["INV-2"]);
+    assert_eq!(again[0]["evidence"]["newer_version"], "v3");
+    for i in 0..20 {
+        at(&mut engine, &format!("/filler{i}"), T0 + 3 + i);
+    }
+    assert!(engine.inventory.overflow > 0);
+    // Not tracked (no room), still judged against the versions seen.
+    let untracked = at(&mut engine, "/v2/orders", T0 + 100);
+    assert_eq!(ids(&untracked), ["INV-2"]);
+    assert_eq!(untracked[0]["evidence"]["newer_version"], "v3");
+}
+
+#[test]
 fn new_route_after_learning_and_old_version_still_used() {
     let mut engine = Engine::new(DetectConfig {
         inventory_learning_secs: 60,

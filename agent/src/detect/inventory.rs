@@ -36,6 +36,10 @@ struct Route {
     host: String,
     method: String,
     template: String,
+    /// Digest of (host, method, template with `{version}`) and the version, when the template
+    /// has a version segment: made once when the route is first seen, so INV-2 builds no text
+    /// per exchange.
+    version: Option<(u64, u32)>,
     stats: RouteStats,
 }
 
@@ -105,25 +109,28 @@ impl Inventory {
             self.overflow += 1;
             return Seen::Overflow;
         } else {
-            if let Some((rest, version)) = versionless(template) {
-                let highest = self
-                    .versions
-                    .entry(keys.of(&[v.host, v.method, &rest]))
-                    .or_insert(version);
-                *highest = (*highest).max(version);
-            }
             Seen::New {
                 after_learning: v.epoch_ms - started > self.learning_ms,
             }
         };
-        let entry = self.routes.entry(route).or_insert_with(|| Route {
-            host: v.host.to_owned(),
-            method: v.method.to_owned(),
-            template: template.to_owned(),
-            stats: RouteStats {
-                first_seen_ms: v.epoch_ms,
-                ..RouteStats::default()
-            },
+        let versions = &mut self.versions;
+        let entry = self.routes.entry(route).or_insert_with(|| {
+            let version = versionless(template).map(|(rest, version)| {
+                let digest = keys.of(&[v.host, v.method, &rest]);
+                let highest = versions.entry(digest).or_insert(version);
+                *highest = (*highest).max(version);
+                (digest, version)
+            });
+            Route {
+                host: v.host.to_owned(),
+                method: v.method.to_owned(),
+                template: template.to_owned(),
+                version,
+                stats: RouteStats {
+                    first_seen_ms: v.epoch_ms,
+                    ..RouteStats::default()
+                },
+            }
         });
         let stats = &mut entry.stats;
         stats.requests += 1;
@@ -187,10 +194,24 @@ impl Inventory {
     }
 
     /// INV-2: `template` has a version segment `vN` and the same route exists with a higher
-    /// version on this host. Returns the highest such version.
-    pub fn newer_version(&self, v: &View, template: &str, keys: &Keys) -> Option<String> {
-        let (rest, version) = versionless(template)?;
-        let highest = *self.versions.get(&keys.of(&[v.host, v.method, &rest]))?;
+    /// version on this host. Returns the highest such version. A tracked route's version key
+    /// was made when it was first seen (no text built per exchange); one the inventory had no
+    /// room for is keyed here.
+    pub fn newer_version(
+        &self,
+        v: &View,
+        template: &str,
+        route: u64,
+        keys: &Keys,
+    ) -> Option<String> {
+        let (digest, version) = match self.routes.get(&route) {
+            Some(tracked) => tracked.version?,
+            None => {
+                let (rest, version) = versionless(template)?;
+                (keys.of(&[v.host, v.method, &rest]), version)
+            }
+        };
+        let highest = *self.versions.get(&digest)?;
         (highest > version).then(|| format!("v{highest}"))
     }
 
