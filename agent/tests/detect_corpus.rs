@@ -9,7 +9,7 @@ mod common;
 
 use agent::detect::{DetectConfig, Engine, content::Bodies, rules, view::View};
 use agent::event::ExchangeEvent;
-use common::{T0, event, get, percent_encode, samples};
+use common::{T0, event, get, payloads, percent_encode, samples};
 use serde_json::Value;
 
 fn inj1_hits(lines: &[String]) -> usize {
@@ -260,8 +260,7 @@ fn benign_event(request: &Value, i: usize) -> Value {
 /// HTML, file paths, code in JSON, URLs in parameters, non-ASCII text, real browsers'
 /// User-Agents, cookies and referers. Every injection rule reads every location; at most
 /// 0.1 % may be flagged.
-#[test]
-fn benign_real_world_corpus_false_positive_rate() {
+fn benign_real_world_requests() -> Vec<Value> {
     use std::io::Read as _;
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -276,6 +275,12 @@ fn benign_real_world_corpus_false_positive_rate() {
         .map(|l| serde_json::from_str(l).expect("request"))
         .collect();
     assert!(requests.len() >= 10_000, "{}", requests.len());
+    requests
+}
+
+#[test]
+fn benign_real_world_corpus_false_positive_rate() {
+    let requests = benign_real_world_requests();
     let mut flagged: Vec<(String, String)> = Vec::new();
     for (i, request) in requests.iter().enumerate() {
         let e = benign_event(request, i);
@@ -371,4 +376,86 @@ fn sqlmap_requests_detected_per_technique() {
         );
         assert!(rate >= 0.90, "{technique}: {rate:.3} below 0.90");
     }
+}
+
+/// The engine judges INJ-1/2/3 in one walk of the inputs and skips values each rule found clean
+/// before at the same place: its findings must be exactly the three rules' own, alone, on the
+/// benign real-world corpus with attack samples planted in its values (query, cookie, header),
+/// every request judged twice so the second pass reads remembered values.
+#[test]
+fn shared_input_walk_finds_what_each_rule_finds_alone() {
+    let requests = benign_real_world_requests();
+    let mut attacks = samples("sqli-");
+    attacks.extend(samples("xss-"));
+    for file in [
+        "directory_traversal.txt",
+        "command_exec.txt",
+        "ssti.fuzz",
+        "log4shell.txt",
+        "nosql.txt",
+        "crlfinjection.txt",
+    ] {
+        attacks.extend(payloads(file));
+    }
+    // Included files by URL (INJ-3 judges them by the parameter's name), then every tenth
+    // sample: the corpus has room for 2,400 attacks.
+    let attacks: Vec<String> = ["http://evil.example/shell.txt", "ftp://10.0.0.1/x"]
+        .map(str::to_owned)
+        .into_iter()
+        .chain(attacks.into_iter().step_by(10))
+        .collect();
+    // Each attack in five places in a row: a structured header (INJ-1/2 skip it: clean there),
+    // a custom header, a cookie, an ordinary and an include-named parameter. A value remembered
+    // clean at one place must not pass unjudged at another.
+    let mut events: Vec<Value> = Vec::new();
+    for (i, request) in requests.iter().enumerate() {
+        let mut e = benign_event(request, i);
+        if let Some(attack) = attacks.get(i / 5) {
+            let query = |name: &str| Value::from(format!("{name}={}", percent_encode(attack)));
+            match i % 5 {
+                0 => e["request"]["headers"]["accept-language"] = Value::from(attack.as_str()),
+                1 => e["request"]["headers"]["x-note"] = Value::from(attack.as_str()),
+                2 => e["request"]["headers"]["cookie"] = Value::from(format!("s={attack}")),
+                3 => e["request"]["query"] = query("q"),
+                _ => e["request"]["query"] = query("file"),
+            }
+        }
+        events.push(e);
+    }
+    let mut engine = Engine::new(DetectConfig::default());
+    let mut found = 0;
+    for round in 0..2 {
+        for (i, (e, request)) in events.iter().zip(&requests).enumerate() {
+            let typed: ExchangeEvent<'_> = serde_json::from_value(e.clone()).expect("event");
+            let body = request["body"].as_str().unwrap_or("").as_bytes();
+            let bodies = Bodies::from_raw(body, b"", None);
+            let v = View::with_bodies(&typed, T0, &bodies.request, &bodies.response).expect("view");
+            let alone: Vec<(&str, Value)> = [
+                ("INJ-1", rules::inj1_sqli_xss(&v)),
+                ("INJ-2", rules::inj2_traversal_command_nosql(&v)),
+                ("INJ-3", agent::detect::inject::inj3(&v)),
+            ]
+            .into_iter()
+            .filter_map(|(id, hit)| Some((id, hit?)))
+            .collect();
+            let verdict = engine.judge_request(&typed, T0, &bodies).expect("judged");
+            let shared: Vec<(&str, Value)> = verdict
+                .hits
+                .into_iter()
+                .filter(|(id, _)| id.as_str().starts_with("INJ-"))
+                .map(|(id, evidence)| (id.as_str(), evidence))
+                .collect();
+            assert_eq!(shared, alone, "round {round}, request {i}: {e}");
+            found += alone.len();
+        }
+    }
+    println!(
+        "{} requests × 2, {} attacks planted, {found} INJ findings, equal",
+        events.len(),
+        attacks.len()
+    );
+    assert!(
+        found > 2 * attacks.len().min(events.len() / 2) / 2,
+        "{found}"
+    );
 }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::{
     DetectConfig,
     catalogue::{CATALOGUE, RuleId},
+    clean_values::CleanValues,
     content, corroborate,
     finding::{
         Actor, ExchangeProcess, ExchangeRequest, ExchangeResponse, ExchangeSummary, Finding, Route,
@@ -29,16 +30,9 @@ pub struct DetectStats {
 
 type StatelessRule = fn(&View) -> Option<Value>;
 
-/// Rules that need only the request (catalogue phase `Request`), in the order they run.
-const REQUEST_RULES: [(RuleId, StatelessRule); 7] = [
-    (RuleId::Auth5, rules::auth5_credentials_exposed),
-    (RuleId::Data2, rules::data2_sensitive_in_url),
-    (RuleId::Inj1, rules::inj1_sqli_xss),
-    (RuleId::Inj2, rules::inj2_traversal_command_nosql),
-    (RuleId::Inj3, super::inject::inj3),
-    (RuleId::Ssrf1, rules::ssrf1_internal_url),
-    (RuleId::Scan1, rules::scan1_scanner),
-];
+#[path = "engine_request.rs"]
+mod request;
+pub use request::RequestVerdict;
 
 /// Stateless rules that need the response.
 const EXCHANGE_RULES: [(RuleId, StatelessRule); 3] = [
@@ -46,16 +40,6 @@ const EXCHANGE_RULES: [(RuleId, StatelessRule); 3] = [
     (RuleId::Auth2, rules::auth2_jwt_time),
     (RuleId::Cfg2, rules::cfg2_cors),
 ];
-
-/// What the request alone says: the request-phase rules that fired, and whether its actor is
-/// on the abusive list (and why). Available before the response exists, which is what acting
-/// inline needs; an exchange's findings include these hits.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RequestVerdict {
-    pub hits: Vec<(RuleId, Value)>,
-    /// The rule that listed the actor, when it is listed now.
-    pub actor_listed_for: Option<String>,
-}
 
 /// The sensitive data kinds DATA-1/DATA-2 found in this exchange.
 fn hits_kinds(hits: &[(RuleId, Value)]) -> Vec<String> {
@@ -126,6 +110,8 @@ pub struct Engine {
     actor_route: Bounded<u64, (u64, u64)>,
     /// Routes INV-3 has looked at under the current specs (bounded like the inventory).
     spec_checked: std::collections::HashSet<u64, rustc_hash::FxBuildHasher>,
+    /// Inputs the input rules found clean, by place and value (bounded).
+    clean_values: CleanValues,
 }
 
 impl Engine {
@@ -159,6 +145,7 @@ impl Engine {
             config,
             specs: super::specs::ApiSpecs::default(),
             spec_checked: Default::default(),
+            clean_values: CleanValues::default(),
         }
     }
 
@@ -232,39 +219,6 @@ impl Engine {
                 self.allow_addresses.contains(&ip)
                     || self.allow_nets.iter().any(|n| n.contains(&ip))
             }))
-    }
-
-    fn request_verdict(&self, v: &View) -> RequestVerdict {
-        let hits = REQUEST_RULES
-            .iter()
-            .filter(|(id, _)| self.on(*id))
-            .filter_map(|(id, rule)| rule(v).map(|evidence| (*id, evidence)))
-            .collect();
-        // Most of the time nobody is listed: skip making the actor's text.
-        let actor_listed_for = (!self.abusive.is_empty())
-            .then(|| self.abusive.get(v.actor()))
-            .flatten()
-            .filter(|l| l.until_ms > v.epoch_ms)
-            .map(|l| l.because.clone());
-        RequestVerdict {
-            hits,
-            actor_listed_for,
-        }
-    }
-
-    /// Request-phase judging: the rules that need only the request head and its tapped body
-    /// (INJ-*, SSRF-1, AUTH-5, DATA-2, SCAN-1) and the abusive-list check, on an exchange whose
-    /// response may not exist yet. Changes no state: the exchange is judged whole (and its
-    /// findings emitted and counted) by [`Engine::inspect`] once it completes. None when the
-    /// exchange is not judged (client side, allowlisted, no request).
-    pub fn judge_request(
-        &self,
-        event: &ExchangeEvent<'_>,
-        epoch_ms: i64,
-        bodies: &content::Bodies,
-    ) -> Option<RequestVerdict> {
-        let v = View::with_tap(event, epoch_ms, bodies)?;
-        self.judged(&v).then(|| self.request_verdict(&v))
     }
 
     /// Findings for one exchange that happened at `epoch_ms`, with the body bytes the rules may

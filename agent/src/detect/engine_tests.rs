@@ -126,7 +126,11 @@ fn old_version_reported_again_and_when_the_inventory_is_full() {
         ..DetectConfig::default()
     });
     let at = |engine: &mut Engine, path: &str, t: i64| {
-        engine.inspect_json(&exchange("GET", path, 200, json!({})), t, &Bodies::default())
+        engine.inspect_json(
+            &exchange("GET", path, 200, json!({})),
+            t,
+            &Bodies::default(),
+        )
     };
     assert!(at(&mut engine, "/v1/orders", T0).is_empty());
     assert!(at(&mut engine, "/v3/orders", T0 + 1).is_empty());
@@ -477,7 +481,7 @@ fn inventory_bound_holds_against_new_host_headers() {
 #[test]
 fn rule_lists_follow_the_catalogue_phases() {
     use crate::detect::catalogue::Phase;
-    for (id, _) in super::REQUEST_RULES {
+    for (id, _) in super::request::REQUEST_RULES {
         assert_eq!(id.info().phase, Phase::Request, "{id}");
     }
     for (id, _) in super::EXCHANGE_RULES {

@@ -462,17 +462,20 @@ fn may_carry_long(value: &str) -> bool {
 
 /// INJ-3 over every location of the request.
 pub fn inj3(v: &View) -> Option<Value> {
-    inputs::walk(v, true, |label, value, place| {
-        if !may_carry(value) {
-            return None;
-        }
-        let family = family_of(&normalise(value), place)?;
-        Some(inputs::with_matched(
-            json!({ "kind": family.kind(), "input": label() }),
-            value,
-            place,
-        ))
-    })
+    inputs::walk(v, true, inj3_value)
+}
+
+/// INJ-3 on one input (`label` names it in the evidence).
+pub fn inj3_value(label: &dyn Fn() -> String, value: &str, place: Place<'_>) -> Option<Value> {
+    if !may_carry(value) {
+        return None;
+    }
+    let family = family_of(&normalise(value), place)?;
+    Some(inputs::with_matched(
+        json!({ "kind": family.kind(), "input": label() }),
+        value,
+        place,
+    ))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::view::View;
+use super::{RuleId, clean_values::CleanValues, view::View};
 
 /// Values examined per request and rule: a hostile request with thousands of parameters or
 /// headers costs a bounded amount. Past it the request is reported itself (`inspection_limit`):
@@ -51,6 +51,45 @@ fn utf8_prefix(body: &[u8]) -> Option<&str> {
     }
 }
 
+/// A rule's judgement of one input: a finding, or None when the value is clean for the rule.
+/// It may read only the value and its place — [`walk_rules`] remembers clean values by them.
+pub type ValueCheck<'c> = dyn FnMut(&dyn Fn() -> String, &str, Place<'_>) -> Option<Value> + 'c;
+
+/// One rule in a shared walk ([`walk_rules`]) and what it found.
+pub struct Check<'c> {
+    /// The rule's bit in [`CleanValues`] masks; 0 when its clean values are not remembered.
+    bit: u64,
+    report_limit: bool,
+    check: &'c mut ValueCheck<'c>,
+    /// Done: found something, or not to be asked again.
+    done: bool,
+    pub found: Option<Value>,
+}
+
+impl<'c> Check<'c> {
+    /// `rule`'s check; with `report_limit` this rule reports a request past [`MAX_VALUES`].
+    pub fn new(rule: RuleId, report_limit: bool, check: &'c mut ValueCheck<'c>) -> Self {
+        Self {
+            bit: 1 << rule as u64,
+            report_limit,
+            check,
+            done: false,
+            found: None,
+        }
+    }
+
+    /// The rule's finding, decided before the walk (or None: the rule is off); not asked.
+    pub fn settle(&mut self, found: Option<Value>) {
+        self.found = found;
+        self.done = true;
+    }
+}
+
+const _: () = assert!(
+    super::CATALOGUE.len() <= 64,
+    "a rule's bit must fit a u64 mask"
+);
+
 /// Calls `check(label, value, place)` on every input until it returns a finding, which is
 /// returned. Values redaction masked are skipped (secrets, not attacks), and so is
 /// `Authorization` (redacted whole). Past [`MAX_VALUES`] the walk stops, and with
@@ -58,41 +97,75 @@ fn utf8_prefix(body: &[u8]) -> Option<&str> {
 pub fn walk(
     v: &View,
     report_limit: bool,
-    check: impl FnMut(&dyn Fn() -> String, &str, Place<'_>) -> Option<Value>,
-) -> Option<Value> {
-    let found = walk_all(v, check)?;
-    (report_limit || found.get("kind").and_then(Value::as_str) != Some("inspection_limit"))
-        .then_some(found)
-}
-
-fn walk_all(
-    v: &View,
     mut check: impl FnMut(&dyn Fn() -> String, &str, Place<'_>) -> Option<Value>,
 ) -> Option<Value> {
+    let mut one = [Check {
+        bit: 0,
+        report_limit,
+        check: &mut check,
+        done: false,
+        found: None,
+    }];
+    walk_rules(v, None, &mut one);
+    let [only] = one;
+    only.found
+}
+
+/// [`walk`] for several rules at once: the request's inputs are walked once, each value asked
+/// of every rule that has found nothing yet (so each rule's finding is its first, as alone).
+/// With `memo`, a value a rule found clean before at the same place is not asked again.
+pub fn walk_rules(v: &View, mut memo: Option<&mut CleanValues>, checks: &mut [Check<'_>]) {
+    if checks.iter().all(|c| c.done) {
+        return;
+    }
     let mut examined = 0usize;
-    let mut visit = |label: &dyn Fn() -> String, value: &str, place: Place<'_>| {
+    walk_all(v, |label, value, place| {
         examined += 1;
         if examined > MAX_VALUES {
-            return Some(
-                json!({ "kind": "inspection_limit", "input": "request", "limit": MAX_VALUES }),
-            );
+            for c in checks.iter_mut().filter(|c| !c.done) {
+                c.settle(c.report_limit.then(|| {
+                    json!({ "kind": "inspection_limit", "input": "request", "limit": MAX_VALUES })
+                }));
+            }
+            return true;
         }
         if value.starts_with("[REDACTED:") {
-            return None;
+            return false;
         }
-        check(label, value, place)
-    };
+        let known = memo.as_deref_mut().and_then(|m| m.lookup(place, value));
+        let was_clean = known.map_or(0, |(clean, _)| clean);
+        let mut clean = was_clean;
+        for c in checks
+            .iter_mut()
+            .filter(|c| !c.done && c.bit & was_clean == 0)
+        {
+            match (c.check)(label, value, place) {
+                Some(found) => c.settle(Some(found)),
+                None => clean |= c.bit,
+            }
+        }
+        if let (Some(memo), Some((_, key))) = (memo.as_deref_mut(), known)
+            && clean != was_clean
+        {
+            memo.remember(key, place, value, clean);
+        }
+        checks.iter().all(|c| c.done)
+    });
+}
+
+/// Calls `visit(label, value, place)` on every input until it returns true (stop).
+fn walk_all(v: &View, mut visit: impl FnMut(&dyn Fn() -> String, &str, Place<'_>) -> bool) {
     for (name, value) in v.params() {
-        if let Some(hit) = visit(&|| format!("query.{name}"), value, Place::Param(Some(name))) {
-            return Some(hit);
+        if visit(&|| format!("query.{name}"), value, Place::Param(Some(name))) {
+            return;
         }
-        if let Some(hit) = visit(&|| "query_name".to_owned(), name, Place::Param(None)) {
-            return Some(hit);
+        if visit(&|| "query_name".to_owned(), name, Place::Param(None)) {
+            return;
         }
     }
     for (i, segment) in v.path.split('/').filter(|s| !s.is_empty()).enumerate() {
-        if let Some(hit) = visit(&|| format!("path[{i}]"), segment, Place::Param(None)) {
-            return Some(hit);
+        if visit(&|| format!("path[{i}]"), segment, Place::Param(None)) {
+            return;
         }
     }
     if let Some(request) = v.event.request.as_ref() {
@@ -101,25 +174,20 @@ fn walk_all(
         let raw_cookies = std::cell::Cell::new(!v.request_cookie.is_empty());
         for header in request.headers.iter() {
             // Lowered on the stack: three rules walk every header of every exchange.
-            let hit = crate::event::with_lower_case(&header.name, |name| {
+            let stop = crate::event::with_lower_case(&header.name, |name| {
                 if name == "cookie" {
                     let cookies = if raw_cookies.replace(false) {
                         v.request_cookie
                     } else if v.request_cookie.is_empty() {
                         header.value.as_ref()
                     } else {
-                        return None;
+                        return false;
                     };
-                    for pair in cookies.split(';') {
+                    cookies.split(';').any(|pair| {
                         let (cookie, value) = pair.split_once('=').unwrap_or((pair, ""));
                         let cookie = cookie.trim();
-                        if let Some(hit) =
-                            visit(&|| format!("cookie.{cookie}"), value, Place::Cookie)
-                        {
-                            return Some(hit);
-                        }
-                    }
-                    None
+                        visit(&|| format!("cookie.{cookie}"), value, Place::Cookie)
+                    })
                 } else if name != "authorization" && name != "proxy-authorization" {
                     visit(
                         &|| format!("header.{name}"),
@@ -127,11 +195,11 @@ fn walk_all(
                         Place::Header(name),
                     )
                 } else {
-                    None
+                    false
                 }
             });
-            if hit.is_some() {
-                return hit;
+            if stop {
+                return;
             }
         }
     }
@@ -152,8 +220,8 @@ fn walk_all(
         || content_type.contains("xml");
     if !xml {
         for (path, value) in v.body_inputs() {
-            if let Some(hit) = visit(&|| path.clone(), value, Place::Body) {
-                return Some(hit);
+            if visit(&|| path.clone(), value, Place::Body) {
+                return;
             }
         }
     }
@@ -163,9 +231,6 @@ fn walk_all(
         && let Some(text) = utf8_prefix(body)
     {
         let label = if xml { "body.xml" } else { "body.raw" };
-        if let Some(hit) = visit(&|| label.to_owned(), text, Place::RawBody) {
-            return Some(hit);
-        }
+        visit(&|| label.to_owned(), text, Place::RawBody);
     }
-    None
 }

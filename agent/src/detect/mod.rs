@@ -5,6 +5,7 @@
 
 pub mod baseline;
 pub mod catalogue;
+mod clean_values;
 mod config;
 pub mod content;
 pub mod corroborate;

@@ -269,26 +269,27 @@ pub fn auth3_token_hygiene(v: &View, max_lifetime_secs: i64) -> Option<TokenProb
 /// of the request but the raw body: query values and names, path segments, header values,
 /// cookies and body fields, each decoded as the application will read it.
 pub fn inj1_sqli_xss(v: &View) -> Option<Value> {
-    inputs::walk(v, false, |label, value, place| {
-        if place == Place::RawBody
-            || value.len() < 2
-            || match place {
-                Place::Header(name) => {
-                    STRUCTURED_HEADERS.contains(&name) || !header_may_inject(value)
-                }
-                Place::Cookie => !header_may_inject(value),
-                _ => false,
-            }
-        {
-            return None;
+    inputs::walk(v, false, inj1_value)
+}
+
+/// INJ-1 on one input (`label` names it in the evidence).
+pub fn inj1_value(label: &dyn Fn() -> String, value: &str, place: Place<'_>) -> Option<Value> {
+    if place == Place::RawBody
+        || value.len() < 2
+        || match place {
+            Place::Header(name) => STRUCTURED_HEADERS.contains(&name) || !header_may_inject(value),
+            Place::Cookie => !header_may_inject(value),
+            _ => false,
         }
-        let value = decoded_for_inj1(value, place);
-        if plain_token(&value) || plain_prose(&value) {
-            return None;
-        }
-        let (evidence, matched) = judge_inj1(&value, place, label)?;
-        Some(inputs::with_matched(evidence, matched, place))
-    })
+    {
+        return None;
+    }
+    let value = decoded_for_inj1(value, place);
+    if plain_token(&value) || plain_prose(&value) {
+        return None;
+    }
+    let (evidence, matched) = judge_inj1(&value, place, label)?;
+    Some(inputs::with_matched(evidence, matched, place))
 }
 
 /// INJ-1's evidence for one decoded value, and the part of it shown as `matched` (the line,

@@ -487,25 +487,33 @@ fn starts_with_command(value: &str) -> bool {
 
 /// INJ-2 over the request path and every input.
 pub fn inj2(v: &View) -> Option<Value> {
-    if candidate(v.path) && (traversal(&normalise(v.path)) || traversal(&overlong(v.path))) {
-        return Some(inputs::with_matched(
-            json!({ "kind": "path_traversal", "input": "path" }),
-            v.path,
-            Place::Param(None),
-        ));
-    }
-    inputs::walk(v, false, |label, value, place| {
-        match place {
-            Place::RawBody => return None,
-            Place::Header(name) if super::rules::STRUCTURED_HEADERS.contains(&name) => {
-                return None;
-            }
-            _ => {}
+    inj2_path(v).or_else(|| inputs::walk(v, false, inj2_value))
+}
+
+/// INJ-2 on the whole request path (traversal that spans segments), before its inputs.
+pub fn inj2_path(v: &View) -> Option<Value> {
+    (candidate(v.path) && (traversal(&normalise(v.path)) || traversal(&overlong(v.path)))).then(
+        || {
+            inputs::with_matched(
+                json!({ "kind": "path_traversal", "input": "path" }),
+                v.path,
+                Place::Param(None),
+            )
+        },
+    )
+}
+
+/// INJ-2 on one input (`label` names it in the evidence).
+pub fn inj2_value(label: &dyn Fn() -> String, value: &str, place: Place<'_>) -> Option<Value> {
+    match place {
+        Place::RawBody => return None,
+        Place::Header(name) if super::rules::STRUCTURED_HEADERS.contains(&name) => {
+            return None;
         }
-        classify(value).map(|kind| {
-            inputs::with_matched(json!({ "kind": kind, "input": label() }), value, place)
-        })
-    })
+        _ => {}
+    }
+    classify(value)
+        .map(|kind| inputs::with_matched(json!({ "kind": kind, "input": label() }), value, place))
 }
 
 /// The kind of system injection one raw value carries, if any (also the fuzz entry point).
