@@ -13,6 +13,7 @@ use agent::{
     detect::{DetectConfig, Engine, content::Bodies},
     event::ExchangeEvent,
 };
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 const ROUNDS: usize = 5;
@@ -181,7 +182,12 @@ fn main() {
     ] {
         let typed: Vec<(ExchangeEvent<'_>, Vec<u8>)> = raw
             .iter()
-            .map(|(e, b)| (serde_json::from_value(e.clone()).expect("event"), b.clone()))
+            .map(|(e, b)| {
+                (
+                    agent::event::ExchangeEvent::deserialize(e.clone()).expect("event"),
+                    b.clone(),
+                )
+            })
             .collect();
         let rounds: Vec<(f64, f64, f64)> = (0..ROUNDS).map(|_| percentiles(&typed)).collect();
         println!(

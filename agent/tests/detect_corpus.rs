@@ -10,6 +10,7 @@ mod common;
 use agent::detect::{DetectConfig, Engine, content::Bodies, rules, view::View};
 use agent::event::ExchangeEvent;
 use common::{T0, event, get, payloads, percent_encode, samples};
+use serde::Deserialize as _;
 use serde_json::Value;
 
 fn inj1_hits(lines: &[String]) -> usize {
@@ -159,7 +160,8 @@ fn benign_api_traffic_produces_no_findings() {
     let corpus = benign_corpus();
     let mut findings = Vec::new();
     for (i, e) in corpus.iter().enumerate() {
-        let e: ExchangeEvent<'_> = serde_json::from_value(e.clone()).expect("exchange event");
+        let e: ExchangeEvent<'_> =
+            agent::event::ExchangeEvent::deserialize(e.clone()).expect("exchange event");
         findings.extend(engine.inspect(&e, T0 + i as i64 * 50, &Bodies::default()));
     }
     println!(
@@ -284,7 +286,7 @@ fn benign_real_world_corpus_false_positive_rate() {
     let mut flagged: Vec<(String, String)> = Vec::new();
     for (i, request) in requests.iter().enumerate() {
         let e = benign_event(request, i);
-        let typed: ExchangeEvent<'_> = serde_json::from_value(e).expect("event");
+        let typed: ExchangeEvent<'_> = agent::event::ExchangeEvent::deserialize(e).expect("event");
         let body = request["body"].as_str().unwrap_or("").as_bytes();
         let bodies = Bodies::from_raw(body, b"", None);
         let v = View::with_bodies(&typed, T0, &bodies.request, &bodies.response).expect("view");
@@ -426,7 +428,8 @@ fn shared_input_walk_finds_what_each_rule_finds_alone() {
     let mut found = 0;
     for round in 0..2 {
         for (i, (e, request)) in events.iter().zip(&requests).enumerate() {
-            let typed: ExchangeEvent<'_> = serde_json::from_value(e.clone()).expect("event");
+            let typed: ExchangeEvent<'_> =
+                agent::event::ExchangeEvent::deserialize(e.clone()).expect("event");
             let body = request["body"].as_str().unwrap_or("").as_bytes();
             let bodies = Bodies::from_raw(body, b"", None);
             let v = View::with_bodies(&typed, T0, &bodies.request, &bodies.response).expect("view");

@@ -10,11 +10,13 @@ mod common;
 use agent::detect::{content::Bodies, rules, view::View};
 use agent::event::ExchangeEvent;
 use common::{T0, event, get, payloads, percent_encode, samples};
+use serde::Deserialize as _;
 use serde_json::Value;
 
 /// INJ-3's kind for one request, if it fired.
 fn inj3_kind(event: &Value) -> Option<String> {
-    let typed: ExchangeEvent = serde_json::from_value(event.clone()).expect("event");
+    let typed: ExchangeEvent =
+        agent::event::ExchangeEvent::deserialize(event.clone()).expect("event");
     let bodies = Bodies::default();
     let v = View::with_bodies(&typed, T0, &bodies.request, &bodies.response).expect("view");
     agent::detect::inject::inj3(&v).map(|e| e["kind"].as_str().unwrap_or_default().to_owned())

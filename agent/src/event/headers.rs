@@ -5,6 +5,8 @@
 
 use std::{borrow::Cow, fmt};
 
+use super::borrowed::Text;
+
 use serde::{
     Deserialize, Deserializer, Serialize, Serializer,
     de::{MapAccess, Visitor},
@@ -142,22 +144,22 @@ impl Serialize for Headers<'_> {
     }
 }
 
-impl<'de, 'a> Deserialize<'de> for Headers<'a> {
+impl<'de: 'a, 'a> Deserialize<'de> for Headers<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct HeadersVisitor<'a>(std::marker::PhantomData<Headers<'a>>);
-        impl<'de, 'a> Visitor<'de> for HeadersVisitor<'a> {
+        impl<'de: 'a, 'a> Visitor<'de> for HeadersVisitor<'a> {
             type Value = Headers<'a>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an object of header names to string values")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut headers = Headers::with_capacity(map.size_hint().unwrap_or(0).min(128));
-                while let Some((name, value)) = map.next_entry::<String, String>()? {
+                while let Some((Text(name), Text(value))) = map.next_entry::<Text, Text>()? {
                     let name = match lower_case(&name) {
                         Cow::Borrowed(_) => name,
-                        Cow::Owned(lower) => lower,
+                        Cow::Owned(lower) => Cow::Owned(lower),
                     };
-                    headers.push(Cow::Owned(name), Cow::Owned(value));
+                    headers.push(name, value);
                 }
                 Ok(headers)
             }
@@ -179,7 +181,7 @@ mod tests {
         assert_eq!(h.get("set-cookie"), Some("a, b"));
         let text = serde_json::to_string(&h).expect("json");
         assert_eq!(text, r#"{"set-cookie":"a, b","content-type":"text/plain"}"#);
-        let back: Headers<'static> = serde_json::from_str(&text).expect("parse");
+        let back: Headers<'_> = serde_json::from_str(&text).expect("parse");
         assert_eq!(back, h);
     }
 }

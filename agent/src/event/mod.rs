@@ -6,6 +6,7 @@
 //! the rules read the same typed fields live and in replay. Every field is documented in the
 //! README; change both together.
 
+mod borrowed;
 pub mod build;
 mod headers;
 
@@ -22,19 +23,26 @@ pub const SCHEMA: &str = "cleartap.http_exchange/1";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExchangeEvent<'a> {
+    #[serde(borrow)]
     pub schema: Cow<'a, str>,
     /// RFC 3339, UTC: when the exchange started.
+    #[serde(borrow)]
     pub time: Cow<'a, str>,
+    #[serde(borrow)]
     pub host: Cow<'a, str>,
+    #[serde(borrow)]
     pub process: Process<'a>,
     /// The container of the process; absent for processes outside containers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub container: Option<Container<'a>>,
     /// Present when the agent watches Kubernetes: the node, and the pod when it is known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<Kubernetes<'a>>,
+    #[serde(borrow)]
     pub connection: Connection<'a>,
+    #[serde(borrow)]
     pub request: Option<Request<'a>>,
+    #[serde(borrow)]
     pub response: Option<Response<'a>>,
     pub latency_us: Option<u64>,
     pub duration_us: Option<u64>,
@@ -45,22 +53,27 @@ pub struct ExchangeEvent<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset_code: Option<u32>,
     /// A gRPC call (`content-type: application/grpc…`). Absent otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub grpc: Option<Grpc<'a>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grpc<'a> {
     /// `package.Service` from `:path`.
+    #[serde(borrow)]
     pub service: Cow<'a, str>,
+    #[serde(borrow)]
     pub method: Cow<'a, str>,
     /// `grpc-status` from the trailers (or a Trailers-Only reply), else the status a client
     /// reports for the stream's reset; null when the call did not end in view.
     pub status_code: Option<u32>,
+    #[serde(borrow, deserialize_with = "borrowed::option_str", default)]
     pub status_name: Option<Cow<'a, str>>,
     /// `grpc-message`, percent-decoded and redacted.
+    #[serde(borrow, deserialize_with = "borrowed::option_str", default)]
     pub message: Option<Cow<'a, str>>,
     /// `grpc-encoding` of the request (message compression).
+    #[serde(borrow, deserialize_with = "borrowed::option_str", default)]
     pub encoding: Option<Cow<'a, str>>,
     pub request_messages: u64,
     pub response_messages: u64,
@@ -70,7 +83,9 @@ pub struct Grpc<'a> {
 pub struct Process<'a> {
     pub pid: u32,
     pub tid: u32,
+    #[serde(borrow)]
     pub comm: Cow<'a, str>,
+    #[serde(borrow, deserialize_with = "borrowed::option_str", default)]
     pub exe: Option<Cow<'a, str>>,
     /// cgroup v2 id (the inode of the cgroup directory): identifies the container.
     pub cgroup_id: u64,
@@ -78,19 +93,41 @@ pub struct Process<'a> {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Container<'a> {
+    #[serde(borrow)]
     pub id: Cow<'a, str>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        deserialize_with = "borrowed::option_str",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub runtime: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Kubernetes<'a> {
+    #[serde(borrow)]
     pub node: Cow<'a, str>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        deserialize_with = "borrowed::option_str",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub namespace: Option<Cow<'a, str>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        deserialize_with = "borrowed::option_str",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pod: Option<Cow<'a, str>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        deserialize_with = "borrowed::option_str",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pod_uid: Option<Cow<'a, str>>,
 }
 
@@ -115,9 +152,15 @@ pub struct Connection<'a> {
     pub remote: Option<Endpoint>,
     pub role: Role,
     pub tls: bool,
+    #[serde(borrow, deserialize_with = "borrowed::option_str", default)]
     pub library: Option<Cow<'a, str>>,
     /// The toolchain that built a Go binary's crypto/tls ("go1.21.13"); absent otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        deserialize_with = "borrowed::option_str",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub library_version: Option<Cow<'a, str>>,
     pub fd: Option<i32>,
     /// The kernel's key of this stream within its process (the TLS object's address, or the
@@ -129,13 +172,18 @@ pub struct Connection<'a> {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request<'a> {
+    #[serde(borrow)]
     pub method: Cow<'a, str>,
+    #[serde(borrow)]
     pub path: Cow<'a, str>,
     /// Secret-looking parameter values are redacted.
+    #[serde(borrow, deserialize_with = "borrowed::option_str", default)]
     pub query: Option<Cow<'a, str>>,
     pub version: HttpVersion,
+    #[serde(borrow)]
     pub headers: Headers<'a>,
     pub body_size: Option<u64>,
+    #[serde(borrow)]
     pub body_prefix: Cow<'a, str>,
     pub body_missing_bytes: u64,
     /// HTTP/2: header fields that referenced HPACK table entries inserted before the agent
@@ -154,10 +202,13 @@ pub struct Request<'a> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Response<'a> {
     pub status: u16,
+    #[serde(borrow)]
     pub reason: Cow<'a, str>,
     pub version: HttpVersion,
+    #[serde(borrow)]
     pub headers: Headers<'a>,
     pub body_size: Option<u64>,
+    #[serde(borrow)]
     pub body_prefix: Cow<'a, str>,
     pub body_missing_bytes: u64,
     /// HTTP/2: header fields that referenced HPACK table entries inserted before the agent

@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 use super::*;
 
 fn typed(event: &Value) -> ExchangeEvent<'static> {
-    serde_json::from_value(event.clone()).expect("event matches the exchange schema")
+    use serde::Deserialize as _;
+    ExchangeEvent::deserialize(event.clone()).expect("event matches the exchange schema")
 }
 
 fn assert_same(event: &ExchangeEvent<'_>) {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test crate uses its own subset
 
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 pub const T0: i64 = 1_763_700_000_000;
@@ -21,7 +22,8 @@ pub fn percent_encode(s: &str) -> String {
 /// A GET of `target` (path and raw query) from one client, answered 200, as the typed
 /// exchange the rules read.
 pub fn get(target: &str) -> agent::event::ExchangeEvent<'static> {
-    serde_json::from_value(event("GET", target, 200, None, "192.0.2.1")).expect("exchange event")
+    agent::event::ExchangeEvent::deserialize(event("GET", target, 200, None, "192.0.2.1"))
+        .expect("exchange event")
 }
 
 pub fn event(
