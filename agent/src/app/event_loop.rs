@@ -421,14 +421,17 @@ impl Loop {
             }
         );
         if let Some(engine) = &self.pipeline.detect {
+            let clean = engine.clean_input_counts();
             log::info!(
-                "detections: {} exchanges judged, {} findings, {} repeats suppressed, {} table evictions, {} routes in the inventory ({} not tracked)",
+                "detections: {} exchanges judged, {} findings, {} repeats suppressed, {} table evictions, {} routes in the inventory ({} not tracked), inputs known clean {} / judged {}",
                 engine.stats.exchanges_judged,
                 engine.stats.findings,
                 engine.stats.suppressed_repeats,
                 engine.state_evictions(),
                 engine.inventory.routes(),
-                engine.inventory.overflow
+                engine.inventory.overflow,
+                clean.0,
+                clean.1
             );
         }
         if let Some(enforcer) = &self.pipeline.enforce {

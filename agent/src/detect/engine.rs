@@ -168,6 +168,12 @@ impl Engine {
             + self.actor_route.evicted
     }
 
+    /// Values the input rules (INJ-1/2/3) skipped because each had found them clean before at
+    /// the same place, and values they looked up and judged.
+    pub fn clean_input_counts(&self) -> (u64, u64) {
+        (self.clean_values.hits, self.clean_values.misses)
+    }
+
     /// Body bytes per message the rules want (the parser keeps at least this many).
     pub fn body_tap_bytes(&self) -> usize {
         self.config.body_tap_bytes
