@@ -1,6 +1,7 @@
 //! The whole per-exchange path on hostile bytes: two directions of one connection, cut into
 //! records at fuzzer-chosen points → HTTP/1 parsing and pairing → the typed, redacted exchange
-//! (body prefixes shown) → every detection rule (with the body tap, gzip included) → native,
+//! (body prefixes shown) → every detection rule (with the body tap, gzip included; the input
+//! rules' shared walk checked against each rule alone) → native,
 //! OCSF and ECS renderings of the exchange and its findings → the native JSON read back as
 //! replay reads it. Nothing may panic; replay must read back every event the agent writes.
 #![no_main]
@@ -8,7 +9,7 @@
 use agent::{
     classify::redact::TokenKey,
     conn::{ConnExchange, ConnInfo, Endpoints, Role},
-    detect::{DetectConfig, Engine},
+    detect::{DetectConfig, Engine, RuleId, inject, rules, view::View},
     event::{
         ExchangeEvent,
         build::{Enrichment, build},
@@ -106,7 +107,29 @@ fuzz_target!(|data: &[u8]| {
         };
         let event = build(&item, &ctx);
         let epoch_ms = 1_763_700_000_000 + i as i64 * 10;
-        let findings = engine.inspect(&event, epoch_ms, &body_tap(&item));
+        let tap = body_tap(&item);
+        // The engine judges INJ-1/2/3 in one walk, skipping inputs found clean before: it must
+        // find exactly what each rule finds alone.
+        if let (Some(verdict), Some(v)) = (
+            engine.judge_request(&event, epoch_ms, &tap),
+            View::with_tap(&event, epoch_ms, &tap),
+        ) {
+            let shared: Vec<_> = verdict
+                .hits
+                .into_iter()
+                .filter(|(id, _)| matches!(id, RuleId::Inj1 | RuleId::Inj2 | RuleId::Inj3))
+                .collect();
+            let alone: Vec<_> = [
+                (RuleId::Inj1, rules::inj1_sqli_xss(&v)),
+                (RuleId::Inj2, rules::inj2_traversal_command_nosql(&v)),
+                (RuleId::Inj3, inject::inj3(&v)),
+            ]
+            .into_iter()
+            .filter_map(|(id, hit)| Some((id, hit?)))
+            .collect();
+            assert_eq!(shared, alone, "the shared input walk must equal the rules alone");
+        }
+        let findings = engine.inspect(&event, epoch_ms, &tap);
         let native = serde_json::to_string(&event).expect("an event always serialises");
         assert_eq!(
             agent::output::native_event::render(&event),
