@@ -14,14 +14,6 @@ use crate::{
     event::{ExchangeEvent, SCHEMA},
 };
 
-/// Just enough of a line to tell an exchange event from the other lines of an agent's output
-/// (findings, inventories) before parsing it whole.
-#[derive(serde::Deserialize)]
-struct Tag<'a> {
-    #[serde(borrow)]
-    schema: Option<std::borrow::Cow<'a, str>>,
-}
-
 #[derive(Debug, Default)]
 pub struct ReplaySummary {
     pub exchanges: u64,
@@ -55,20 +47,28 @@ pub fn run(
     let mut engine = Engine::new(config);
     let mut summary = ReplaySummary::default();
     let started = Instant::now();
-    for line in input.lines() {
-        let line = line.map_err(|e| ReplayError::Read {
+    // One line buffer, reused: events borrow their text from it while they are judged.
+    let mut input = input;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let read = input.read_line(&mut line).map_err(|e| ReplayError::Read {
             path: source.display().to_string(),
             source: e,
         })?;
-        let is_exchange =
-            serde_json::from_str::<Tag>(&line).is_ok_and(|t| t.schema.as_deref() == Some(SCHEMA));
-        let event: ExchangeEvent<'_> = match is_exchange.then(|| serde_json::from_str(&line)) {
-            Some(Ok(event)) => event,
-            _ => {
-                summary.skipped_lines += 1;
-                continue;
-            }
-        };
+        if read == 0 {
+            break;
+        }
+        // Parsed once, whole: a line that is no exchange event (a finding, an inventory, text)
+        // fails to parse or carries another schema.
+        let event: ExchangeEvent<'_> =
+            match serde_json::from_str::<ExchangeEvent<'_>>(line.trim_end_matches(['\n', '\r'])) {
+                Ok(event) if event.schema == SCHEMA => event,
+                _ => {
+                    summary.skipped_lines += 1;
+                    continue;
+                }
+            };
         let Some(when) = event.epoch_ms() else {
             summary.skipped_lines += 1;
             continue;
@@ -111,6 +111,12 @@ mod tests {
             lines.push('\n');
         }
         lines.push_str("{\"schema\":\"cleartap.finding/1\"}\nnot json\n");
+        // An exchange in every field but its schema (another version, say): not replayed.
+        let mut other =
+            crate::detect::test_events::exchange("GET", "/users/1", 200, serde_json::json!({}));
+        other["schema"] = "cleartap.http_exchange/2".into();
+        lines.push_str(&other.to_string());
+        lines.push_str("\r\n\n");
         let mut out = Vec::new();
         let (summary, _) = run(
             lines.as_bytes(),
@@ -121,7 +127,7 @@ mod tests {
         .expect("replay");
         assert_eq!(
             (summary.exchanges, summary.skipped_lines, summary.findings),
-            (25, 2, 1)
+            (25, 4, 1)
         );
         let finding: serde_json::Value =
             serde_json::from_slice(out.split(|b| *b == b'\n').next().unwrap_or(b""))
