@@ -1,6 +1,6 @@
-//! Every location of a request an attacker controls, walked once per rule that reads them:
-//! query values and names, path segments, header values, cookies, body fields and (for rules
-//! that read it) the raw body. Each value comes with a label naming its location (`query.id`,
+//! Every location of a request an attacker controls, walked once for the rules that read them
+//! ([`walk_rules`]; [`walk`] for one rule): query values and names, path segments, header
+//! values, cookies, body fields and (for rules that read it) the raw body. Each value comes with a label naming its location (`query.id`,
 //! `query_name`, `path[2]`, `header.user-agent`, `cookie.session`, `body.json./a/b`,
 //! `body.form.q`, `body.xml`, `body.raw`), made only when a rule fires.
 
@@ -173,7 +173,7 @@ fn walk_all(v: &View, mut visit: impl FnMut(&dyn Fn() -> String, &str, Place<'_>
         // many Cookie headers there were.
         let raw_cookies = std::cell::Cell::new(!v.request_cookie.is_empty());
         for header in request.headers.iter() {
-            // Lowered on the stack: three rules walk every header of every exchange.
+            // Lowered on the stack: the input rules read every header of every exchange.
             let stop = crate::event::with_lower_case(&header.name, |name| {
                 if name == "cookie" {
                     let cookies = if raw_cookies.replace(false) {
