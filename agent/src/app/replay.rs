@@ -39,7 +39,7 @@ pub enum ReplayError {
 
 /// Runs `config`'s detections over `input`, writing findings (JSON lines) to `out`.
 pub fn run(
-    input: impl BufRead,
+    mut input: impl BufRead,
     source: &Path,
     config: DetectConfig,
     out: &mut impl Write,
@@ -48,7 +48,6 @@ pub fn run(
     let mut summary = ReplaySummary::default();
     let started = Instant::now();
     // One line buffer, reused: events borrow their text from it while they are judged.
-    let mut input = input;
     let mut line = String::new();
     loop {
         line.clear();
@@ -61,7 +60,7 @@ pub fn run(
         }
         // Parsed once, whole: a line that is no exchange event (a finding, an inventory, text)
         // fails to parse or carries another schema.
-        let event: ExchangeEvent<'_> =
+        let event =
             match serde_json::from_str::<ExchangeEvent<'_>>(line.trim_end_matches(['\n', '\r'])) {
                 Ok(event) if event.schema == SCHEMA => event,
                 _ => {

@@ -87,6 +87,13 @@ fn versionless(template: &str) -> Option<(String, u32)> {
     version.map(|v| (out, v))
 }
 
+/// INV-2's key of a route with a version segment: the digest of (host, method, template with
+/// `{version}`), and the version.
+fn version_key(v: &View, template: &str, keys: &Keys) -> Option<(u64, u32)> {
+    let (rest, version) = versionless(template)?;
+    Some((keys.of(&[v.host, v.method, &rest]), version))
+}
+
 impl Inventory {
     pub fn new(max_routes: usize, learning_secs: u64) -> Self {
         Self {
@@ -115,11 +122,9 @@ impl Inventory {
         };
         let versions = &mut self.versions;
         let entry = self.routes.entry(route).or_insert_with(|| {
-            let version = versionless(template).map(|(rest, version)| {
-                let digest = keys.of(&[v.host, v.method, &rest]);
+            let version = version_key(v, template, keys).inspect(|&(digest, version)| {
                 let highest = versions.entry(digest).or_insert(version);
                 *highest = (*highest).max(version);
-                (digest, version)
             });
             Route {
                 host: v.host.to_owned(),
@@ -206,10 +211,7 @@ impl Inventory {
     ) -> Option<String> {
         let (digest, version) = match self.routes.get(&route) {
             Some(tracked) => tracked.version?,
-            None => {
-                let (rest, version) = versionless(template)?;
-                (keys.of(&[v.host, v.method, &rest]), version)
-            }
+            None => version_key(v, template, keys)?,
         };
         let highest = *self.versions.get(&digest)?;
         (highest > version).then(|| format!("v{highest}"))
