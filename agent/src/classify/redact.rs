@@ -137,8 +137,7 @@ pub fn header_value_of<'v>(
     value: &'v [u8],
     text: Option<&'v str>,
 ) -> Cow<'v, str> {
-    // Decided on the lower-case bytes, lowered on the stack (header names are short): this
-    // runs for every header of every exchange.
+    // Lowered on the stack (header names are short).
     let mut buf = [0u8; 64];
     let long;
     let lower_name: &[u8] = match buf.get_mut(..name.len()) {
@@ -153,6 +152,17 @@ pub fn header_value_of<'v>(
             long.as_bytes()
         }
     };
+    header_value_of_lower(key, lower_name, value, text)
+}
+
+/// [`header_value_of`] for a name already in lower case (a parsed head's): this runs for every
+/// header of every exchange, and lowering each name again was a visible part of it.
+pub fn header_value_of_lower<'v>(
+    key: &TokenKey,
+    lower_name: &[u8],
+    value: &'v [u8],
+    text: Option<&'v str>,
+) -> Cow<'v, str> {
     if lower_name == b"authorization" || lower_name == b"proxy-authorization" {
         // Split and tag the raw bytes: two credentials that differ only in invalid UTF-8 must
         // not share a tag. The scheme is shown (lossily); it carries no secret.

@@ -173,31 +173,32 @@ fn walk_all(v: &View, mut visit: impl FnMut(&dyn Fn() -> String, &str, Place<'_>
         // many Cookie headers there were.
         let raw_cookies = std::cell::Cell::new(!v.request_cookie.is_empty());
         for header in request.headers.iter() {
-            // Lowered on the stack: the input rules read every header of every exchange.
-            let stop = crate::event::with_lower_case(&header.name, |name| {
-                if name == "cookie" {
-                    let cookies = if raw_cookies.replace(false) {
-                        v.request_cookie
-                    } else if v.request_cookie.is_empty() {
-                        header.value.as_ref()
-                    } else {
-                        return false;
-                    };
+            // Names are lower case (the event's headers keep them so).
+            let name = header.name.as_ref();
+            let stop = if name == "cookie" {
+                let cookies = if raw_cookies.replace(false) {
+                    Some(v.request_cookie)
+                } else if v.request_cookie.is_empty() {
+                    Some(header.value.as_ref())
+                } else {
+                    None
+                };
+                cookies.is_some_and(|cookies| {
                     cookies.split(';').any(|pair| {
                         let (cookie, value) = pair.split_once('=').unwrap_or((pair, ""));
                         let cookie = cookie.trim();
                         visit(&|| format!("cookie.{cookie}"), value, Place::Cookie)
                     })
-                } else if name != "authorization" && name != "proxy-authorization" {
-                    visit(
-                        &|| format!("header.{name}"),
-                        &header.value,
-                        Place::Header(name),
-                    )
-                } else {
-                    false
-                }
-            });
+                })
+            } else if name != "authorization" && name != "proxy-authorization" {
+                visit(
+                    &|| format!("header.{name}"),
+                    &header.value,
+                    Place::Header(name),
+                )
+            } else {
+                false
+            };
             if stop {
                 return;
             }

@@ -384,9 +384,9 @@ impl EndpointShape {
             }
         }
         for h in req.headers.iter() {
-            let name = h.lower_name();
+            let name = &h.name;
             if !ORDINARY_HEADERS.contains(&name.as_ref()) && !name.starts_with(':') {
-                bump(&mut self.headers, &name, MAX_NAMES, &mut truncated);
+                bump(&mut self.headers, name, MAX_NAMES, &mut truncated);
             }
         }
         self.learn_auth(v, &mut truncated);
@@ -464,7 +464,7 @@ impl EndpointShape {
             bump(&mut self.auth, &key, MAX_MEDIA, truncated);
         }
         for h in req.headers.iter() {
-            let name = h.lower_name();
+            let name = &h.name;
             if matches!(
                 name.as_ref(),
                 "x-api-key" | "api-key" | "x-auth-token" | "apikey"

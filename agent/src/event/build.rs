@@ -47,9 +47,10 @@ fn version(head: &Head) -> HttpVersion {
 
 fn headers<'h>(head: &'h Head, key: &TokenKey) -> Headers<'h> {
     let mut out = Headers::with_capacity(head.header_count());
+    // A head's names are lower case.
     for (name, value, text) in head.headers_with_text() {
-        let value = redact::header_value_of(key, name, value, text);
-        out.push(Cow::Borrowed(name), value);
+        let value = redact::header_value_of_lower(key, name.as_bytes(), value, text);
+        out.push_lower(Cow::Borrowed(name), value);
     }
     out
 }

@@ -15,24 +15,16 @@ use serde::{
 
 #[derive(Debug, Clone)]
 pub struct Header<'a> {
-    /// As sent (HTTP/1 names are case-insensitive); written lower-case. Borrowed from the
-    /// parsed head, so building an event allocates no header names.
+    /// Lower case (ASCII), as events show it: [`Headers`] keeps names so. Borrowed from the
+    /// parsed head, which stores its names lowered, so building an event allocates no names.
     pub name: Cow<'a, str>,
     /// Redacted where the name or value says it is a secret.
     pub value: Cow<'a, str>,
 }
 
-impl Header<'_> {
-    /// The name in lower case, as events show it.
-    pub fn lower_name(&self) -> Cow<'_, str> {
-        lower_case(&self.name)
-    }
-}
-
-/// Names compare case-insensitively: a live header `Host` equals the replayed `host`.
 impl PartialEq for Header<'_> {
     fn eq(&self, other: &Self) -> bool {
-        self.name.eq_ignore_ascii_case(&other.name) && self.value == other.value
+        self.name == other.name && self.value == other.value
     }
 }
 
@@ -55,26 +47,7 @@ impl PartialEq for Headers<'_> {
 impl Eq for Headers<'_> {}
 
 fn first_byte_bit(name: &str) -> u64 {
-    name.as_bytes()
-        .first()
-        .map_or(1, |b| 1u64 << (b.to_ascii_lowercase() & 63))
-}
-
-/// Runs `f` on `name` in lower case, lowered on the stack when it is short (header names are):
-/// building and writing an event allocates no names.
-#[inline]
-pub fn with_lower_case<R>(name: &str, f: impl FnOnce(&str) -> R) -> R {
-    let mut buf = [0u8; 64];
-    // ASCII lower-casing leaves other bytes as they are, so the result stays valid UTF-8.
-    match buf.get_mut(..name.len()) {
-        Some(lower) => {
-            for (d, c) in lower.iter_mut().zip(name.as_bytes()) {
-                *d = c.to_ascii_lowercase();
-            }
-            f(std::str::from_utf8(lower).unwrap_or_default())
-        }
-        _ => f(&lower_case(name)),
-    }
+    name.as_bytes().first().map_or(1, |b| 1u64 << (b & 63))
 }
 
 /// `name` in lower case, borrowed when it already is (HTTP/2 names always are).
@@ -98,20 +71,31 @@ impl<'a> Headers<'a> {
         }
     }
 
-    /// Adds a header; a repeated name (in any case) is joined to its first with ", ".
-    /// Quadratic in the number of distinct names, which the parsers bound (128 per head).
+    /// Adds a header, its name lowered; a repeated name (in any case) is joined to its first
+    /// with ", ".
     pub fn push(&mut self, name: Cow<'a, str>, value: Cow<'a, str>) {
+        let name = match name {
+            Cow::Borrowed(name) => lower_case(name),
+            Cow::Owned(name) if name.bytes().any(|b| b.is_ascii_uppercase()) => {
+                Cow::Owned(name.to_ascii_lowercase())
+            }
+            owned => owned,
+        };
+        self.push_lower(name, value);
+    }
+
+    /// [`Self::push`] for a name the caller knows is lower case (a parsed head's, a lowered
+    /// one): no scan of the name. Quadratic in the number of distinct names, which the parsers
+    /// bound (128 per head).
+    pub fn push_lower(&mut self, name: Cow<'a, str>, value: Cow<'a, str>) {
+        debug_assert!(!name.bytes().any(|b| b.is_ascii_uppercase()), "{name}");
         let bit = first_byte_bit(&name);
         if self.first_bytes & bit == 0 {
             self.first_bytes |= bit;
             self.list.push(Header { name, value });
             return;
         }
-        match self
-            .list
-            .iter_mut()
-            .find(|h| h.name.eq_ignore_ascii_case(&name))
-        {
+        match self.list.iter_mut().find(|h| h.name == name) {
             Some(first) => {
                 let joined = first.value.to_mut();
                 joined.push_str(", ");
@@ -138,7 +122,7 @@ impl Serialize for Headers<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.list.len()))?;
         for h in &self.list {
-            with_lower_case(&h.name, |name| map.serialize_entry(name, h.value.as_ref()))?;
+            map.serialize_entry(h.name.as_ref(), h.value.as_ref())?;
         }
         map.end()
     }
@@ -159,7 +143,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Headers<'a> {
                         Cow::Borrowed(_) => name,
                         Cow::Owned(lower) => Cow::Owned(lower),
                     };
-                    headers.push(name, value);
+                    headers.push_lower(name, value);
                 }
                 Ok(headers)
             }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::classify::jwt::JwtSummary;
 /// Defined with the protocol parsers, which are the first to learn it from the traffic.
 pub use crate::protocol::{HttpVersion, Role};
-pub use headers::{Header, Headers, with_lower_case};
+pub use headers::{Header, Headers};
 
 pub const SCHEMA: &str = "cleartap.http_exchange/1";
 

@@ -42,7 +42,7 @@ fn headers_list(headers: &Headers<'_>) -> Value {
     Value::Array(
         headers
             .iter()
-            .map(|h| json!({ "name": h.lower_name(), "value": h.value }))
+            .map(|h| json!({ "name": h.name, "value": h.value }))
             .collect(),
     )
 }

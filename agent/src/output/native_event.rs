@@ -36,14 +36,20 @@ struct Writer(String);
 const LOW_BITS: u64 = 0x0101_0101_0101_0101;
 const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
-/// Whether any byte of `word` needs escaping in JSON: a control character (< 0x20), `"` or `\`.
-/// Bytes ≥ 0x80 (UTF-8) never do, as serde_json writes them.
-fn needs_escape(word: u64) -> bool {
+/// The high bit of each byte of `word` (little-endian) that needs escaping in JSON: a control
+/// character (< 0x20), `"` or `\`. Bytes ≥ 0x80 (UTF-8) never do, as serde_json writes them.
+/// A borrow can flag a byte above a flagged one, never below it: the lowest flag is exact.
+fn escape_bits(word: u64) -> u64 {
     let below_space = word.wrapping_sub(LOW_BITS * 0x20) & !word;
     let quote = word ^ (LOW_BITS * u64::from(b'"'));
     let backslash = word ^ (LOW_BITS * u64::from(b'\\'));
     let zero_byte = |v: u64| v.wrapping_sub(LOW_BITS) & !v;
-    (below_space | zero_byte(quote) | zero_byte(backslash)) & HIGH_BITS != 0
+    (below_space | zero_byte(quote) | zero_byte(backslash)) & HIGH_BITS
+}
+
+/// Whether any byte of `word` needs escaping in JSON.
+fn needs_escape(word: u64) -> bool {
+    escape_bits(word) != 0
 }
 
 /// Whether no byte of `bytes` needs escaping, eight at a time. The bytes past the last whole
@@ -113,10 +119,26 @@ impl Writer {
         self.0.push('"');
     }
 
-    /// The slow path of [`Self::string`]: unescaped runs copied whole, escapes between them.
+    /// The slow path of [`Self::string`]: unescaped runs copied whole, escapes between them,
+    /// the next byte to escape found eight bytes at a time. Out of line, so that the common
+    /// path's call saves no registers for it.
+    #[cold]
+    #[inline(never)]
     fn escaped(&mut self, s: &str) {
+        let bytes = s.as_bytes();
         let mut run_start = 0;
-        for (at, &byte) in s.as_bytes().iter().enumerate() {
+        let mut at = 0;
+        while let Some(&byte) = bytes.get(at) {
+            if let Some(word) = bytes.get(at..at + 8).and_then(|w| w.try_into().ok()) {
+                let bits = escape_bits(u64::from_le_bytes(word));
+                if bits == 0 {
+                    at += 8;
+                    continue;
+                }
+                // The lowest flag is exact: bytes before it need nothing.
+                at += (bits.trailing_zeros() / 8) as usize;
+            }
+            let byte = bytes.get(at).copied().unwrap_or(byte);
             if let Some((escape, len)) = escape_of(byte) {
                 // Runs end at ASCII bytes (the escaped ones), so they are whole characters.
                 self.0.push_str(s.get(run_start..at).unwrap_or_default());
@@ -125,6 +147,7 @@ impl Writer {
                 }
                 run_start = at + 1;
             }
+            at += 1;
         }
         self.0.push_str(s.get(run_start..).unwrap_or_default());
     }
@@ -288,14 +311,8 @@ impl Writer {
             if i > 0 {
                 self.0.push(',');
             }
-            // Names are written lower-case (as `Headers` serialises them). Lower-casing the
-            // written bytes is the same thing: escapes are lower-case already and ASCII
-            // lower-casing leaves every other byte as it is.
-            let start = self.0.len();
+            // `Headers` keeps names lower case.
             self.string(&h.name);
-            if let Some(written) = self.0.get_mut(start..) {
-                written.make_ascii_lowercase();
-            }
             self.0.push(':');
             self.string(&h.value);
         }
