@@ -64,12 +64,13 @@ pub(crate) enum Config {
     CleartapEnforce,
     CleartapExported,
     CleartapPaused,
+    CleartapCaptureOnly,
     Bpftrace,
     Sslsniff,
 }
 
 impl Config {
-    const ALL: [Config; 9] = [
+    const ALL: [Config; 10] = [
         Config::NoAgent,
         Config::OwnFloor,
         Config::Cleartap,
@@ -77,6 +78,7 @@ impl Config {
         Config::CleartapEnforce,
         Config::CleartapExported,
         Config::CleartapPaused,
+        Config::CleartapCaptureOnly,
         Config::Bpftrace,
         Config::Sslsniff,
     ];
@@ -89,6 +91,7 @@ impl Config {
             Config::CleartapEnforce => "cleartap --enforce enforce",
             Config::CleartapExported => "cleartap --probe-mode exported",
             Config::CleartapPaused => "cleartap, agent paused (kernel only)",
+            Config::CleartapCaptureOnly => "cleartap --bench-capture-only",
             Config::Bpftrace => "bpftrace count-only",
             Config::Sslsniff => "bcc sslsniff",
         }
@@ -465,7 +468,8 @@ fn start(config: Config, agent: &Path, dir: &Path) -> anyhow::Result<Option<Tool
         | Config::CleartapMonitor
         | Config::CleartapEnforce
         | Config::CleartapExported
-        | Config::CleartapPaused => {
+        | Config::CleartapPaused
+        | Config::CleartapCaptureOnly => {
             let mut cmd = Command::new(agent);
             match config {
                 Config::CleartapExported => {
@@ -479,6 +483,9 @@ fn start(config: Config, agent: &Path, dir: &Path) -> anyhow::Result<Option<Tool
                 }
                 Config::CleartapPaused => {
                     cmd.args(["--ring-buffer-mib", &PAUSED_RING_MIB.to_string()]);
+                }
+                Config::CleartapCaptureOnly => {
+                    cmd.arg("--bench-capture-only");
                 }
                 _ => {}
             }
@@ -608,7 +615,12 @@ pub fn overhead(args: &OverheadArgs, agent: &Path) -> anyhow::Result<()> {
                     // window's requests is in, whatever the output lag.
                     let written = tool.stdout_lines.clone();
                     let lines = tool.stop();
-                    sample.exchanges = written.load(Ordering::Relaxed) - lines0;
+                    sample.exchanges = if *config == Config::CleartapCaptureOnly {
+                        // It writes no events: wrk's requests of the window, both sides.
+                        2 * run.requests
+                    } else {
+                        written.load(Ordering::Relaxed) - lines0
+                    };
                     sample.summary = lines
                         .iter()
                         .rev()

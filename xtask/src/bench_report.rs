@@ -76,7 +76,8 @@ pub fn report(size: &str, samples: &[(Config, Vec<Sample>)]) {
             | Config::CleartapMonitor
             | Config::CleartapEnforce
             | Config::CleartapExported
-            | Config::CleartapPaused => {
+            | Config::CleartapPaused
+            | Config::CleartapCaptureOnly => {
                 let counter = |s: &Sample, key: &str| {
                     summary_value(&s.summary, key)
                         .and_then(|v| v.parse::<u64>().ok())
@@ -90,7 +91,7 @@ pub fn report(size: &str, samples: &[(Config, Vec<Sample>)]) {
                 // request); the lowest round is shown.
                 let seen = list
                     .iter()
-                    .filter(|s| s.requests > 0)
+                    .filter(|s| s.requests > 0 && *config != Config::CleartapCaptureOnly)
                     .map(|s| s.exchanges as f64 / (2.0 * s.requests as f64))
                     .fold(f64::INFINITY, f64::min);
                 let hits = summary_value(&last.summary, "exchange").unwrap_or_else(|| "?".into());
@@ -249,6 +250,13 @@ pub fn report_cpu(samples: &[(Config, Vec<Sample>)]) {
         cleartap - floor,
         cleartap - floor - agent - kernel_extra
     );
+    if let Some(capture) = per_request(Config::CleartapCaptureOnly, &|s| s.cpu_secs) {
+        println!(
+            "    agent CPU per exchange: capture alone (--bench-capture-only: records, streams, HTTP parsing, pairing) {:.2} µs; building, judging and writing the event add {:.2} (defaults)",
+            capture / 2.0,
+            (agent - capture) / 2.0
+        );
+    }
     let allowed = floor / 0.85 - floor;
     let left = allowed - kernel_extra;
     if left > 0.0 {

@@ -249,6 +249,12 @@ pub fn run(config: Config, loader: crate::config::file::Loader) -> anyhow::Resul
     );
     pipeline.body_routes = config.body_routes.clone();
     pipeline.event_body_bytes = config.body_prefix_bytes as usize;
+    pipeline.capture_only = config.bench_capture_only;
+    if config.bench_capture_only {
+        log::warn!(
+            "--bench-capture-only: exchanges are rebuilt and dropped, no events or detections (a benchmark mode)"
+        );
+    }
     if config.detect.enabled {
         let mut engine = crate::detect::Engine::new(config.detect.clone());
         engine.track_lists = enforcer.is_some();

@@ -88,6 +88,8 @@ pub struct Pipeline {
     pub audit: Option<crate::enforce::audit::AuditLog>,
     /// Body bytes events show (`--body-prefix-bytes`); the parser may keep more for the rules.
     pub event_body_bytes: usize,
+    /// `--bench-capture-only`: finished exchanges are counted and dropped.
+    pub capture_only: bool,
     host: String,
     monotonic_to_unix_ns: i128,
     rescans: VecDeque<(Instant, u32, usize)>,
@@ -117,6 +119,7 @@ impl Pipeline {
             enforce: None,
             audit: None,
             event_body_bytes: 0,
+            capture_only: false,
             host,
             monotonic_to_unix_ns,
             rescans: VecDeque::new(),
@@ -291,6 +294,10 @@ impl Pipeline {
     /// findings to the sinks.
     pub fn flush(&mut self, attacher: &Attacher) -> Result<(), OutputError> {
         let mut finished = std::mem::take(&mut self.finished);
+        if self.capture_only {
+            self.counters.bench_dropped_exchanges += finished.len() as u64;
+            finished.clear();
+        }
         let emitted = finished
             .drain(..)
             .try_for_each(|item| self.emit(&item, attacher));

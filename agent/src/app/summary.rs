@@ -43,6 +43,12 @@ internal_errors={} (conn={} event={} detect={} output={})",
         agent.internal_errors.get(Stage::Detect),
         agent.internal_errors.get(Stage::Output),
     );
+    if agent.bench_dropped_exchanges > 0 {
+        s.push_str(&format!(
+            " bench_dropped_exchanges={} (--bench-capture-only: no events, no detections)",
+            agent.bench_dropped_exchanges
+        ));
+    }
     let h2 = &conns.protocol.h2;
     if h2.connections > 0 {
         s.push_str(&format!(

@@ -103,6 +103,13 @@ pub struct Config {
     #[arg(long, value_name = "PATH")]
     pub record_raw: Option<std::path::PathBuf>,
 
+    /// For benchmarks: exchanges are captured, reassembled and parsed, then dropped — no
+    /// events, no detections, no inventory — and counted (`bench_dropped_exchanges` in the exit
+    /// summary). Run beside the default configuration, it splits the agent's cost per exchange
+    /// into capture (this) and what building, judging and writing events add.
+    #[arg(long)]
+    pub bench_capture_only: bool,
+
     /// Capture only these process ids (repeatable; filtered in the kernel, as are all filters).
     #[arg(long = "pid", value_name = "PID", help_heading = "Filters")]
     pub pids: Vec<u32>,

@@ -80,6 +80,8 @@ pub struct AgentCounters {
     pub decode_errors: u64,
     pub payload_bytes: u64,
     pub events_written: u64,
+    /// `--bench-capture-only`: exchanges rebuilt and dropped on purpose.
+    pub bench_dropped_exchanges: u64,
     pub rescans_dropped: u64,
     pub attach_failures: u64,
     pub libraries_released: u64,
