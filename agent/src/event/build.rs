@@ -187,8 +187,18 @@ pub fn rfc3339(unix_ns: i128) -> String {
         static SECOND: std::cell::RefCell<(i128, String)> =
             const { std::cell::RefCell::new((i128::MIN, String::new())) };
     }
-    let seconds = unix_ns.div_euclid(1_000_000_000);
-    let nanos = unix_ns.rem_euclid(1_000_000_000);
+    // In i64 when it fits (every date from 1678 to 2262): a 128-bit division is a library call,
+    // two of them per event.
+    let (seconds, nanos) = match i64::try_from(unix_ns) {
+        Ok(ns) => (
+            i128::from(ns.div_euclid(1_000_000_000)),
+            i128::from(ns.rem_euclid(1_000_000_000)),
+        ),
+        Err(_) => (
+            unix_ns.div_euclid(1_000_000_000),
+            unix_ns.rem_euclid(1_000_000_000),
+        ),
+    };
     let mut out = SECOND.with(|cell| {
         let mut cached = cell.borrow_mut();
         if cached.0 != seconds {
@@ -219,7 +229,8 @@ pub fn rfc3339(unix_ns: i128) -> String {
         }
         let end = digits.iter().rposition(|d| *d != b'0').map_or(0, |i| i + 1);
         out.push('.');
-        out.extend(digits.iter().take(end).map(|d| char::from(*d)));
+        let digits = digits.get(..end).unwrap_or_default();
+        out.push_str(std::str::from_utf8(digits).unwrap_or_default());
     }
     out.push('Z');
     out

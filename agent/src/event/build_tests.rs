@@ -147,6 +147,11 @@ fn cached_seconds_format_like_the_time_crate() {
         -1,
         -1_500_000_000,
         253_402_300_799_999_999_999,
+        // Either side of the i64 fast path's bounds.
+        i128::from(i64::MAX),
+        i128::from(i64::MAX) + 1,
+        i128::from(i64::MIN),
+        i128::from(i64::MIN) - 1,
     ] {
         assert_eq!(rfc3339(ns), reference(ns), "{ns}");
     }
