@@ -255,7 +255,9 @@ pub fn run(config: Config, loader: crate::config::file::Loader) -> anyhow::Resul
             "--bench-capture-only: exchanges are rebuilt and dropped, no events or detections (a benchmark mode)"
         );
     }
-    if config.detect.enabled {
+    // Capture alone has no engine: nothing is judged, and no empty inventory is written at exit
+    // over the one a real run left.
+    if config.detect.enabled && !config.bench_capture_only {
         let mut engine = crate::detect::Engine::new(config.detect.clone());
         engine.track_lists = enforcer.is_some();
         let specs = crate::detect::specs::ApiSpecs::load(&config.inventory)?;
