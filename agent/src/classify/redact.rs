@@ -126,37 +126,13 @@ fn name_looks_secret(lower: &[u8]) -> bool {
 /// Value to print for a header (`name` in any case): secrets masked, keeping an auth scheme
 /// (e.g. "Bearer") since it explains the traffic and carries no secret.
 pub fn header_value<'v>(key: &TokenKey, name: &str, value: &'v [u8]) -> Cow<'v, str> {
-    header_value_of(key, name, value, None)
+    header_value_of_lower(key, name.to_ascii_lowercase().as_bytes(), value, None)
 }
 
-/// [`header_value`] for a value whose text the caller may already have (`text`: `value` as
-/// UTF-8, when it is): a plain value is then borrowed without another check.
-pub fn header_value_of<'v>(
-    key: &TokenKey,
-    name: &str,
-    value: &'v [u8],
-    text: Option<&'v str>,
-) -> Cow<'v, str> {
-    // Lowered on the stack (header names are short).
-    let mut buf = [0u8; 64];
-    let long;
-    let lower_name: &[u8] = match buf.get_mut(..name.len()) {
-        Some(lower) => {
-            for (d, c) in lower.iter_mut().zip(name.as_bytes()) {
-                *d = c.to_ascii_lowercase();
-            }
-            lower
-        }
-        None => {
-            long = name.to_ascii_lowercase();
-            long.as_bytes()
-        }
-    };
-    header_value_of_lower(key, lower_name, value, text)
-}
-
-/// [`header_value_of`] for a name already in lower case (a parsed head's): this runs for every
-/// header of every exchange, and lowering each name again was a visible part of it.
+/// [`header_value`] for a name already in lower case (a parsed head's, whose names are
+/// lowered when it is made) and a value whose text the caller may already have (`text`: `value`
+/// as UTF-8, when it is: a plain value is then borrowed without another check). This runs for
+/// every header of every exchange.
 pub fn header_value_of_lower<'v>(
     key: &TokenKey,
     lower_name: &[u8],

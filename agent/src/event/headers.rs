@@ -76,10 +76,10 @@ impl<'a> Headers<'a> {
     pub fn push(&mut self, name: Cow<'a, str>, value: Cow<'a, str>) {
         let name = match name {
             Cow::Borrowed(name) => lower_case(name),
-            Cow::Owned(name) if name.bytes().any(|b| b.is_ascii_uppercase()) => {
-                Cow::Owned(name.to_ascii_lowercase())
+            Cow::Owned(mut name) => {
+                name.make_ascii_lowercase();
+                Cow::Owned(name)
             }
-            owned => owned,
         };
         self.push_lower(name, value);
     }
